@@ -1,0 +1,91 @@
+"""Input validation at the edge of the engine: shapes, finiteness, dtypes, sample alignment."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "UnderdeterminedWarning",
+    "check_features",
+    "check_paired",
+]
+
+
+class UnderdeterminedWarning(UserWarning):
+    """Raised (as a warning) when there are too few samples for CCA to mean anything.
+
+    With n samples, centred data live in an (n - 1)-dimensional space. If the ranks of the two
+    representations add up to more than n - 1, their spans must intersect and at least
+    ``rank_x + rank_y - (n - 1)`` canonical correlations equal 1 whatever the data: the score then
+    measures the sample size, not the similarity.
+    """
+
+
+_FLOAT_KINDS = "fiub"
+
+
+def check_features(X: Any, name: str = "X", *, min_samples: int = 2, copy: bool = False) -> np.ndarray:
+    """Validate one feature matrix ``X: (n_samples, n_features)``.
+
+    Accepts any array-like (numpy, lists, torch tensors via ``np.asarray``). Integer, boolean, float16
+    and float32 input is accepted as is; the engine accumulates in float64. Raises ``ValueError``
+    naming ``name`` for wrong dimensionality, too few samples, no features, or NaN/Inf values, and
+    ``TypeError`` for non-numeric input.
+    """
+    if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor, without importing torch
+        X = X.detach().cpu().numpy()
+    arr = np.array(X, copy=copy) if copy else np.asarray(X)
+    if arr.dtype.kind not in _FLOAT_KINDS:
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        hint = " (use ccalens.conv for conv maps, or reshape to (n_samples, n_features))" if arr.ndim > 2 else ""
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
+    n, d = arr.shape
+    if d == 0:
+        raise ValueError(f"{name} has no features (shape {arr.shape})")
+    if n < min_samples:
+        raise ValueError(f"{name} needs at least {min_samples} samples, got {n}")
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = np.argwhere(~finite)
+            i, j = bad[0]
+            raise ValueError(
+                f"{name} contains {len(bad)} NaN/Inf value(s); first at sample {i}, feature {j} "
+                f"(value {arr[i, j]}). Remove or impute them before measuring similarity."
+            )
+    return arr
+
+
+def check_paired(*arrays: Any, names: tuple[str, ...] | None = None, min_samples: int = 2) -> list[np.ndarray]:
+    """Validate several feature matrices of the SAME samples: each 2-D and finite, equal sample counts."""
+    if names is None:
+        names = ("X", "Y") if len(arrays) == 2 else tuple(f"representations[{i}]" for i in range(len(arrays)))
+    checked = [check_features(a, nm, min_samples=min_samples) for a, nm in zip(arrays, names, strict=True)]
+    counts = {nm: a.shape[0] for a, nm in zip(checked, names, strict=True)}
+    if len(set(counts.values())) > 1:
+        desc = ", ".join(f"{nm} has {c}" for nm, c in counts.items())
+        raise ValueError(
+            f"all representations must hold the same samples in the same order, but the sample counts "
+            f"differ: {desc}"
+        )
+    return checked
+
+
+def warn_if_underdetermined(n_samples: int, rank_x: int, rank_y: int, *, stacklevel: int = 3) -> None:
+    """Warn when ``rank_x + rank_y > n_samples - 1`` (see :class:`UnderdeterminedWarning`)."""
+    excess = rank_x + rank_y - (n_samples - 1)
+    if excess > 0:
+        warnings.warn(
+            f"only {n_samples} samples for representations of rank {rank_x} and {rank_y}: centred data span "
+            f"at most {n_samples - 1} dimensions, so at least {excess} canonical correlation(s) are 1 "
+            "whatever the data. Use more samples than rank_x + rank_y (ideally many times more), or reduce "
+            "dimensionality first (SVCCA).",
+            UnderdeterminedWarning,
+            stacklevel=stacklevel,
+        )
