@@ -1,0 +1,287 @@
+"""Canonical correlation analysis with full results, from sufficient statistics or by QR.
+
+Two paths, one result type:
+
+* eigh path (:func:`cca_from_covariances`, ``CCA(method="eigh")``): whiten each side from its covariance
+  (:mod:`ccalens.core.whitening`), then SVD of the whitened cross-covariance
+  ``M = Wx^H Sxy Wy``. Needs only the sufficient statistics, so it streams and merges.
+* QR path (:func:`cca_qr`, ``CCA(method="qr")``): QR with column pivoting of the centred data, then SVD
+  of ``Qx^H Qy``. Exact reference when the data fit in memory (no squaring of the condition number).
+
+Canonical weights are scaled so that canonical variates have unit sample variance (divisor n - 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import scipy.linalg
+
+from .stats import SufficientStats
+from .validation import check_features, check_paired, warn_if_underdetermined
+from .whitening import DEFAULT_TOL, Whitening, whiten
+
+__all__ = ["CCA", "CCAResult", "cca_from_covariances", "cca_from_stats", "cca_from_whitenings", "cca_qr"]
+
+
+@dataclass(frozen=True)
+class CCAResult:
+    """Canonical correlation analysis of ``X: (n, p)`` and ``Y: (n, q)``.
+
+    Attributes:
+        correlations: ``(k,)`` canonical correlations, descending, ``k = min(rank_x, rank_y)``.
+        x_weights: ``(p, k)`` canonical directions of X: variates ``(X - x_mean) @ x_weights``.
+        y_weights: ``(q, k)`` canonical directions of Y.
+        x_basis: ``(rank_x, p)`` basis change ``B_x`` from centred X to canonical coordinates: its first
+            k rows are ``x_weights.T``, the remaining ``rank_x - k`` complete the basis (correlation 0).
+        x_basis_pinv: ``(p, rank_x)`` pseudo-inverse of ``x_basis``.
+        y_basis, y_basis_pinv: the same for Y.
+        x_mean, y_mean: ``(p,)``, ``(q,)`` means used for centring.
+        rank_x, rank_y: dimensions kept after the relative eigenvalue (or pivot) cut-off.
+        n_samples: number of samples.
+    """
+
+    correlations: np.ndarray
+    x_weights: np.ndarray
+    y_weights: np.ndarray
+    x_basis: np.ndarray
+    x_basis_pinv: np.ndarray
+    y_basis: np.ndarray
+    y_basis_pinv: np.ndarray
+    x_mean: np.ndarray
+    y_mean: np.ndarray
+    rank_x: int
+    rank_y: int
+    n_samples: int
+
+    @property
+    def mean_rho(self) -> float:
+        return float(np.mean(self.correlations))
+
+    @property
+    def mean_rho2(self) -> float:
+        return float(np.mean(self.correlations**2))
+
+    def transform(self, X: Any, Y: Any | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Canonical variates ``(n, k)`` of X (and of Y if given)."""
+        X = check_features(X, "X", min_samples=1)
+        if X.shape[1] != self.x_weights.shape[0]:
+            raise ValueError(f"X has {X.shape[1]} features, the CCA was fitted on {self.x_weights.shape[0]}")
+        u = (X - self.x_mean) @ self.x_weights
+        if Y is None:
+            return u
+        Y = check_features(Y, "Y", min_samples=1)
+        if Y.shape[1] != self.y_weights.shape[0]:
+            raise ValueError(f"Y has {Y.shape[1]} features, the CCA was fitted on {self.y_weights.shape[0]}")
+        return u, (Y - self.y_mean) @ self.y_weights
+
+    def projection(self, components: Any, side: Literal["x", "y"] = "x") -> np.ndarray:
+        """Oblique projector ``P = B^+ diag(mask) B``: ``(d, d)``, keeping the given canonical directions.
+
+        ``components`` are indices into the canonical basis (0 = highest correlation). Apply as
+        ``mean + (X - mean) @ P.T`` (Moreau et al. 2021, section 4.2).
+        """
+        basis, pinv = (self.x_basis, self.x_basis_pinv) if side == "x" else (self.y_basis, self.y_basis_pinv)
+        if side not in ("x", "y"):
+            raise ValueError(f"side must be 'x' or 'y', got {side!r}")
+        idx = np.asarray(components, dtype=np.int64).ravel()
+        if idx.size and (idx.min() < 0 or idx.max() >= basis.shape[0]):
+            raise ValueError(f"components must lie in 0..{basis.shape[0] - 1}, got {idx.tolist()}")
+        return pinv[:, idx] @ basis[idx, :]
+
+
+def _directions(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full SVD of the whitened cross-covariance: ``U (rx, rx)``, ``s (k,)``, ``V (ry, ry)``."""
+    U, s, Vh = np.linalg.svd(M, full_matrices=True)
+    return U, np.clip(s, 0.0, 1.0), Vh.conj().T
+
+
+def cca_from_whitenings(
+    wx: Whitening,
+    wy: Whitening,
+    cross_covariance: np.ndarray,
+    *,
+    n_samples: int,
+    x_mean: np.ndarray | None = None,
+    y_mean: np.ndarray | None = None,
+) -> CCAResult:
+    """CCA given both whitenings and ``Sxy: (p, q)``; the building block of every eigh-path CCA."""
+    Wx, Wy = wx.whitener, wy.whitener
+    M = Wx.conj().T @ cross_covariance @ Wy
+    U, s, V = _directions(M)
+    k = s.shape[0]
+    x_basis = (Wx @ U).conj().T
+    y_basis = (Wy @ V).conj().T
+    p, q = wx.n_features, wy.n_features
+    return CCAResult(
+        correlations=s,
+        x_weights=x_basis[:k].conj().T,
+        y_weights=y_basis[:k].conj().T,
+        x_basis=x_basis,
+        x_basis_pinv=wx.dewhitener @ U,
+        y_basis=y_basis,
+        y_basis_pinv=wy.dewhitener @ V,
+        x_mean=np.zeros(p) if x_mean is None else x_mean,
+        y_mean=np.zeros(q) if y_mean is None else y_mean,
+        rank_x=wx.rank,
+        rank_y=wy.rank,
+        n_samples=n_samples,
+    )
+
+
+def cca_from_covariances(
+    cov_xx: np.ndarray,
+    cov_yy: np.ndarray,
+    cov_xy: np.ndarray,
+    *,
+    n_samples: int,
+    tol: float = DEFAULT_TOL,
+    x_mean: np.ndarray | None = None,
+    y_mean: np.ndarray | None = None,
+) -> CCAResult:
+    """CCA from covariance blocks (real, or complex Hermitian for DFT-CCA).
+
+    ``cov_xx: (p, p)``, ``cov_yy: (q, q)``, ``cov_xy: (p, q)``. Eigenvalues below ``tol`` times the
+    largest are dropped on each side (see :mod:`ccalens.core.whitening`).
+    """
+    if cov_xy.shape != (cov_xx.shape[0], cov_yy.shape[0]):
+        raise ValueError(
+            f"cov_xy must have shape ({cov_xx.shape[0]}, {cov_yy.shape[0]}) to match cov_xx and cov_yy, "
+            f"got {cov_xy.shape}"
+        )
+    wx = whiten(cov_xx, tol=tol, name="X")
+    wy = whiten(cov_yy, tol=tol, name="Y")
+    warn_if_underdetermined(n_samples, wx.rank, wy.rank, stacklevel=3)
+    return cca_from_whitenings(wx, wy, cov_xy, n_samples=n_samples, x_mean=x_mean, y_mean=y_mean)
+
+
+def cca_from_stats(stats: SufficientStats, i: int = 0, j: int = 1, *, tol: float = DEFAULT_TOL) -> CCAResult:
+    """CCA of representations ``i`` and ``j`` of a :class:`SufficientStats` (eigh path)."""
+    if stats.n_samples < 2:
+        raise ValueError(f"CCA needs at least 2 samples, the statistics have {stats.n_samples}")
+    return cca_from_covariances(
+        stats.covariance(i),
+        stats.covariance(j),
+        stats.covariance(i, j),
+        n_samples=stats.n_samples,
+        tol=tol,
+        x_mean=stats.means(i).copy(),
+        y_mean=stats.means(j).copy(),
+    )
+
+
+def _pivoted_qr(Xc: np.ndarray, tol: float, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orthonormal basis ``Q (n, r)``, ``R (r, r)`` and the kept columns of a pivoted QR of ``Xc``.
+
+    The rank cut-off is ``|R_ii| > sqrt(tol) * |R_00|``: R's diagonal scales like singular values of the
+    data, i.e. square roots of covariance eigenvalues, so this matches the eigh path's ``tol``.
+    """
+    Q, R, piv = scipy.linalg.qr(Xc, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(R))
+    if diag.size == 0 or not diag[0] > 0:
+        raise ValueError(f"{name} has no variance: every feature is constant over the samples")
+    r = int(np.count_nonzero(diag > np.sqrt(tol) * diag[0]))
+    return Q[:, :r], R[:r, :r], piv[:r]
+
+
+def cca_qr(X: Any, Y: Any, *, tol: float = DEFAULT_TOL) -> CCAResult:
+    """Exact CCA by pivoted QR of the centred data (in memory). ``X: (n, p)``, ``Y: (n, q)``."""
+    X, Y = check_paired(X, Y)
+    n = X.shape[0]
+    x_mean = X.mean(axis=0, dtype=np.float64)
+    y_mean = Y.mean(axis=0, dtype=np.float64)
+    Qx, Rx, px = _pivoted_qr(X - x_mean, tol, "X")
+    Qy, Ry, py = _pivoted_qr(Y - y_mean, tol, "Y")
+    warn_if_underdetermined(n, Qx.shape[1], Qy.shape[1], stacklevel=3)
+    U, s, V = _directions(Qx.T @ Qy)
+    scale = np.sqrt(n - 1.0)
+
+    def basis_and_pinv(R: np.ndarray, piv: np.ndarray, W: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+        # centred columns kept: Xc[:, piv] = Q R  ->  canonical coords = Xc[:, piv] R^-1 W * sqrt(n - 1)
+        coef = np.zeros((d, W.shape[1]))
+        coef[piv] = scipy.linalg.solve_triangular(R, W) * scale
+        # pseudo-inverse of coef.T, on the full feature space (dropped columns are linear in kept ones)
+        return coef.T, np.linalg.pinv(coef.T)
+
+    x_basis, x_pinv = basis_and_pinv(Rx, px, U, X.shape[1])
+    y_basis, y_pinv = basis_and_pinv(Ry, py, V, Y.shape[1])
+    k = s.shape[0]
+    return CCAResult(
+        correlations=s,
+        x_weights=x_basis[:k].T,
+        y_weights=y_basis[:k].T,
+        x_basis=x_basis,
+        x_basis_pinv=x_pinv,
+        y_basis=y_basis,
+        y_basis_pinv=y_pinv,
+        x_mean=x_mean,
+        y_mean=y_mean,
+        rank_x=Qx.shape[1],
+        rank_y=Qy.shape[1],
+        n_samples=n,
+    )
+
+
+class CCA:
+    """Canonical correlation analysis estimator (scikit-learn style).
+
+    Parameters:
+        method: ``"eigh"`` (sufficient statistics; also :meth:`partial_fit` for streams) or ``"qr"``
+            (exact, in memory).
+        tol: relative eigenvalue cut-off of the whitening (see :data:`ccalens.core.whitening.DEFAULT_TOL`).
+
+    Fitted attributes: ``correlations_``, ``x_weights_``, ``y_weights_``, ``x_mean_``, ``y_mean_``,
+    ``x_basis_``, ``x_basis_pinv_``, ``y_basis_``, ``y_basis_pinv_``, ``rank_x_``, ``rank_y_``,
+    ``n_samples_``, ``result_`` (the :class:`CCAResult`).
+    """
+
+    def __init__(self, method: Literal["eigh", "qr"] = "eigh", tol: float = DEFAULT_TOL) -> None:
+        self.method = method
+        self.tol = tol
+        self._stats: SufficientStats | None = None
+
+    def _set(self, result: CCAResult) -> CCA:
+        self.result_ = result
+        for name in (
+            "correlations", "x_weights", "y_weights", "x_mean", "y_mean", "x_basis", "x_basis_pinv",
+            "y_basis", "y_basis_pinv", "rank_x", "rank_y", "n_samples",
+        ):
+            setattr(self, name + "_", getattr(result, name))
+        return self
+
+    def fit(self, X: Any, Y: Any) -> CCA:
+        """Fit on ``X: (n, p)`` and ``Y: (n, q)``, rows of the same samples."""
+        if self.method == "qr":
+            return self._set(cca_qr(X, Y, tol=self.tol))
+        if self.method != "eigh":
+            raise ValueError(f"method must be 'eigh' or 'qr', got {self.method!r}")
+        self._stats = SufficientStats.from_arrays(X, Y)
+        return self._set(cca_from_stats(self._stats, tol=self.tol))
+
+    def partial_fit(self, X: Any, Y: Any) -> CCA:
+        """Add a batch and refit from the accumulated statistics (eigh method only)."""
+        if self.method != "eigh":
+            raise ValueError("partial_fit needs method='eigh' (the QR path is in-memory only)")
+        self._stats = (self._stats or SufficientStats()).update(X, Y)
+        if self._stats.n_samples >= 2:
+            self._set(cca_from_stats(self._stats, tol=self.tol))
+        return self
+
+    def fit_stats(self, stats: SufficientStats, i: int = 0, j: int = 1) -> CCA:
+        """Fit from precomputed statistics (e.g. merged across shards or workers)."""
+        self._stats = stats
+        return self._set(cca_from_stats(stats, i, j, tol=self.tol))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "result_"):
+            raise RuntimeError("this CCA is not fitted yet: call fit(X, Y) first")
+
+    def transform(self, X: Any, Y: Any | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Canonical variates of X (and Y)."""
+        self._check_fitted()
+        return self.result_.transform(X, Y)
+
+    def fit_transform(self, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self.fit(X, Y).transform(X, Y)  # type: ignore[return-value]
