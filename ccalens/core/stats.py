@@ -34,6 +34,31 @@ __all__ = ["SufficientStats"]
 _CHUNK_ELEMENTS = 1 << 25
 
 
+def _direct_comoment(blocks: Sequence[np.ndarray], means: np.ndarray) -> np.ndarray | None:
+    """``Zc' Zc`` as raw products ``Z' Z - n m m'``, block by block, without copying the data.
+
+    Only for float64 input (float32/16 must be widened first). Returns None when cancellation would
+    cost more than 6 significant digits on some feature (mean^2 > 1e6 variance): the caller then uses
+    the centred path. Exactly constant features (raw product 0) are fine.
+    """
+    n = blocks[0].shape[0]
+    sizes = [b.shape[1] for b in blocks]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    total = int(offsets[-1])
+    out = np.empty((total, total), dtype=np.float64)
+    for a, (ba, la, ha) in enumerate(zip(blocks, offsets[:-1], offsets[1:], strict=True)):
+        for bb, lb, hb in zip(blocks[a:], offsets[a:-1], offsets[a + 1 :], strict=True):
+            out[la:ha, lb:hb] = ba.T @ bb  # syrk on the diagonal blocks, gemm off it
+    raw_diag = np.diag(out).copy()
+    out -= n * np.outer(means, means)
+    lower = np.tril_indices(total, -1)
+    out[lower] = out.T[lower]
+    centred_diag = np.diag(out)
+    if np.any(raw_diag > 1e6 * np.maximum(centred_diag, 0.0)):
+        return None
+    return out
+
+
 def _centred_comoment(blocks: Sequence[np.ndarray], means: np.ndarray, chunk_rows: int) -> np.ndarray:
     """``Zc' Zc`` of the column-stacked blocks centred by ``means``, in float64, chunk by chunk.
 
@@ -115,7 +140,11 @@ class SufficientStats:
         mean_b = np.concatenate([b.mean(axis=0, dtype=np.float64) for b in checked])
         total = sum(sizes)
         chunk_rows = max(256, _CHUNK_ELEMENTS // total)
-        comoment_b = _centred_comoment(checked, mean_b, chunk_rows)
+        comoment_b = None
+        if all(b.dtype == np.float64 for b in checked):
+            comoment_b = _direct_comoment(checked, mean_b)
+        if comoment_b is None:
+            comoment_b = _centred_comoment(checked, mean_b, chunk_rows)
         self._merge_in(n_b, mean_b, comoment_b)
         return self
 
