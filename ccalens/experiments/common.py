@@ -142,7 +142,6 @@ class RetrainConfig:
     class_weighted: bool = False
     seed: int = 0
     group_size: int = 64
-    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "sgd"):
@@ -157,8 +156,6 @@ class RetrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if int(self.group_size) < 1:
             raise ValueError(f"group_size must be >= 1, got {self.group_size}")
-        if int(self.threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
 
     @classmethod
     def from_mapping(cls, d: dict[str, Any] | None) -> RetrainConfig:
@@ -177,15 +174,14 @@ def train_linear_layers(
     n_classes: int,
     config: RetrainConfig | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Train one multinomial logistic layer per feature set, all at once (batched in torch).
+    """Train one multinomial logistic layer per feature set, all at once (batched numpy, float32).
 
     ``train_sets``: G arrays ``(n, p)`` of the same samples (same ``p``); ``y: (n,)`` labels in 0..c-1.
-    Returns G pairs ``(W (c, p), b (c,))``. The loss is the sum over the G problems of each one's mean
-    cross-entropy, so gradients (and the element-wise optimizer updates) are exactly those of G separate runs
-    with the same mini-batch order.
+    Returns G pairs ``(W (c, p), b (c,))``. Each problem gets exactly the updates of a separate run: mean (or
+    class-weighted mean) cross-entropy over the mini-batch, L2 weight decay added to the gradient of W and b,
+    then Adam or SGD with momentum with the update rules of ``torch.optim`` (the training loop's optimizers).
+    Zero initialisation and a seeded mini-batch order make the result deterministic.
     """
-    import torch
-
     config = config or RetrainConfig()
     if len(train_sets) == 0:
         return []
@@ -201,51 +197,60 @@ def train_linear_layers(
     weights = None
     if config.class_weighted:
         counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-        weights = torch.as_tensor(np.divide(n, n_classes * counts, out=np.zeros(n_classes), where=counts > 0),
-                                  dtype=torch.float32)
+        weights = np.divide(n, n_classes * counts, out=np.zeros(n_classes), where=counts > 0).astype(np.float32)
     out: list[tuple[np.ndarray, np.ndarray]] = []
-    yt = torch.as_tensor(y)
-    # Small batched matmuls: one thread avoids OpenMP spin-waits, which cost up to 7x on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(int(config.threads))
-    try:
-        for start in range(0, len(train_sets), config.group_size):
-            out.extend(_train_group(train_sets[start : start + config.group_size], yt, n_classes, weights, config))
-    finally:
-        torch.set_num_threads(threads)
+    for start in range(0, len(train_sets), config.group_size):
+        out.extend(_train_group(train_sets[start : start + config.group_size], y, n_classes, weights, config))
     return out
 
 
 def _train_group(
-    group: Sequence[np.ndarray], yt: Any, n_classes: int, weights: Any, config: RetrainConfig
+    group: Sequence[np.ndarray], y: np.ndarray, n_classes: int, weights: np.ndarray | None, config: RetrainConfig
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    import torch
-
-    X = torch.as_tensor(np.stack([np.asarray(t, dtype=np.float32) for t in group]))  # (G, n, p)
+    X = np.stack([np.asarray(t, dtype=np.float32) for t in group])  # (G, n, p)
     G, n, p = X.shape
-    W = torch.zeros(G, p, n_classes, requires_grad=True)
-    b = torch.zeros(G, 1, n_classes, requires_grad=True)
-    if config.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam([W, b], lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        opt = torch.optim.SGD([W, b], lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    gen = torch.Generator().manual_seed(int(config.seed))
+    W = np.zeros((G, p, n_classes), dtype=np.float32)
+    b = np.zeros((G, 1, n_classes), dtype=np.float32)
+    state = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(W), np.zeros_like(b)]  # m_W, m_b, v_W, v_b
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    lr, wd = np.float32(config.lr), np.float32(config.weight_decay)
+    rng = np.random.default_rng(int(config.seed))
+    bs = int(config.batch_size)
+    step = 0
+    eye = np.eye(n_classes, dtype=np.float32)
     for _epoch in range(int(config.epochs)):
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, int(config.batch_size)):
-            idx = perm[i : i + int(config.batch_size)]
-            logits = torch.baddbmm(b, X.index_select(1, idx), W)  # (G, B, c)
-            target = yt[idx].expand(G, -1)
-            loss_each = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, n_classes), target.reshape(-1), weight=weights, reduction="none"
-            ).reshape(G, -1)
+        perm = rng.permutation(n)
+        Xe = np.take(X, perm, axis=1)  # (G, n, p), contiguous mini-batches below
+        ye = y[perm]
+        for i in range(0, n, bs):
+            Xb, yb = Xe[:, i : i + bs], ye[i : i + bs]
+            logits = Xb @ W + b  # (G, B, c)
+            logits -= logits.max(axis=2, keepdims=True)
+            P = np.exp(logits)
+            P /= P.sum(axis=2, keepdims=True)
+            P -= eye[yb]  # d(cross-entropy)/d(logits), per sample
             if weights is None:
-                loss = loss_each.mean(dim=1).sum()
+                P /= np.float32(len(yb))
             else:
-                loss = (loss_each.sum(dim=1) / weights[yt[idx]].sum()).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    Wn = W.detach().numpy().astype(np.float64)
-    bn = b.detach().numpy().astype(np.float64)
-    return [(Wn[g].T.copy(), bn[g, 0].copy()) for g in range(G)]
+                wb = weights[yb]
+                P *= (wb / wb.sum())[None, :, None]
+            gW = Xb.transpose(0, 2, 1) @ P + wd * W
+            gb = P.sum(axis=1, keepdims=True) + wd * b
+            step += 1
+            if config.optimizer == "adam":
+                for param, grad, m, v in ((W, gW, state[0], state[2]), (b, gb, state[1], state[3])):
+                    m *= beta1
+                    m += (1 - beta1) * grad
+                    v *= beta2
+                    v += (1 - beta2) * grad * grad
+                    denom = np.sqrt(v) / np.sqrt(1 - beta2**step) + eps
+                    param -= (lr / (1 - beta1**step)) * m / denom
+            else:
+                for param, grad, buf in ((W, gW, state[0]), (b, gb, state[1])):
+                    if step == 1:
+                        buf[...] = grad
+                    else:
+                        buf *= np.float32(config.momentum)
+                        buf += grad
+                    param -= lr * buf
+    return [(W[g].T.astype(np.float64), b[g, 0].astype(np.float64)) for g in range(G)]

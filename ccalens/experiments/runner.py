@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ccalens.experiments import svcca_studies
 from ccalens.experiments.common import NetworkFeatures, RetrainConfig
+from ccalens.experiments.cross_sensor import run_sensor_grid
 from ccalens.experiments.fusion import FusionConfig, run_fusion
 from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection
 from ccalens.experiments.sources import Source, load_source
@@ -229,19 +230,8 @@ def _stage_cross(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Rep
     pcfg = _projection_cfg(table, nets)
     sensors = nets.source.sensors
     s0 = nets.seeds[0]
-    grid: dict[tuple[str, str], ProjectionResult] = {}
-    pairs = list(itertools.product(sensors, sensors))
-    for a, b in tqdm(pairs, desc="cross-sensor grid", disable=not progress):
-        net = nets.features[(a, s0)]
-        if a == b:
-            if len(nets.seeds) < 2:
-                continue
-            ref = nets.features[(a, nets.seeds[1])]
-        else:
-            ref = nets.features[(b, s0)]
-        res = run_projection(net, ref.train, nets.source.y_train, nets.source.y_val, pcfg, reference=ref.name)
-        res.save(out / "cross_sensor", f"{a}_vs_{b}")
-        grid[(a, b)] = res
+    grid = run_sensor_grid(nets.features, sensors, nets.seeds, nets.source.y_train, nets.source.y_val, pcfg,
+                           out_dir=out / "cross_sensor", progress=progress)
     sec = report.section("Projection experiment, grid of sensor pairs (Moreau et al. 2021, Fig. 5)")
     sec.paragraphs.append(
         f"Row: the network whose features are projected (seed {s0}); column: the network whose features define "
