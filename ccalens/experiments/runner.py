@@ -254,7 +254,7 @@ def _stage_cross(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Rep
         fig = plots.plot_heatmap(rel, sensors, sensors, out / "cross_sensor" / "cca_highest_at_nc",
                                  title=f"CCA_highest at k = {nc}, relative to no projection ({clfs[0]} layer)",
                                  colorbar_label=f"{metric} / unprojected {metric}", xlabel="directions from",
-                                 ylabel="projected network", vmin=0, vmax=1)
+                                 ylabel="projected network", vmin=0, vmax=max(1.0, float(np.nanmax(rel))))
         sec.add_figure(fig, out, "CCA_highest at k = nc for every pair, relative to the unprojected score")
     rows = [_at_nc(res, metric) for res in grid.values()]
     sec.tables.append((f"Validation {metric} at k = nc", rows))
@@ -295,6 +295,7 @@ def _stage_fusion(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Re
             "raw concat SVM": r.scores["raw_concat_svm"][metric],
             "agree CCA-sum/logit": r.agreement_with_logit_average["cca_sum_svm"],
             "agree top-nc/logit": r.agreement_with_logit_average["cca_sum_top_nc_svm"],
+            "median angle a centred variates (deg)": float(np.median(r.principal_angles_deg["a_centred_variates"])),
             "max angle a centred variates (deg)": max(r.principal_angles_deg["a_centred_variates"]),
             "median angle a centred weights (deg)": float(np.median(r.principal_angles_deg["a_centred_weights"])),
         })
@@ -451,22 +452,30 @@ def run_config(path: str | Path, out_dir: str | Path, *, progress: bool = True,
 
 
 def _run(cfg: dict[str, Any], text: str, out: Path, progress: bool) -> dict[str, Any]:
-    """Set torch's thread count from ``threads`` (default 1: the demo's networks are small, and on a busy
-    machine idle OpenMP threads spin), run, restore it."""
+    """Limit torch's and the BLAS libraries' threads to ``threads`` (default 1: the matrices of the demo are
+    small, and on a busy machine idle OpenMP/BLAS threads spin, which costs up to 8x), run, restore."""
+    import contextlib
+
     threads = int(cfg.get("threads", 1))
     if threads < 0:
-        raise ValueError(f"threads must be >= 0 (0 = torch's default), got {threads}")
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - the sanity-only configs need no torch
+        raise ValueError(f"threads must be >= 0 (0 = the libraries' defaults), got {threads}")
+    with contextlib.ExitStack() as stack:
+        if threads > 0:
+            try:
+                from threadpoolctl import threadpool_limits
+
+                stack.enter_context(threadpool_limits(limits=threads))
+            except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+                pass
+            try:
+                import torch
+
+                previous = torch.get_num_threads()
+                torch.set_num_threads(threads)
+                stack.callback(torch.set_num_threads, previous)
+            except ImportError:  # pragma: no cover - the sanity-only configs need no torch
+                pass
         return _run_stages(cfg, text, out, progress)
-    previous = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
-        return _run_stages(cfg, text, out, progress)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run_stages(cfg: dict[str, Any], text: str, out: Path, progress: bool) -> dict[str, Any]:
