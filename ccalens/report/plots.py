@@ -111,16 +111,18 @@ def plot_projection(result: Any, stem: str | Path, *, metric: str = "accuracy", 
     retrained last layer, a dotted line at k = nc and a dashed line at the unprojected score."""
     classifiers = result.classifiers
     with plt.rc_context(_RC):
-        fig, axes = plt.subplots(1, len(classifiers), figsize=(3.6 * len(classifiers), 3.0), squeeze=False,
+        fig, axes = plt.subplots(1, len(classifiers), figsize=(3.6 * len(classifiers), 3.5), squeeze=False,
                                  sharey=True)
         for i, (ax, clf) in enumerate(zip(axes[0], classifiers, strict=True)):
-            _curves(ax, result, result.methods, clf, metric, legend=i == len(classifiers) - 1)
+            _curves(ax, result, result.methods, clf, metric, legend=False)
             ax.set_title(f"{clf} last layer")
             if i == 0:
                 ax.set_ylabel(f"validation {_METRIC_LABEL.get(metric, metric)}")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=5, frameon=False, bbox_to_anchor=(0.5, -0.01))
         fig.suptitle(title or f"{result.name}: projection on k directions (CCA against {result.reference})",
                      fontsize=10)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.13, 1, 1))
         return save_figure(fig, stem)
 
 
