@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ccalens.data import VIEW_NAMES, load_multiple_features
 from ccalens.data.multiview import stratified_interleaved_split
@@ -238,3 +239,58 @@ def test_synthetic_walk_peaks_at_its_gait_frequency(shl_root):
     # still segments carry far less acceleration power than running ones
     still, run = S[ds.labels == 0].mean(), S[ds.labels == 2].mean()
     assert run > still + 3
+
+
+# --------------------------------------------------------------------------------------------------- CIFAR
+
+
+def test_fake_cifar_round_trip(tmp_path):
+    import pickle
+
+    from ccalens.data.cifar import load_cifar10, write_fake_cifar
+
+    root = write_fake_cifar(tmp_path / "cifar-10-batches-py", n_per_batch=20, seed=0)
+    with open(root / "data_batch_2", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")
+    assert raw[b"data"].shape == (20, 3072) and raw[b"data"].dtype == np.uint8
+    data = load_cifar10(tmp_path)  # the parent folder works too
+    assert data.x_train.shape == (100, 3, 32, 32) and data.x_test.shape == (20, 3, 32, 32)
+    assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
+    assert np.array_equal(np.bincount(data.y_train.numpy()), np.full(10, 10))
+    # layout: R plane first, row-major: pixel (row 5, col 7) of the green plane is byte 1024 + 5 * 32 + 7
+    raw_img = raw[b"data"][3]
+    i = 20 + 3  # second batch, fourth image
+    unnorm = data.x_train[i] * data.std[:, None, None] + data.mean[:, None, None]
+    assert unnorm[1, 5, 7].item() * 255 == pytest.approx(raw_img[1024 + 5 * 32 + 7], abs=1e-3)
+    assert data.y_train[i].item() == raw[b"labels"][3]
+    # per-channel normalisation with the training statistics
+    torch.testing.assert_close(data.x_train.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(data.x_train.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-4, rtol=0)
+    raw_data = load_cifar10(root, normalize=False)
+    assert 0 <= raw_data.x_test.min() and raw_data.x_test.max() <= 1
+    with pytest.raises(FileNotFoundError, match=r"data_batch_1\.\.5"):
+        load_cifar10(tmp_path / "nowhere")
+
+
+def test_cifar_augmentation():
+    from ccalens.data.cifar import CifarAugmented, _crop_flip, random_crop_flip
+
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
+    fill = torch.tensor([-1.0, -2.0, -3.0])
+    same = _crop_flip(x, torch.tensor([4, 4]), torch.tensor([4, 4]), torch.tensor([False, True]), 4, fill)
+    assert torch.equal(same[0], x[0]) and torch.equal(same[1], x[1].flip(-1))
+    corner = _crop_flip(x, torch.tensor([0, 8]), torch.tensor([0, 8]), torch.tensor([False, False]), 4, fill)
+    assert torch.equal(corner[0, :, :4, :], fill[:, None, None].expand(3, 4, 32))  # padding rows
+    assert torch.equal(corner[0, :, 4:, 4:], x[0, :, :28, :28])
+    assert torch.equal(corner[1, :, :28, :28], x[1, :, 4:, 4:])
+    g = torch.Generator().manual_seed(0)
+    out = random_crop_flip(x, generator=g)
+    assert out.shape == x.shape
+    g.manual_seed(0)
+    assert torch.equal(random_crop_flip(x, generator=g), out)  # reproducible
+    ds = CifarAugmented(x, torch.tensor([1, 2]), mean=torch.ones(3), std=torch.full((3,), 2.0))
+    img, label = ds[1]
+    assert img.shape == (3, 32, 32) and label.item() == 2
+    assert torch.equal(ds.fill, torch.full((3,), -0.5))
+    plain = CifarAugmented(x, torch.tensor([1, 2]), augment=False)
+    assert torch.equal(plain[0][0], x[0])
