@@ -1,0 +1,17 @@
+"""Data sets: the bundled UCI multiple-features digits, SHL 2018 (loader + synthetic generator), CIFAR-10.
+
+``ccalens.data.cifar`` needs torch and is imported on demand; the rest needs numpy and scipy only.
+"""
+
+from ccalens.data.multiview import VIEW_NAMES, MultiViewDataset, load_multiple_features
+from ccalens.data.shl import SHL_CLASSES, SHLDataset, spectrogram, write_synthetic_shl
+
+__all__ = [
+    "SHL_CLASSES",
+    "VIEW_NAMES",
+    "MultiViewDataset",
+    "SHLDataset",
+    "load_multiple_features",
+    "spectrogram",
+    "write_synthetic_shl",
+]

@@ -1,0 +1,276 @@
+"""Networks of the experiments, in plain torch.
+
+Every model has the same three-part interface used by the CCA experiments:
+
+- ``features(x) -> (batch, d)``: the penultimate representation, after the last non-linearity and before the
+  last linear layer;
+- ``classifier: nn.Linear``: the last layer (``d -> n_classes``);
+- ``forward(x) = classifier(dropout(features(x)))``; the dropout (if any) is the identity in eval mode, so in
+  eval mode ``forward(x) == classifier(features(x))`` exactly.
+
+``named_feature_layers(model)`` lists the sub-module names whose outputs are worth hooking (e.g. to record
+every layer at every checkpoint in the learning-dynamics experiment); the last name is always the module whose
+output equals ``features(x)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["SHLCNN", "CifarResNet", "ViewMLP", "named_feature_layers"]
+
+
+def named_feature_layers(model: nn.Module) -> list[str]:
+    """Names (as in ``model.named_modules()``) of the layers worth hooking, input to output.
+
+    The output of each named module is a post-activation representation; the last one is the penultimate
+    representation returned by ``model.features``.
+    """
+    names = getattr(model, "feature_layer_names", None)
+    if names is None:
+        raise TypeError(
+            f"model must be a ccalens model with feature_layer_names(), got {type(model).__name__}"
+        )
+    return list(names())
+
+
+class ViewMLP(nn.Module):
+    """Multi-layer perceptron for one view of a multi-view data set.
+
+    x: ``(batch, in_features)`` RAW view features; they are standardised inside the model with the buffers
+    ``input_mean`` / ``input_std`` (0 and 1 until :meth:`set_input_normalization` is called), so a trained
+    model is self-contained. Hidden layers: Linear -> ReLU (-> Dropout between hidden layers).
+    ``features(x)``: ``(batch, hidden[-1])``, the output of the last ReLU.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_classes: int,
+        hidden: Sequence[int] = (256, 128),
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if int(in_features) < 1:
+            raise ValueError(f"in_features must be a positive integer, got {in_features}")
+        if int(n_classes) < 2:
+            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        hidden = tuple(int(h) for h in hidden)
+        if len(hidden) == 0 or min(hidden) < 1:
+            raise ValueError(f"hidden must be a non-empty sequence of positive widths, got {hidden}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self.in_features = int(in_features)
+        self.n_classes = int(n_classes)
+        self.hidden = hidden
+        self.register_buffer("input_mean", torch.zeros(self.in_features))
+        self.register_buffer("input_std", torch.ones(self.in_features))
+        body = nn.Sequential()
+        width = self.in_features
+        self._relu_names: list[str] = []
+        for i, h in enumerate(hidden):
+            if i > 0 and dropout > 0:
+                body.add_module(f"drop{i}", nn.Dropout(dropout))
+            body.add_module(f"fc{i}", nn.Linear(width, h))
+            body.add_module(f"relu{i}", nn.ReLU())
+            self._relu_names.append(f"body.relu{i}")
+            width = h
+        self.body = body
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(width, self.n_classes)
+
+    @torch.no_grad()
+    def set_input_normalization(
+        self, mean: torch.Tensor | Sequence[float], std: torch.Tensor | Sequence[float]
+    ) -> None:
+        """Store the per-feature mean and std (``(in_features,)`` each) used to standardise the inputs.
+
+        Zero (or non-finite) standard deviations are replaced by 1 so constant features pass through as 0.
+        """
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+        std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1).clone()
+        for name, t in (("mean", mean_t), ("std", std_t)):
+            if t.numel() != self.in_features:
+                raise ValueError(f"{name} must have {self.in_features} values, got {t.numel()}")
+        if not torch.isfinite(mean_t).all():
+            raise ValueError("mean must be finite")
+        std_t[~torch.isfinite(std_t) | (std_t <= 0)] = 1.0
+        self.input_mean.copy_(mean_t)
+        self.input_std.copy_(std_t)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``(batch, in_features)`` -> ``(batch, hidden[-1])``."""
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"x must have shape (batch, {self.in_features}), got {tuple(x.shape)}")
+        return self.body((x - self.input_mean) / self.input_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``(batch, in_features)`` -> logits ``(batch, n_classes)``."""
+        return self.classifier(self.dropout(self.features(x)))
+
+    def feature_layer_names(self) -> list[str]:
+        return list(self._relu_names)
+
+
+class SHLCNN(nn.Module):
+    """CNN of Moreau et al. (2021) for 48 x 48 spectrograms of the SHL data.
+
+    Three blocks conv 3x3 (16, 32, 64 channels, 'same' padding) -> ReLU -> 2x2 max-pool, dropout 0.25,
+    FC 128 -> ReLU (the features), dropout 0.5, FC ``n_classes``.
+    x: ``(batch, in_channels, input_size, input_size)``; ``features(x)``: ``(batch, 128)``.
+    """
+
+    def __init__(self, n_classes: int = 8, in_channels: int = 1, input_size: int = 48) -> None:
+        super().__init__()
+        if int(n_classes) < 2:
+            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        if int(in_channels) < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if int(input_size) < 8:
+            raise ValueError(f"input_size must be >= 8 (three 2x2 poolings), got {input_size}")
+        self.n_classes = int(n_classes)
+        self.in_channels = int(in_channels)
+        self.input_size = int(input_size)
+        blocks = []
+        c_in = self.in_channels
+        for c_out in (16, 32, 64):
+            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)))
+            c_in = c_out
+        self.block1, self.block2, self.block3 = blocks
+        side = self.input_size // 8
+        self.conv_dropout = nn.Dropout(0.25)
+        self.fc = nn.Linear(64 * side * side, 128)
+        self.fc_relu = nn.ReLU()
+        self.dropout = nn.Dropout(0.5)
+        self.classifier = nn.Linear(128, self.n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``(batch, in_channels, input_size, input_size)`` -> ``(batch, 128)``."""
+        expected = (self.in_channels, self.input_size, self.input_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"x must have shape (batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+            )
+        h = self.block3(self.block2(self.block1(x)))
+        h = self.conv_dropout(torch.flatten(h, 1))
+        return self.fc_relu(self.fc(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(x)))
+
+    def feature_layer_names(self) -> list[str]:
+        return ["block1", "block2", "block3", "fc_relu"]
+
+
+class _BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers with a shortcut; output ReLU(F(x) + shortcut(x)).
+
+    Option 'A': parameter-free shortcut (stride-2 subsampling, zero-padded extra channels).
+    Option 'B': 1x1 conv + BN projection where the shape changes, identity elsewhere.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, shortcut: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU()
+        self.stride = stride
+        self.pad_channels = c_out - c_in
+        self.mode = shortcut
+        self.projection: nn.Module | None = None
+        if shortcut == "B" and (stride != 1 or c_in != c_out):
+            self.projection = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.projection is not None:
+            return self.projection(x)
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.pad_channels > 0:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.pad_channels))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self._shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """ResNet-(6n+2) for CIFAR-10 (He et al. 2016, section 4.2).
+
+    conv 3x3 16 -> BN -> ReLU, three stages of n basic blocks with 16, 32, 64 channels (stride 2 at the start
+    of stages 2 and 3), global average pooling (the 64-d features), linear classifier.
+    Give ``depth`` (20, 32, 44, 56, 110, ...) or ``n`` (depth = 6n + 2). ``shortcut``: 'A' (identity with zero
+    padding, parameter-free; the paper's CIFAR choice) or 'B' (projection where the shape changes).
+    x: ``(batch, 3, 32, 32)``; ``features(x)``: ``(batch, 64)``.
+    """
+
+    def __init__(
+        self, depth: int | None = 56, n: int | None = None, shortcut: str = "A", n_classes: int = 10
+    ) -> None:
+        super().__init__()
+        if n is not None:
+            n = int(n)
+            if n < 1:
+                raise ValueError(f"n must be >= 1, got {n}")
+            if depth is not None and depth != 56 and depth != 6 * n + 2:
+                raise ValueError(f"depth={depth} and n={n} disagree (depth must be 6n+2 = {6 * n + 2})")
+            depth = 6 * n + 2
+        if depth is None or (int(depth) - 2) % 6 != 0 or int(depth) < 8:
+            raise ValueError(f"depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...), got {depth}")
+        if shortcut not in ("A", "B"):
+            raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
+        if int(n_classes) < 2:
+            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        self.depth = int(depth)
+        self.n = (self.depth - 2) // 6
+        self.shortcut = shortcut
+        self.n_classes = int(n_classes)
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU()
+        stages = []
+        c_in = 16
+        for i, c_out in enumerate((16, 32, 64)):
+            blocks = []
+            for j in range(self.n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(_BasicBlock(c_in, c_out, stride, shortcut))
+                c_in = c_out
+            stages.append(nn.Sequential(*blocks))
+        self.stage1, self.stage2, self.stage3 = stages
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(64, self.n_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``(batch, 3, H, W)`` -> ``(batch, 64)`` globally average-pooled features."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"x must have shape (batch, 3, H, W), got {tuple(x.shape)}")
+        h = self.relu(self.bn1(self.conv1(x)))
+        h = self.stage3(self.stage2(self.stage1(h)))
+        return self.pool(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+    def feature_layer_names(self) -> list[str]:
+        names = ["relu"]
+        for s in ("stage1", "stage2", "stage3"):
+            names += [f"{s}.{j}" for j in range(self.n)]
+        names.append("pool")
+        return names
