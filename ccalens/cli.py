@@ -17,6 +17,12 @@ from .io import load_features, write_json
 
 MATRIX_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
 
+# Commands owned by other layers: ``ccalens NAME ARGS...`` calls ``module.main(ARGS)`` (imported lazily, so that
+# ``ccalens compare`` never imports torch).
+DELEGATED: dict[str, tuple[str, str]] = {
+    "train-multiview": ("ccalens.models.train_multiview", "train one MLP per view and seed on the bundled digits"),
+}
+
 
 def _as_2d(arr: np.ndarray, path: str) -> np.ndarray:
     if arr.ndim > 2:
@@ -79,7 +85,13 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ccalens", description="CCA-family similarity of neural-network features.")
+    epilog = "more commands:\n" + "\n".join(f"  {name:<18}{doc}" for name, (_, doc) in DELEGATED.items())
+    parser = argparse.ArgumentParser(
+        prog="ccalens",
+        description="CCA-family similarity of neural-network features.",
+        epilog=epilog + "\n(run 'ccalens COMMAND --help' for their options)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -108,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module = importlib.import_module(DELEGATED[argv[0]][0])
+        return int(module.main(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
