@@ -545,7 +545,8 @@ def _compare_ids(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None
     if a.dtype.kind != b.dtype.kind or not np.array_equal(a, b):
         k = int(np.argmax(a != b)) if a.dtype.kind == b.dtype.kind else 0
         raise SampleMismatchError(
-            f"sample ids differ between {name_a} and {name_b}: first at row {k} ({a[k]!r} vs {b[k]!r})"
+            f"sample ids differ between {name_a} and {name_b}: first at row {k} "
+            f"({a[k].item()!r} vs {b[k].item()!r})"
         )
 
 
@@ -696,9 +697,10 @@ def _extract_to_store(
                     if ref.dtype.kind != batch.ids.dtype.kind or not np.array_equal(ref, batch.ids):
                         k = int(np.argmax(ref != batch.ids)) if ref.dtype.kind == batch.ids.dtype.kind else 0
                         raise SampleMismatchError(
-                            f"{model_name}/{name}: sample id at row {batch.start + k} is {batch.ids[k]!r} "
-                            f"but the store (from an earlier run) has {ref[k]!r}. The data order changed "
-                            "since the interrupted run; resume with the same data and order or overwrite."
+                            f"{model_name}/{name}: sample id at row {batch.start + k} is "
+                            f"{batch.ids[k].item()!r} but the store (from an earlier run) has "
+                            f"{ref[k].item()!r}. The data order changed since the interrupted run; resume "
+                            "with the same data in the same order, or pass overwrite=True."
                         )
                 continue
             for name, arr in batch.arrays.items():

@@ -687,9 +687,9 @@ class ShardWriter:
             if stored.dtype.kind != given.dtype.kind or not np.array_equal(stored, given):
                 k = int(np.argmax(stored != given)) if stored.dtype.kind == given.dtype.kind else 0
                 raise SampleMismatchError(
-                    f"{self.model}/{self.layer}: sample id at row {start + k} is {given[k]!r} but the store "
-                    f"(from an earlier run) has {stored[k]!r}. The data order changed since the interrupted "
-                    "run; resume with the same data in the same order, or pass overwrite=True."
+                    f"{self.model}/{self.layer}: sample id at row {start + k} is {given[k].item()!r} but "
+                    f"the store (from an earlier run) has {stored[k].item()!r}. The data order changed since "
+                    "the interrupted run; resume with the same data in the same order, or pass overwrite=True."
                 )
         if start + overlap < stop and start + overlap != self.n_rows:
             raise ValueError(
@@ -892,8 +892,8 @@ def _check_aligned(store: ActivationStore, keys: Sequence[Key], readers: Sequenc
             k = int(np.argmax(ids != ref)) if ids.dtype.kind == ref.dtype.kind else 0
             raise SampleMismatchError(
                 f"sample ids differ between {keys[0][0]}/{keys[0][1]} and {key[0]}/{key[1]}: first at "
-                f"row {k} ({ref[k]!r} vs {ids[k]!r}). Extract both with the same data in the same order "
-                "(no shuffling)."
+                f"row {k} ({ref[k].item()!r} vs {ids[k].item()!r}). Extract both with the same data in the "
+                "same order (no shuffling)."
             )
 
 
