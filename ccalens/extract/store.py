@@ -689,7 +689,7 @@ class ShardWriter:
                 raise SampleMismatchError(
                     f"{self.model}/{self.layer}: sample id at row {start + k} is {given[k].item()!r} but "
                     f"the store (from an earlier run) has {stored[k].item()!r}. The data order changed since "
-                    "the interrupted run; resume with the same data in the same order, or pass overwrite=True."
+                    "the interrupted run; resume with the same data in the same order or pass overwrite=True."
                 )
         if start + overlap < stop and start + overlap != self.n_rows:
             raise ValueError(
