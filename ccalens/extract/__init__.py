@@ -28,6 +28,7 @@ __all__ = [
     "Activations",
     "CorruptShardError",
     "LayerInfo",
+    "LayerNotFoundError",
     "LayerSummary",
     "SampleMismatchError",
     "ShardWriter",
@@ -47,6 +48,7 @@ __all__ = [
 _HOOKS = {
     "ActivationBatch",
     "Activations",
+    "LayerNotFoundError",
     "LayerSummary",
     "StoredActivations",
     "describe_layers",

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ActivationBatch",
     "Activations",
+    "LayerNotFoundError",
     "LayerSummary",
     "StoredActivations",
     "describe_layers",
@@ -44,6 +45,13 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------- layer names
+class LayerNotFoundError(KeyError):
+    """A layer name that the model does not have (the message lists close names)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def _require_module(model: Any) -> None:
     import torch
 
@@ -123,7 +131,7 @@ def _resolve_layers(model: torch.nn.Module, layers: Any) -> dict[str, torch.nn.M
             close = difflib.get_close_matches(name, list(modules), n=5, cutoff=0.5)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             avail = ", ".join(list(modules)[:20]) + (", ..." if len(modules) > 20 else "")
-            raise KeyError(
+            raise LayerNotFoundError(
                 f"no module named {name!r} in {type(model).__name__}{hint} (list_layers(model) gives all "
                 f"names; first ones: {avail})"
             )
@@ -659,7 +667,7 @@ def _extract_to_store(
     names = [layers] if isinstance(layers, str) else list(layers)
     modules = _resolve_layers(model, names)
     settings = {
-        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "model_class": type(model).__qualname__,
         "model_fingerprint": model_fingerprint(model),
         "flatten": bool(kwargs["flatten"]),
         "torch": torch.__version__,
