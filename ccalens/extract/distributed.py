@@ -36,6 +36,7 @@ from .store import (
     _normalise_keys,
     _transforms,
     chunk_bounds,
+    stats_chunk_rows,
 )
 
 __all__ = ["stats_with_dask", "store_to_dask_array"]
@@ -126,7 +127,7 @@ def stats_with_dask(
         keys: ``[(model, layer), ...]``; representation ``i`` of the result is ``keys[i]``.
         client: a ``dask.distributed.Client`` (``Client("tcp://scheduler:8786")``, or one on a
             ``LocalCluster``); None uses Dask's default scheduler.
-        batch_size: rows per task (default: one task per shard-aligned chunk).
+        batch_size: rows per task (default: shard-aligned chunks with a ~64 MB float64 buffer each).
         transform: a callable (or one per key) mapping ``(rows, *sample_shape)`` to ``(rows, features)``;
             it must be picklable for process-based workers (cloudpickle handles lambdas).
         verify: checksum policy for the shards (default: the store's).
@@ -145,7 +146,7 @@ def stats_with_dask(
     n = readers[0].n
     if n == 0:
         raise ValueError(f"no samples stored for {keys}")
-    bounds = chunk_bounds([r.starts for r in readers], n, batch_size)
+    bounds = chunk_bounds([r.starts for r in readers], n, batch_size, max_rows=stats_chunk_rows(readers))
     for r in readers:
         r.close()
 

@@ -849,11 +849,14 @@ class _LayerReader:
         self._open_ids = None
 
 
-def chunk_bounds(shard_starts: Iterable[np.ndarray], n: int, batch_size: int | None = None) -> np.ndarray:
+def chunk_bounds(
+    shard_starts: Iterable[np.ndarray], n: int, batch_size: int | None = None, max_rows: int | None = None
+) -> np.ndarray:
     """Row boundaries ``[0, ..., n]`` of the chunks to read.
 
     With ``batch_size=None`` the chunks are the union of every layer's shard boundaries, so each chunk lies
-    inside one shard of every layer (no copies); otherwise fixed chunks of ``batch_size`` rows.
+    inside one shard of every layer (no copies), split further into pieces of at most ``max_rows``;
+    otherwise fixed chunks of ``batch_size`` rows.
     """
     if batch_size is not None:
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
@@ -862,7 +865,22 @@ def chunk_bounds(shard_starts: Iterable[np.ndarray], n: int, batch_size: int | N
     else:
         bounds = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in shard_starts] + [[0]]))
         bounds = bounds[bounds < n]
+        if max_rows is not None:
+            ends = np.append(bounds[1:], n)
+            bounds = np.concatenate(
+                [np.arange(lo, hi, max_rows, dtype=np.int64) for lo, hi in zip(bounds, ends, strict=True)]
+            )
     return np.append(bounds, n).astype(np.int64)
+
+
+# float64 work buffer of the engine per chunk (rows x total features x 8 bytes) when batch_size is None
+STATS_CHUNK_BYTES = 64 * 1024 * 1024
+
+
+def stats_chunk_rows(readers: Sequence[_LayerReader]) -> int:
+    """Rows per chunk so that the engine's float64 buffer stays near :data:`STATS_CHUNK_BYTES`."""
+    features = sum(int(np.prod(r.sample_shape, dtype=np.int64)) for r in readers)
+    return max(256, STATS_CHUNK_BYTES // (8 * max(1, features)))
 
 
 def _normalise_keys(keys: Any) -> list[Key]:
@@ -933,20 +951,22 @@ def aligned_batches(
     verify: Verify | None = None,
     transform: Any = None,
     progress: bool = False,
+    max_rows: int | None = None,
 ) -> Iterator[tuple[np.ndarray, ...]]:
     """Iterate over stored layers in lockstep: tuples ``(X_1 batch, ..., X_L batch)`` of the same rows.
 
     The sample ids of every layer are compared with the first one's before anything is read (a
     :class:`SampleMismatchError` names the first differing row). ``transform`` (a callable, or one per key)
     maps each raw batch ``(rows, *sample_shape)``; without it, batches keep their stored shape.
-    ``with_ids=True`` appends the ids of the rows as the last element of each tuple.
+    ``with_ids=True`` appends the ids of the rows as the last element of each tuple. ``max_rows`` caps
+    the rows of a chunk when ``batch_size`` is None (default: whole shard-aligned chunks).
     """
     keys = _normalise_keys(keys)
     v = store._resolve_verify(verify)
     readers = [_LayerReader(store, m, lay, verify=v, allow_incomplete=False) for m, lay in keys]
     _check_aligned(store, keys, readers)
     transforms = _transforms(transform, len(keys))
-    bounds = chunk_bounds([r.starts for r in readers], readers[0].n, batch_size)
+    bounds = chunk_bounds([r.starts for r in readers], readers[0].n, batch_size, max_rows=max_rows)
     pairs: Iterable[tuple[int, int]] = itertools.pairwise(bounds)
     if progress:
         from tqdm.auto import tqdm
@@ -977,16 +997,20 @@ def stats_from_store(
 ) -> SufficientStats:
     """Streaming :class:`SufficientStats` of stored layers ``[(model, layer), ...]`` (checked aligned).
 
-    Reads one chunk of rows at a time (by default the shard boundaries; ``batch_size`` rows otherwise), so
-    memory stays bounded by about one shard per layer plus the float64 work buffer of the engine, whatever
-    the number of samples. Representation ``i`` of the result is ``keys[i]``. Samples with more than one axis
-    (conv maps ``(C, H, W)``) need ``transform`` (a callable or one per key) returning ``(rows, features)``.
+    Reads one chunk of rows at a time (by default shard-aligned chunks whose float64 work buffer is about
+    64 MB; ``batch_size`` rows otherwise), so memory stays bounded by about one shard per layer plus that
+    buffer, whatever the number of samples. Representation ``i`` of the result is ``keys[i]``. Samples
+    with more than one axis (conv maps ``(C, H, W)``) need ``transform`` (a callable or one per key)
+    returning ``(rows, features)``.
     """
     keys = _normalise_keys(keys)
     transforms = _transforms(transform, len(keys))
     stats = SufficientStats()
     names = tuple(f"{m}/{lay}" for m, lay in keys)
-    for batch in aligned_batches(store, keys, batch_size, verify=verify, progress=progress):
+    probe = [_LayerReader(store, m, lay, verify="never", allow_incomplete=True) for m, lay in keys]
+    max_rows = stats_chunk_rows(probe)
+    batches = aligned_batches(store, keys, batch_size, verify=verify, progress=progress, max_rows=max_rows)
+    for batch in batches:
         blocks = [_apply_transform(b, k, t) for b, k, t in zip(batch, keys, transforms, strict=True)]
         stats.update(*blocks, names=names)
     if stats.n_samples == 0:
