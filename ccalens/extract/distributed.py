@@ -127,7 +127,7 @@ def stats_with_dask(
         keys: ``[(model, layer), ...]``; representation ``i`` of the result is ``keys[i]``.
         client: a ``dask.distributed.Client`` (``Client("tcp://scheduler:8786")``, or one on a
             ``LocalCluster``); None uses Dask's default scheduler.
-        batch_size: rows per task (default: shard-aligned chunks with a ~64 MB float64 buffer each).
+        batch_size: rows per task (default: shard-aligned chunks with a ~128 MB float64 buffer each).
         transform: a callable (or one per key) mapping ``(rows, *sample_shape)`` to ``(rows, features)``;
             it must be picklable for process-based workers (cloudpickle handles lambdas).
         verify: checksum policy for the shards (default: the store's).

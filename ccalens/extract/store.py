@@ -874,7 +874,7 @@ def chunk_bounds(
 
 
 # float64 work buffer of the engine per chunk (rows x total features x 8 bytes) when batch_size is None
-STATS_CHUNK_BYTES = 64 * 1024 * 1024
+STATS_CHUNK_BYTES = 128 * 1024 * 1024
 
 
 def stats_chunk_rows(readers: Sequence[_LayerReader]) -> int:
@@ -998,7 +998,7 @@ def stats_from_store(
     """Streaming :class:`SufficientStats` of stored layers ``[(model, layer), ...]`` (checked aligned).
 
     Reads one chunk of rows at a time (by default shard-aligned chunks whose float64 work buffer is about
-    64 MB; ``batch_size`` rows otherwise), so memory stays bounded by about one shard per layer plus that
+    128 MB; ``batch_size`` rows otherwise), so memory stays bounded by about one shard per layer plus that
     buffer, whatever the number of samples. Representation ``i`` of the result is ``keys[i]``. Samples
     with more than one axis (conv maps ``(C, H, W)``) need ``transform`` (a callable or one per key)
     returning ``(rows, features)``.
