@@ -181,7 +181,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_store.json")
     p.add_argument("--keep", action="store_true", help="keep the store afterwards")
     p.add_argument("--phase", choices=["write", "stream", "dask"], help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="smoke run: --n 100000")
     args = p.parse_args()
+    if args.quick:
+        args.n = min(args.n, 100_000)
     if args.n < 2 or args.d < 1:
         p.error("--n must be >= 2 and --d >= 1")
 
