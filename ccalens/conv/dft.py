@@ -61,14 +61,19 @@ class DFTResult:
         measure: ``'cca'``, ``'svcca'`` or ``'pwcca'``.
         score: aggregated similarity: the mean of ``correlations`` (CCA, SVCCA) or the PWCCA-weighted mean.
         correlations: ``(K,)`` every canonical correlation over all frequencies of the kept grid, mirrored
-            frequencies counted twice, sorted descending. For translation-invariant data and the full grid
-            (CCA) this is the multiset of canonical correlations of the flattened maps.
+            frequencies counted twice, sorted descending, plus ``n_zeros`` zeros: when the total kept ranks
+            of A and B differ from frequency to frequency, CCA of the flattened maps has
+            ``min(sum rank_a, sum rank_b)`` correlations and the extra ones, pairing different
+            frequencies, are 0. For translation-invariant data and the full grid this is exactly the
+            multiset of canonical correlations of the flattened maps (CCA, and SVCCA with
+            ``svcca_scope='global'``).
         per_frequency: ``F`` arrays ``(k_f,)`` of each kept frequency's correlations (descending;
             ``k_f = 0`` where a map has no variance kept at that frequency).
         per_frequency_score: ``(F,)`` mean correlation (PWCCA: weighted mean) per frequency, NaN where empty.
         frequencies: ``(F, 2)`` signed frequencies ``(ku, kv)`` in cycles per image.
         multiplicity: ``(F,)`` 2 for a mirror pair ``{f, -f}``, 1 for a real (self-mirrored) frequency.
         grid: kept frequencies per axis; ``multiplicity.sum() == grid[0] * grid[1]``.
+        n_zeros: zeros appended to ``correlations`` (see above).
         n_samples: number of images.
         rank_a, rank_b: ``(F,)`` dimensions kept per frequency on each side.
         pwcca_weights: for PWCCA, ``F`` arrays ``(k_f,)`` of normalised weights (summing to 1 over all
@@ -83,6 +88,7 @@ class DFTResult:
     frequencies: np.ndarray
     multiplicity: np.ndarray
     grid: tuple[int, int]
+    n_zeros: int
     n_samples: int
     rank_a: np.ndarray
     rank_b: np.ndarray
@@ -206,7 +212,7 @@ class DFTStats:
         assert self.s_aa is not None and self.s_bb is not None and self.s_ab is not None
         n_a = self.n_samples
         n = n_a + n_b
-        da = mean_b - self.mean_a
+        da = mean_a - self.mean_a
         db = mean_b - self.mean_b
         scale = n_a * n_b / n
         self.s_aa += s_aa + scale * _outer(da, da)
@@ -290,7 +296,8 @@ class DFTStats:
             ``'frequency'`` keeps ``variance`` of each frequency's own variance (``Whitening.top_variance``).
             ``'pwcca'``: CCA with Morcos et al.'s weights, the "neurons" of A being its channels' Fourier
             coefficients at each frequency; weights are normalised over all frequencies (with
-            multiplicity). PWCCA is not rotation invariant, so this differs from PWCCA on flattened pixels.
+            multiplicity; the ``n_zeros`` padding zeros carry no weight). PWCCA is not rotation invariant,
+            so this differs from PWCCA on flattened pixels.
         """
         measure = check_measure(measure, variance)
         if svcca_scope not in ("global", "frequency"):
@@ -331,7 +338,10 @@ class DFTStats:
 
         per_frequency = [blk.correlations for blk in blocks]
         gathered = np.concatenate([np.repeat(c, m) for c, m in zip(per_frequency, mult, strict=True)])
-        gathered = np.sort(gathered)[::-1]
+        # CCA of the flattened maps has min(total rank_a, total rank_b) correlations; those beyond the
+        # per-frequency ones pair directions of different frequencies, whose cross-covariance is 0.
+        n_zeros = int(min(rank_a @ mult, rank_b @ mult)) - gathered.size
+        gathered = np.sort(np.concatenate([gathered, np.zeros(n_zeros)]))[::-1]
         pw: list[np.ndarray] | None = None
         if measure == "pwcca":
             raw = [blk.pwcca_weights for blk in blocks]
@@ -353,6 +363,7 @@ class DFTStats:
             frequencies=self.plan.frequencies.copy(),
             multiplicity=mult.copy(),
             grid=self.plan.grid,
+            n_zeros=n_zeros,
             n_samples=n,
             rank_a=rank_a,
             rank_b=rank_b,
