@@ -37,8 +37,8 @@ from .frequencies import FrequencyPlan, frequency_plan
 
 __all__ = ["DFTResult", "DFTStats"]
 
-#: Images per internal chunk are chosen so that one chunk's complex coefficients take about this many bytes.
-DEFAULT_CHUNK_BYTES = 128 << 20
+#: Images per internal chunk are chosen so that one chunk's complex working arrays take about this many bytes.
+DEFAULT_CHUNK_BYTES = 256 << 20
 
 
 def _coefficients(chunk: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
