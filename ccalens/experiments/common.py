@@ -1,0 +1,256 @@
+"""Shared pieces of the experiments: a trained network's features and last layer, scoring, PCA reduction, and
+the batched retraining of a last (linear) layer.
+
+Shapes: ``n`` training samples, ``m`` validation samples, ``p`` features, ``c`` classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ccalens.core.whitening import whiten
+from ccalens.metrics import accuracy, macro_f1
+
+__all__ = [
+    "NetworkFeatures",
+    "PCAReduction",
+    "RetrainConfig",
+    "pca_reduce",
+    "scores",
+    "softmax",
+    "train_linear_layers",
+]
+
+
+@dataclass(frozen=True)
+class NetworkFeatures:
+    """Penultimate features of one trained network and its last layer.
+
+    Attributes:
+        name: label used in tables and figures (e.g. ``"fou/seed0"``).
+        train: ``(n, p)`` features of the training samples.
+        val: ``(m, p)`` features of the validation samples.
+        weight: ``(c, p)`` last-layer weight W; logits are ``features @ W.T + bias``.
+        bias: ``(c,)`` last-layer bias b.
+    """
+
+    name: str
+    train: np.ndarray
+    val: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+
+    def __post_init__(self) -> None:
+        for attr in ("train", "val"):
+            arr = np.asarray(getattr(self, attr))
+            if arr.ndim != 2:
+                raise ValueError(f"{self.name}: {attr} must be 2-D (samples, features), got shape {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{self.name}: {attr} contains NaN or Inf")
+        p = np.asarray(self.train).shape[1]
+        if np.asarray(self.val).shape[1] != p:
+            raise ValueError(f"{self.name}: val has {np.asarray(self.val).shape[1]} features, train has {p}")
+        W, b = np.asarray(self.weight), np.asarray(self.bias)
+        if W.ndim != 2 or W.shape[1] != p:
+            raise ValueError(f"{self.name}: weight must have shape (n_classes, {p}), got {W.shape}")
+        if b.shape != (W.shape[0],):
+            raise ValueError(f"{self.name}: bias must have shape ({W.shape[0]},), got {b.shape}")
+
+    @property
+    def n_features(self) -> int:
+        return int(np.asarray(self.train).shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return int(np.asarray(self.weight).shape[0])
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """``(m, c)`` logits of the original last layer on ``X: (m, p)``."""
+        return np.asarray(X, dtype=np.float64) @ np.asarray(self.weight, dtype=np.float64).T + np.asarray(
+            self.bias, dtype=np.float64
+        )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(m, c)`` logits."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """``{"accuracy", "macro_f1"}`` of integer predictions ``(m,)``."""
+    return {"accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred, n_classes)}
+
+
+@dataclass(frozen=True)
+class PCAReduction:
+    """Top principal directions of training features: ``reduced = (X - mean) @ components``.
+
+    ``mean: (p,)``, ``components: (p, r)`` orthonormal columns, ``variances: (r,)`` descending,
+    ``explained: float`` fraction of the total variance kept.
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    variances: np.ndarray
+    explained: float
+
+    @property
+    def rank(self) -> int:
+        return int(self.components.shape[1])
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, dtype=np.float64) - self.mean) @ self.components
+
+
+def pca_reduce(X: np.ndarray, variance: float = 0.9999, name: str = "X") -> PCAReduction:
+    """PCA of ``X: (n, p)`` keeping the smallest number of top directions explaining ``variance`` of the total
+    (``variance=1`` keeps every direction above the engine's relative eigenvalue cut-off)."""
+    if not 0.0 < variance <= 1.0:
+        raise ValueError(f"variance must be in (0, 1], got {variance}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ValueError(f"{name} must be 2-D with at least 2 samples, got shape {X.shape}")
+    mean = X.mean(axis=0)
+    Xc = X - mean
+    cov = Xc.T @ Xc / (X.shape[0] - 1)
+    w = whiten(cov, name=name)
+    if variance < 1.0:
+        w = w.top_variance(variance)
+    return PCAReduction(mean=mean, components=w.eigenvectors, variances=w.eigenvalues, explained=w.explained_variance)
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Hyper-parameters for retraining a last layer (multinomial logistic regression), by default the
+    original training's: Adam (L2 weight decay as in ``torch.optim.Adam``), mini-batches, fixed epochs.
+
+    The layer starts at zero, mini-batch order comes from ``seed``: the result is deterministic.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    epochs: int = 40
+    batch_size: int = 64
+    class_weighted: bool = False
+    seed: int = 0
+    group_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if int(self.epochs) < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if int(self.group_size) < 1:
+            raise ValueError(f"group_size must be >= 1, got {self.group_size}")
+
+    @classmethod
+    def from_mapping(cls, d: dict[str, Any] | None) -> RetrainConfig:
+        """Build from a config table, ignoring training-only keys (lr schedule, checkpoints, device...)."""
+        d = dict(d or {})
+        fields = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in fields})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def train_linear_layers(
+    train_sets: Sequence[np.ndarray],
+    y: np.ndarray,
+    n_classes: int,
+    config: RetrainConfig | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train one multinomial logistic layer per feature set, all at once (batched numpy, float32).
+
+    ``train_sets``: G arrays ``(n, p)`` of the same samples (same ``p``); ``y: (n,)`` labels in 0..c-1.
+    Returns G pairs ``(W (c, p), b (c,))``. Each problem gets exactly the updates of a separate run: mean (or
+    class-weighted mean) cross-entropy over the mini-batch, L2 weight decay added to the gradient of W and b,
+    then Adam or SGD with momentum with the update rules of ``torch.optim`` (the training loop's optimizers).
+    Zero initialisation and a seeded mini-batch order make the result deterministic.
+    """
+    config = config or RetrainConfig()
+    if len(train_sets) == 0:
+        return []
+    y = np.asarray(y).astype(np.int64).ravel()
+    shapes = {np.asarray(t).shape for t in train_sets}
+    if len(shapes) != 1:
+        raise ValueError(f"train_sets must all have the same shape, got {sorted(shapes)}")
+    n = next(iter(shapes))[0]
+    if y.shape[0] != n:
+        raise ValueError(f"y has {y.shape[0]} labels but the feature sets have {n} samples")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"y must lie in 0..{n_classes - 1}")
+    weights = None
+    if config.class_weighted:
+        counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+        weights = np.divide(n, n_classes * counts, out=np.zeros(n_classes), where=counts > 0).astype(np.float32)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for start in range(0, len(train_sets), config.group_size):
+        out.extend(_train_group(train_sets[start : start + config.group_size], y, n_classes, weights, config))
+    return out
+
+
+def _train_group(
+    group: Sequence[np.ndarray], y: np.ndarray, n_classes: int, weights: np.ndarray | None, config: RetrainConfig
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    X = np.stack([np.asarray(t, dtype=np.float32) for t in group])  # (G, n, p)
+    G, n, p = X.shape
+    W = np.zeros((G, p, n_classes), dtype=np.float32)
+    b = np.zeros((G, 1, n_classes), dtype=np.float32)
+    state = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(W), np.zeros_like(b)]  # m_W, m_b, v_W, v_b
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    lr, wd = np.float32(config.lr), np.float32(config.weight_decay)
+    rng = np.random.default_rng(int(config.seed))
+    bs = int(config.batch_size)
+    step = 0
+    eye = np.eye(n_classes, dtype=np.float32)
+    for _epoch in range(int(config.epochs)):
+        perm = rng.permutation(n)
+        Xe = np.take(X, perm, axis=1)  # (G, n, p), contiguous mini-batches below
+        ye = y[perm]
+        for i in range(0, n, bs):
+            Xb, yb = Xe[:, i : i + bs], ye[i : i + bs]
+            logits = Xb @ W + b  # (G, B, c)
+            logits -= logits.max(axis=2, keepdims=True)
+            P = np.exp(logits)
+            P /= P.sum(axis=2, keepdims=True)
+            P -= eye[yb]  # d(cross-entropy)/d(logits), per sample
+            if weights is None:
+                P /= np.float32(len(yb))
+            else:
+                wb = weights[yb]
+                P *= (wb / wb.sum())[None, :, None]
+            gW = Xb.transpose(0, 2, 1) @ P + wd * W
+            gb = P.sum(axis=1, keepdims=True) + wd * b
+            step += 1
+            if config.optimizer == "adam":
+                for param, grad, m, v in ((W, gW, state[0], state[2]), (b, gb, state[1], state[3])):
+                    m *= beta1
+                    m += (1 - beta1) * grad
+                    v *= beta2
+                    v += (1 - beta2) * grad * grad
+                    denom = np.sqrt(v) / np.sqrt(1 - beta2**step) + eps
+                    param -= (lr / (1 - beta1**step)) * m / denom
+            else:
+                for param, grad, buf in ((W, gW, state[0]), (b, gb, state[1])):
+                    if step == 1:
+                        buf[...] = grad
+                    else:
+                        buf *= np.float32(config.momentum)
+                        buf += grad
+                    param -= lr * buf
+    return [(W[g].T.astype(np.float64), b[g, 0].astype(np.float64)) for g in range(G)]

@@ -1,0 +1,496 @@
+"""Projection experiment of Moreau et al. (2021), section 4.2 (DESIGN.md section 3).
+
+A trained network gives penultimate features X1 (train ``(n, p)``, validation ``(m, p)``) and a last layer
+(W, b). A basis change B of the feature space is fitted on the TRAIN features only; validation (and, for the
+retrained layer, training) features are projected on k of its directions with the oblique projector
+``P = B^+ diag(mask) B`` and the mean is added back: ``X' = mean + (X - mean) @ P.T``. Seven ways to pick the
+directions (:data:`METHODS`):
+
+* ``cca_highest`` / ``cca_lowest`` / ``cca_random``: the k canonical directions of X1 (against features X2 of
+  the same training samples from another network, discarded afterwards) with the highest / lowest / random
+  correlations; both sides are first reduced by PCA keeping 99.99% of the variance;
+* ``max_activation``: the k neurons with the largest max |activation|; ``random_selection``: k random neurons
+  (other neurons are set to their training mean);
+* ``random_projection``: k random orthonormal directions; ``pca``: the top k principal directions.
+
+Scores: the ORIGINAL last layer on projected validation features, and a last layer RETRAINED on projected
+training features (:func:`ccalens.experiments.common.train_linear_layers`). Metrics: accuracy and macro F1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ccalens.core.cca import CCA
+from ccalens.experiments.common import (
+    NetworkFeatures,
+    RetrainConfig,
+    pca_reduce,
+    scores,
+    train_linear_layers,
+)
+from ccalens.report.io import write_csv, write_json
+
+__all__ = [
+    "CCA_METHODS",
+    "METHODS",
+    "RANDOM_METHODS",
+    "Basis",
+    "ProjectionConfig",
+    "ProjectionResult",
+    "cca_bases",
+    "cca_basis",
+    "identity_basis",
+    "k_grid",
+    "method_directions",
+    "pca_basis",
+    "project",
+    "project_features",
+    "run_projection",
+]
+
+METHODS: tuple[str, ...] = (
+    "cca_highest",
+    "cca_lowest",
+    "cca_random",
+    "max_activation",
+    "random_selection",
+    "random_projection",
+    "pca",
+)
+CCA_METHODS = frozenset({"cca_highest", "cca_lowest", "cca_random"})
+RANDOM_METHODS = frozenset({"cca_random", "random_selection", "random_projection"})
+
+
+def k_grid(n_classes: int, n_features: int) -> list[int]:
+    """``1, 2, ..., 2 * n_classes``, then the powers of two above that up to ``n_features``, then
+    ``n_features`` itself (the full width), all capped at ``n_features``."""
+    if int(n_classes) < 1:
+        raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+    if int(n_features) < 1:
+        raise ValueError(f"n_features must be >= 1, got {n_features}")
+    n_classes, n_features = int(n_classes), int(n_features)
+    ks = list(range(1, min(2 * n_classes, n_features) + 1))
+    power = 1
+    while power <= n_features:
+        if power > 2 * n_classes:
+            ks.append(power)
+        power *= 2
+    if ks[-1] != n_features:
+        ks.append(n_features)
+    return ks
+
+
+@dataclass(frozen=True)
+class Basis:
+    """A basis change of the feature space fitted on training features.
+
+    ``mean: (p,)``; ``basis: (r, p)`` B, coordinates of x are ``B (x - mean)``; ``pinv: (p, r)`` B^+, so that
+    ``x ~= mean + B^+ B (x - mean)`` on the kept subspace. Rows of B are ordered as the method needs
+    (canonical correlation, variance, or neuron index).
+    """
+
+    mean: np.ndarray
+    basis: np.ndarray
+    pinv: np.ndarray
+
+    @property
+    def rank(self) -> int:
+        return int(self.basis.shape[0])
+
+    def projector(self, components: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``(p, p)`` projector ``P = B^+ diag(mask) B`` keeping the given rows of B."""
+        idx = _check_components(components, self.rank)
+        return self.pinv[:, idx] @ self.basis[idx, :]
+
+
+def _check_components(components: Sequence[int] | np.ndarray, rank: int) -> np.ndarray:
+    idx = np.asarray(components, dtype=np.int64).ravel()
+    if idx.size and (idx.min() < 0 or idx.max() >= rank):
+        raise ValueError(f"components must lie in 0..{rank - 1}, got {idx.min()}..{idx.max()}")
+    return idx
+
+
+def project_features(X: np.ndarray, basis: Basis, components: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``mean + (X - mean) @ P.T`` for ``X: (m, p)``, computed through the k coordinates (never forms P)."""
+    idx = _check_components(components, basis.rank)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != basis.mean.shape[0]:
+        raise ValueError(f"X must have shape (samples, {basis.mean.shape[0]}), got {X.shape}")
+    coords = (X - basis.mean) @ basis.basis[idx].T
+    return basis.mean + coords @ basis.pinv[:, idx].T
+
+
+def identity_basis(X_train: np.ndarray) -> Basis:
+    """Neuron basis (B = I) with the training mean: selecting rows keeps neurons, the others become their mean."""
+    X_train = np.asarray(X_train, dtype=np.float64)
+    p = X_train.shape[1]
+    return Basis(mean=X_train.mean(axis=0), basis=np.eye(p), pinv=np.eye(p))
+
+
+def pca_basis(X_train: np.ndarray) -> Basis:
+    """Principal directions of the training features, highest variance first (every direction above the
+    engine's relative eigenvalue cut-off), as an orthonormal basis."""
+    pca = pca_reduce(X_train, 1.0, name="X_train")
+    return Basis(mean=pca.mean, basis=pca.components.T.copy(), pinv=pca.components.copy())
+
+
+def cca_bases(
+    X1_train: np.ndarray, X2_train: np.ndarray, pca_variance: float = 0.9999
+) -> tuple[Basis, Basis, np.ndarray]:
+    """Canonical bases of both sides after PCA of each side keeping ``pca_variance`` of its variance.
+
+    ``X1_train: (n, p)``, ``X2_train: (n, q)`` (same samples). Returns ``(basis1, basis2, correlations)``: row i
+    of ``basis1`` and of ``basis2`` form the i-th canonical pair (for ``i < len(correlations)``), expressed in
+    each side's feature space, highest correlation first; further rows complete each side's kept PCA subspace
+    (correlation 0).
+    """
+    X1_train = np.asarray(X1_train, dtype=np.float64)
+    X2_train = np.asarray(X2_train, dtype=np.float64)
+    if X1_train.ndim != 2 or X2_train.ndim != 2:
+        raise ValueError(f"X1_train and X2_train must be 2-D, got shapes {X1_train.shape} and {X2_train.shape}")
+    if X1_train.shape[0] != X2_train.shape[0]:
+        raise ValueError(
+            f"X1_train and X2_train must hold the same samples, got {X1_train.shape[0]} and {X2_train.shape[0]} rows"
+        )
+    pca1 = pca_reduce(X1_train, pca_variance, name="X1_train")
+    pca2 = pca_reduce(X2_train, pca_variance, name="X2_train")
+    cca = CCA(method="qr").fit(pca1.transform(X1_train), pca2.transform(X2_train))
+    b1 = Basis(mean=pca1.mean, basis=cca.x_basis_ @ pca1.components.T, pinv=pca1.components @ cca.x_basis_pinv_)
+    b2 = Basis(mean=pca2.mean, basis=cca.y_basis_ @ pca2.components.T, pinv=pca2.components @ cca.y_basis_pinv_)
+    return b1, b2, np.asarray(cca.correlations_)
+
+
+def cca_basis(
+    X1_train: np.ndarray, X2_train: np.ndarray, pca_variance: float = 0.9999
+) -> tuple[Basis, np.ndarray, tuple[int, int]]:
+    """Canonical basis of X1 against X2 (see :func:`cca_bases`): ``(basis1, correlations, (rank1, rank2))``
+    with the PCA ranks of both sides."""
+    b1, b2, corr = cca_bases(X1_train, X2_train, pca_variance)
+    return b1, corr, (b1.rank, b2.rank)
+
+
+def random_orthonormal_basis(X_train: np.ndarray, k: int, rng: np.random.Generator) -> Basis:
+    """k random orthonormal directions (QR of a Gaussian matrix), with the training mean."""
+    X_train = np.asarray(X_train, dtype=np.float64)
+    p = X_train.shape[1]
+    Q, R = np.linalg.qr(rng.standard_normal((p, k)))
+    Q = Q * np.sign(np.diag(R))  # Haar-distributed
+    return Basis(mean=X_train.mean(axis=0), basis=Q.T.copy(), pinv=Q)
+
+
+def method_directions(
+    method: str,
+    k: int,
+    *,
+    X_train: np.ndarray,
+    rng: np.random.Generator | None = None,
+    cca: Basis | None = None,
+    pca: Basis | None = None,
+    neurons: Basis | None = None,
+) -> tuple[Basis, np.ndarray]:
+    """The basis and the k row indices that ``method`` keeps. ``k`` is capped at the number of directions
+    the method has (the CCA/PCA rank, or ``p``). Precomputed bases may be passed to avoid refitting."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if int(k) < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if method in RANDOM_METHODS and rng is None:
+        raise ValueError(f"method {method!r} is random: pass rng")
+    X_train = np.asarray(X_train, dtype=np.float64)
+    p = X_train.shape[1]
+    if method in CCA_METHODS:
+        if cca is None:
+            raise ValueError(f"method {method!r} needs the canonical basis: pass cca=cca_basis(X1, X2)[0]")
+        r = cca.rank
+        k = min(int(k), r)
+        if method == "cca_highest":
+            return cca, np.arange(k)
+        if method == "cca_lowest":
+            return cca, np.arange(r - k, r)
+        return cca, np.sort(rng.choice(r, size=k, replace=False))  # type: ignore[union-attr]
+    if method == "pca":
+        pca = pca if pca is not None else pca_basis(X_train)
+        k = min(int(k), pca.rank)
+        return pca, np.arange(k)
+    k = min(int(k), p)
+    if method == "random_projection":
+        if k == p:  # the whole space: the identity, whatever the rotation
+            return (neurons if neurons is not None else identity_basis(X_train)), np.arange(p)
+        return random_orthonormal_basis(X_train, k, rng), np.arange(k)  # type: ignore[arg-type]
+    neurons = neurons if neurons is not None else identity_basis(X_train)
+    if method == "max_activation":
+        order = np.argsort(-np.abs(X_train).max(axis=0), kind="stable")
+        return neurons, np.sort(order[:k])
+    return neurons, np.sort(rng.choice(p, size=k, replace=False))  # type: ignore[union-attr]
+
+
+def project(
+    method: str,
+    k: int,
+    X1_train: np.ndarray,
+    X: np.ndarray,
+    *,
+    X2_train: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+    pca_variance: float = 0.9999,
+) -> np.ndarray:
+    """Pure one-shot form: fit ``method``'s basis on ``X1_train: (n, p)`` (and ``X2_train: (n, q)`` for the
+    CCA methods), project ``X: (m, p)`` on k directions and add back the training mean -> ``(m, p)``."""
+    cca = None
+    if method in CCA_METHODS:
+        if X2_train is None:
+            raise ValueError(f"method {method!r} needs X2_train (features of the same samples from another network)")
+        cca = cca_basis(X1_train, X2_train, pca_variance)[0]
+    basis, comps = method_directions(method, k, X_train=X1_train, rng=rng, cca=cca)
+    return project_features(X, basis, comps)
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """Settings of :func:`run_projection` (defaults: DESIGN.md section 3)."""
+
+    methods: tuple[str, ...] = METHODS
+    repeats: int = 5
+    k_values: tuple[int, ...] | None = None
+    pca_variance: float = 0.9999
+    retrain: bool = True
+    retrain_config: RetrainConfig = field(default_factory=RetrainConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {list(self.methods)}")
+        if int(self.repeats) < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if self.k_values is not None and (not self.k_values or min(self.k_values) < 1):
+            raise ValueError(f"k_values must be positive integers, got {self.k_values}")
+        if not 0 < self.pca_variance <= 1:
+            raise ValueError(f"pca_variance must be in (0, 1], got {self.pca_variance}")
+
+    @classmethod
+    def from_mapping(cls, d: dict[str, Any] | None, retrain: RetrainConfig | None = None) -> ProjectionConfig:
+        d = dict(d or {})
+        unknown = set(d) - {"methods", "repeats", "k_values", "pca_variance", "retrain", "seed"}
+        if unknown:
+            raise ValueError(f"unknown projection settings: {sorted(unknown)}")
+        if "methods" in d:
+            d["methods"] = tuple(d["methods"])
+        if d.get("k_values") is not None:
+            d["k_values"] = tuple(int(k) for k in d["k_values"])
+        return cls(**d, retrain_config=retrain or RetrainConfig())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "methods": list(self.methods),
+            "repeats": self.repeats,
+            "k_values": None if self.k_values is None else list(self.k_values),
+            "pca_variance": self.pca_variance,
+            "retrain": self.retrain,
+            "retrain_config": self.retrain_config.to_dict(),
+            "seed": self.seed,
+        }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+@dataclass
+class ProjectionResult:
+    """Every score of one projection experiment.
+
+    ``records``: one dict per (method, k, repeat, classifier) with ``k_effective`` (k capped at the number
+    of directions of the method), ``accuracy`` and ``macro_f1``. ``baseline``: the unprojected scores per
+    classifier. ``canonical_correlations``: of X1 vs X2 after PCA.
+    """
+
+    name: str
+    reference: str
+    n_classes: int
+    n_features: int
+    k_grid: list[int]
+    methods: list[str]
+    repeats: int
+    records: list[dict[str, Any]]
+    baseline: dict[str, dict[str, float]]
+    canonical_correlations: np.ndarray
+    pca_ranks: tuple[int, int]
+    config: dict[str, Any]
+    wall_time_s: float = 0.0
+
+    @property
+    def classifiers(self) -> list[str]:
+        return sorted({r["classifier"] for r in self.records}, key=["original", "retrained"].index)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Mean and std over repeats per (method, k, classifier), for both metrics."""
+        groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+        for r in self.records:
+            groups[(r["method"], r["k"], r["classifier"])].append(r)
+        rows = []
+        for (method, k, clf), rs in groups.items():
+            row: dict[str, Any] = {"method": method, "k": k, "k_effective": rs[0]["k_effective"], "classifier": clf,
+                                   "n_repeats": len(rs)}
+            for metric in ("accuracy", "macro_f1"):
+                row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([r[metric] for r in rs])
+            rows.append(row)
+        order = {m: i for i, m in enumerate(self.methods)}
+        rows.sort(key=lambda r: (r["classifier"], order[r["method"]], r["k"]))
+        return rows
+
+    def curve(self, method: str, classifier: str = "original", metric: str = "accuracy") -> tuple[
+        np.ndarray, np.ndarray, np.ndarray
+    ]:
+        """``(k, mean, std)`` arrays for one method/classifier/metric."""
+        rows = [r for r in self.summary() if r["method"] == method and r["classifier"] == classifier]
+        if not rows:
+            raise KeyError(f"no scores for method={method!r}, classifier={classifier!r}")
+        rows.sort(key=lambda r: r["k"])
+        return (
+            np.array([r["k"] for r in rows]),
+            np.array([r[f"{metric}_mean"] for r in rows]),
+            np.array([r[f"{metric}_std"] for r in rows]),
+        )
+
+    def score_at(self, method: str, k: int, classifier: str = "original", metric: str = "accuracy") -> float:
+        ks, mean, _ = self.curve(method, classifier, metric)
+        hit = np.flatnonzero(ks == k)
+        if hit.size == 0:
+            raise KeyError(f"k={k} is not in the grid {ks.tolist()}")
+        return float(mean[hit[0]])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "reference": self.reference,
+            "n_classes": self.n_classes,
+            "n_features": self.n_features,
+            "k_grid": self.k_grid,
+            "methods": self.methods,
+            "repeats": self.repeats,
+            "pca_ranks": list(self.pca_ranks),
+            "baseline": self.baseline,
+            "canonical_correlations": self.canonical_correlations,
+            "config": self.config,
+            "wall_time_s": self.wall_time_s,
+            "summary": self.summary(),
+            "records": self.records,
+        }
+
+    def save(self, out_dir: str | Path, stem: str) -> dict[str, Path]:
+        """``{stem}.json`` (everything), ``{stem}_summary.csv`` and ``{stem}_records.csv``."""
+        out_dir = Path(out_dir)
+        return {
+            "json": write_json(out_dir / f"{stem}.json", self.to_dict()),
+            "summary_csv": write_csv(out_dir / f"{stem}_summary.csv", self.summary()),
+            "records_csv": write_csv(out_dir / f"{stem}_records.csv", self.records),
+        }
+
+
+def run_projection(
+    net: NetworkFeatures,
+    X2_train: np.ndarray,
+    y_train: np.ndarray,
+    y_val: np.ndarray,
+    config: ProjectionConfig | None = None,
+    *,
+    reference: str = "X2",
+    progress: bool = False,
+) -> ProjectionResult:
+    """Run the projection experiment on one network.
+
+    ``net``: its features (train ``(n, p)``, val ``(m, p)``) and last layer; ``X2_train: (n, q)``: features of
+    the same training samples from the reference network (another initialisation or another sensor);
+    ``y_train: (n,)``, ``y_val: (m,)`` labels in 0..c-1.
+    """
+    config = config or ProjectionConfig()
+    t0 = time.perf_counter()
+    X1_train = np.asarray(net.train, dtype=np.float64)
+    X1_val = np.asarray(net.val, dtype=np.float64)
+    y_train = np.asarray(y_train).astype(np.int64).ravel()
+    y_val = np.asarray(y_val).astype(np.int64).ravel()
+    if y_train.shape[0] != X1_train.shape[0]:
+        raise ValueError(f"y_train has {y_train.shape[0]} labels, {net.name} has {X1_train.shape[0]} training rows")
+    if y_val.shape[0] != X1_val.shape[0]:
+        raise ValueError(f"y_val has {y_val.shape[0]} labels, {net.name} has {X1_val.shape[0]} validation rows")
+    c, p = net.n_classes, net.n_features
+    ks = list(config.k_values) if config.k_values is not None else k_grid(c, p)
+    ks = sorted({min(int(k), p) for k in ks})
+
+    cca = None
+    correlations = np.zeros(0)
+    ranks = (0, 0)
+    if any(m in CCA_METHODS for m in config.methods):
+        cca, correlations, ranks = cca_basis(X1_train, X2_train, config.pca_variance)
+    pca = pca_basis(X1_train) if "pca" in config.methods else None
+    neurons = identity_basis(X1_train)
+
+    # tasks: (method, k, repeat) -> (basis, components); the first task is the unprojected baseline
+    baseline_task = "__baseline__"
+    tasks: list[tuple[str, int, int, int, Basis, np.ndarray]] = [(baseline_task, p, 0, p, neurons, np.arange(p))]
+    method_index = {m: i for i, m in enumerate(METHODS)}
+    for method in config.methods:
+        n_rep = config.repeats if method in RANDOM_METHODS else 1
+        for k in ks:
+            for rep in range(n_rep):
+                rng = np.random.default_rng([config.seed, method_index[method], k, rep])
+                basis, comps = method_directions(
+                    method, k, X_train=X1_train, rng=rng, cca=cca, pca=pca, neurons=neurons
+                )
+                tasks.append((method, k, rep, int(comps.size), basis, comps))
+
+    baseline: dict[str, dict[str, float]] = {}
+    records: list[dict[str, Any]] = []
+    group = config.retrain_config.group_size
+    bar = tqdm(total=len(tasks), desc=f"projection {net.name} vs {reference}", disable=not progress, leave=False)
+    for start in range(0, len(tasks), group):
+        chunk = tasks[start : start + group]
+        vals = [project_features(X1_val, basis, comps) for (_, _, _, _, basis, comps) in chunk]
+        layers: list[tuple[np.ndarray, np.ndarray]] = []
+        if config.retrain:
+            trains = [project_features(X1_train, basis, comps) for (_, _, _, _, basis, comps) in chunk]
+            layers = train_linear_layers(trains, y_train, c, config.retrain_config)
+            del trains
+        for j, (method, k, rep, k_eff, _, _) in enumerate(chunk):
+            s_orig = scores(y_val, net.logits(vals[j]).argmax(axis=1), c)
+            s_re = None
+            if config.retrain:
+                W, b = layers[j]
+                s_re = scores(y_val, (vals[j] @ W.T + b).argmax(axis=1), c)
+            if method == baseline_task:
+                baseline["original"] = s_orig
+                if s_re is not None:
+                    baseline["retrained"] = s_re
+                continue
+            base = {"method": method, "k": k, "k_effective": k_eff, "repeat": rep}
+            records.append({**base, "classifier": "original", **s_orig})
+            if s_re is not None:
+                records.append({**base, "classifier": "retrained", **s_re})
+        bar.update(len(chunk))
+    bar.close()
+    return ProjectionResult(
+        name=net.name,
+        reference=reference,
+        n_classes=c,
+        n_features=p,
+        k_grid=ks,
+        methods=list(config.methods),
+        repeats=config.repeats,
+        records=records,
+        baseline=baseline,
+        canonical_correlations=correlations,
+        pca_ranks=ranks,
+        config=config.to_dict(),
+        wall_time_s=time.perf_counter() - t0,
+    )

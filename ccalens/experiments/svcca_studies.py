@@ -1,0 +1,297 @@
+"""Experiments of the SVCCA paper (Raghu et al. 2017; DESIGN.md section 5).
+
+* :func:`learning_dynamics`: for each layer and each saved checkpoint, SVCCA similarity to the layer's final
+  representation (paper Fig. 4: lower layers converge first).
+* :func:`two_init_heatmap`: layer x layer SVCCA similarity between two trainings of one architecture.
+* :func:`compression`: replace a layer's activations by their projection on its top-k SVCCA directions
+  (computed against another initialisation's same layer, or against the logits), run the rest of the network,
+  and measure accuracy against k (paper Fig. 5); PCA and random-subspace projections are the baselines.
+* :func:`invariance_sanity`: CCA recovers a signal after neuron permutation, rotation and scaling, where a
+  neuron-by-neuron correlation does not.
+* :func:`abc_example`: B (50 dominant dimensions aligned with A + 150 low-variance noise dimensions) and C
+  (150 dominant, useful dimensions unrelated to A + 50 negligible ones aligned with A): plain CCA gives both
+  pairs the same score, SVCCA tells them apart.
+
+Layer activations come from forward hooks on the modules named by
+:func:`ccalens.models.named_feature_layers` plus the classifier (logits). Convolutional outputs
+``(N, C, H, W)`` are averaged over positions (the "pooled" convention of DESIGN.md section 2, ``(N, C)``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ccalens.core.measures import cca_similarity, svcca
+from ccalens.experiments.common import scores
+from ccalens.experiments.projection import (
+    cca_bases,
+    k_grid,
+    pca_basis,
+    project_features,
+    random_orthonormal_basis,
+)
+
+__all__ = [
+    "abc_example",
+    "compression",
+    "invariance_sanity",
+    "layer_activations",
+    "learning_dynamics",
+    "two_init_heatmap",
+]
+
+LOGITS = "logits"
+
+
+def _pool(t: Any) -> Any:
+    return t.mean(dim=tuple(range(2, t.ndim))) if t.ndim > 2 else t
+
+
+def layer_activations(
+    model: Any, X: Any, layers: Sequence[str], *, batch_size: int = 512
+) -> dict[str, np.ndarray]:
+    """Outputs of the named sub-modules (and ``"logits"``) on ``X: (n, ...)``, eval mode: name -> ``(n, d)``.
+
+    Conv outputs are averaged over spatial positions."""
+    import torch
+
+    modules = dict(model.named_modules())
+    missing = [nm for nm in layers if nm != LOGITS and nm not in modules]
+    if missing:
+        raise ValueError(f"layers {missing} are not sub-modules of {type(model).__name__}")
+    store: dict[str, list[np.ndarray]] = {nm: [] for nm in layers}
+    handles = []
+    for nm in layers:
+        if nm == LOGITS:
+            continue
+
+        def hook(_m: Any, _inp: Any, out: Any, nm: str = nm) -> None:
+            store[nm].append(_pool(out).detach().cpu().numpy().astype(np.float64))
+
+        handles.append(modules[nm].register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+        with torch.no_grad():
+            for i in range(0, Xt.shape[0], batch_size):
+                out = model(Xt[i : i + batch_size])
+                if LOGITS in store:
+                    store[LOGITS].append(out.cpu().numpy().astype(np.float64))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return {nm: np.concatenate(v) for nm, v in store.items()}
+
+
+def learning_dynamics(
+    model_factory: Callable[[], Any],
+    checkpoints: Sequence[tuple[int, str | os.PathLike[str]]],
+    X: np.ndarray,
+    layers: Sequence[str],
+    *,
+    variance: float = 0.99,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """SVCCA similarity of each layer at each checkpoint to the same layer at the LAST checkpoint.
+
+    ``checkpoints``: ``(step, path)`` in step order (``ccalens.models.training.list_checkpoints``);
+    ``X: (n, ...)`` probe inputs. Returns ``{"steps": [T], "layers": [L], "similarity": (L, T),
+    "mean_rho": (L, T)}``.
+    """
+    from ccalens.models.training import load_checkpoint
+
+    if len(checkpoints) < 2:
+        raise ValueError(f"checkpoints must hold at least 2 checkpoints, got {len(checkpoints)}")
+    model = model_factory()
+    acts = []
+    for _step, path in tqdm(checkpoints, desc="checkpoints", disable=not progress, leave=False):
+        load_checkpoint(path, model)
+        acts.append(layer_activations(model, X, layers))
+    final = acts[-1]
+    sim = np.zeros((len(layers), len(checkpoints)))
+    rho = np.zeros_like(sim)
+    for t, a in enumerate(acts):
+        for li, nm in enumerate(layers):
+            r = svcca(a[nm], final[nm], variance=variance)
+            sim[li, t], rho[li, t] = r.score, r.mean_rho
+    return {"steps": [int(s) for s, _ in checkpoints], "layers": list(layers), "similarity": sim, "mean_rho": rho}
+
+
+def two_init_heatmap(
+    acts_a: dict[str, np.ndarray], acts_b: dict[str, np.ndarray], *, variance: float = 0.99
+) -> dict[str, Any]:
+    """Layer x layer SVCCA between two trainings: ``similarity[i, j] = svcca(A layer i, B layer j)``.
+
+    ``acts_a``, ``acts_b``: layer name -> ``(n, d)`` on the same inputs (:func:`layer_activations`)."""
+    la, lb = list(acts_a), list(acts_b)
+    sim = np.zeros((len(la), len(lb)))
+    for i, a in enumerate(la):
+        for j, b in enumerate(lb):
+            sim[i, j] = svcca(acts_a[a], acts_b[b], variance=variance).score
+    return {"layers_a": la, "layers_b": lb, "similarity": sim}
+
+
+def compression(
+    model: Any,
+    layer: str,
+    X_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    reference_train: np.ndarray,
+    *,
+    k_values: Sequence[int] | None = None,
+    variance: float = 0.99,
+    repeats: int = 3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Accuracy of ``model`` when ``layer``'s output is replaced by its projection on k directions.
+
+    Directions are fitted on the layer's activations for ``X_train: (n, ...)``: ``svcca`` (top-k canonical
+    directions after keeping ``variance`` of each side, against ``reference_train: (n, q)``, e.g. the same
+    layer of another initialisation, or the logits), ``pca`` (top-k principal directions) and
+    ``random_projection`` (k random orthonormal directions, ``repeats`` draws, mean and std).
+    Returns ``{"layer", "width", "k", "methods": {name: {"accuracy_mean", "accuracy_std", "macro_f1_mean",
+    "macro_f1_std"} lists}, "baseline": {...}, "correlations"}``.
+    """
+    import torch
+
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise ValueError(f"layer {layer!r} is not a sub-module of {type(model).__name__}")
+    acts = layer_activations(model, X_train, [layer])[layer]
+    if acts.ndim != 2:
+        raise ValueError(f"compression needs a 2-D layer output, {layer!r} gives {acts.shape}")
+    width = acts.shape[1]
+    y_val = np.asarray(y_val).astype(np.int64)
+    n_classes = int(getattr(model.classifier, "out_features", int(y_val.max()) + 1))
+    svcca_b, _, corr = cca_bases(acts, reference_train, variance)
+    pca_b = pca_basis(acts)
+    ks = sorted({min(int(k), width) for k in (k_values or k_grid(n_classes, width))})
+
+    def evaluate(basis: Any, comps: np.ndarray) -> dict[str, float]:
+        def hook(_m: Any, _inp: Any, out: Any) -> Any:
+            flat = out.detach().cpu().numpy().astype(np.float64)
+            return torch.as_tensor(project_features(flat, basis, comps), dtype=out.dtype)
+
+        handle = modules[layer].register_forward_hook(hook)
+        try:
+            model.eval()
+            with torch.no_grad():
+                logits = model(torch.as_tensor(np.asarray(X_val), dtype=torch.float32)).numpy()
+        finally:
+            handle.remove()
+        return scores(y_val, logits.argmax(axis=1), n_classes)
+
+    with torch.no_grad():
+        model.eval()
+        base_logits = model(torch.as_tensor(np.asarray(X_val), dtype=torch.float32)).numpy()
+    baseline = scores(y_val, base_logits.argmax(axis=1), n_classes)
+    methods: dict[str, dict[str, list[float]]] = {}
+    for name in ("svcca", "pca", "random_projection"):
+        cols: dict[str, list[float]] = {key: [] for key in
+                                        ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")}
+        for k in ks:
+            runs = []
+            if name == "svcca":
+                runs.append(evaluate(svcca_b, np.arange(min(k, svcca_b.rank))))
+            elif name == "pca":
+                runs.append(evaluate(pca_b, np.arange(min(k, pca_b.rank))))
+            else:
+                for rep in range(repeats):
+                    rng = np.random.default_rng([seed, k, rep])
+                    rb = random_orthonormal_basis(acts, k, rng)
+                    runs.append(evaluate(rb, np.arange(k)))
+            for metric in ("accuracy", "macro_f1"):
+                vals = np.array([r[metric] for r in runs])
+                cols[f"{metric}_mean"].append(float(vals.mean()))
+                cols[f"{metric}_std"].append(float(vals.std(ddof=1)) if vals.size > 1 else 0.0)
+        methods[name] = cols
+    return {
+        "layer": layer,
+        "width": width,
+        "k": ks,
+        "svcca_rank": svcca_b.rank,
+        "methods": methods,
+        "baseline": baseline,
+        "correlations": corr,
+    }
+
+
+def invariance_sanity(
+    n: int = 2000,
+    d: int = 32,
+    noise_levels: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 2.0),
+    seed: int = 0,
+) -> dict[str, Any]:
+    """CCA vs a neuron-by-neuron correlation under permutation, rotation and scaling of the neurons.
+
+    ``X: (n, d)`` with a decaying spectrum; ``Y = T(X + sigma * E)`` for each transform T (identity,
+    permutation, random rotation, per-neuron scaling in [0.1, 10]) and noise level sigma. CCA's mean
+    correlation depends on sigma only (T is an invertible linear map); the mean |corr(X_i, Y_i)| collapses
+    under permutation and rotation. Returns ``{"noise_levels", "transforms", "cca": (T, S), "neuronwise": (T, S)}``.
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * np.linspace(1.0, 0.3, d)
+    perm = rng.permutation(d)
+    rot = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    scale = np.exp(rng.uniform(np.log(0.1), np.log(10.0), d))
+    transforms: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "identity": lambda Z: Z,
+        "permutation": lambda Z: Z[:, perm],
+        "rotation": lambda Z: Z @ rot,
+        "scaling": lambda Z: Z * scale,
+    }
+    noise = rng.standard_normal((n, d))
+    cca = np.zeros((len(transforms), len(noise_levels)))
+    neuron = np.zeros_like(cca)
+    for ti, T in enumerate(transforms.values()):
+        for si, sigma in enumerate(noise_levels):
+            Y = T(X + sigma * noise)
+            cca[ti, si] = cca_similarity(X, Y).score
+            Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+            corr = (Xc * Yc).sum(0) / np.sqrt((Xc**2).sum(0) * (Yc**2).sum(0))
+            neuron[ti, si] = float(np.mean(np.abs(corr)))
+    return {"noise_levels": list(noise_levels), "transforms": list(transforms), "cca": cca, "neuronwise": neuron}
+
+
+def abc_example(n: int = 4000, seed: int = 0, noise_std: float = 0.05) -> dict[str, Any]:
+    """Two pairs with the same CCA spectrum that only SVCCA tells apart.
+
+    A (200 neurons): 200 independent unit-variance directions, randomly mixed.
+    B (200): its 50 dominant directions (unit variance) are 50 directions of A; its other 150 are independent
+    noise of std ``noise_std``: "50 aligned dimensions + 150 noise", the useful part of B is aligned with A.
+    C (200): 150 dominant, useful directions (unit variance) unrelated to A, and 50 low-variance
+    (std ``noise_std``) directions that are copies of A's: what is aligned with A is negligible in C.
+
+    Plain CCA weighs every direction alike: both pairs have 50 correlations of 1 and 150 chance-level ones, so the
+    same mean correlation. SVCCA first keeps 99% of each side's variance: B keeps its 50 aligned directions
+    (score ~1), C keeps its 150 unrelated ones (score ~ chance).
+    Returns the scores and correlation spectra of both pairs under both measures.
+    """
+    rng = np.random.default_rng(seed)
+
+    def mix(Z: np.ndarray) -> np.ndarray:
+        return Z @ np.linalg.qr(rng.standard_normal((Z.shape[1], Z.shape[1])))[0]
+
+    latent = rng.standard_normal((n, 200))
+    A = mix(latent)
+    B = mix(np.hstack([latent[:, :50], noise_std * rng.standard_normal((n, 150))]))
+    C = mix(np.hstack([rng.standard_normal((n, 150)), noise_std * latent[:, :50]]))
+    out: dict[str, Any] = {"n_samples": n, "noise_std": noise_std}
+    for pair, Y in (("AB", B), ("AC", C)):
+        plain = cca_similarity(A, Y)
+        sv = svcca(A, Y, variance=0.99)
+        out[pair] = {
+            "cca": plain.score,
+            "svcca": sv.score,
+            "cca_correlations": plain.correlations,
+            "svcca_correlations": sv.correlations,
+        }
+    return out

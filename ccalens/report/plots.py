@@ -1,0 +1,349 @@
+"""Publication-style figures (matplotlib, Agg backend), each saved as PNG and SVG, atomically.
+
+Every function takes the experiment's result (or plain arrays) and a path stem ``.../name`` and returns
+``{"png": Path, "svg": Path}``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ccalens.report.io import atomic_write_bytes
+
+__all__ = [
+    "METHOD_STYLE",
+    "plot_abc",
+    "plot_compression",
+    "plot_fusion",
+    "plot_heatmap",
+    "plot_invariance",
+    "plot_learning_dynamics",
+    "plot_projection",
+    "plot_sensor_grid",
+    "save_figure",
+]
+
+#: colour, line style and legend label of each projection method
+METHOD_STYLE: dict[str, tuple[str, str, str]] = {
+    "cca_highest": ("#1f77b4", "-", "CCA highest"),
+    "cca_lowest": ("#d62728", "-", "CCA lowest"),
+    "cca_random": ("#9467bd", "--", "CCA random"),
+    "max_activation": ("#8c564b", "-.", "max activation"),
+    "random_selection": ("#7f7f7f", ":", "random neurons"),
+    "random_projection": ("#bcbd22", "--", "random projection"),
+    "pca": ("#2ca02c", "-", "PCA"),
+    "svcca": ("#1f77b4", "-", "SVCCA directions"),
+}
+
+_RC = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 7.5,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "savefig.dpi": 150,
+    "svg.fonttype": "none",
+}
+
+_METRIC_LABEL = {"accuracy": "accuracy", "macro_f1": "macro F1"}
+
+
+def save_figure(fig: Any, stem: str | Path) -> dict[str, Path]:
+    """Save ``fig`` as ``stem.png`` and ``stem.svg`` (atomic writes) and close it."""
+    stem = Path(stem)
+    out = {}
+    try:
+        for fmt in ("png", "svg"):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+            out[fmt] = atomic_write_bytes(stem.with_name(stem.name + f".{fmt}"), buf.getvalue())
+    finally:
+        plt.close(fig)
+    return out
+
+
+def _k_axis(ax: Any, ks: Sequence[int], n_classes: int) -> None:
+    ax.set_xscale("log", base=2)
+    ticks = [k for k in ks if k in (1, 2, 4, 8) or k == n_classes or (k >= 16 and (k & (k - 1)) == 0) or k == ks[-1]]
+    ax.set_xticks(sorted(set(ticks)))
+    ax.set_xticklabels([str(k) for k in sorted(set(ticks))])
+    ax.minorticks_off()
+    ax.axvline(n_classes, color="k", linestyle=":", linewidth=1.0, label=f"k = nc = {n_classes}")
+    ax.set_xlabel("k (directions kept)")
+
+
+def _curves(ax: Any, result: Any, methods: Sequence[str], classifier: str, metric: str, legend: bool) -> None:
+    for m in methods:
+        try:
+            k, mean, std = result.curve(m, classifier, metric)
+        except KeyError:
+            continue
+        colour, style, label = METHOD_STYLE.get(m, (None, "-", m))
+        ax.plot(k, mean, style, color=colour, label=label, linewidth=1.4, marker="o", markersize=2.2)
+        if np.any(std > 0):
+            ax.fill_between(k, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
+    base = result.baseline.get(classifier, {}).get(metric)
+    if base is not None:
+        ax.axhline(base, color="k", linestyle="--", linewidth=0.8, alpha=0.6, label="no projection")
+    _k_axis(ax, result.k_grid, result.n_classes)
+    ax.set_ylim(0.0, 1.02)
+    ax.grid(alpha=0.25, linewidth=0.5)
+    if legend:
+        ax.legend(loc="lower right", frameon=False)
+
+
+def plot_projection(result: Any, stem: str | Path, *, metric: str = "accuracy", title: str | None = None) -> dict[
+    str, Path
+]:
+    """Curves of one projection experiment (mean with a std band over repeats) for the original and the
+    retrained last layer, a dotted line at k = nc and a dashed line at the unprojected score."""
+    classifiers = result.classifiers
+    with plt.rc_context(_RC):
+        fig, axes = plt.subplots(1, len(classifiers), figsize=(3.6 * len(classifiers), 3.0), squeeze=False,
+                                 sharey=True)
+        for i, (ax, clf) in enumerate(zip(axes[0], classifiers, strict=True)):
+            _curves(ax, result, result.methods, clf, metric, legend=i == len(classifiers) - 1)
+            ax.set_title(f"{clf} last layer")
+            if i == 0:
+                ax.set_ylabel(f"validation {_METRIC_LABEL.get(metric, metric)}")
+        fig.suptitle(title or f"{result.name}: projection on k directions (CCA against {result.reference})",
+                     fontsize=10)
+        fig.tight_layout()
+        return save_figure(fig, stem)
+
+
+def plot_sensor_grid(
+    results: Mapping[tuple[str, str], Any],
+    views: Sequence[str],
+    stem: str | Path,
+    *,
+    methods: Sequence[str] = ("cca_highest", "cca_lowest", "cca_random", "pca"),
+    classifier: str = "original",
+    metric: str = "accuracy",
+) -> dict[str, Path]:
+    """Grid of sensor pairs (Moreau et al. Fig. 5): row = network whose features are projected, column = the
+    network the canonical directions come from (diagonal: another initialisation on the same sensor)."""
+    V = len(views)
+    with plt.rc_context(_RC):
+        fig, axes = plt.subplots(V, V, figsize=(1.9 * V + 0.8, 1.6 * V + 0.8), squeeze=False, sharex=False,
+                                 sharey=True)
+        for i, a in enumerate(views):
+            for j, b in enumerate(views):
+                ax = axes[i, j]
+                res = results.get((a, b))
+                if res is None:
+                    ax.axis("off")
+                    continue
+                _curves(ax, res, [m for m in methods if m in res.methods], classifier, metric, legend=False)
+                ax.set_xlabel("")
+                ax.tick_params(labelsize=6)
+                if i == 0:
+                    ax.set_title(f"directions from {b}", fontsize=8)
+                if j == 0:
+                    ax.set_ylabel(f"{a}\n{_METRIC_LABEL.get(metric, metric)}", fontsize=8)
+                if i == V - 1:
+                    ax.set_xlabel("k", fontsize=7)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
+                   bbox_to_anchor=(0.5, -0.01))
+        fig.suptitle(f"Projection on k canonical directions, {classifier} last layer (row: projected network)",
+                     fontsize=10)
+        fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+        return save_figure(fig, stem)
+
+
+def plot_heatmap(
+    matrix: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    stem: str | Path,
+    *,
+    title: str = "",
+    colorbar_label: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    annotate: bool = True,
+    fmt: str = "{:.2f}",
+    cmap: str = "viridis",
+) -> dict[str, Path]:
+    """Heat map with a colour bar, labelled axes and (optionally) the value in each cell."""
+    M = np.asarray(matrix, dtype=np.float64)
+    if M.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"matrix has shape {M.shape}, labels give ({len(row_labels)}, {len(col_labels)})")
+    with plt.rc_context(_RC):
+        w = min(max(3.2, 0.55 * len(col_labels) + 1.8), 14)
+        h = min(max(2.6, 0.4 * len(row_labels) + 1.2), 12)
+        fig, ax = plt.subplots(figsize=(w, h))
+        im = ax.imshow(M, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(col_labels)))
+        ax.set_xticklabels(col_labels, rotation=45 if max(map(len, col_labels)) > 4 else 0, ha="right")
+        ax.set_yticks(range(len(row_labels)))
+        ax.set_yticklabels(row_labels)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(True)
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cb.set_label(colorbar_label)
+        if annotate and M.size <= 400:
+            lo, hi = np.nanmin(M), np.nanmax(M)
+            mid = (lo + hi) / 2
+            for (i, j), v in np.ndenumerate(M):
+                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=6.5,
+                        color="white" if v < mid else "black")
+        fig.tight_layout()
+        return save_figure(fig, stem)
+
+
+def plot_fusion(results: Sequence[Any], stem: str | Path, *, metric: str = "accuracy") -> dict[str, Path]:
+    """Left: score of every fusion method for every pair (heat map). Right: agreement of each CCA fusion with
+    logit averaging per pair (bars)."""
+    from ccalens.experiments.fusion import FUSION_METHODS
+
+    pairs = [f"{r.view_a} + {r.view_b}" for r in results]
+    M = np.array([[r.scores[m][metric] for m in FUSION_METHODS] for r in results])
+    agree_methods = ("cca_sum_svm", "cca_concat_svm", "cca_sum_top_nc_svm", "raw_concat_svm")
+    with plt.rc_context(_RC):
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 0.32 * len(pairs) + 2.2),
+                                      gridspec_kw={"width_ratios": [1.5, 1]})
+        im = ax.imshow(M, cmap="viridis", vmin=max(0.0, float(M.min()) - 0.02), vmax=1.0, aspect="auto")
+        ax.set_xticks(range(len(FUSION_METHODS)))
+        ax.set_xticklabels([m.replace("_", " ") for m in FUSION_METHODS], rotation=40, ha="right")
+        ax.set_yticks(range(len(pairs)))
+        ax.set_yticklabels(pairs)
+        for (i, j), v in np.ndenumerate(M):
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=6, color="white" if v < M.mean() else "k")
+        cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+        cb.set_label(f"validation {_METRIC_LABEL.get(metric, metric)}")
+        ax.set_title("Fusion of two networks (view_a, view_b = each alone)")
+        y = np.arange(len(pairs))
+        h = 0.8 / len(agree_methods)
+        colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f")
+        for i, m in enumerate(agree_methods):
+            vals = [r.agreement_with_logit_average[m] for r in results]
+            ax2.barh(y + (i - 1.5) * h, vals, height=h, color=colours[i], label=m.replace("_", " "))
+        ax2.set_yticks(y)
+        ax2.set_yticklabels(pairs)
+        ax2.invert_yaxis()
+        ax2.set_xlim(min(0.8, min(r.agreement_with_logit_average[m] for r in results for m in agree_methods)), 1.0)
+        ax2.set_xlabel("prediction agreement with logit averaging")
+        ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.2 / (len(pairs) + 4)), ncol=2, frameon=False,
+                   fontsize=7)
+        ax2.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        return save_figure(fig, stem)
+
+
+def plot_learning_dynamics(ld: Mapping[str, Any], stem: str | Path, *, title: str = "") -> dict[str, Path]:
+    """Left: heat map (layer x checkpoint) of SVCCA similarity to the final representation; right: one curve
+    per layer against the training step."""
+    sim = np.asarray(ld["similarity"])
+    steps = list(ld["steps"])
+    layers = list(ld["layers"])
+    with plt.rc_context(_RC):
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 0.45 * len(layers) + 2.4))
+        im = ax.imshow(sim, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        ax.set_yticks(range(len(layers)))
+        ax.set_yticklabels(layers)
+        idx = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 8)).astype(int))
+        ax.set_xticks(idx)
+        ax.set_xticklabels([str(steps[i]) for i in idx], rotation=45)
+        ax.set_xlabel("training step (checkpoint)")
+        ax.set_ylabel("layer (input to output)")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("SVCCA similarity to final")
+        cmap = plt.get_cmap("plasma")
+        for li, name in enumerate(layers):
+            ax2.plot(steps, sim[li], color=cmap(li / max(1, len(layers) - 1) * 0.85), label=name, linewidth=1.4)
+        ax2.set_xlabel("training step")
+        ax2.set_ylabel("SVCCA similarity to final")
+        ax2.set_ylim(0, 1.02)
+        ax2.grid(alpha=0.25)
+        ax2.legend(frameon=False, loc="lower right")
+        fig.suptitle(title or "Learning dynamics: SVCCA(layer at step t, layer at the end)", fontsize=10)
+        fig.tight_layout()
+        return save_figure(fig, stem)
+
+
+def plot_compression(comps: Sequence[Mapping[str, Any]], stem: str | Path, *, metric: str = "accuracy") -> dict[
+    str, Path
+]:
+    """One panel per compressed layer: score against k for SVCCA, PCA and random directions (std bands)."""
+    with plt.rc_context(_RC):
+        fig, axes = plt.subplots(1, len(comps), figsize=(3.6 * len(comps), 3.0), squeeze=False, sharey=True)
+        for ax, comp in zip(axes[0], comps, strict=True):
+            ks = np.asarray(comp["k"])
+            for name, cols in comp["methods"].items():
+                colour, style, label = METHOD_STYLE.get(name, (None, "-", name))
+                mean, std = np.asarray(cols[f"{metric}_mean"]), np.asarray(cols[f"{metric}_std"])
+                ax.plot(ks, mean, style, color=colour, label=label, marker="o", markersize=2.2, linewidth=1.4)
+                if np.any(std > 0):
+                    ax.fill_between(ks, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
+            ax.axhline(comp["baseline"][metric], color="k", linestyle="--", linewidth=0.8, alpha=0.6,
+                       label="uncompressed")
+            _k_axis(ax, list(ks), int(comp.get("n_classes", 10)))
+            ax.set_title(f"{comp['layer']} (width {comp['width']}), ref: {comp.get('reference', '')}", fontsize=8)
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.25)
+        axes[0, 0].set_ylabel(f"validation {_METRIC_LABEL.get(metric, metric)}")
+        axes[0, -1].legend(frameon=False, loc="lower right")
+        fig.suptitle("Compression: layer replaced by its projection on k directions", fontsize=10)
+        fig.tight_layout()
+        return save_figure(fig, stem)
+
+
+def plot_invariance(inv: Mapping[str, Any], stem: str | Path) -> dict[str, Path]:
+    """Mean canonical correlation vs neuron-wise correlation against noise, for each transform."""
+    sig = np.asarray(inv["noise_levels"])
+    with plt.rc_context(_RC):
+        fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.0), sharey=True)
+        styles = ("-", "--", "-.", ":")
+        for ti, name in enumerate(inv["transforms"]):
+            axes[0].plot(sig, np.asarray(inv["cca"])[ti], styles[ti % 4], marker="o", markersize=3, label=name)
+            axes[1].plot(sig, np.asarray(inv["neuronwise"])[ti], styles[ti % 4], marker="o", markersize=3,
+                         label=name)
+        axes[0].set_title("CCA (mean canonical correlation)")
+        axes[1].set_title("neuron-by-neuron |correlation|")
+        for ax in axes:
+            ax.set_xlabel("noise std")
+            ax.grid(alpha=0.25)
+            ax.set_ylim(0, 1.02)
+        axes[0].set_ylabel("similarity of X and T(X + noise)")
+        axes[1].legend(frameon=False)
+        fig.tight_layout()
+        return save_figure(fig, stem)
+
+
+def plot_abc(abc: Mapping[str, Any], stem: str | Path) -> dict[str, Path]:
+    """Sorted canonical correlations of the pairs (A, B) and (A, C) under plain CCA and SVCCA."""
+    with plt.rc_context(_RC):
+        fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.0), sharey=True)
+        for ax, kind, title in ((axes[0], "cca", "plain CCA"), (axes[1], "svcca", "SVCCA (99% variance)")):
+            for pair, colour in (("AB", "#1f77b4"), ("AC", "#d62728")):
+                rho = np.asarray(abc[pair][f"{kind}_correlations"])
+                ax.plot(np.arange(1, rho.size + 1), rho, color=colour, linewidth=1.5,
+                        label=f"{pair[0]} vs {pair[1]}: mean {abc[pair][kind]:.2f}")
+            ax.set_title(title)
+            ax.set_xlabel("canonical direction")
+            ax.grid(alpha=0.25)
+            ax.legend(frameon=False, loc="upper right")
+        axes[0].set_ylabel("canonical correlation")
+        axes[0].set_ylim(0, 1.02)
+        fig.suptitle("B: 50 dims aligned with A + 150 noise;  C: 150 useful dims unrelated to A + 50 weak aligned",
+                     fontsize=9)
+        fig.tight_layout()
+        return save_figure(fig, stem)

@@ -1,0 +1,246 @@
+"""Experiments on small synthetic features where the answer is known."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ccalens.experiments.common import NetworkFeatures, RetrainConfig, pca_reduce, train_linear_layers
+from ccalens.experiments.fusion import FusionConfig, fusion_study, run_fusion
+from ccalens.experiments.projection import (
+    METHODS,
+    ProjectionConfig,
+    cca_bases,
+    k_grid,
+    method_directions,
+    project,
+    project_features,
+    run_projection,
+)
+from ccalens.experiments.svcca_studies import abc_example, invariance_sanity
+
+NC = 5
+
+
+def _class_data(seed: int = 0, n: int = 600, m: int = 300, p: int = 24, noise: float = 1.0):
+    """Features whose class information lives in a known NC-dim subspace, for two 'networks' seeing the same
+    samples: X = [class signal (NC dims), independent noise (p - NC dims)] @ random rotation."""
+    rng = np.random.default_rng(seed)
+    y_tr = np.arange(n) % NC
+    y_va = np.arange(m) % NC
+    means = 3.0 * np.linalg.qr(rng.standard_normal((NC, NC)))[0]  # well-separated classes
+
+    def feats(y, rot, rng):
+        sig = means[y] + 0.4 * rng.standard_normal((len(y), NC))
+        return np.hstack([sig, noise * rng.standard_normal((len(y), p - NC))]) @ rot.T
+
+    rot1 = np.linalg.qr(rng.standard_normal((p, p)))[0]
+    rot2 = np.linalg.qr(rng.standard_normal((p, p)))[0]
+    X1tr, X1va = feats(y_tr, rot1, rng), feats(y_va, rot1, rng)
+    X2tr, X2va = feats(y_tr, rot2, rng), feats(y_va, rot2, rng)
+    return y_tr, y_va, (X1tr, X1va, rot1), (X2tr, X2va, rot2), means
+
+
+def _net(name, Xtr, Xva, y_tr, epochs=30):
+    (W, b), = train_linear_layers([Xtr], y_tr, NC, RetrainConfig(epochs=epochs, lr=1e-2, weight_decay=1e-4))
+    return NetworkFeatures(name, Xtr, Xva, W, b)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _class_data()
+
+
+def test_k_grid():
+    assert k_grid(10, 128) == [*range(1, 21), 32, 64, 128]
+    assert k_grid(10, 100) == [*range(1, 21), 32, 64, 100]
+    assert k_grid(8, 12) == list(range(1, 13))
+    assert k_grid(3, 6) == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="n_features"):
+        k_grid(3, 0)
+
+
+def test_full_width_projection_reproduces_predictions(data):
+    y_tr, _y_va, (X1tr, X1va, _), (X2tr, _, _), _ = data
+    net = _net("x1", X1tr, X1va, y_tr)
+    logits = net.logits(X1va)
+    rng = np.random.default_rng(0)
+    p = X1tr.shape[1]
+    for method in METHODS:
+        Xp = project(method, p, X1tr, X1va, X2_train=X2tr, rng=rng)
+        np.testing.assert_allclose(net.logits(Xp), logits, atol=1e-8, err_msg=method)
+
+
+def test_projection_keeps_the_mean_and_is_idempotent(data):
+    _y_tr, _y_va, (X1tr, X1va, _), (X2tr, _, _), _ = data
+    basis, _, _ = cca_bases(X1tr, X2tr)
+    comps = np.arange(3)
+    once = project_features(X1va, basis, comps)
+    twice = project_features(once, basis, comps)
+    np.testing.assert_allclose(twice, once, atol=1e-9)
+    np.testing.assert_allclose(project_features(X1tr, basis, comps).mean(axis=0), X1tr.mean(axis=0), atol=1e-9)
+    P = basis.projector(comps)
+    np.testing.assert_allclose(P @ P, P, atol=1e-9)
+    assert np.linalg.matrix_rank(P, tol=1e-8) == 3
+
+
+def test_cca_highest_at_nc_recovers_accuracy_lowest_does_not(data):
+    y_tr, y_va, (X1tr, X1va, _), (X2tr, _, _), _ = data
+    net = _net("x1", X1tr, X1va, y_tr)
+    cfg = ProjectionConfig(methods=("cca_highest", "cca_lowest", "cca_random", "random_selection"), repeats=3,
+                           k_values=(1, NC, 2 * NC, 24), retrain_config=RetrainConfig(epochs=15, lr=1e-2))
+    res = run_projection(net, X2tr, y_tr, y_va, cfg)
+    base = res.baseline["original"]["accuracy"]
+    assert base > 0.9
+    # the class signal is the only thing X1 and X2 share: top canonical directions = class subspace
+    assert res.canonical_correlations[: NC - 1].min() > 0.8
+    assert res.canonical_correlations[NC:].max() < 0.35
+    for clf in ("original", "retrained"):
+        assert res.score_at("cca_highest", NC, clf) >= base - 0.03, clf
+        assert res.score_at("cca_lowest", NC, clf) < 0.45, clf
+        assert res.score_at("cca_highest", 24, clf) == pytest.approx(res.baseline[clf]["accuracy"], abs=0.02)
+    # random methods: repeats give a mean and a std
+    rows = [r for r in res.summary() if r["method"] == "cca_random" and r["k"] == NC]
+    assert all(r["n_repeats"] == 3 for r in rows)
+    recs = [r for r in res.records if r["method"] == "random_selection" and r["k"] == NC and
+            r["classifier"] == "original"]
+    assert len(recs) == 3 and len({r["accuracy"] for r in recs}) > 1
+
+
+def test_projection_result_is_deterministic_and_serialisable(data, tmp_path):
+    y_tr, y_va, (X1tr, X1va, _), (X2tr, _, _), _ = data
+    net = _net("x1", X1tr, X1va, y_tr, epochs=5)
+    cfg = ProjectionConfig(methods=("cca_random", "pca"), repeats=2, k_values=(2, 5),
+                           retrain_config=RetrainConfig(epochs=3))
+    r1 = run_projection(net, X2tr, y_tr, y_va, cfg)
+    r2 = run_projection(net, X2tr, y_tr, y_va, cfg)
+    assert r1.records == r2.records
+    paths = r1.save(tmp_path, "p")
+    loaded = json.loads(paths["json"].read_text())
+    assert loaded["k_grid"] == [2, 5]
+    assert len(loaded["records"]) == (2 * 2 + 2) * 2
+    assert paths["summary_csv"].read_text().splitlines()[0].startswith("method,k,k_effective,classifier")
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_method_directions_errors(data):
+    _, _, (X1tr, _, _), _, _ = data
+    with pytest.raises(ValueError, match="method must be one of"):
+        method_directions("nope", 3, X_train=X1tr)
+    with pytest.raises(ValueError, match="needs the canonical basis"):
+        method_directions("cca_highest", 3, X_train=X1tr)
+    with pytest.raises(ValueError, match="pass rng"):
+        method_directions("random_selection", 3, X_train=X1tr)
+    with pytest.raises(ValueError, match="X2_train"):
+        project("cca_lowest", 3, X1tr, X1tr)
+    with pytest.raises(ValueError, match="methods must be"):
+        ProjectionConfig(methods=("cca",))
+    # max_activation picks the neurons with the largest |activation|
+    X = np.zeros((10, 4))
+    X[:, 2] = np.linspace(-9, 1, 10)
+    X[:, 0] = np.linspace(0, 3, 10)
+    _, comps = method_directions("max_activation", 2, X_train=X)
+    assert comps.tolist() == [0, 2]
+
+
+def test_retraining_matches_separate_runs_and_is_deterministic(data):
+    y_tr, _, (X1tr, _, _), (X2tr, _, _), _ = data
+    cfg = RetrainConfig(epochs=2, group_size=2)
+    both = train_linear_layers([X1tr, X2tr], y_tr, NC, cfg)
+    alone = train_linear_layers([X2tr], y_tr, NC, cfg)
+    np.testing.assert_allclose(both[1][0], alone[0][0], rtol=1e-4, atol=1e-6)
+    again = train_linear_layers([X1tr, X2tr], y_tr, NC, cfg)
+    np.testing.assert_array_equal(both[0][0], again[0][0])
+    with pytest.raises(ValueError, match="same shape"):
+        train_linear_layers([X1tr, X2tr[:, :3]], y_tr, NC, cfg)
+
+
+def test_pca_reduce_keeps_requested_variance():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((500, 6)) * np.array([10, 5, 1, 0.1, 0.01, 0.001])
+    # variances 100, 25, 1, 0.01, ...: the top 3 hold 99.992% of the total, the top 4 99.99992%
+    assert pca_reduce(X, 0.9999).rank == 3
+    assert pca_reduce(X, 0.99999).rank == 4
+    assert pca_reduce(X, 1.0).rank == 6
+    with pytest.raises(ValueError, match="variance"):
+        pca_reduce(X, 1.5)
+
+
+def test_fusion_cca_sum_agrees_with_logit_average():
+    """Both classifiers are linear in shared class components: CCA fusion ~ logit averaging."""
+    y_tr, y_va, (X1tr, X1va, _), (X2tr, X2va, _), _ = _class_data(seed=3, noise=0.5)
+    a = _net("a", X1tr, X1va, y_tr)
+    b = _net("b", X2tr, X2va, y_tr)
+    res = fusion_study(a, b, y_tr, y_va, FusionConfig())
+    assert res.scores["logit_average"]["accuracy"] > 0.9
+    assert res.agreement_with_logit_average["cca_sum_svm"] > 0.93
+    assert res.agreement_with_logit_average["cca_sum_top_nc_svm"] > 0.93
+    assert res.agreement_with_logit_average["logit_average"] == 1.0
+    # class components (rows of W, centred) lie in the span of the top nc canonical variates
+    assert max(res.principal_angles_deg["a_centred_variates"]) < 20
+    assert len(res.principal_angles_deg["a_centred_variates"]) == NC - 1
+    rows = res.rows()
+    assert {r["method"] for r in rows} >= {"cca_sum_svm", "raw_concat_svm", "view_a"}
+
+
+def test_fusion_grid_writes_files(tmp_path, data):
+    y_tr, y_va, (X1tr, X1va, _), (X2tr, X2va, _), _ = data
+    nets = {"a": _net("a", X1tr, X1va, y_tr, 5), "b": _net("b", X2tr, X2va, y_tr, 5)}
+    out = run_fusion(nets, y_tr, y_va, out_dir=tmp_path)
+    assert len(out) == 1
+    assert json.loads((tmp_path / "fusion.json").read_text())["pairs"][0]["view_a"] == "a"
+    assert (tmp_path / "fusion.csv").read_text().count("\n") == 1 + 8
+    with pytest.raises(KeyError, match="zzz"):
+        run_fusion(nets, y_tr, y_va, pairs=[("a", "zzz")])
+
+
+def test_abc_example_cca_cannot_tell_apart_svcca_can():
+    r = abc_example(n=2000)
+    assert abs(r["AB"]["cca"] - r["AC"]["cca"]) < 0.03
+    assert r["AB"]["svcca"] > 0.95
+    assert r["AC"]["svcca"] < 0.35
+
+
+def test_invariance_sanity():
+    r = invariance_sanity(n=1000, d=16, noise_levels=(0.0, 0.5))
+    cca, neuron = r["cca"], r["neuronwise"]
+    np.testing.assert_allclose(cca, cca[[0]].repeat(4, axis=0), atol=1e-8)  # same for every transform
+    assert cca[0, 0] == pytest.approx(1.0, abs=1e-9)
+    perm, rot = r["transforms"].index("permutation"), r["transforms"].index("rotation")
+    assert neuron[perm, 0] < 0.2 and neuron[rot, 0] < 0.5
+
+
+@pytest.mark.parametrize("optimizer,class_weighted", [("adam", False), ("adam", True), ("sgd", False)])
+def test_retraining_follows_torch_optimizers(optimizer, class_weighted):
+    """The batched numpy trainer makes the same updates as torch.optim on one problem, same mini-batches."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    n, p, c = 90, 7, 3
+    X = rng.standard_normal((n, p))
+    y = rng.integers(0, c, n)
+    y[:3] = [0, 1, 2]
+    cfg = RetrainConfig(optimizer=optimizer, lr=0.05, weight_decay=0.01, epochs=3, batch_size=32,
+                        class_weighted=class_weighted, seed=11)
+    (W, b), = train_linear_layers([X], y, c, cfg)
+    # reference: torch.nn.Linear from zero, the same permutations
+    lin = torch.nn.Linear(p, c)
+    torch.nn.init.zeros_(lin.weight)
+    torch.nn.init.zeros_(lin.bias)
+    opt = (torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=0.01) if optimizer == "adam"
+           else torch.optim.SGD(lin.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01))
+    counts = np.bincount(y, minlength=c)
+    cw = torch.tensor(n / (c * counts), dtype=torch.float32) if class_weighted else None
+    perm_rng = np.random.default_rng(11)
+    Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
+    for _ in range(3):
+        perm = perm_rng.permutation(n)
+        for i in range(0, n, 32):
+            idx = torch.tensor(perm[i : i + 32])
+            loss = torch.nn.functional.cross_entropy(lin(Xt[idx]), yt[idx], weight=cw)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    np.testing.assert_allclose(W, lin.weight.detach().numpy(), atol=2e-5)
+    np.testing.assert_allclose(b, lin.bias.detach().numpy(), atol=2e-5)
