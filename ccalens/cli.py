@@ -84,6 +84,26 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .experiments.runner import run_demo
+
+    results = run_demo(args.out, quick=args.quick, progress=not args.no_progress)
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return 0 if results is not None else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .experiments.runner import list_builtin_configs, run_config
+
+    if args.list or args.config is None:
+        print("built-in configs: " + ", ".join(list_builtin_configs()))
+        return 0 if args.list else 2
+    out = args.out or str(Path("results") / Path(args.config).stem)
+    run_config(args.config, out, progress=not args.no_progress)
+    print(f"report: {Path(out) / 'report.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     epilog = "more commands:\n" + "\n".join(f"  {name:<18}{doc}" for name, (_, doc) in DELEGATED.items())
     parser = argparse.ArgumentParser(
@@ -116,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--measure", "-m", default="svcca", choices=MATRIX_MEASURES)
     common(mat)
     mat.set_defaults(func=_cmd_matrix)
+
+    demo = sub.add_parser("demo", help="the main job on the bundled six-view digits (train, experiments, report)")
+    demo.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
+    demo.add_argument("--quick", action="store_true", help="three views, short training (a smoke run)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser("run", help="run an experiment config (a TOML path or a built-in name)")
+    run.add_argument("config", nargs="?", help="config file, or a built-in name (see --list)")
+    run.add_argument("--out", help="output folder (default results/<config name>)")
+    run.add_argument("--list", action="store_true", help="list the built-in configs")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

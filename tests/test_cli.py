@@ -75,3 +75,15 @@ def test_delegated_train_multiview(tmp_path):
                  "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert "mor" in json.dumps(summary)
+
+
+def test_run_lists_builtin_configs(capsys):
+    assert main(["run", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("demo", "shl2018", "cifar10_resnet"):
+        assert name in out
+
+
+def test_run_unknown_config_is_a_clear_error(tmp_path, capsys):
+    assert main(["run", "no_such_config", "--out", str(tmp_path)]) == 2
+    assert "no built-in config" in capsys.readouterr().err
