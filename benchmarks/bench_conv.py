@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccalens.conv import DFTStats
 from ccalens.core import SufficientStats, UnderdeterminedWarning, cca_from_stats
+from ccalens.io import write_json
 
 
 # ---------------------------------------------------------------------------- data
@@ -215,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-flat", action="store_true", help="skip CCA on the flattened 16x16x32 maps")
     p.add_argument("--parts", default="agreement,medium,large", help="comma-separated parts to run")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "bench_conv.json")
+    p.add_argument("--quick", action="store_true", help="smoke run: small image counts, no flattened CCA")
     args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.n_large, args.n_agree, args.no_flat = 500, 1_000, 2_000, True
     report: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     report["total_seconds"] = time.perf_counter() - t0
     report["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_json(args.out, report)
     print(json.dumps(report, indent=2))
     return 0
 
