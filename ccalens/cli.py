@@ -17,6 +17,12 @@ from .io import load_features, write_json
 
 MATRIX_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
 
+# Commands owned by other layers: ``ccalens NAME ARGS...`` calls ``module.main(ARGS)`` (imported lazily, so that
+# ``ccalens compare`` never imports torch).
+DELEGATED: dict[str, tuple[str, str]] = {
+    "train-multiview": ("ccalens.models.train_multiview", "train one MLP per view and seed on the bundled digits"),
+}
+
 
 def _as_2d(arr: np.ndarray, path: str) -> np.ndarray:
     if arr.ndim > 2:
@@ -78,8 +84,34 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .experiments.runner import run_demo
+
+    results = run_demo(args.out, quick=args.quick, progress=not args.no_progress)
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return 0 if results is not None else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .experiments.runner import list_builtin_configs, run_config
+
+    if args.list or args.config is None:
+        print("built-in configs: " + ", ".join(list_builtin_configs()))
+        return 0 if args.list else 2
+    out = args.out or str(Path("results") / Path(args.config).stem)
+    run_config(args.config, out, progress=not args.no_progress)
+    print(f"report: {Path(out) / 'report.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ccalens", description="CCA-family similarity of neural-network features.")
+    epilog = "more commands:\n" + "\n".join(f"  {name:<18}{doc}" for name, (_, doc) in DELEGATED.items())
+    parser = argparse.ArgumentParser(
+        prog="ccalens",
+        description="CCA-family similarity of neural-network features.",
+        epilog=epilog + "\n(run 'ccalens COMMAND --help' for their options)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -104,10 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--measure", "-m", default="svcca", choices=MATRIX_MEASURES)
     common(mat)
     mat.set_defaults(func=_cmd_matrix)
+
+    demo = sub.add_parser("demo", help="the main job on the bundled six-view digits (train, experiments, report)")
+    demo.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
+    demo.add_argument("--quick", action="store_true", help="three views, short training (a smoke run)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser("run", help="run an experiment config (a TOML path or a built-in name)")
+    run.add_argument("config", nargs="?", help="config file, or a built-in name (see --list)")
+    run.add_argument("--out", help="output folder (default results/<config name>)")
+    run.add_argument("--list", action="store_true", help="list the built-in configs")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module = importlib.import_module(DELEGATED[argv[0]][0])
+        return int(module.main(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -66,3 +66,24 @@ def test_matrix_command(pair, capsys):
     assert main(["matrix", *files, "-m", "cca", "--json"]) == 0
     M = np.array(json.loads(capsys.readouterr().out)["scores"])
     assert M.shape == (3, 3) and M[0, 2] == pytest.approx(1.0)
+
+
+def test_delegated_train_multiview(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "mv"
+    assert main(["train-multiview", "--out", str(out), "--views", "mor", "--seeds", "0", "--epochs", "2",
+                 "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "mor" in json.dumps(summary)
+
+
+def test_run_lists_builtin_configs(capsys):
+    assert main(["run", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("demo", "shl2018", "cifar10_resnet"):
+        assert name in out
+
+
+def test_run_unknown_config_is_a_clear_error(tmp_path, capsys):
+    assert main(["run", "no_such_config", "--out", str(tmp_path)]) == 2
+    assert "no built-in config" in capsys.readouterr().err

@@ -263,3 +263,23 @@ def test_train_multiview_command(tmp_path):
         == 0
     )
     assert (tmp_path / "cli" / "mor_seed3.npz").is_file()
+
+
+def test_resnet_trains_on_fake_cifar_with_augmentation(tmp_path):
+    from ccalens.data.cifar import CifarAugmented, load_cifar10, write_fake_cifar
+    from ccalens.models import CifarResNet
+
+    data = load_cifar10(write_fake_cifar(tmp_path, n_per_batch=20, seed=0))
+    train = DataLoader(
+        CifarAugmented(data.x_train, data.y_train, mean=data.mean, std=data.std),
+        batch_size=25, shuffle=True, generator=torch.Generator(),
+    )  # fmt: skip
+    seed_everything(0)
+    model = CifarResNet(depth=8, shortcut="B")
+    cfg = TrainConfig.cifar_resnet_paper(lr=0.05, max_steps=12, checkpoint_every=4, progress=False)
+    hist = train_classifier(model, train, (data.x_test, data.y_test), cfg, checkpoint_dir=tmp_path / "ckpt")
+    assert hist.total_steps == 12 and [s for s, _ in hist.checkpoints] == [0, 4, 8, 12]
+    assert len(hist.val_accuracy) == 3 and np.isfinite(hist.train_loss).all()
+    assert hist.lr == pytest.approx([0.05] * 3)  # milestones 32k / 48k not reached
+    feats = extract_penultimate(model, data.x_test)
+    assert feats.shape == (20, 64)

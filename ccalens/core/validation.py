@@ -11,6 +11,7 @@ __all__ = [
     "UnderdeterminedWarning",
     "check_features",
     "check_paired",
+    "warn_if_underdetermined",
 ]
 
 

@@ -4,5 +4,14 @@
 """
 
 from ccalens.data.multiview import VIEW_NAMES, MultiViewDataset, load_multiple_features
+from ccalens.data.shl import SHL_CLASSES, SHLDataset, spectrogram, write_synthetic_shl
 
-__all__ = ["VIEW_NAMES", "MultiViewDataset", "load_multiple_features"]
+__all__ = [
+    "SHL_CLASSES",
+    "VIEW_NAMES",
+    "MultiViewDataset",
+    "SHLDataset",
+    "load_multiple_features",
+    "spectrogram",
+    "write_synthetic_shl",
+]

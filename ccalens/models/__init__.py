@@ -1,5 +1,24 @@
 """Models in plain torch (each exposes ``.features(x)`` and ``.classifier``) and the training loop."""
 
 from ccalens.models.nets import SHLCNN, CifarResNet, ViewMLP, named_feature_layers
+from ccalens.models.training import (
+    TrainConfig,
+    TrainingHistory,
+    extract_penultimate,
+    predict_logits,
+    seed_everything,
+    train_classifier,
+)
 
-__all__ = ["SHLCNN", "CifarResNet", "ViewMLP", "named_feature_layers"]
+__all__ = [
+    "SHLCNN",
+    "CifarResNet",
+    "TrainConfig",
+    "TrainingHistory",
+    "ViewMLP",
+    "extract_penultimate",
+    "named_feature_layers",
+    "predict_logits",
+    "seed_everything",
+    "train_classifier",
+]

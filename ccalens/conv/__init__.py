@@ -1,0 +1,32 @@
+"""Similarity of conv layers: spatial positions as samples, pooled, or DFT-CCA (SVCCA paper, appendix C).
+
+Pure numpy/scipy on top of :mod:`ccalens.core`. Entry points: :func:`conv_similarity` (arrays or memory
+maps), :func:`conv_similarity_from_batches` (a stream of batches), and the streaming statistics
+:class:`DFTStats` / :class:`SpatialStats` (``update``, ``merge``, ``result``).
+"""
+
+from ._input import LAYOUTS
+from .dft import DFTResult, DFTStats
+from .frequencies import FrequencyPlan, frequency_plan
+from .similarity import (
+    CONVENTIONS,
+    ConvSimilarityResult,
+    SpatialStats,
+    conv_similarity,
+    conv_similarity_from_batches,
+    conv_stats,
+)
+
+__all__ = [
+    "CONVENTIONS",
+    "LAYOUTS",
+    "ConvSimilarityResult",
+    "DFTResult",
+    "DFTStats",
+    "FrequencyPlan",
+    "SpatialStats",
+    "conv_similarity",
+    "conv_similarity_from_batches",
+    "conv_stats",
+    "frequency_plan",
+]

@@ -1,0 +1,411 @@
+"""DFT-CCA (Raghu et al. 2017, appendix C): CCA of conv maps frequency by frequency, streamed over images.
+
+Each channel of each image is transformed by a 2-D DFT over ``H x W``. For a translation-invariant
+distribution of images (the statistics of every cyclic shift are the same) the covariance of the
+flattened DFT coefficients is block diagonal, one ``C x C`` block per frequency: coefficients of
+different frequencies are uncorrelated. Because the DFT is an invertible linear map of each map, CCA
+on the full flattened maps (``C*H*W`` features) then equals the union over frequencies of the complex
+CCAs of the per-frequency blocks; a pair ``{f, -f}`` contributes its correlations twice. The cost is
+``~ N*C*HW*log(HW)`` for the FFTs plus ``~ N*HW*C^2`` for the statistics and ``HW*C^3`` for the CCAs,
+instead of ``(C*HW)^3``.
+
+:class:`DFTStats` holds, per kept frequency (see :mod:`ccalens.conv.frequencies`), the number of images,
+the complex means and the complex co-moment blocks ``S_aa: (C_a, C_a)``, ``S_bb``, ``S_ab: (C_a, C_b)``,
+with the Chan et al. merge vectorised over frequencies. Statistics accumulate in complex128 whatever
+the input dtype, so 50,000 images never need to be in memory together.
+
+Conventions: rows are samples, so ``S_ab = Ac^H Bc`` with ``Ac: (n, C_a)`` the centred coefficients of
+one frequency (``S_ab[i, j] = sum_n conj(a_ni) b_nj``), as in :mod:`ccalens.core`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.fft
+
+from ccalens.core.validation import UnderdeterminedWarning
+from ccalens.core.whitening import DEFAULT_TOL, Whitening
+
+from ._blocks import BlockResult, block_measure, check_measure
+from ._input import check_layout, check_map_pair, to_nchw
+from .frequencies import FrequencyPlan, frequency_plan
+
+__all__ = ["DFTResult", "DFTStats"]
+
+#: Images per internal chunk are chosen so that one chunk's complex working arrays take about this many bytes.
+DEFAULT_CHUNK_BYTES = 256 << 20
+
+
+def _coefficients(chunk: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``(F, n, C)`` complex128 DFT coefficients of the kept frequencies of ``chunk: (n, C, H, W)``."""
+    spectrum = scipy.fft.rfft2(chunk.astype(np.float64, copy=False), axes=(-2, -1))  # (n, C, H, W//2+1)
+    picked = spectrum[:, :, index[0], index[1]]  # (n, C, F)
+    return np.ascontiguousarray(picked.transpose(2, 0, 1))
+
+
+def _outer(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Batched ``conj(u) v^T``: ``(F, p), (F, q) -> (F, p, q)``."""
+    return u.conj()[:, :, None] * v[:, None, :]
+
+
+@dataclass(frozen=True)
+class DFTResult:
+    """DFT-CCA of two conv maps: per-frequency canonical correlations and their aggregate.
+
+    Attributes:
+        measure: ``'cca'``, ``'svcca'`` or ``'pwcca'``.
+        score: aggregated similarity: the mean of ``correlations`` (CCA, SVCCA) or the PWCCA-weighted mean.
+        correlations: ``(K,)`` every canonical correlation over all frequencies of the kept grid, mirrored
+            frequencies counted twice, sorted descending, plus ``n_zeros`` zeros: when the total kept ranks
+            of A and B differ from frequency to frequency, CCA of the flattened maps has
+            ``min(sum rank_a, sum rank_b)`` correlations and the extra ones, pairing different
+            frequencies, are 0. For translation-invariant data and the full grid this is exactly the
+            multiset of canonical correlations of the flattened maps (CCA, and SVCCA with
+            ``svcca_scope='global'``).
+        per_frequency: ``F`` arrays ``(k_f,)`` of each kept frequency's correlations (descending;
+            ``k_f = 0`` where a map has no variance kept at that frequency).
+        per_frequency_score: ``(F,)`` mean correlation (PWCCA: weighted mean) per frequency, NaN where empty.
+        frequencies: ``(F, 2)`` signed frequencies ``(ku, kv)`` in cycles per image.
+        multiplicity: ``(F,)`` 2 for a mirror pair ``{f, -f}``, 1 for a real (self-mirrored) frequency.
+        grid: kept frequencies per axis; ``multiplicity.sum() == grid[0] * grid[1]``.
+        n_zeros: zeros appended to ``correlations`` (see above).
+        n_samples: number of images.
+        rank_a, rank_b: ``(F,)`` dimensions kept per frequency on each side.
+        pwcca_weights: for PWCCA, ``F`` arrays ``(k_f,)`` of normalised weights (summing to 1 over all
+            frequencies with multiplicity); None otherwise.
+    """
+
+    measure: str
+    score: float
+    correlations: np.ndarray
+    per_frequency: list[np.ndarray]
+    per_frequency_score: np.ndarray
+    frequencies: np.ndarray
+    multiplicity: np.ndarray
+    grid: tuple[int, int]
+    n_zeros: int
+    n_samples: int
+    rank_a: np.ndarray
+    rank_b: np.ndarray
+    pwcca_weights: list[np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def mean_rho(self) -> float:
+        return float(np.mean(self.correlations)) if self.correlations.size else float("nan")
+
+    @property
+    def mean_rho2(self) -> float:
+        return float(np.mean(self.correlations**2)) if self.correlations.size else float("nan")
+
+    def correlation_matrix(self) -> np.ndarray:
+        """Per-frequency correlations padded with NaN: ``(F, max k_f)``."""
+        width = max((c.size for c in self.per_frequency), default=0)
+        out = np.full((len(self.per_frequency), width), np.nan)
+        for f, c in enumerate(self.per_frequency):
+            out[f, : c.size] = c
+        return out
+
+
+@dataclass
+class DFTStats:
+    """Streaming per-frequency statistics of two conv maps of the same images.
+
+    ``update(A_batch, B_batch)`` with ``A_batch: (n, C_a, H_a, W_a)`` (or ``(n, H_a, W_a, C_a)`` for
+    ``layout='NHWC'``) and ``B_batch`` likewise; ``merge`` combines statistics from elsewhere;
+    ``result(measure)`` gives the DFT-CCA. Spatial sizes may differ between A and B (common low
+    frequencies are kept, see :mod:`ccalens.conv.frequencies`); channel counts may differ.
+
+    Attributes (after the first update; ``F`` kept frequencies):
+        n_samples: images seen.
+        mean_a: ``(F, C_a)``, mean_b: ``(F, C_b)`` complex means of the coefficients.
+        s_aa: ``(F, C_a, C_a)``, s_bb: ``(F, C_b, C_b)``, s_ab: ``(F, C_a, C_b)`` complex co-moments.
+    """
+
+    layout: str = "NCHW"
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    plan: FrequencyPlan | None = field(default=None, repr=False)
+    channels: tuple[int, int] | None = None
+    n_samples: int = 0
+    mean_a: np.ndarray | None = field(default=None, repr=False)
+    mean_b: np.ndarray | None = field(default=None, repr=False)
+    s_aa: np.ndarray | None = field(default=None, repr=False)
+    s_bb: np.ndarray | None = field(default=None, repr=False)
+    s_ab: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        check_layout(self.layout)
+        if self.chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be positive, got {self.chunk_bytes}")
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_arrays(cls, A: Any, B: Any, *, layout: str = "NCHW", chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> DFTStats:
+        """Statistics of two in-memory (or memory-mapped) arrays of maps of the same images."""
+        return cls(layout=layout, chunk_bytes=chunk_bytes).update(A, B)
+
+    @classmethod
+    def from_batches(
+        cls, batches: Iterable[tuple[Any, Any]], *, layout: str = "NCHW", chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    ) -> DFTStats:
+        """Statistics of an iterator of ``(A_batch, B_batch)`` pairs."""
+        stats = cls(layout=layout, chunk_bytes=chunk_bytes)
+        for a, b in batches:
+            stats.update(a, b)
+        if stats.n_samples == 0:
+            raise ValueError("batches was empty: no images to compute statistics from")
+        return stats
+
+    # ---------------------------------------------------------------- accumulation
+    def update(self, A: Any, B: Any) -> DFTStats:
+        """Add a batch of maps of the same images (validated: 4-D, finite, same N). Returns self."""
+        a, b = check_map_pair(A, B, self.layout)
+        a, b = to_nchw(a, self.layout), to_nchw(b, self.layout)
+        channels = (int(a.shape[1]), int(b.shape[1]))
+        spatial = ((int(a.shape[2]), int(a.shape[3])), (int(b.shape[2]), int(b.shape[3])))
+        if self.plan is None:
+            self.plan = frequency_plan(*spatial)
+            self.channels = channels
+        elif channels != self.channels or spatial != (self.plan.shape_a, self.plan.shape_b):
+            raise ValueError(
+                f"batch maps have channels {channels} and spatial sizes {spatial}, the earlier batches had "
+                f"{self.channels} and {(self.plan.shape_a, self.plan.shape_b)}"
+            )
+        plan = self.plan
+        per_image = plan.n_frequencies * sum(channels) * 16 * 3  # coefficients, centred copy, conjugate copy
+        rows = max(1, self.chunk_bytes // per_image)
+        for start in range(0, a.shape[0], rows):
+            stop = min(a.shape[0], start + rows)
+            self._update_chunk(a[start:stop], b[start:stop], plan)
+        return self
+
+    def _update_chunk(self, a: np.ndarray, b: np.ndarray, plan: FrequencyPlan) -> None:
+        n_b = a.shape[0]
+        xa = _coefficients(a, plan.index_a)  # (F, n, C_a)
+        xb = _coefficients(b, plan.index_b)
+        mean_a = xa.mean(axis=1)
+        mean_b = xb.mean(axis=1)
+        xa -= mean_a[:, None, :]
+        xb -= mean_b[:, None, :]
+        ha = np.ascontiguousarray(xa.conj().transpose(0, 2, 1))  # (F, C_a, n): contiguous keeps matmul on BLAS
+        s_aa = np.matmul(ha, xa)
+        s_ab = np.matmul(ha, xb)
+        del ha
+        hb = np.ascontiguousarray(xb.conj().transpose(0, 2, 1))
+        s_bb = np.matmul(hb, xb)
+        self._merge_in(n_b, mean_a, mean_b, s_aa, s_bb, s_ab)
+
+    def _merge_in(
+        self, n_b: int, mean_a: np.ndarray, mean_b: np.ndarray, s_aa: np.ndarray, s_bb: np.ndarray, s_ab: np.ndarray
+    ) -> None:
+        """Chan, Golub and LeVeque's pairwise merge, for every frequency at once (in place)."""
+        if self.n_samples == 0:
+            self.n_samples = n_b
+            self.mean_a, self.mean_b = mean_a.copy(), mean_b.copy()
+            self.s_aa, self.s_bb, self.s_ab = s_aa.copy(), s_bb.copy(), s_ab.copy()
+            return
+        assert self.mean_a is not None and self.mean_b is not None
+        assert self.s_aa is not None and self.s_bb is not None and self.s_ab is not None
+        n_a = self.n_samples
+        n = n_a + n_b
+        da = mean_a - self.mean_a
+        db = mean_b - self.mean_b
+        scale = n_a * n_b / n
+        self.s_aa += s_aa + scale * _outer(da, da)
+        self.s_bb += s_bb + scale * _outer(db, db)
+        self.s_ab += s_ab + scale * _outer(da, db)
+        self.mean_a += da * (n_b / n)
+        self.mean_b += db * (n_b / n)
+        self.n_samples = n
+
+    def merge(self, other: DFTStats) -> DFTStats:
+        """Statistics of the union of both image sets (a new object; neither input changes)."""
+        if not isinstance(other, DFTStats):
+            raise TypeError(f"other must be DFTStats, got {type(other).__name__}")
+        if other.n_samples == 0:
+            return self.copy()
+        if self.n_samples == 0:
+            return other.copy()
+        assert self.plan is not None and other.plan is not None
+        if self.channels != other.channels or (self.plan.shape_a, self.plan.shape_b) != (
+            other.plan.shape_a,
+            other.plan.shape_b,
+        ):
+            raise ValueError(
+                f"cannot merge statistics of channels {self.channels} / spatial sizes "
+                f"{(self.plan.shape_a, self.plan.shape_b)} with {other.channels} / "
+                f"{(other.plan.shape_a, other.plan.shape_b)}"
+            )
+        merged = self.copy()
+        assert other.mean_a is not None and other.mean_b is not None
+        assert other.s_aa is not None and other.s_bb is not None and other.s_ab is not None
+        merged._merge_in(other.n_samples, other.mean_a, other.mean_b, other.s_aa, other.s_bb, other.s_ab)
+        return merged
+
+    def __add__(self, other: DFTStats) -> DFTStats:
+        return self.merge(other)
+
+    def copy(self) -> DFTStats:
+        def c(x: np.ndarray | None) -> np.ndarray | None:
+            return None if x is None else x.copy()
+
+        return DFTStats(
+            layout=self.layout,
+            chunk_bytes=self.chunk_bytes,
+            plan=self.plan,
+            channels=self.channels,
+            n_samples=self.n_samples,
+            mean_a=c(self.mean_a),
+            mean_b=c(self.mean_b),
+            s_aa=c(self.s_aa),
+            s_bb=c(self.s_bb),
+            s_ab=c(self.s_ab),
+        )
+
+    # ---------------------------------------------------------------- reading
+    @property
+    def frequencies(self) -> np.ndarray:
+        """``(F, 2)`` signed frequencies of the statistics (see :class:`FrequencyPlan`)."""
+        if self.plan is None:
+            raise ValueError("no data: call update() first")
+        return self.plan.frequencies
+
+    def result(
+        self,
+        measure: Literal["cca", "svcca", "pwcca"] = "cca",
+        *,
+        variance: float = 0.99,
+        svcca_scope: Literal["global", "frequency"] = "global",
+        tol: float = DEFAULT_TOL,
+    ) -> DFTResult:
+        """DFT-CCA from the accumulated statistics.
+
+        Whitening: per-frequency eigendecompositions (batched), dropping eigenvalues below ``tol`` times the
+        largest eigenvalue over ALL frequencies of that map (the relative cut-off of the flattened
+        covariance, whose eigenvalues are the union of the blocks').
+
+        ``measure``:
+            ``'cca'``: every canonical correlation; score = their mean (mirrored frequencies counted twice).
+            ``'svcca'``: first keep the top principal directions explaining ``variance`` of the variance,
+            then CCA. ``svcca_scope='global'`` (default) ranks the eigenvalues of all frequencies together,
+            which for translation-invariant data is exactly SVCCA on the flattened maps;
+            ``'frequency'`` keeps ``variance`` of each frequency's own variance (``Whitening.top_variance``).
+            ``'pwcca'``: CCA with Morcos et al.'s weights, the "neurons" of A being its channels' Fourier
+            coefficients at each frequency; weights are normalised over all frequencies (with
+            multiplicity; the ``n_zeros`` padding zeros carry no weight). PWCCA is not rotation invariant,
+            so this differs from PWCCA on flattened pixels.
+        """
+        measure = check_measure(measure, variance)
+        if svcca_scope not in ("global", "frequency"):
+            raise ValueError(f"svcca_scope must be 'global' or 'frequency', got {svcca_scope!r}")
+        if not 0.0 <= tol < 1.0:
+            raise ValueError(f"tol must be in [0, 1), got {tol}")
+        if self.n_samples < 2:
+            raise ValueError(f"DFT-CCA needs at least 2 images, the statistics have {self.n_samples}")
+        assert self.plan is not None and self.s_aa is not None and self.s_bb is not None and self.s_ab is not None
+        n = self.n_samples
+        mult = self.plan.multiplicity
+        cov_aa = self.s_aa / (n - 1)
+        cov_bb = self.s_bb / (n - 1)
+        cov_ab = self.s_ab / (n - 1)
+        whitenings = []
+        for name, cov in (("A", cov_aa), ("B", cov_bb)):
+            whitenings.append(self._whitenings(cov, mult, name, measure, variance, svcca_scope, tol))
+        wa_list, wb_list = whitenings
+
+        rank_a = np.array([w.rank if w else 0 for w in wa_list], dtype=np.int64)
+        rank_b = np.array([w.rank if w else 0 for w in wb_list], dtype=np.int64)
+        excess = rank_a + rank_b > n - 1
+        if excess.any():
+            warnings.warn(
+                f"only {n} images for the per-frequency blocks: at {int(excess.sum())} of {excess.size} frequencies "
+                "the kept dimensions of A and B add up to more than n - 1, so some canonical correlations there are "
+                "1 whatever the data. Use more images than C_a + C_b (ideally many times more), or SVCCA.",
+                UnderdeterminedWarning,
+                stacklevel=2,
+            )
+
+        blocks: list[BlockResult] = []
+        for f, (wa, wb) in enumerate(zip(wa_list, wb_list, strict=True)):
+            if wa is None or wb is None:
+                blocks.append(BlockResult(np.zeros(0), np.zeros(0) if measure == "pwcca" else None))
+                continue
+            blocks.append(block_measure(wa, wb, cov_aa[f], cov_ab[f], n_samples=n, pwcca=measure == "pwcca"))
+
+        per_frequency = [blk.correlations for blk in blocks]
+        gathered = np.concatenate([np.repeat(c, m) for c, m in zip(per_frequency, mult, strict=True)])
+        # CCA of the flattened maps has min(total rank_a, total rank_b) correlations; those beyond the
+        # per-frequency ones pair directions of different frequencies, whose cross-covariance is 0.
+        n_zeros = int(min(rank_a @ mult, rank_b @ mult)) - gathered.size
+        gathered = np.sort(np.concatenate([gathered, np.zeros(n_zeros)]))[::-1]
+        pw: list[np.ndarray] | None = None
+        if measure == "pwcca":
+            raw = [blk.pwcca_weights for blk in blocks]
+            total = sum(float(w.sum()) * m for w, m in zip(raw, mult, strict=True) if w is not None)
+            pw = [np.zeros(0) if w is None else w / total for w in raw]
+            score = float(sum(float(w @ c) * m for w, c, m in zip(pw, per_frequency, mult, strict=True)))
+            per_score = np.array(
+                [float(w @ c / w.sum()) if c.size else np.nan for w, c in zip(pw, per_frequency, strict=True)]
+            )
+        else:
+            score = float(gathered.mean()) if gathered.size else float("nan")
+            per_score = np.array([float(c.mean()) if c.size else np.nan for c in per_frequency])
+        return DFTResult(
+            measure=measure,
+            score=score,
+            correlations=np.ascontiguousarray(gathered),
+            per_frequency=per_frequency,
+            per_frequency_score=per_score,
+            frequencies=self.plan.frequencies.copy(),
+            multiplicity=mult.copy(),
+            grid=self.plan.grid,
+            n_zeros=n_zeros,
+            n_samples=n,
+            rank_a=rank_a,
+            rank_b=rank_b,
+            pwcca_weights=pw,
+        )
+
+    @staticmethod
+    def _whitenings(
+        cov: np.ndarray, mult: np.ndarray, name: str, measure: str, variance: float, scope: str, tol: float
+    ) -> list[Whitening | None]:
+        """One :class:`Whitening` per frequency (None where nothing is kept), with a global relative cut-off."""
+        values, vectors = np.linalg.eigh(cov)  # (F, C) ascending, (F, C, C)
+        values, vectors = values[:, ::-1], vectors[:, :, ::-1]
+        largest = float(values.max())
+        if not largest > 0.0 or not np.isfinite(largest):
+            raise ValueError(
+                f"{name} has no variance: every channel is constant over the images, so no correlation with it "
+                "is defined"
+            )
+        traces = np.real(np.trace(cov, axis1=1, axis2=2))
+        keep = values > tol * largest
+        if measure == "svcca" and scope == "global":
+            # eigenvalues of the flattened covariance: every block's, mirrored frequencies twice
+            flat = values[keep]
+            weight = np.broadcast_to(mult[:, None], values.shape)[keep]
+            order = np.argsort(flat)[::-1]
+            cumulative = np.cumsum(flat[order] * weight[order]) / float(traces @ mult)
+            stop = min(int(np.searchsorted(cumulative, variance - 1e-12)), order.size - 1)
+            keep &= values >= flat[order][stop]
+        out: list[Whitening | None] = []
+        for f in range(cov.shape[0]):
+            r = int(keep[f].sum())  # kept values are a prefix: eigenvalues are sorted descending
+            if r == 0:
+                out.append(None)
+                continue
+            w = Whitening(
+                eigenvalues=np.ascontiguousarray(values[f, :r]),
+                eigenvectors=np.ascontiguousarray(vectors[f, :, :r]),
+                n_features=cov.shape[1],
+                total_variance=max(float(traces[f]), float(values[f, :r].sum())),
+            )
+            if measure == "svcca" and scope == "frequency":
+                w = w.top_variance(variance)
+            out.append(w)
+        return out

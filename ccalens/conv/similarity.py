@@ -1,0 +1,243 @@
+"""Similarity of two conv layers under an explicit convention: positions, pooled or DFT-CCA.
+
+Conventions (maps ``A: (N, C_a, H_a, W_a)`` and ``B: (N, C_b, H_b, W_b)`` of the same N images):
+
+* ``'positions'``: every spatial position of every image is a sample: ``(N*H*W, C)`` against
+  ``(N*H*W, C)``. Needs the same ``H x W`` on both sides (position ``(i, j)`` of A is paired with
+  position ``(i, j)`` of B). Correlations describe channel mixing at a location, shared over locations.
+* ``'pooled'``: global average pooling first: ``(N, C_a)`` against ``(N, C_b)``; any spatial sizes.
+  Only what survives averaging over space is compared.
+* ``'dft'``: DFT-CCA (:mod:`ccalens.conv.dft`): per-frequency CCA of the channels' 2-D DFTs; for
+  translation-invariant data it equals CCA of the full flattened maps (``C*H*W`` features) at a tiny
+  fraction of the cost. Different spatial sizes keep the common low frequencies.
+
+All three stream: statistics accumulate over batches of images (:class:`SpatialStats`,
+:class:`~ccalens.conv.dft.DFTStats`) and merge exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ccalens.core.stats import SufficientStats
+from ccalens.core.validation import warn_if_underdetermined
+from ccalens.core.whitening import DEFAULT_TOL, whiten
+
+from ._blocks import block_measure, check_measure
+from ._input import check_layout, check_map_pair, to_nchw
+from .dft import DEFAULT_CHUNK_BYTES, DFTResult, DFTStats
+
+__all__ = [
+    "CONVENTIONS",
+    "ConvSimilarityResult",
+    "SpatialStats",
+    "conv_similarity",
+    "conv_similarity_from_batches",
+    "conv_stats",
+]
+
+Convention = Literal["positions", "pooled", "dft"]
+CONVENTIONS: tuple[str, ...] = ("positions", "pooled", "dft")
+
+
+def _check_convention(convention: object) -> str:
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    return convention
+
+
+@dataclass(frozen=True)
+class ConvSimilarityResult:
+    """Similarity of two conv layers.
+
+    Attributes:
+        convention: ``'positions'``, ``'pooled'`` or ``'dft'``.
+        measure: ``'cca'``, ``'svcca'`` or ``'pwcca'``.
+        score: the similarity (mean canonical correlation; PWCCA: weighted mean).
+        mean_rho, mean_rho2: mean of the correlations and of their squares.
+        correlations: ``(k,)`` canonical correlations, descending (DFT: gathered over frequencies).
+        n_samples: samples of the CCA: ``N*H*W`` (positions), ``N`` (pooled, dft).
+        dft: the per-frequency result for ``convention='dft'``, else None.
+        details: convention-specific extras (ranks, PWCCA weights, ...).
+    """
+
+    convention: str
+    measure: str
+    score: float
+    mean_rho: float
+    mean_rho2: float
+    correlations: np.ndarray
+    n_samples: int
+    dft: DFTResult | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SpatialStats:
+    """Streaming statistics for the ``'positions'`` and ``'pooled'`` conventions.
+
+    Each batch is reduced to 2-D (positions: ``(n*H*W, C)``; pooled: ``(n, C)``) and added to a core
+    :class:`~ccalens.core.stats.SufficientStats` (``stats``), so the maths is the core engine's.
+    """
+
+    convention: str = "positions"
+    layout: str = "NCHW"
+    stats: SufficientStats = field(default_factory=SufficientStats)
+    n_images: int = 0
+
+    def __post_init__(self) -> None:
+        if _check_convention(self.convention) == "dft":
+            raise ValueError("SpatialStats handles 'positions' and 'pooled'; use DFTStats for convention='dft'")
+        check_layout(self.layout)
+
+    def reduce(self, A: Any, B: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The 2-D samples of a batch of maps: positions ``(n*H*W, C)`` or pooled ``(n, C)`` per side."""
+        a, b = check_map_pair(A, B, self.layout)
+        a, b = to_nchw(a, self.layout), to_nchw(b, self.layout)
+        if self.convention == "pooled":
+            return a.mean(axis=(2, 3), dtype=np.float64), b.mean(axis=(2, 3), dtype=np.float64)
+        if a.shape[2:] != b.shape[2:]:
+            raise ValueError(
+                f"convention='positions' pairs position (i, j) of A with (i, j) of B, so both need the same "
+                f"spatial size; got A {a.shape[2:]} and B {b.shape[2:]} (H, W). Use 'pooled' or 'dft'."
+            )
+
+        def flat(x: np.ndarray) -> np.ndarray:  # (n, C, H, W) -> (n*H*W, C), rows ordered image, row, column
+            return np.moveaxis(x, 1, 3).reshape(-1, x.shape[1])
+
+        return flat(a), flat(b)
+
+    def update(self, A: Any, B: Any) -> SpatialStats:
+        """Add a batch of maps of the same images. Returns self."""
+        x, y = self.reduce(A, B)
+        self.stats.update(x, y, names=("A", "B"))
+        self.n_images += int(np.shape(A)[0])
+        return self
+
+    def merge(self, other: SpatialStats) -> SpatialStats:
+        if not isinstance(other, SpatialStats):
+            raise TypeError(f"other must be SpatialStats, got {type(other).__name__}")
+        if other.convention != self.convention:
+            raise ValueError(f"cannot merge {self.convention!r} statistics with {other.convention!r} ones")
+        return SpatialStats(self.convention, self.layout, self.stats.merge(other.stats), self.n_images + other.n_images)
+
+    def result(
+        self, measure: Literal["cca", "svcca", "pwcca"] = "cca", *, variance: float = 0.99, tol: float = DEFAULT_TOL
+    ) -> ConvSimilarityResult:
+        """CCA / SVCCA (top ``variance`` of each side's variance kept) / PWCCA from the statistics."""
+        measure = check_measure(measure, variance)
+        st = self.stats
+        if st.n_samples < 2:
+            raise ValueError(f"need at least 2 samples, the statistics have {st.n_samples}")
+        cov_aa, cov_bb, cov_ab = st.covariance(0), st.covariance(1), st.covariance(0, 1)
+        wa = whiten(cov_aa, tol=tol, name="A")
+        wb = whiten(cov_bb, tol=tol, name="B")
+        if measure == "svcca":
+            wa, wb = wa.top_variance(variance), wb.top_variance(variance)
+        warn_if_underdetermined(st.n_samples, wa.rank, wb.rank, stacklevel=3)
+        blk = block_measure(wa, wb, cov_aa, cov_ab, n_samples=st.n_samples, pwcca=measure == "pwcca")
+        rho = blk.correlations
+        details: dict[str, Any] = {"rank_a": wa.rank, "rank_b": wb.rank, "n_images": self.n_images}
+        if blk.pwcca_weights is not None:
+            weights = blk.pwcca_weights / blk.pwcca_weights.sum()
+            details["pwcca_weights"] = weights
+            score = float(weights @ rho)
+        else:
+            score = float(rho.mean())
+        return ConvSimilarityResult(
+            convention=self.convention,
+            measure=measure,
+            score=score,
+            mean_rho=float(rho.mean()),
+            mean_rho2=float(np.mean(rho**2)),
+            correlations=rho,
+            n_samples=st.n_samples,
+            details=details,
+        )
+
+
+def conv_stats(
+    convention: Convention, *, layout: str = "NCHW", chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> SpatialStats | DFTStats:
+    """Empty streaming statistics for ``convention``: call ``update(A_batch, B_batch)``, then ``result``."""
+    if _check_convention(convention) == "dft":
+        return DFTStats(layout=check_layout(layout), chunk_bytes=chunk_bytes)
+    return SpatialStats(convention, check_layout(layout))
+
+
+def _finish(
+    stats: SpatialStats | DFTStats, measure: str, variance: float, tol: float, svcca_scope: str
+) -> ConvSimilarityResult:
+    if isinstance(stats, SpatialStats):
+        return stats.result(measure, variance=variance, tol=tol)  # type: ignore[arg-type]
+    res = stats.result(measure, variance=variance, tol=tol, svcca_scope=svcca_scope)  # type: ignore[arg-type]
+    return ConvSimilarityResult(
+        convention="dft",
+        measure=res.measure,
+        score=res.score,
+        mean_rho=res.mean_rho,
+        mean_rho2=res.mean_rho2,
+        correlations=res.correlations,
+        n_samples=res.n_samples,
+        dft=res,
+        details={"grid": res.grid, "n_frequencies": int(res.frequencies.shape[0])},
+    )
+
+
+def conv_similarity(
+    A: Any,
+    B: Any,
+    *,
+    convention: Convention,
+    layout: Literal["NCHW", "NHWC"] = "NCHW",
+    measure: Literal["cca", "svcca", "pwcca"] = "cca",
+    variance: float = 0.99,
+    tol: float = DEFAULT_TOL,
+    svcca_scope: Literal["global", "frequency"] = "global",
+    batch_size: int = 1024,
+) -> ConvSimilarityResult:
+    """Similarity of conv maps ``A`` and ``B`` of the same N images under an explicit ``convention``.
+
+    ``A: (N, C_a, H_a, W_a)`` and ``B: (N, C_b, H_b, W_b)`` for ``layout='NCHW'`` (``(N, H, W, C)`` for
+    ``'NHWC'``); numpy arrays, memory maps or torch tensors. Images are processed ``batch_size`` at a time,
+    so memory-mapped inputs are never loaded whole. ``measure``: ``'cca'``, ``'svcca'`` (``variance``
+    kept; ``svcca_scope`` for DFT, see :meth:`DFTStats.result`) or ``'pwcca'``.
+    """
+    layout = check_layout(layout)
+    stats = conv_stats(convention, layout=layout)
+    check_measure(measure, variance)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    A = A if hasattr(A, "shape") else np.asarray(A)
+    B = B if hasattr(B, "shape") else np.asarray(B)
+    if len(A.shape) != 4 or len(B.shape) != 4 or A.shape[0] != B.shape[0] or A.shape[0] < 1:
+        check_map_pair(A, B, layout)  # raises the precise error
+    for start in range(0, A.shape[0], batch_size):
+        stats.update(A[start : start + batch_size], B[start : start + batch_size])
+    return _finish(stats, measure, variance, tol, svcca_scope)
+
+
+def conv_similarity_from_batches(
+    batches: Iterable[tuple[Any, Any]],
+    *,
+    convention: Convention,
+    layout: Literal["NCHW", "NHWC"] = "NCHW",
+    measure: Literal["cca", "svcca", "pwcca"] = "cca",
+    variance: float = 0.99,
+    tol: float = DEFAULT_TOL,
+    svcca_scope: Literal["global", "frequency"] = "global",
+) -> ConvSimilarityResult:
+    """:func:`conv_similarity` over an iterator of ``(A_batch, B_batch)`` pairs (e.g. a data loader)."""
+    stats = conv_stats(convention, layout=layout)
+    check_measure(measure, variance)
+    seen = False
+    for a, b in batches:
+        stats.update(a, b)
+        seen = True
+    if not seen:
+        raise ValueError("batches was empty: no images to compare")
+    return _finish(stats, measure, variance, tol, svcca_scope)

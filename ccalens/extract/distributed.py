@@ -1,0 +1,165 @@
+"""The same streaming statistics with Dask: map = statistics per chunk of rows, reduce = a tree of merges.
+
+``stats_with_dask(store, [(model_a, layer_a), (model_b, layer_b)])`` checks that the layers are aligned
+(sample ids), splits the rows at the shard boundaries, computes one :class:`SufficientStats` per chunk in
+a task (each task memory-maps its shards and verifies their checksums), and merges the results with a tree
+reduction (``split_every`` per node). The result equals :func:`stats_from_store` up to float rounding.
+
+Running on a cluster: the store must be on a filesystem that every worker sees at the same path (NFS,
+Lustre, a shared volume), then::
+
+    from dask.distributed import Client
+    client = Client("tcp://scheduler:8786")          # or LocalCluster(...) on one machine
+    stats = stats_with_dask(ActivationStore("/shared/acts"), keys, client=client)
+
+Without ``client`` the default Dask scheduler is used (the threaded one, or a distributed ``Client``
+created earlier in this process). dask is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ccalens.core.stats import SufficientStats
+
+from .store import (
+    ActivationStore,
+    Key,
+    Verify,
+    _apply_transform,
+    _check_aligned,
+    _LayerReader,
+    _normalise_keys,
+    _transforms,
+    chunk_bounds,
+    stats_chunk_rows,
+)
+
+__all__ = ["stats_with_dask", "store_to_dask_array"]
+
+
+def _require_dask() -> Any:
+    try:
+        import dask
+    except ImportError as exc:  # pragma: no cover - dask is an optional dependency
+        raise ImportError("the Dask path needs dask: pip install 'ccalens[dask]'") from exc
+    return dask
+
+
+def _load_rows(
+    store: ActivationStore, model: str, layer: str, start: int, stop: int, verify: Verify
+) -> np.ndarray:
+    reader = _LayerReader(store, model, layer, verify=verify, allow_incomplete=False)
+    try:
+        return reader.read(start, stop)
+    finally:
+        reader.close()
+
+
+def store_to_dask_array(
+    store: ActivationStore, model: str, layer: str, *, verify: Verify | None = None
+) -> Any:
+    """A lazy ``dask.array`` ``(n, *sample_shape)`` over a stored layer, one chunk per shard.
+
+    Each chunk is read (memory-mapped, checksum verified) by the task that needs it.
+    """
+    dask = _require_dask()
+    import dask.array as da
+
+    v = store._resolve_verify(verify)
+    reader = _LayerReader(store, model, layer, verify=v, allow_incomplete=False)
+    bounds = reader.starts
+    if reader.n == 0:
+        return da.zeros((0, *reader.sample_shape), dtype=reader.dtype)
+    parts = [
+        da.from_delayed(
+            dask.delayed(_load_rows, pure=True)(store, model, layer, int(lo), int(hi), v),
+            shape=(int(hi - lo), *reader.sample_shape),
+            dtype=reader.dtype,
+        )
+        for lo, hi in itertools.pairwise(bounds)
+    ]
+    return da.concatenate(parts, axis=0)
+
+
+def _chunk_stats(
+    store: ActivationStore,
+    keys: Sequence[Key],
+    start: int,
+    stop: int,
+    verify: Verify,
+    transforms: Sequence[Any],
+) -> SufficientStats:
+    """Map step: statistics of rows ``start:stop`` of every key (run inside a Dask task)."""
+    blocks = []
+    for key, transform in zip(keys, transforms, strict=True):
+        rows = _load_rows(store, key[0], key[1], start, stop, verify)
+        blocks.append(_apply_transform(rows, key, transform))
+    return SufficientStats.from_arrays(*blocks, names=tuple(f"{m}/{lay}" for m, lay in keys))
+
+
+def _merge_all(*parts: SufficientStats) -> SufficientStats:
+    """Reduce step: the Chan et al. merge of several statistics."""
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.merge(p)
+    return out
+
+
+def stats_with_dask(
+    store: ActivationStore,
+    keys: Sequence[Key],
+    client: Any = None,
+    *,
+    batch_size: int | None = None,
+    transform: Any = None,
+    verify: Verify | None = None,
+    split_every: int = 8,
+) -> SufficientStats:
+    """:class:`SufficientStats` of stored layers computed with Dask; equal to :func:`stats_from_store`.
+
+    Args:
+        store: the :class:`ActivationStore` (its folder must be visible to every worker at the same path).
+        keys: ``[(model, layer), ...]``; representation ``i`` of the result is ``keys[i]``.
+        client: a ``dask.distributed.Client`` (``Client("tcp://scheduler:8786")``, or one on a
+            ``LocalCluster``); None uses Dask's default scheduler.
+        batch_size: rows per task (default: shard-aligned chunks with a ~128 MB float64 buffer each).
+        transform: a callable (or one per key) mapping ``(rows, *sample_shape)`` to ``(rows, features)``;
+            it must be picklable for process-based workers (cloudpickle handles lambdas).
+        verify: checksum policy for the shards (default: the store's).
+        split_every: fan-in of the tree reduction.
+    """
+    dask = _require_dask()
+    if not isinstance(store, ActivationStore):
+        raise TypeError(f"store must be an ActivationStore, got {type(store).__name__}")
+    if not isinstance(split_every, int) or split_every < 2:
+        raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
+    keys = _normalise_keys(keys)
+    v = store._resolve_verify(verify)
+    transforms = _transforms(transform, len(keys))
+    readers = [_LayerReader(store, m, lay, verify=v, allow_incomplete=False) for m, lay in keys]
+    _check_aligned(store, keys, readers)
+    n = readers[0].n
+    if n == 0:
+        raise ValueError(f"no samples stored for {keys}")
+    bounds = chunk_bounds([r.starts for r in readers], n, batch_size, max_rows=stats_chunk_rows(readers))
+    for r in readers:
+        r.close()
+
+    chunk_task = dask.delayed(_chunk_stats, pure=True)
+    merge_task = dask.delayed(_merge_all, pure=True)
+    level = [
+        chunk_task(store, keys, int(lo), int(hi), v, transforms) for lo, hi in itertools.pairwise(bounds)
+    ]
+    while len(level) > 1:
+        level = [merge_task(*level[i : i + split_every]) for i in range(0, len(level), split_every)]
+    result = level[0]
+    if client is not None:
+        if not hasattr(client, "compute"):
+            raise TypeError(f"client must be a dask.distributed.Client or None, got {type(client).__name__}")
+        return client.compute(result).result()
+    return result.compute()
