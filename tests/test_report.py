@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from ccalens.experiments.runner import builtin_config, list_builtin_configs, load_config, run_config
+from ccalens.io import write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import Report
-from ccalens.report.io import write_csv, write_json
 
 TINY = textwrap.dedent(
     """

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ccalens.models._io import atomic_write
+from ccalens.io import atomic_write
 
 __all__ = [
     "CIFAR10_CLASSES",

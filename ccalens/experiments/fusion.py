@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ccalens.experiments.common import NetworkFeatures, scores, softmax
 from ccalens.experiments.projection import cca_bases
-from ccalens.report.io import write_csv, write_json
+from ccalens.io import write_csv, write_json
 
 __all__ = ["FUSION_METHODS", "FusionConfig", "FusionResult", "cca_fusion_features", "fusion_study", "run_fusion"]
 

@@ -37,7 +37,7 @@ from ccalens.experiments.common import (
     scores,
     train_linear_layers,
 )
-from ccalens.report.io import write_csv, write_json
+from ccalens.io import write_csv, write_json
 
 __all__ = [
     "CCA_METHODS",

@@ -38,9 +38,9 @@ from ccalens.experiments.cross_sensor import run_sensor_grid
 from ccalens.experiments.fusion import FusionConfig, run_fusion
 from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection
 from ccalens.experiments.sources import Source, load_source
+from ccalens.io import atomic_write_bytes, atomic_write_text, write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import Report
-from ccalens.report.io import atomic_write_bytes, atomic_write_text, write_csv, write_json
 
 __all__ = ["builtin_config", "list_builtin_configs", "load_config", "run_config", "run_demo"]
 

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from ccalens.data.multiview import VIEW_NAMES, load_multiple_features
+from ccalens.io import save_npz, save_torch, write_json
 from ccalens.metrics import accuracy, macro_f1
-from ccalens.models._io import save_json_atomic, save_npz_atomic, save_torch_atomic
 from ccalens.models.nets import ViewMLP
 from ccalens.models.training import (
     TrainConfig,
@@ -119,7 +119,7 @@ def _train_all(data: Any, out: Path, seeds: list[int], base: TrainConfig, progre
                 "config": cfg.to_dict(),
                 "history": history.to_dict(),
             }
-            weights = save_torch_atomic(
+            weights = save_torch(
                 out / f"{name}.pt",
                 {
                     "state_dict": model.state_dict(),
@@ -130,7 +130,7 @@ def _train_all(data: Any, out: Path, seeds: list[int], base: TrainConfig, progre
                     },
                 },
             )
-            arrays = save_npz_atomic(
+            arrays = save_npz(
                 out / f"{name}.npz",
                 features_train=extract_penultimate(model, X_train),
                 features_val=extract_penultimate(model, X_val),
@@ -145,7 +145,7 @@ def _train_all(data: Any, out: Path, seeds: list[int], base: TrainConfig, progre
                 classifier_weight=model.classifier.weight.detach().cpu().numpy(),
                 classifier_bias=model.classifier.bias.detach().cpu().numpy(),
             )
-            metrics_path = save_json_atomic(out / f"{name}.json", metrics)
+            metrics_path = write_json(out / f"{name}.json", metrics)
             wall = time.perf_counter() - t0
             runs.append(
                 {
@@ -176,7 +176,7 @@ def _train_all(data: Any, out: Path, seeds: list[int], base: TrainConfig, progre
         "wall_time_s": time.perf_counter() - t_all,
         "runs": runs,
     }
-    save_json_atomic(out / "summary.json", summary)
+    write_json(out / "summary.json", summary)
     return summary
 
 

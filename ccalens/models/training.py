@@ -29,8 +29,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ccalens.io import save_torch
 from ccalens.metrics import accuracy, macro_f1
-from ccalens.models._io import save_torch_atomic
 
 __all__ = [
     "TrainConfig",
@@ -436,7 +436,7 @@ def train_classifier(
             "history": history.to_dict(),
             "config": config.to_dict(),
         }
-        save_torch_atomic(path, state)
+        save_torch(path, state)
 
     max_steps = config.max_steps if config.max_steps is not None else config.epochs * n_batches
     total = min(max_steps, config.epochs * n_batches)

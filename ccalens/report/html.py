@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ccalens.report.io import atomic_write_text
+from ccalens.io import atomic_write_text
 
 __all__ = ["Report", "Section"]
 

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ccalens.report.io import atomic_write_bytes
+from ccalens.io import atomic_write_bytes
 
 __all__ = [
     "METHOD_STYLE",
