@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
-from .validation import check_paired
+from .validation import check_paired, default_names
 
 __all__ = ["SufficientStats"]
 
@@ -47,12 +47,15 @@ def _direct_comoment(blocks: Sequence[np.ndarray], means: np.ndarray) -> np.ndar
     total = int(offsets[-1])
     out = np.empty((total, total), dtype=np.float64)
     for a, (ba, la, ha) in enumerate(zip(blocks, offsets[:-1], offsets[1:], strict=True)):
-        for bb, lb, hb in zip(blocks[a:], offsets[a:-1], offsets[a + 1 :], strict=True):
-            out[la:ha, lb:hb] = ba.T @ bb  # syrk on the diagonal blocks, gemm off it
+        for b, (bb, lb, hb) in enumerate(zip(blocks, offsets[:-1], offsets[1:], strict=True)):
+            if b < a:
+                continue
+            product = ba.T @ bb  # syrk (exactly symmetric) on the diagonal blocks, gemm off it
+            out[la:ha, lb:hb] = product
+            if b > a:
+                out[lb:hb, la:ha] = product.T
     raw_diag = np.diag(out).copy()
-    out -= n * np.outer(means, means)
-    lower = np.tril_indices(total, -1)
-    out[lower] = out.T[lower]
+    out -= np.outer(means * n, means)  # m_i m_j == m_j m_i exactly: the result stays symmetric
     centred_diag = np.diag(out)
     if np.any(raw_diag > 1e6 * np.maximum(centred_diag, 0.0)):
         return None
@@ -130,14 +133,19 @@ class SufficientStats:
         """Add one batch: ``blocks[l]: (n_batch, d_l)``, the same samples in every block. Returns self."""
         if not blocks:
             raise ValueError("update needs at least one array")
-        checked = check_paired(*blocks, names=names, min_samples=1)
+        # the NaN/Inf scan rides on the column sums the means need anyway; a full scan runs only to name the culprit
+        checked = check_paired(*blocks, names=names, min_samples=1, check_finite=False)
         sizes = tuple(int(b.shape[1]) for b in checked)
         if self.sizes is None:
             self.sizes = sizes
         elif sizes != self.sizes:
             raise ValueError(f"batch feature counts {sizes} differ from the earlier batches' {self.sizes}")
         n_b = checked[0].shape[0]
-        mean_b = np.concatenate([b.mean(axis=0, dtype=np.float64) for b in checked])
+        sums = [b.sum(axis=0, dtype=np.float64) for b in checked]
+        if not all(np.isfinite(s).all() for s in sums):
+            check_paired(*checked, names=names or default_names(len(checked)), min_samples=1)
+            raise ValueError("feature values are too large: their sums overflow float64")
+        mean_b = np.concatenate(sums) / n_b
         total = sum(sizes)
         chunk_rows = max(256, _CHUNK_ELEMENTS // total)
         comoment_b = None

@@ -28,11 +28,14 @@ class UnderdeterminedWarning(UserWarning):
 _FLOAT_KINDS = "fiub"
 
 
-def check_features(X: Any, name: str = "X", *, min_samples: int = 2, copy: bool = False) -> np.ndarray:
+def check_features(
+    X: Any, name: str = "X", *, min_samples: int = 2, copy: bool = False, check_finite: bool = True
+) -> np.ndarray:
     """Validate one feature matrix ``X: (n_samples, n_features)``.
 
     Accepts any array-like (numpy, lists, torch tensors via ``np.asarray``). Integer, boolean, float16
-    and float32 input is accepted as is; the engine accumulates in float64. Raises ``ValueError``
+    and float32 input is accepted as is; the engine accumulates in float64. ``check_finite=False`` leaves the
+    NaN/Inf scan to the caller (the statistics engine checks its column sums instead). Raises ``ValueError``
     naming ``name`` for wrong dimensionality, too few samples, no features, or NaN/Inf values, and
     ``TypeError`` for non-numeric input.
     """
@@ -51,7 +54,7 @@ def check_features(X: Any, name: str = "X", *, min_samples: int = 2, copy: bool 
         raise ValueError(f"{name} has no features (shape {arr.shape})")
     if n < min_samples:
         raise ValueError(f"{name} needs at least {min_samples} samples, got {n}")
-    if arr.dtype.kind == "f":
+    if check_finite and arr.dtype.kind == "f":
         finite = np.isfinite(arr)
         if not finite.all():
             bad = np.argwhere(~finite)
@@ -63,11 +66,16 @@ def check_features(X: Any, name: str = "X", *, min_samples: int = 2, copy: bool 
     return arr
 
 
-def check_paired(*arrays: Any, names: tuple[str, ...] | None = None, min_samples: int = 2) -> list[np.ndarray]:
+def check_paired(
+    *arrays: Any, names: tuple[str, ...] | None = None, min_samples: int = 2, check_finite: bool = True
+) -> list[np.ndarray]:
     """Validate several feature matrices of the SAME samples: each 2-D and finite, equal sample counts."""
     if names is None:
-        names = ("X", "Y") if len(arrays) == 2 else tuple(f"representations[{i}]" for i in range(len(arrays)))
-    checked = [check_features(a, nm, min_samples=min_samples) for a, nm in zip(arrays, names, strict=True)]
+        names = default_names(len(arrays))
+    checked = [
+        check_features(a, nm, min_samples=min_samples, check_finite=check_finite)
+        for a, nm in zip(arrays, names, strict=True)
+    ]
     counts = {nm: a.shape[0] for a, nm in zip(checked, names, strict=True)}
     if len(set(counts.values())) > 1:
         desc = ", ".join(f"{nm} has {c}" for nm, c in counts.items())
@@ -76,6 +84,11 @@ def check_paired(*arrays: Any, names: tuple[str, ...] | None = None, min_samples
             f"differ: {desc}"
         )
     return checked
+
+
+def default_names(count: int) -> tuple[str, ...]:
+    """Argument names used in error messages: X, Y for a pair, representations[i] otherwise."""
+    return ("X", "Y") if count == 2 else tuple(f"representations[{i}]" for i in range(count))
 
 
 def warn_if_underdetermined(n_samples: int, rank_x: int, rank_y: int, *, stacklevel: int = 3) -> None:
