@@ -10,18 +10,16 @@ Results are printed as a table and written to ``benchmarks/results/core.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from ccalens.core import CCA, SufficientStats
 from ccalens.core.measures import cca_similarity, linear_cka, procrustes, pwcca, similarity_matrix, svcca
+from ccalens.io import write_json
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:
@@ -93,6 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results/core.json")
+    parser.add_argument("--parts", default="pairs,matrix", help="comma-separated: pairs, matrix")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.quick:
@@ -101,9 +100,11 @@ def main(argv: list[str] | None = None) -> dict:
         pairs, matrix = [(50_000, 1024, 1024), (20_000, 512, 512)], (20_000, 20, 512)
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "numpy": np.__version__},
-        "pairs": [bench_pair(n, p, q, args.repeats, rng) for n, p, q in pairs],
-        "matrix": bench_matrix(*matrix, repeats=args.repeats, rng=rng),
     }
+    parts = set(args.parts.split(","))
+    report["pairs"] = [bench_pair(n, p, q, args.repeats, rng) for n, p, q in pairs] if "pairs" in parts else []
+    if "matrix" in parts:
+        report["matrix"] = bench_matrix(*matrix, repeats=args.repeats, rng=rng)
     for case in report["pairs"]:
         print(f"\nn={case['n']} p={case['p']} q={case['q']}: Z.T @ Z = {case['gemm_seconds']:.3f} s")
         for name, ratio in case["ratio_to_gemm"].items():
@@ -111,17 +112,15 @@ def main(argv: list[str] | None = None) -> dict:
         f32 = case["float32_input"]
         print(f"  svcca on float32 input: {f32['svcca_ratio_to_float32_gemm']:.2f}x the float32 GEMM, "
               f"{f32['svcca_ratio_to_float64_gemm']:.2f}x the float64 one")
-    m = report["matrix"]
+    m = report.get("matrix")
+    if m is None:
+        write_json(args.out, report)
+        return report
     print(f"\nsimilarity matrix, {m['representations']} x {m['width']} features, n={m['n']}: "
           f"joint Z.T @ Z = {m['gemm_seconds']:.2f} s")
     for name, ratio in m["ratio_to_gemm"].items():
         print(f"  {name:<34s} {m['seconds'][name]:8.2f} s  {ratio:5.2f}x")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(report, fh, indent=2)
-    os.replace(tmp, out)
+    write_json(args.out, report)
     return report
 
 
