@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ccalens.core.measures import cca_similarity, pwcca, svcca
 from ccalens.core.stats import SufficientStats
-from ccalens.core.validation import warn_if_underdetermined
-from ccalens.core.whitening import DEFAULT_TOL, whiten
+from ccalens.core.whitening import DEFAULT_TOL
 
-from ._blocks import block_measure, check_measure
+from ._blocks import check_measure
 from ._input import check_layout, check_map_pair, to_nchw
 from .dft import DEFAULT_CHUNK_BYTES, DFTResult, DFTStats
 
@@ -133,21 +133,21 @@ class SpatialStats:
         st = self.stats
         if st.n_samples < 2:
             raise ValueError(f"need at least 2 samples, the statistics have {st.n_samples}")
-        cov_aa, cov_bb, cov_ab = st.covariance(0), st.covariance(1), st.covariance(0, 1)
-        wa = whiten(cov_aa, tol=tol, name="A")
-        wb = whiten(cov_bb, tol=tol, name="B")
+        # the core measures, from the same statistics (one implementation of CCA / SVCCA / PWCCA)
         if measure == "svcca":
-            wa, wb = wa.top_variance(variance), wb.top_variance(variance)
-        warn_if_underdetermined(st.n_samples, wa.rank, wb.rank, stacklevel=3)
-        blk = block_measure(wa, wb, cov_aa, cov_ab, n_samples=st.n_samples, pwcca=measure == "pwcca")
-        rho = blk.correlations
-        details: dict[str, Any] = {"rank_a": wa.rank, "rank_b": wb.rank, "n_images": self.n_images}
-        if blk.pwcca_weights is not None:
-            weights = blk.pwcca_weights / blk.pwcca_weights.sum()
-            details["pwcca_weights"] = weights
-            score = float(weights @ rho)
+            res = svcca(stats=st, variance=variance, tol=tol)
+        elif measure == "pwcca":
+            res = pwcca(stats=st, tol=tol)
         else:
-            score = float(rho.mean())
+            res = cca_similarity(stats=st, tol=tol)
+        assert res.correlations is not None
+        rho = res.correlations
+        score = res.score
+        details: dict[str, Any] = {
+            "rank_a": res.details["rank_x"], "rank_b": res.details["rank_y"], "n_images": self.n_images
+        }
+        if "weights" in res.details:
+            details["pwcca_weights"] = res.details["weights"]
         return ConvSimilarityResult(
             convention=self.convention,
             measure=measure,
