@@ -87,9 +87,9 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .experiments.runner import run_demo
 
-    results = run_demo(args.out, quick=args.quick, progress=not args.no_progress)
+    run_demo(args.out, quick=args.quick, progress=not args.no_progress)
     print(f"report: {Path(args.out) / 'report.html'}")
-    return 0 if results is not None else 1
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -83,9 +83,9 @@ class CCAResult:
         ``components`` are indices into the canonical basis (0 = highest correlation). Apply as
         ``mean + (X - mean) @ P.T`` (Moreau et al. 2021, section 4.2).
         """
-        basis, pinv = (self.x_basis, self.x_basis_pinv) if side == "x" else (self.y_basis, self.y_basis_pinv)
         if side not in ("x", "y"):
             raise ValueError(f"side must be 'x' or 'y', got {side!r}")
+        basis, pinv = (self.x_basis, self.x_basis_pinv) if side == "x" else (self.y_basis, self.y_basis_pinv)
         idx = np.asarray(components, dtype=np.int64).ravel()
         if idx.size and (idx.min() < 0 or idx.max() >= basis.shape[0]):
             raise ValueError(f"components must lie in 0..{basis.shape[0] - 1}, got {idx.tolist()}")

@@ -86,7 +86,7 @@ def _centred_comoment(blocks: Sequence[np.ndarray], means: np.ndarray, chunk_row
     # mirror the upper triangle into the lower one, in place
     lower = np.tril_indices(total, -1)
     acc[lower] = acc.T[lower]
-    return np.ascontiguousarray(acc) if total > 1 else acc
+    return np.ascontiguousarray(acc)
 
 
 @dataclass
