@@ -18,7 +18,7 @@ All accumulation is in float64 whatever the input dtype.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,36 +26,109 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
+from .threads import blas_threads, run_tasks
 from .validation import check_paired, default_names
 
 __all__ = ["SufficientStats"]
 
 # Rows per chunk are chosen so that one centred float64 chunk holds about this many elements (256 MB).
 _CHUNK_ELEMENTS = 1 << 25
+# Below this many flops (a few milliseconds of work) a thread pool costs more than it saves.
+_PARALLEL_MIN_FLOPS = 1e8
 
 
-def _direct_comoment(blocks: Sequence[np.ndarray], means: np.ndarray) -> np.ndarray | None:
-    """``Zc' Zc`` as raw products ``Z' Z - n m m'``, block by block, without copying the data.
+def _makespan(costs: list[float], workers: int) -> float:
+    """Finishing time of greedy largest-first scheduling of ``costs`` on ``workers``."""
+    loads = [0.0] * workers
+    for c in sorted(costs, reverse=True):
+        loads[loads.index(min(loads))] += c
+    return max(loads)
 
-    Only for float64 input (float32/16 must be widened first). Returns None when cancellation would
-    cost more than 6 significant digits on some feature (mean^2 > 1e6 variance): the caller then uses
-    the centred path. Exactly constant features (raw product 0) are fine.
+
+def _column_tiles(sizes: Sequence[int], workers: int) -> list[tuple[int, int, int]]:
+    """Column tiles ``(block, lo, hi)`` of the stacked features, for the upper triangle of tile products.
+
+    Representations stay whole unless greedy scheduling of their block products would leave a worker
+    idle more than 10% of the time; then the widest tile is halved (never below 128 columns, so that each
+    product keeps single-thread BLAS efficiency) until the schedule is balanced.
     """
-    n = blocks[0].shape[0]
+    tiles = [(b, 0, d) for b, d in enumerate(sizes)]
+    if workers <= 1:
+        return tiles
+    while True:
+        widths = [hi - lo for _, lo, hi in tiles]
+        costs = [widths[a] * widths[b] * (1 if a == b else 2) for a in range(len(tiles)) for b in range(a, len(tiles))]
+        if _makespan(costs, workers) <= 1.1 * sum(costs) / workers:
+            return tiles
+        widest = int(np.argmax(widths))
+        block, lo, hi = tiles[widest]
+        if hi - lo < 256:
+            return tiles
+        mid = (lo + hi) // 2
+        tiles[widest : widest + 1] = [(block, lo, mid), (block, mid, hi)]
+
+
+def _raw_products(blocks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``Z' Z`` (full symmetric) and the column sums of the column-stacked float64 blocks, without stacking them.
+
+    The upper triangle of tile products (syrk on the diagonal, gemm off it) and the column sums run as
+    independent tasks, one BLAS thread each (:mod:`ccalens.core.threads`); the lower triangle is mirrored.
+    """
     sizes = [b.shape[1] for b in blocks]
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    total = int(offsets[-1])
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    total = offsets[-1]
     out = np.empty((total, total), dtype=np.float64)
-    for a, (ba, la, ha) in enumerate(zip(blocks, offsets[:-1], offsets[1:], strict=True)):
-        for b, (bb, lb, hb) in enumerate(zip(blocks, offsets[:-1], offsets[1:], strict=True)):
-            if b < a:
-                continue
-            product = ba.T @ bb  # syrk (exactly symmetric) on the diagonal blocks, gemm off it
-            out[la:ha, lb:hb] = product
-            if b > a:
-                out[lb:hb, la:ha] = product.T
-    raw_diag = np.diag(out).copy()
-    out -= np.outer(means * n, means)  # m_i m_j == m_j m_i exactly: the result stays symmetric
+    sums = np.empty(total, dtype=np.float64)
+    workers = blas_threads() if blocks[0].shape[0] * total * total > _PARALLEL_MIN_FLOPS else 1
+    tiles = _column_tiles(sizes, workers)
+    pairs = [(a, b) for a in range(len(tiles)) for b in range(a, len(tiles))]
+
+    def product(a: int, b: int) -> Callable[[], None]:
+        (ba, la, ha), (bb, lb, hb) = tiles[a], tiles[b]
+        ra, rb = offsets[ba] + la, offsets[bb] + lb
+
+        def task() -> None:
+            left = blocks[ba][:, la:ha]
+            with np.errstate(all="ignore"):  # NaN/Inf input is reported from the sums, by name
+                prod = left.T @ (left if a == b else blocks[bb][:, lb:hb])  # syrk on the diagonal tiles
+            out[ra : ra + ha - la, rb : rb + hb - lb] = prod
+            if a != b:
+                out[rb : rb + hb - lb, ra : ra + ha - la] = prod.T
+
+        return task
+
+    def column_sums(i: int) -> Callable[[], None]:
+        def task() -> None:
+            with np.errstate(all="ignore"):
+                np.sum(blocks[i], axis=0, out=sums[offsets[i] : offsets[i + 1]])
+
+        return task
+
+    def cost(ab: tuple[int, int]) -> int:
+        (_, la, ha), (_, lb, hb) = tiles[ab[0]], tiles[ab[1]]
+        return (ha - la) * (hb - lb) * (1 if ab[0] == ab[1] else 2)
+
+    # largest products first, the cheap sums last: the pool's greedy scheduling then balances the workers
+    pairs.sort(key=cost, reverse=True)
+    tasks = [product(a, b) for a, b in pairs] + [column_sums(i) for i in range(len(blocks))]
+    run_tasks(tasks, workers=workers)
+    return out, sums
+
+
+def _centre_raw(raw: np.ndarray, means: np.ndarray, n: int) -> np.ndarray | None:
+    """``Zc' Zc = Z' Z - n m m'`` in place from the raw products of :func:`_raw_products`.
+
+    Returns None when cancellation would cost more than 6 significant digits on some feature
+    (mean^2 > 1e6 variance): the caller then uses the centred path. Exactly constant features (raw
+    product 0) are fine.
+    """
+    raw_diag = np.diag(raw).copy()
+    # rank-one update in place; the matrix is symmetric, so its C-order buffer is a valid F-order one.
+    # With v = sqrt(n) m, v_i v_j == v_j v_i exactly, so the result stays exactly symmetric.
+    v = np.sqrt(float(n)) * means
+    out = blas.dger(-1.0, v, v, a=raw.T, overwrite_a=1).T
+    if not np.shares_memory(out, raw):  # pragma: no cover - BLAS made a copy
+        out = np.ascontiguousarray(out)
     centred_diag = np.diag(out)
     if np.any(raw_diag > 1e6 * np.maximum(centred_diag, 0.0)):
         return None
@@ -141,33 +214,39 @@ class SufficientStats:
         elif sizes != self.sizes:
             raise ValueError(f"batch feature counts {sizes} differ from the earlier batches' {self.sizes}")
         n_b = checked[0].shape[0]
-        sums = [b.sum(axis=0, dtype=np.float64) for b in checked]
-        if not all(np.isfinite(s).all() for s in sums):
+        direct = all(b.dtype == np.float64 for b in checked)
+        if direct:  # float64: raw products and sums in one parallel pass, centred afterwards
+            raw, sums = _raw_products(checked)
+        else:
+            sums = np.concatenate([b.sum(axis=0, dtype=np.float64) for b in checked])
+        if not np.isfinite(sums).all():
             check_paired(*checked, names=names or default_names(len(checked)), min_samples=1)
             raise ValueError("feature values are too large: their sums overflow float64")
-        mean_b = np.concatenate(sums) / n_b
-        total = sum(sizes)
-        chunk_rows = max(256, _CHUNK_ELEMENTS // total)
-        comoment_b = None
-        if all(b.dtype == np.float64 for b in checked):
-            comoment_b = _direct_comoment(checked, mean_b)
+        mean_b = sums / n_b
+        comoment_b = _centre_raw(raw, mean_b, n_b) if direct else None
         if comoment_b is None:
+            chunk_rows = max(256, _CHUNK_ELEMENTS // sum(sizes))
             comoment_b = _centred_comoment(checked, mean_b, chunk_rows)
-        self._merge_in(n_b, mean_b, comoment_b)
+        self._merge_in(n_b, mean_b, comoment_b, owned=True)
         return self
 
-    def _merge_in(self, n_b: int, mean_b: np.ndarray, comoment_b: np.ndarray) -> None:
+    def _merge_in(self, n_b: int, mean_b: np.ndarray, comoment_b: np.ndarray, *, owned: bool = False) -> None:
+        """Add statistics of another sample set; ``owned=True`` lets self keep the given arrays (no copy)."""
         if self.n_samples == 0:
-            self.n_samples, self.mean, self.comoment = n_b, mean_b.copy(), comoment_b.copy()
+            if owned:
+                self.n_samples, self.mean, self.comoment = n_b, mean_b, comoment_b
+            else:
+                self.n_samples, self.mean, self.comoment = n_b, mean_b.copy(), comoment_b.copy()
             return
         assert self.mean is not None and self.comoment is not None
         n_a = self.n_samples
         n = n_a + n_b
         delta = mean_b - self.mean
         self.comoment += comoment_b
-        scale = n_a * n_b / n
-        # rank-one correction; the co-moment is symmetric so its C-order buffer is a valid F-order one.
-        out = blas.dger(scale, delta, delta, a=self.comoment.T, overwrite_a=1)
+        # rank-one correction (n_a n_b / n) delta delta', as v v' with v = sqrt(n_a n_b / n) delta so that it
+        # stays exactly symmetric; the co-moment is symmetric so its C-order buffer is a valid F-order one.
+        v = np.sqrt(n_a * n_b / n) * delta
+        out = blas.dger(1.0, v, v, a=self.comoment.T, overwrite_a=1)
         if not np.shares_memory(out, self.comoment):  # pragma: no cover - BLAS made a copy
             self.comoment = np.ascontiguousarray(out.T)
         self.mean += delta * (n_b / n)
