@@ -3,8 +3,9 @@
 Two paths, one result type:
 
 * eigh path (:func:`cca_from_covariances`, ``CCA(method="eigh")``): whiten each side from its covariance
-  (:mod:`ccalens.core.whitening`), then SVD of the whitened cross-covariance
-  ``M = Wx^H Sxy Wy``. Needs only the sufficient statistics, so it streams and merges.
+  (:mod:`ccalens.core.whitening`: eigendecomposition with a relative cut-off, or a Cholesky factor where
+  the covariance is so well conditioned that the cut-off cannot drop anything), then SVD of the whitened
+  cross-covariance ``M = Wx^H Sxy Wy``. Needs only the sufficient statistics, so it streams and merges.
 * QR path (:func:`cca_qr`, ``CCA(method="qr")``): QR with column pivoting of the centred data, then SVD
   of ``Qx^H Qy``. Exact reference when the data fit in memory (no squaring of the condition number).
 
@@ -20,8 +21,9 @@ import numpy as np
 import scipy.linalg
 
 from .stats import SufficientStats
+from .threads import run_tasks
 from .validation import check_features, check_paired, warn_if_underdetermined
-from .whitening import DEFAULT_TOL, Whitening, whiten
+from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
 
 __all__ = ["CCA", "CCAResult", "cca_from_covariances", "cca_from_stats", "cca_from_whitenings", "cca_qr"]
 
@@ -94,13 +96,13 @@ class CCAResult:
 
 def _directions(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full SVD of the whitened cross-covariance: ``U (rx, rx)``, ``s (k,)``, ``V (ry, ry)``."""
-    U, s, Vh = np.linalg.svd(M, full_matrices=True)
+    U, s, Vh = scipy.linalg.svd(M, full_matrices=True, check_finite=False)
     return U, np.clip(s, 0.0, 1.0), Vh.conj().T
 
 
 def cca_from_whitenings(
-    wx: Whitening,
-    wy: Whitening,
+    wx: Whitening | CholeskyWhitening,
+    wy: Whitening | CholeskyWhitening,
     cross_covariance: np.ndarray,
     *,
     n_samples: int,
@@ -108,21 +110,20 @@ def cca_from_whitenings(
     y_mean: np.ndarray | None = None,
 ) -> CCAResult:
     """CCA given both whitenings and ``Sxy: (p, q)``; the building block of every eigh-path CCA."""
-    Wx, Wy = wx.whitener, wy.whitener
-    M = Wx.conj().T @ cross_covariance @ Wy
+    M = wy.whiten_columns(wx.whiten_rows(cross_covariance))  # Wx^H Sxy Wy
     U, s, V = _directions(M)
     k = s.shape[0]
-    x_basis = (Wx @ U).conj().T
-    y_basis = (Wy @ V).conj().T
+    x_basis = np.ascontiguousarray(wx.whitener_dot(U).conj().T)  # (Wx U)^H
+    y_basis = np.ascontiguousarray(wy.whitener_dot(V).conj().T)
     p, q = wx.n_features, wy.n_features
     return CCAResult(
         correlations=s,
         x_weights=x_basis[:k].conj().T,
         y_weights=y_basis[:k].conj().T,
         x_basis=x_basis,
-        x_basis_pinv=wx.dewhitener @ U,
+        x_basis_pinv=np.ascontiguousarray(wx.unwhiten(U)),
         y_basis=y_basis,
-        y_basis_pinv=wy.dewhitener @ V,
+        y_basis_pinv=np.ascontiguousarray(wy.unwhiten(V)),
         x_mean=np.zeros(p) if x_mean is None else x_mean,
         y_mean=np.zeros(q) if y_mean is None else y_mean,
         rank_x=wx.rank,
@@ -151,8 +152,15 @@ def cca_from_covariances(
             f"cov_xy must have shape ({cov_xx.shape[0]}, {cov_yy.shape[0]}) to match cov_xx and cov_yy, "
             f"got {cov_xy.shape}"
         )
-    wx = whiten(cov_xx, tol=tol, name="X")
-    wy = whiten(cov_yy, tol=tol, name="Y")
+    # both sides side by side; the Cholesky fast path where it provably keeps every direction
+    workers = None if max(cov_xx.shape[0], cov_yy.shape[0]) >= 96 else 1
+    wx, wy = run_tasks(
+        [
+            lambda: whiten(cov_xx, tol=tol, name="X", method="auto"),
+            lambda: whiten(cov_yy, tol=tol, name="Y", method="auto"),
+        ],
+        workers=workers,
+    )
     warn_if_underdetermined(n_samples, wx.rank, wy.rank, stacklevel=3)
     return cca_from_whitenings(wx, wy, cov_xy, n_samples=n_samples, x_mean=x_mean, y_mean=y_mean)
 

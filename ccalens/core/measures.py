@@ -25,10 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
+from .linalg import eigh, gram_upper
 from .stats import SufficientStats
+from .threads import blas_threads, run_tasks
 from .validation import check_paired, warn_if_underdetermined
-from .whitening import DEFAULT_TOL, Whitening, whiten
+from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
 
 __all__ = [
     "MEASURES",
@@ -84,15 +87,23 @@ class SimilarityResult:
 
 
 # --------------------------------------------------------------------------------- per-representation
+# Whitenings and pairs of representations narrower than this take microseconds: not worth a thread pool.
+_PARALLEL_MIN_WIDTH = 96
+
 @dataclass
 class _Prepared:
-    """What one representation contributes to every pair: its whitenings and norms, computed once."""
+    """What one representation contributes to every pair: its whitenings, computed once.
+
+    ``full`` is the whitening CCA and PWCCA use: the Cholesky fast path when the covariance is well
+    conditioned, else (or when ``eigen`` exists anyway) the eigendecomposition. ``top`` is SVCCA's.
+    """
 
     stats: SufficientStats
     index: int
     tol: float
     variance: float
-    _full: Whitening | None = None
+    _full: Whitening | CholeskyWhitening | None = None
+    _eigen: Whitening | None = None
     _top: Whitening | None = None
 
     @property
@@ -100,20 +111,49 @@ class _Prepared:
         return self.stats.covariance(self.index)
 
     @property
-    def full(self) -> Whitening:
+    def name(self) -> str:
+        return f"representation {self.index}"
+
+    @property
+    def eigen(self) -> Whitening:
+        if self._eigen is None:
+            w = whiten(self.cov, tol=self.tol, name=self.name, method="eigh")
+            assert isinstance(w, Whitening)
+            self._eigen = w
+        return self._eigen
+
+    @property
+    def full(self) -> Whitening | CholeskyWhitening:
         if self._full is None:
-            self._full = whiten(self.cov, tol=self.tol, name=f"representation {self.index}")
+            if self._eigen is not None:
+                self._full = self._eigen
+            else:
+                self._full = whiten(self.cov, tol=self.tol, name=self.name, method="auto")
         return self._full
 
     @property
     def top(self) -> Whitening:
         if self._top is None:
-            self._top = self.full.top_variance(self.variance)
+            self._top = self.eigen.top_variance(self.variance)
         return self._top
 
 
+def _whiten_all(prepared: Sequence[_Prepared], kind: str) -> None:
+    """Compute the whitening ``kind`` needs for every representation, side by side (one BLAS thread each)."""
+    attr = "top" if kind == "svcca" else "full"
+    todo = [p for p in prepared if getattr(p, "_" + attr) is None]
+
+    def task(p: _Prepared) -> None:
+        w = getattr(p, attr)
+        if isinstance(w, CholeskyWhitening):
+            w.prepare()  # the triangular inverse, inside the worker
+
+    big = any(p.stats.sizes is not None and p.stats.sizes[p.index] >= _PARALLEL_MIN_WIDTH for p in todo)
+    run_tasks([lambda p=p: task(p) for p in todo], workers=None if big else 1)
+
+
 def _correlations_and_left_vectors(
-    wx: Whitening, wy: Whitening, cross: np.ndarray, *, vectors: bool
+    wx: Whitening | CholeskyWhitening, wy: Whitening | CholeskyWhitening, cross: np.ndarray, *, vectors: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Canonical correlations (descending) and, if asked, the left singular vectors of ``M = Wx' C Wy``.
 
@@ -121,26 +161,25 @@ def _correlations_and_left_vectors(
     about 3x faster than an SVD; rho near 0 are then accurate to ~1e-8 absolute, which is immaterial
     for the summaries (the :class:`~ccalens.core.cca.CCA` estimator uses a full SVD).
     """
-    M = wx.whitener.T @ cross @ wy.whitener
+    M = wy.whiten_columns(wx.whiten_rows(cross))  # Wx' C Wy
     left = M.shape[0] <= M.shape[1]
-    gram = M @ M.T if left else M.T @ M
-    if vectors and left:
-        vals, vecs = np.linalg.eigh(gram)
-        U = vecs[:, ::-1]
-    elif vectors:
+    if vectors and not left:
         # left vectors are needed but X is the wider side: take them from an SVD
-        U, s, _ = np.linalg.svd(M, full_matrices=False)
+        U, s, _ = scipy.linalg.svd(M, full_matrices=False, check_finite=False)
         return np.clip(s, 0.0, 1.0), U
-    else:
-        vals, U = np.linalg.eigvalsh(gram), None
+    gram = gram_upper(M if left else M.T)
+    vals, vecs = eigh(gram, values_only=not vectors, lower=False)
     rho = np.sqrt(np.clip(vals[::-1], 0.0, 1.0))
-    return rho, U
+    return rho, None if vecs is None else vecs[:, ::-1]
 
 
 def _cca_family(px: _Prepared, py: _Prepared, kind: str) -> SimilarityResult:
     stats = px.stats
     n = stats.n_samples
     cross = stats.covariance(px.index, py.index)
+    _whiten_all((px, py), kind)
+    wx: Whitening | CholeskyWhitening
+    wy: Whitening | CholeskyWhitening
     if kind == "svcca":
         wx, wy = px.top, py.top
     else:
@@ -149,6 +188,7 @@ def _cca_family(px: _Prepared, py: _Prepared, kind: str) -> SimilarityResult:
     rho, U = _correlations_and_left_vectors(wx, wy, cross, vectors=kind == "pwcca")
     details: dict[str, Any] = {"rank_x": wx.rank, "rank_y": wy.rank}
     if kind == "svcca":
+        assert isinstance(wx, Whitening) and isinstance(wy, Whitening)
         details.update(
             variance=px.variance,
             explained_x=wx.explained_variance,
@@ -158,7 +198,7 @@ def _cca_family(px: _Prepared, py: _Prepared, kind: str) -> SimilarityResult:
     if kind == "pwcca":
         assert U is not None
         # <h_i, x_j> for unit-norm variates h_i is proportional to (Cxx a_i)_j = (dewhitener @ U)_ji
-        alpha = np.abs(wx.dewhitener @ U[:, : rho.shape[0]]).sum(axis=0)
+        alpha = np.abs(wx.unwhiten(U[:, : rho.shape[0]])).sum(axis=0)
         alpha = alpha / alpha.sum()
         score = float(alpha @ rho)
         details["weights"] = alpha
@@ -323,6 +363,8 @@ def compare(
     X, Y = check_paired(X, Y)
     stats = SufficientStats.from_arrays(X, Y)
     px, py = _Prepared(stats, 0, tol, variance), _Prepared(stats, 1, tol, variance)
+    if "svcca" in measures:  # SVCCA needs the eigendecompositions; CCA and PWCCA then reuse them
+        _whiten_all((px, py), "svcca")
     out: dict[str, SimilarityResult] = {}
     for m in measures:
         if m in ("cca", "svcca", "pwcca"):
@@ -380,26 +422,42 @@ def similarity_matrix(
     if len(names) != L:
         raise ValueError(f"names has {len(names)} entries for {L} representations")
     prepared = [_Prepared(stats, i, tol, variance) for i in range(L)]
+    cca_family = measure in ("cca", "svcca", "pwcca")
+    if cca_family:
+        _whiten_all(prepared, measure)
     scores = np.zeros((L, L))
-    mean_rho = np.zeros((L, L)) if measure in ("cca", "svcca", "pwcca") else None
+    mean_rho = np.zeros((L, L)) if cca_family else None
     pairs = [(i, j) for i in range(L) for j in range(L) if measure == "pwcca" or j >= i]
-    iterator: Any = pairs
+
+    def pair_result(i: int, j: int) -> SimilarityResult:
+        if cca_family:
+            return _cca_family(prepared[i], prepared[j], measure)
+        if measure == "linear_cka":
+            return _linear_cka_stats(stats, i, j)
+        return _procrustes_stats(stats, i, j)
+
+    bar: Any = None
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(pairs, desc=f"{measure} pairs", unit="pair")
-    for i, j in iterator:
-        if measure in ("cca", "svcca", "pwcca"):
-            res = _cca_family(prepared[i], prepared[j], measure)
-            assert mean_rho is not None and res.mean_rho is not None
-            mean_rho[i, j] = res.mean_rho
+        bar = tqdm(total=len(pairs), desc=f"{measure} pairs", unit="pair")
+    # pairs run side by side (one BLAS thread each), a few batches per worker so the bar moves
+    workers = blas_threads() if max(stats.sizes or (0,)) >= _PARALLEL_MIN_WIDTH else 1
+    batch = 4 * workers
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start : start + batch]
+        results = run_tasks([lambda i=i, j=j: pair_result(i, j) for i, j in chunk], workers=workers)
+        for (i, j), res in zip(chunk, results, strict=True):
+            scores[i, j] = res.score
             if measure != "pwcca":
-                mean_rho[j, i] = res.mean_rho
-        elif measure == "linear_cka":
-            res = _linear_cka_stats(stats, i, j)
-        else:
-            res = _procrustes_stats(stats, i, j)
-        scores[i, j] = res.score
-        if measure != "pwcca":
-            scores[j, i] = res.score
+                scores[j, i] = res.score
+            if mean_rho is not None:
+                assert res.mean_rho is not None
+                mean_rho[i, j] = res.mean_rho
+                if measure != "pwcca":
+                    mean_rho[j, i] = res.mean_rho
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
     return SimilarityMatrix(measure=measure, scores=scores, names=tuple(names), mean_rho=mean_rho)

@@ -1,0 +1,212 @@
+"""The fast paths of the engine: Cholesky whitening, parallel tasks, tiled statistics, SciPy BLAS wrappers.
+
+Each fast path must give what the plain path gives (to rounding), and fall back where it must.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ccalens.core.measures as measures_module
+import ccalens.core.stats as stats_module
+from ccalens.core import CCA, SufficientStats
+from ccalens.core.cca import cca_qr
+from ccalens.core.linalg import eigh, gram_upper, matmul
+from ccalens.core.measures import _correlations_and_left_vectors, compare, similarity_matrix
+from ccalens.core.threads import blas_threads, run_tasks
+from ccalens.core.whitening import CHOLESKY_MARGIN, CholeskyWhitening, Whitening, whiten
+
+
+def correlated(n: int, p: int, q: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n, 4))
+    X = latent @ rng.standard_normal((4, p)) + rng.standard_normal((n, p))
+    Y = latent @ rng.standard_normal((4, q)) + rng.standard_normal((n, q))
+    return X, Y
+
+
+# ------------------------------------------------------------------ Cholesky whitening
+@pytest.mark.parametrize("complex_", [False, True])
+def test_cholesky_whitening_identities(complex_):
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((60, 7)) + (1j * rng.standard_normal((60, 7)) if complex_ else 0)
+    S = A.conj().T @ A / 59
+    w = whiten(S, method="auto")
+    assert isinstance(w, CholeskyWhitening) and w.rank == 7
+    W, D = w.whitener, w.dewhitener
+    np.testing.assert_allclose(W.conj().T @ S @ W, np.eye(7), atol=1e-12)
+    np.testing.assert_allclose(D, S @ W, atol=1e-12)
+    B = rng.standard_normal((7, 5))
+    np.testing.assert_allclose(w.whiten_rows(B), W.conj().T @ B, atol=1e-12)
+    np.testing.assert_allclose(w.whiten_columns(B.T), B.T @ W, atol=1e-12)
+    np.testing.assert_allclose(w.unwhiten(B), D @ B, atol=1e-12)
+    np.testing.assert_allclose(w.whitener_dot(B), W @ B, atol=1e-12)
+    # the eigen whitening has the same interface and the same identities
+    e = whiten(S, method="eigh")
+    assert isinstance(e, Whitening)
+    np.testing.assert_allclose(e.whiten_rows(B), e.whitener.conj().T @ B, atol=1e-12)
+    np.testing.assert_allclose(e.unwhiten(e.whiten_rows(S)), S, atol=1e-10)
+    np.testing.assert_allclose(e.whitener_dot(e.whiten_rows(B)), e.whitener @ e.whitener.conj().T @ B, atol=1e-10)
+
+
+def test_auto_falls_back_to_eigh_where_a_direction_could_be_dropped():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((500, 6))
+    # a duplicated neuron: singular covariance, Cholesky fails or is hopelessly conditioned
+    dup = np.cov(np.column_stack([X, X[:, 0]]).T)
+    assert isinstance(whiten(dup, method="auto"), Whitening)
+    assert whiten(dup, method="auto").rank == 6
+    # full rank but condition 1e9: above the margin, the eigendecomposition decides
+    scales = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 10**-4.5])
+    ill = np.cov((X * scales).T)
+    assert isinstance(whiten(ill, method="auto"), Whitening)
+    # a well-conditioned covariance with a large tol: the margin sends it to the eigendecomposition too
+    good = np.cov(X.T)
+    assert isinstance(whiten(good, method="auto"), CholeskyWhitening)
+    assert isinstance(whiten(good, method="auto", tol=1.0 / CHOLESKY_MARGIN), Whitening)
+    with pytest.raises(ValueError, match="method must be"):
+        whiten(good, method="qr")  # type: ignore[arg-type]
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), p=st.integers(1, 9), q=st.integers(1, 9))
+def test_cholesky_and_eigh_paths_agree(seed, p, q):
+    X, Y = correlated(200, p, q, seed)
+    stats = SufficientStats.from_arrays(X, Y)
+    cx, cy, cxy = stats.covariance(0), stats.covariance(1), stats.covariance(0, 1)
+    fast = (whiten(cx, method="auto"), whiten(cy, method="auto"))
+    slow = (whiten(cx, method="eigh"), whiten(cy, method="eigh"))
+    assert all(isinstance(w, CholeskyWhitening) for w in fast)
+    rho_fast, U_fast = _correlations_and_left_vectors(*fast, cxy, vectors=True)
+    rho_slow, U_slow = _correlations_and_left_vectors(*slow, cxy, vectors=True)
+    np.testing.assert_allclose(rho_fast, rho_slow, atol=1e-10)
+    assert U_fast is not None and U_slow is not None
+    # PWCCA's weights |Cxx a_i| do not depend on the whitening chosen (up to sign, for distinct rho)
+    k = rho_fast.shape[0]
+    alpha_fast = np.abs(fast[0].unwhiten(U_fast[:, :k])).sum(axis=0)
+    alpha_slow = np.abs(slow[0].unwhiten(U_slow[:, :k])).sum(axis=0)
+    distinct = np.all(np.abs(np.diff(rho_fast)) > 1e-6) if k > 1 else True
+    if distinct:
+        np.testing.assert_allclose(alpha_fast, alpha_slow, rtol=1e-6, atol=1e-9)
+
+
+def test_fast_measures_match_qr_reference():
+    X, Y = correlated(3000, 150, 120, seed=3)
+    reference = cca_qr(X, Y).correlations
+    results = compare(X, Y, ("cca", "pwcca"))  # no SVCCA: the Cholesky path is taken
+    np.testing.assert_allclose(results["cca"].correlations, reference, atol=1e-9)
+    np.testing.assert_allclose(results["pwcca"].correlations, reference, atol=1e-9)
+    np.testing.assert_allclose(CCA().fit(X, Y).correlations_, reference, atol=1e-9)
+    # with SVCCA requested, CCA and PWCCA reuse the eigendecompositions: same numbers
+    both = compare(X, Y, ("cca", "svcca", "pwcca"))
+    assert both["cca"].score == pytest.approx(results["cca"].score, abs=1e-10)
+    assert both["pwcca"].score == pytest.approx(results["pwcca"].score, abs=1e-9)
+
+
+# ------------------------------------------------------------------ threads
+def test_run_tasks_order_errors_and_nesting():
+    assert run_tasks([lambda i=i: i * i for i in range(7)], workers=2) == [i * i for i in range(7)]
+    assert run_tasks([], workers=2) == []
+    seen = []
+
+    def nested() -> list[int]:
+        seen.append(threading.current_thread().name)
+        return run_tasks([lambda: 1, lambda: 2], workers=2)  # inside a worker: sequential, no deadlock
+
+    assert run_tasks([nested, nested], workers=2) == [[1, 2], [1, 2]]
+
+    def boom() -> None:
+        raise RuntimeError("task failed")
+
+    with pytest.raises(RuntimeError, match="task failed"):
+        run_tasks([lambda: 1, boom], workers=2)
+    assert blas_threads() >= 1
+
+
+@pytest.fixture
+def force_parallel(monkeypatch):
+    """Make the thread pool and tiling run even on small inputs, with 3 workers' worth of tiles."""
+    monkeypatch.setattr(stats_module, "_PARALLEL_MIN_FLOPS", 0)
+    monkeypatch.setattr(stats_module, "blas_threads", lambda: 3)
+    monkeypatch.setattr(measures_module, "_PARALLEL_MIN_WIDTH", 0)
+
+
+def test_column_tiles_cover_every_column_and_balance():
+    for sizes, workers in [((512, 512), 2), ((1024, 512), 2), ((300, 40, 700), 3), ((64, 64), 8), ((5,), 4)]:
+        tiles = stats_module._column_tiles(sizes, workers)
+        for b, d in enumerate(sizes):
+            edges = sorted((lo, hi) for bb, lo, hi in tiles if bb == b)
+            assert edges[0][0] == 0 and edges[-1][1] == d
+            assert all(e1[1] == e2[0] for e1, e2 in itertools.pairwise(edges))
+    assert stats_module._column_tiles((512, 512), 2) == [(0, 0, 512), (1, 0, 512)]  # XY | XX + YY
+    assert len(stats_module._column_tiles((1024, 512), 2)) > 2
+
+
+def test_parallel_statistics_equal_the_definition(force_parallel):
+    rng = np.random.default_rng(4)
+    blocks = [rng.standard_normal((400, d)) + 5.0 for d in (300, 40, 260)]
+    stats = SufficientStats.from_arrays(*blocks)
+    Z = np.hstack(blocks)
+    np.testing.assert_allclose(stats.comoment, np.cov(Z.T) * 399, rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(stats.mean, Z.mean(axis=0), rtol=1e-12)
+    assert np.array_equal(stats.comoment, stats.comoment.T)
+    bad = blocks[1].copy()
+    bad[7, 3] = np.nan
+    with pytest.raises(ValueError, match=r"representations\[1\] contains 1 NaN"):
+        SufficientStats.from_arrays(blocks[0], bad, blocks[2])
+
+
+def test_parallel_measures_equal_sequential(monkeypatch):
+    reps = [correlated(800, w, 10, seed=s)[0] for s, w in enumerate((12, 9, 15))]
+    names = ("cca", "svcca", "pwcca", "linear_cka")
+    sequential = {m: similarity_matrix(reps, m).scores for m in names}  # small: no thread pool
+    singles = {m: [[measures_module.MEASURES[m](a, b).score for b in reps] for a in reps] for m in names}
+    monkeypatch.setattr(stats_module, "_PARALLEL_MIN_FLOPS", 0)
+    monkeypatch.setattr(stats_module, "blas_threads", lambda: 3)
+    monkeypatch.setattr(measures_module, "_PARALLEL_MIN_WIDTH", 0)
+    monkeypatch.setattr(measures_module, "blas_threads", lambda: 2)
+    for m in names:
+        parallel = similarity_matrix(reps, m).scores
+        np.testing.assert_allclose(parallel, sequential[m], atol=1e-10)
+        np.testing.assert_allclose(parallel, np.array(singles[m]), atol=1e-10)
+
+
+# ------------------------------------------------------------------ SciPy BLAS wrappers
+def test_linalg_wrappers_match_numpy():
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((6, 9))
+    B = rng.standard_normal((9, 4))
+    Ac = A + 1j * rng.standard_normal(A.shape)
+    for left in (A, np.asfortranarray(A), A[:, ::1], np.ascontiguousarray(A.T).T, Ac):
+        np.testing.assert_allclose(matmul(left, B), left @ B, atol=1e-12)
+    np.testing.assert_allclose(matmul(A[::2, ::3], B[::3]), A[::2, ::3] @ B[::3], atol=1e-12)  # strided
+    for M in (A, np.asfortranarray(A), Ac):
+        np.testing.assert_allclose(np.triu(gram_upper(M)), np.triu(M @ M.conj().T), atol=1e-12)
+    values, vectors = eigh(gram_upper(A), lower=False)
+    np.testing.assert_allclose(values, np.linalg.eigvalsh(A @ A.T), atol=1e-10)
+    assert vectors is not None
+    np.testing.assert_allclose(vectors @ np.diag(values) @ vectors.T, A @ A.T, atol=1e-10)
+    only, none = eigh(A @ A.T, values_only=True)
+    assert none is None
+    np.testing.assert_allclose(only, values, atol=1e-10)
+
+
+def _squares_in_pool(count: int) -> list[int]:
+    return run_tasks([lambda i=i: i * i for i in range(count)], workers=2)
+
+
+def test_thread_pool_survives_fork():
+    """A forked child inherits the pool object but not its threads: run_tasks must make a new pool there."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    assert _squares_in_pool(4) == [0, 1, 4, 9]  # the parent's pool now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_squares_in_pool, (5,)).get(timeout=60) == [0, 1, 4, 9, 16]
