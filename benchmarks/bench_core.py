@@ -3,7 +3,11 @@
     python -m benchmarks.bench_core            # the issue's sizes (a few minutes on 2 cores)
     python -m benchmarks.bench_core --quick    # small sizes, seconds
 
-Every timing is the best of ``--repeats`` runs and starts from the raw arrays (statistics included).
+Every timing starts from the raw arrays (statistics included). Each measure is timed interleaved with the
+reference GEMM (GEMM, measure, GEMM, measure, ...), and its ratio is the best measure time over the best GEMM
+time of its own series: a noisy neighbour on a shared machine then slows both sides of the ratio alike. Each
+timed call starts after a short pause (``PAUSE_SECONDS``) so that it does not share the cores with BLAS threads
+still spinning after the previous call.
 Results are printed as a table and written to ``benchmarks/results/core.json``.
 """
 
@@ -19,12 +23,18 @@ import numpy as np
 
 from ccalens.core import CCA, SufficientStats
 from ccalens.core.measures import cca_similarity, linear_cka, procrustes, pwcca, similarity_matrix, svcca
+from ccalens.core.threads import blas_threads
 from ccalens.io import write_json
+
+#: Pause before each timed call: OpenBLAS worker threads keep spinning for about 0.1 s after a multithreaded
+#: call, and a run that starts inside that window shares the cores with them.
+PAUSE_SECONDS = 0.25
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
+        time.sleep(PAUSE_SECONDS)
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -39,36 +49,51 @@ def correlated_pair(n: int, p: int, q: int, rng: np.random.Generator) -> tuple[n
     return X, Y
 
 
-def stacked_gemm_seconds(blocks: list[np.ndarray], repeats: int) -> float:
-    """Best time of numpy's ``Z.T @ Z`` (a symmetric rank-k update) of the column-stacked blocks."""
-    Z = np.hstack(blocks)
-    return best_of(lambda: Z.T @ Z, repeats)
+def interleaved(fn: Callable[[], object], reference: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Best times of ``fn`` and of ``reference``, run alternately ``repeats`` times each."""
+    fn_times, ref_times = [], []
+    for _ in range(repeats):
+        for f, times in ((reference, ref_times), (fn, fn_times)):
+            time.sleep(PAUSE_SECONDS)
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+    return min(fn_times), min(ref_times)
+
+
+def timed_rows(rows: dict[str, Callable[[], object]], reference: Callable[[], object], repeats: int) -> dict:
+    """Seconds, reference seconds and ratio of every row, each measured in its own interleaved series."""
+    seconds, ref_seconds, ratio = {}, {}, {}
+    for name, fn in rows.items():
+        fn()  # warm-up (thread pool, first-touch of buffers)
+        seconds[name], ref_seconds[name] = interleaved(fn, reference, repeats)
+        ratio[name] = seconds[name] / ref_seconds[name]
+    return {"seconds": seconds, "gemm_seconds_in_series": ref_seconds, "ratio_to_gemm": ratio}
 
 
 def bench_pair(n: int, p: int, q: int, repeats: int, rng: np.random.Generator) -> dict:
     X, Y = correlated_pair(n, p, q, rng)
-    gemm = stacked_gemm_seconds([X, Y], repeats)
+    Z = np.hstack([X, Y])
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
-    gemm32 = stacked_gemm_seconds([X32, Y32], repeats)
+    Z32 = np.hstack([X32, Y32])
+    gemm = best_of(lambda: Z.T @ Z, repeats)
     rows = {
-        "statistics": best_of(lambda: SufficientStats.from_arrays(X, Y), repeats),
-        "cca": best_of(lambda: cca_similarity(X, Y), repeats),
-        "svcca": best_of(lambda: svcca(X, Y), repeats),
-        "pwcca": best_of(lambda: pwcca(X, Y), repeats),
-        "linear_cka": best_of(lambda: linear_cka(X, Y), repeats),
-        "procrustes": best_of(lambda: procrustes(X, Y), repeats),
-        "CCA.fit (full directions, bases)": best_of(lambda: CCA().fit(X, Y), repeats),
+        "statistics": lambda: SufficientStats.from_arrays(X, Y),
+        "cca": lambda: cca_similarity(X, Y),
+        "svcca": lambda: svcca(X, Y),
+        "pwcca": lambda: pwcca(X, Y),
+        "linear_cka": lambda: linear_cka(X, Y),
+        "procrustes": lambda: procrustes(X, Y),
+        "CCA.fit (full directions, bases)": lambda: CCA().fit(X, Y),
     }
-    out = {
-        "n": n, "p": p, "q": q, "gemm_seconds": gemm,
-        "seconds": rows, "ratio_to_gemm": {k: v / gemm for k, v in rows.items()},
-        "float32_input": {
-            "gemm32_seconds": gemm32,
-            "svcca_seconds": best_of(lambda: svcca(X32, Y32), repeats),
-        },
+    out = {"n": n, "p": p, "q": q, "gemm_seconds": gemm, **timed_rows(rows, lambda: Z.T @ Z, repeats)}
+    svcca32, gemm32 = interleaved(lambda: svcca(X32, Y32), lambda: Z32.T @ Z32, repeats)
+    out["float32_input"] = {
+        "gemm32_seconds": gemm32,
+        "svcca_seconds": svcca32,
+        "svcca_ratio_to_float32_gemm": svcca32 / gemm32,
+        "svcca_ratio_to_float64_gemm": svcca32 / gemm,
     }
-    out["float32_input"]["svcca_ratio_to_float32_gemm"] = out["float32_input"]["svcca_seconds"] / gemm32
-    out["float32_input"]["svcca_ratio_to_float64_gemm"] = out["float32_input"]["svcca_seconds"] / gemm
     return out
 
 
@@ -78,11 +103,12 @@ def bench_matrix(n: int, n_reps: int, width: int, repeats: int, rng: np.random.G
         np.ascontiguousarray(latent @ rng.standard_normal((64, width)) + rng.standard_normal((n, width)))
         for _ in range(n_reps)
     ]
-    gemm = stacked_gemm_seconds(reps, repeats)
-    rows = {m: best_of(lambda m=m: similarity_matrix(reps, m), repeats) for m in ("cca", "svcca", "linear_cka")}
+    Z = np.hstack(reps)
+    gemm = best_of(lambda: Z.T @ Z, repeats)
+    rows = {m: (lambda m=m: similarity_matrix(reps, m)) for m in ("cca", "svcca", "linear_cka")}
     return {
         "n": n, "representations": n_reps, "width": width, "gemm_seconds": gemm,
-        "seconds": rows, "ratio_to_gemm": {k: v / gemm for k, v in rows.items()},
+        **timed_rows(rows, lambda: Z.T @ Z, repeats),
     }
 
 
@@ -92,14 +118,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results/core.json")
     parser.add_argument("--parts", default="pairs,matrix", help="comma-separated: pairs, matrix")
+    parser.add_argument("--pair-sizes", default=None, help="override the pair sizes, e.g. 20000x512x512,4000x64x64")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.quick:
         pairs, matrix = [(4000, 128, 128)], (4000, 6, 64)
     else:
         pairs, matrix = [(50_000, 1024, 1024), (20_000, 512, 512)], (20_000, 20, 512)
+    if args.pair_sizes:
+        pairs = [tuple(int(v) for v in size.split("x")) for size in args.pair_sizes.split(",")]
     report = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "numpy": np.__version__},
+        "machine": {
+            "cpus": os.cpu_count(), "blas_threads": blas_threads(), "platform": platform.platform(),
+            "numpy": np.__version__,
+        },
     }
     parts = set(args.parts.split(","))
     report["pairs"] = [bench_pair(n, p, q, args.repeats, rng) for n, p, q in pairs] if "pairs" in parts else []
