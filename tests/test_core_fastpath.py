@@ -1,4 +1,4 @@
-"""The fast paths of the engine: Cholesky whitening, parallel tasks, tiled statistics, SciPy BLAS wrappers.
+"""The fast paths of the engine: Cholesky whitening, parallel tasks, tiled statistics.
 
 Each fast path must give what the plain path gives (to rounding), and fall back where it must.
 """
@@ -17,7 +17,6 @@ import ccalens.core.measures as measures_module
 import ccalens.core.stats as stats_module
 from ccalens.core import CCA, SufficientStats
 from ccalens.core.cca import cca_qr
-from ccalens.core.linalg import eigh, gram_upper, matmul
 from ccalens.core.measures import _correlations_and_left_vectors, compare, similarity_matrix
 from ccalens.core.threads import blas_threads, run_tasks
 from ccalens.core.whitening import CHOLESKY_MARGIN, CholeskyWhitening, Whitening, whiten
@@ -175,26 +174,6 @@ def test_parallel_measures_equal_sequential(monkeypatch):
         parallel = similarity_matrix(reps, m).scores
         np.testing.assert_allclose(parallel, sequential[m], atol=1e-10)
         np.testing.assert_allclose(parallel, np.array(singles[m]), atol=1e-10)
-
-
-# ------------------------------------------------------------------ SciPy BLAS wrappers
-def test_linalg_wrappers_match_numpy():
-    rng = np.random.default_rng(5)
-    A = rng.standard_normal((6, 9))
-    B = rng.standard_normal((9, 4))
-    Ac = A + 1j * rng.standard_normal(A.shape)
-    for left in (A, np.asfortranarray(A), A[:, ::1], np.ascontiguousarray(A.T).T, Ac):
-        np.testing.assert_allclose(matmul(left, B), left @ B, atol=1e-12)
-    np.testing.assert_allclose(matmul(A[::2, ::3], B[::3]), A[::2, ::3] @ B[::3], atol=1e-12)  # strided
-    for M in (A, np.asfortranarray(A), Ac):
-        np.testing.assert_allclose(np.triu(gram_upper(M)), np.triu(M @ M.conj().T), atol=1e-12)
-    values, vectors = eigh(gram_upper(A), lower=False)
-    np.testing.assert_allclose(values, np.linalg.eigvalsh(A @ A.T), atol=1e-10)
-    assert vectors is not None
-    np.testing.assert_allclose(vectors @ np.diag(values) @ vectors.T, A @ A.T, atol=1e-10)
-    only, none = eigh(A @ A.T, values_only=True)
-    assert none is None
-    np.testing.assert_allclose(only, values, atol=1e-10)
 
 
 def _squares_in_pool(count: int) -> list[int]:

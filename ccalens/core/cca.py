@@ -96,7 +96,7 @@ class CCAResult:
 
 def _directions(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full SVD of the whitened cross-covariance: ``U (rx, rx)``, ``s (k,)``, ``V (ry, ry)``."""
-    U, s, Vh = scipy.linalg.svd(M, full_matrices=True, check_finite=False)
+    U, s, Vh = np.linalg.svd(M, full_matrices=True)
     return U, np.clip(s, 0.0, 1.0), Vh.conj().T
 
 

@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
-from .linalg import eigh, gram_upper
 from .stats import SufficientStats
 from .threads import blas_threads, run_tasks
 from .validation import check_paired, warn_if_underdetermined
@@ -165,12 +163,16 @@ def _correlations_and_left_vectors(
     left = M.shape[0] <= M.shape[1]
     if vectors and not left:
         # left vectors are needed but X is the wider side: take them from an SVD
-        U, s, _ = scipy.linalg.svd(M, full_matrices=False, check_finite=False)
+        U, s, _ = np.linalg.svd(M, full_matrices=False)
         return np.clip(s, 0.0, 1.0), U
-    gram = gram_upper(M if left else M.T)
-    vals, vecs = eigh(gram, values_only=not vectors, lower=False)
+    gram = M @ M.T if left else M.T @ M  # syrk
+    if vectors:
+        vals, vecs = np.linalg.eigh(gram)
+        U = vecs[:, ::-1]
+    else:
+        vals, U = np.linalg.eigvalsh(gram), None
     rho = np.sqrt(np.clip(vals[::-1], 0.0, 1.0))
-    return rho, None if vecs is None else vecs[:, ::-1]
+    return rho, U
 
 
 def _cca_family(px: _Prepared, py: _Prepared, kind: str) -> SimilarityResult:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.linalg import blas
 
 from .threads import blas_threads, run_tasks
 from .validation import check_paired, default_names
@@ -68,39 +67,42 @@ def _column_tiles(sizes: Sequence[int], workers: int) -> list[tuple[int, int, in
         tiles[widest : widest + 1] = [(block, lo, mid), (block, mid, hi)]
 
 
-def _raw_products(blocks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """``Z' Z`` (full symmetric) and the column sums of the column-stacked float64 blocks, without stacking them.
+def _block_products(
+    blocks: Sequence[np.ndarray], out: np.ndarray, *, shift: np.ndarray | None = None, accumulate: bool = False
+) -> None:
+    """``out (=/+=) Z' Z - shift shift'`` for the column-stacked float64 blocks ``Z``, without stacking them.
 
-    The upper triangle of tile products (syrk on the diagonal, gemm off it) and the column sums run as
-    independent tasks, one BLAS thread each (:mod:`ccalens.core.threads`); the lower triangle is mirrored.
+    The upper triangle of tile products (syrk on the diagonal, gemm off it), each minus its tile of
+    ``shift shift'``, runs as independent tasks, one BLAS thread each (:mod:`ccalens.core.threads`); each
+    task also writes its mirror image, so ``out`` is exactly symmetric (``v_i v_j == v_j v_i`` exactly).
     """
-    sizes = [b.shape[1] for b in blocks]
+    sizes = [blk.shape[1] for blk in blocks]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     total = offsets[-1]
-    out = np.empty((total, total), dtype=np.float64)
-    sums = np.empty(total, dtype=np.float64)
     workers = blas_threads() if blocks[0].shape[0] * total * total > _PARALLEL_MIN_FLOPS else 1
     tiles = _column_tiles(sizes, workers)
     pairs = [(a, b) for a in range(len(tiles)) for b in range(a, len(tiles))]
 
     def product(a: int, b: int) -> Callable[[], None]:
         (ba, la, ha), (bb, lb, hb) = tiles[a], tiles[b]
-        ra, rb = offsets[ba] + la, offsets[bb] + lb
+        rows = slice(offsets[ba] + la, offsets[ba] + ha)
+        cols = slice(offsets[bb] + lb, offsets[bb] + hb)
 
         def task() -> None:
             left = blocks[ba][:, la:ha]
             with np.errstate(all="ignore"):  # NaN/Inf input is reported from the sums, by name
                 prod = left.T @ (left if a == b else blocks[bb][:, lb:hb])  # syrk on the diagonal tiles
-            out[ra : ra + ha - la, rb : rb + hb - lb] = prod
+                if shift is not None:
+                    prod -= np.multiply.outer(shift[rows], shift[cols])
+            if accumulate:
+                out[rows, cols] += prod
+            else:
+                out[rows, cols] = prod
             if a != b:
-                out[rb : rb + hb - lb, ra : ra + ha - la] = prod.T
-
-        return task
-
-    def column_sums(i: int) -> Callable[[], None]:
-        def task() -> None:
-            with np.errstate(all="ignore"):
-                np.sum(blocks[i], axis=0, out=sums[offsets[i] : offsets[i + 1]])
+                if accumulate:
+                    out[cols, rows] += prod.T
+                else:
+                    out[cols, rows] = prod.T
 
         return task
 
@@ -108,28 +110,35 @@ def _raw_products(blocks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
         (_, la, ha), (_, lb, hb) = tiles[ab[0]], tiles[ab[1]]
         return (ha - la) * (hb - lb) * (1 if ab[0] == ab[1] else 2)
 
-    # largest products first, the cheap sums last: the pool's greedy scheduling then balances the workers
-    pairs.sort(key=cost, reverse=True)
-    tasks = [product(a, b) for a, b in pairs] + [column_sums(i) for i in range(len(blocks))]
-    run_tasks(tasks, workers=workers)
-    return out, sums
+    pairs.sort(key=cost, reverse=True)  # largest first: the pool's greedy scheduling then balances the workers
+    run_tasks([product(a, b) for a, b in pairs], workers=workers)
 
 
-def _centre_raw(raw: np.ndarray, means: np.ndarray, n: int) -> np.ndarray | None:
-    """``Zc' Zc = Z' Z - n m m'`` in place from the raw products of :func:`_raw_products`.
+def _column_sums(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """Float64 column sums of the stacked blocks, one task per block (NaN/Inf propagate, silently)."""
+
+    def task(blk: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return blk.sum(axis=0, dtype=np.float64)
+
+    workers = None if sum(blk.size for blk in blocks) > 1e6 else 1
+    return np.concatenate(run_tasks([lambda blk=blk: task(blk) for blk in blocks], workers=workers))
+
+
+def _direct_comoment(blocks: Sequence[np.ndarray], means: np.ndarray) -> np.ndarray | None:
+    """``Zc' Zc = Z' Z - n m m'`` from raw products of float64 blocks, without copying the data.
 
     Returns None when cancellation would cost more than 6 significant digits on some feature
     (mean^2 > 1e6 variance): the caller then uses the centred path. Exactly constant features (raw
     product 0) are fine.
     """
-    raw_diag = np.diag(raw).copy()
-    # rank-one update in place; the matrix is symmetric, so its C-order buffer is a valid F-order one.
-    # With v = sqrt(n) m, v_i v_j == v_j v_i exactly, so the result stays exactly symmetric.
-    v = np.sqrt(float(n)) * means
-    out = blas.dger(-1.0, v, v, a=raw.T, overwrite_a=1).T
-    if not np.shares_memory(out, raw):  # pragma: no cover - BLAS made a copy
-        out = np.ascontiguousarray(out)
+    n = blocks[0].shape[0]
+    total = means.shape[0]
+    shift = np.sqrt(float(n)) * means
+    out = np.empty((total, total), dtype=np.float64)
+    _block_products(blocks, out, shift=shift)
     centred_diag = np.diag(out)
+    raw_diag = centred_diag + shift * shift
     if np.any(raw_diag > 1e6 * np.maximum(centred_diag, 0.0)):
         return None
     return out
@@ -138,28 +147,25 @@ def _centre_raw(raw: np.ndarray, means: np.ndarray, n: int) -> np.ndarray | None
 def _centred_comoment(blocks: Sequence[np.ndarray], means: np.ndarray, chunk_rows: int) -> np.ndarray:
     """``Zc' Zc`` of the column-stacked blocks centred by ``means``, in float64, chunk by chunk.
 
-    Each chunk is centred into one preallocated float64 buffer (no stacked copy of the data) and
-    accumulated with a symmetric rank-k update (BLAS ``dsyrk``), the same kernel numpy uses for
-    ``Z.T @ Z``. Returns the full symmetric matrix.
+    Each chunk is centred into one preallocated float64 buffer (no stacked copy of the data), and its
+    block products are accumulated by :func:`_block_products`. Returns the full symmetric matrix.
     """
     n = blocks[0].shape[0]
-    sizes = [b.shape[1] for b in blocks]
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    total = int(offsets[-1])
+    sizes = [blk.shape[1] for blk in blocks]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    total = offsets[-1]
     rows = max(1, min(n, chunk_rows))
     buf = np.empty((rows, total), dtype=np.float64)
-    acc = np.zeros((total, total), dtype=np.float64, order="F")
+    acc = np.zeros((total, total), dtype=np.float64)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         chunk = buf[: stop - start]
-        for b, lo, hi in zip(blocks, offsets[:-1], offsets[1:], strict=True):
-            np.subtract(b[start:stop], means[lo:hi], out=chunk[:, lo:hi], casting="unsafe")
-        # chunk.T is Fortran-ordered (total x rows): acc += chunk.T @ chunk, upper triangle only.
-        acc = blas.dsyrk(1.0, chunk.T, beta=1.0, c=acc, trans=0, lower=0, overwrite_c=1)
-    # mirror the upper triangle into the lower one, in place
-    lower = np.tril_indices(total, -1)
-    acc[lower] = acc.T[lower]
-    return np.ascontiguousarray(acc)
+        views = []
+        for blk, lo, hi in zip(blocks, offsets[:-1], offsets[1:], strict=True):
+            np.subtract(blk[start:stop], means[lo:hi], out=chunk[:, lo:hi], casting="unsafe")
+            views.append(chunk[:, lo:hi])
+        _block_products(views, acc, accumulate=True)
+    return acc
 
 
 @dataclass
@@ -214,17 +220,15 @@ class SufficientStats:
         elif sizes != self.sizes:
             raise ValueError(f"batch feature counts {sizes} differ from the earlier batches' {self.sizes}")
         n_b = checked[0].shape[0]
-        direct = all(b.dtype == np.float64 for b in checked)
-        if direct:  # float64: raw products and sums in one parallel pass, centred afterwards
-            raw, sums = _raw_products(checked)
-        else:
-            sums = np.concatenate([b.sum(axis=0, dtype=np.float64) for b in checked])
+        sums = _column_sums(checked)
         if not np.isfinite(sums).all():
             check_paired(*checked, names=names or default_names(len(checked)), min_samples=1)
             raise ValueError("feature values are too large: their sums overflow float64")
         mean_b = sums / n_b
-        comoment_b = _centre_raw(raw, mean_b, n_b) if direct else None
-        if comoment_b is None:
+        comoment_b = None
+        if all(blk.dtype == np.float64 for blk in checked):  # raw products, centred afterwards
+            comoment_b = _direct_comoment(checked, mean_b)
+        if comoment_b is None:  # float32/16 input, or large offsets: centre chunk by chunk in float64
             chunk_rows = max(256, _CHUNK_ELEMENTS // sum(sizes))
             comoment_b = _centred_comoment(checked, mean_b, chunk_rows)
         self._merge_in(n_b, mean_b, comoment_b, owned=True)
@@ -244,11 +248,9 @@ class SufficientStats:
         delta = mean_b - self.mean
         self.comoment += comoment_b
         # rank-one correction (n_a n_b / n) delta delta', as v v' with v = sqrt(n_a n_b / n) delta so that it
-        # stays exactly symmetric; the co-moment is symmetric so its C-order buffer is a valid F-order one.
+        # stays exactly symmetric
         v = np.sqrt(n_a * n_b / n) * delta
-        out = blas.dger(1.0, v, v, a=self.comoment.T, overwrite_a=1)
-        if not np.shares_memory(out, self.comoment):  # pragma: no cover - BLAS made a copy
-            self.comoment = np.ascontiguousarray(out.T)
+        self.comoment += np.multiply.outer(v, v)
         self.mean += delta * (n_b / n)
         self.n_samples = n
 

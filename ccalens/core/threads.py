@@ -7,6 +7,13 @@ memory-bound steps (the tridiagonal reduction of ``eigh``). Here the independent
 thread pool instead, with BLAS limited to one thread while they run: every core then works on its
 own product at single-thread efficiency.
 
+Heavy work in the tasks and around them goes through NumPy (``@``, ``np.linalg``), for two measured reasons:
+NumPy releases the GIL in BLAS/LAPACK calls while SciPy's ``scipy.linalg`` wrappers hold it (two SciPy
+``eigh`` calls in two threads took as long as one after the other); and NumPy and SciPy load two separate
+OpenBLAS libraries whose worker threads spin for about 0.1 s after a multithreaded call, so a NumPy call right
+after a SciPy one shares the cores with the other library's spinning threads (a 512 x 512 ``eigh`` took 3x
+longer). SciPy is used only for small LAPACK routines NumPy lacks (``pocon``, ``trtri``).
+
 The number of workers is the BLAS thread count in force when the call starts (set by
 ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` or ``threadpoolctl.threadpool_limits``), so a process
 that restricts BLAS to one thread gets plain sequential execution. While a batch runs, the BLAS

@@ -27,8 +27,6 @@ from typing import Literal
 import numpy as np
 import scipy.linalg
 
-from .linalg import matmul
-
 __all__ = ["CHOLESKY_MARGIN", "CHOLESKY_MIN_RCOND", "DEFAULT_TOL", "CholeskyWhitening", "Whitening", "whiten"]
 
 #: Relative eigenvalue cut-off: directions whose variance is below ``DEFAULT_TOL`` times the largest
@@ -72,19 +70,19 @@ class Whitening:
 
     def whiten_rows(self, A: np.ndarray) -> np.ndarray:
         """``W^H A: (r, m)`` for ``A: (d, m)``."""
-        return matmul(self.whitener.conj().T, A)
+        return self.whitener.conj().T @ A
 
     def whiten_columns(self, A: np.ndarray) -> np.ndarray:
         """``A W: (m, r)`` for ``A: (m, d)``."""
-        return matmul(A, self.whitener)
+        return A @ self.whitener
 
     def whitener_dot(self, A: np.ndarray) -> np.ndarray:
         """``W A: (d, m)`` for ``A: (r, m)`` (directions in whitened coordinates back to feature weights)."""
-        return matmul(self.whitener, A)
+        return self.whitener @ A
 
     def unwhiten(self, A: np.ndarray) -> np.ndarray:
         """``D A: (d, m)`` for ``A: (r, m)`` (``D``: :attr:`dewhitener`)."""
-        return matmul(self.dewhitener, A)
+        return self.dewhitener @ A
 
     @property
     def dewhitener(self) -> np.ndarray:
@@ -116,8 +114,8 @@ class CholeskyWhitening:
 
     Has the interface of :class:`Whitening` that CCA needs (``whitener``, ``dewhitener``, ``whiten_rows``,
     ``whiten_columns``, ``unwhiten``, ``rank``, ``n_features``, ``total_variance``), but no principal
-    directions: SVCCA's ``top_variance`` needs :class:`Whitening`. The products are triangular (``trmm``,
-    half a GEMM's work) with the factors held in Fortran order, so BLAS gets them without copies.
+    directions: SVCCA's ``top_variance`` needs :class:`Whitening`. The products use NumPy's GEMM (which releases
+    the GIL, so pairs can run side by side in :mod:`ccalens.core.threads`).
 
     Attributes:
         factor: ``(d, d)`` lower-triangular L.
@@ -137,7 +135,7 @@ class CholeskyWhitening:
 
     @cached_property
     def _upper(self) -> np.ndarray:
-        """``U = L^H`` in Fortran order (a view for real C-ordered L)."""
+        """``U = L^H`` in Fortran order (a view for real C-ordered L), as LAPACK takes it without a copy."""
         return np.asfortranarray(self.factor.conj().T)
 
     @cached_property
@@ -158,25 +156,21 @@ class CholeskyWhitening:
         """``W: (d, d) = L^-H``, so ``W^H S W = I``."""
         return self._upper_inverse
 
-    def _trmm(self, A: np.ndarray, triangle: np.ndarray, *, side: int, conj_transpose: bool) -> np.ndarray:
-        trmm = scipy.linalg.blas.get_blas_funcs("trmm", (triangle, A))
-        return trmm(1.0, triangle, np.asfortranarray(A), side=side, lower=0, trans_a=2 if conj_transpose else 0)
-
     def whiten_rows(self, A: np.ndarray) -> np.ndarray:
         """``W^H A = L^-1 A: (d, m)`` for ``A: (d, m)``."""
-        return self._trmm(A, self._upper_inverse, side=0, conj_transpose=True)
+        return self._upper_inverse.conj().T @ A
 
     def whiten_columns(self, A: np.ndarray) -> np.ndarray:
         """``A W = A L^-H: (m, d)`` for ``A: (m, d)``."""
-        return self._trmm(A, self._upper_inverse, side=1, conj_transpose=False)
+        return A @ self._upper_inverse
 
     def whitener_dot(self, A: np.ndarray) -> np.ndarray:
         """``W A = L^-H A: (d, m)`` for ``A: (d, m)``."""
-        return self._trmm(A, self._upper_inverse, side=0, conj_transpose=False)
+        return self._upper_inverse @ A
 
     def unwhiten(self, A: np.ndarray) -> np.ndarray:
         """``D A = L A: (d, m)`` for ``A: (d, m)``."""
-        return self._trmm(A, self._upper, side=0, conj_transpose=True)
+        return self.factor @ A
 
     @property
     def dewhitener(self) -> np.ndarray:
