@@ -189,3 +189,22 @@ def test_thread_pool_survives_fork():
     assert _squares_in_pool(4) == [0, 1, 4, 9]  # the parent's pool now exists
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply_async(_squares_in_pool, (5,)).get(timeout=60) == [0, 1, 4, 9, 16]
+
+
+def test_concurrent_batches_restore_the_blas_thread_count():
+    """Batches started from several threads at once (as under Dask's threaded scheduler) must not leave BLAS
+    limited to one thread when they are all done."""
+    before = blas_threads()
+    barrier = threading.Barrier(4)
+
+    def batch() -> None:
+        barrier.wait()
+        for _ in range(20):
+            run_tasks([lambda: np.ones((60, 60)) @ np.ones((60, 60)) for _ in range(3)], workers=2)
+
+    threads = [threading.Thread(target=batch) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert blas_threads() == before

@@ -97,6 +97,24 @@ def run_tasks(tasks: Sequence[Callable[[], T]], *, workers: int | None = None) -
     if controller is None:  # pragma: no cover
         return [task() for task in tasks]
     pool = _pool(workers)
-    with controller.limit(limits=1):
+    _single_threaded_blas(controller, enter=True)
+    try:
         futures = [pool.submit(task) for task in tasks]
         return [f.result() for f in futures]
+    finally:
+        _single_threaded_blas(controller, enter=False)
+
+
+def _single_threaded_blas(controller: Any, *, enter: bool) -> None:
+    """Reference-counted BLAS limit: the first batch in sets one thread, the last one out restores the original.
+
+    Batches may run concurrently (several user threads, Dask's threaded scheduler); nested limit contexts
+    would otherwise restore each other's values and leave BLAS stuck at one thread.
+    """
+    with _lock:
+        users = _state.get("limit_users", 0) + (1 if enter else -1)
+        _state["limit_users"] = users
+        if enter and users == 1:
+            _state["limiter"] = controller.limit(limits=1)
+        elif not enter and users == 0:
+            _state.pop("limiter").restore_original_limits()
