@@ -208,3 +208,10 @@ def test_concurrent_batches_restore_the_blas_thread_count():
     for t in threads:
         t.join()
     assert blas_threads() == before
+
+
+def test_pool_grows_when_more_workers_are_asked_for(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert run_tasks([lambda i=i: i for i in range(4)], workers=2) == [0, 1, 2, 3]
+    names = run_tasks([lambda: threading.current_thread().name for _ in range(8)], workers=4)
+    assert all(name.startswith("ccalens") for name in names)

@@ -68,6 +68,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     with _lock:
         pool = _state.get("pool")
         if pool is None or _state.get("pid") != os.getpid() or _state.get("size", 0) < workers:
+            if pool is not None and _state.get("pid") == os.getpid():
+                pool.shutdown(wait=False)  # its idle threads exit; running tasks finish first
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccalens", initializer=_mark_worker)
             _state.update(pool=pool, pid=os.getpid(), size=workers)
         return pool

@@ -43,8 +43,35 @@ CHOLESKY_MARGIN = 1e3
 CHOLESKY_MIN_RCOND = 1e-9
 
 
+class _Products:
+    """The products CCA needs, from a whitener ``W: (d, r)`` (``W^H S W = I``) and ``D = S W``.
+
+    Shared by :class:`Whitening` and :class:`CholeskyWhitening`; NumPy's GEMM releases the GIL, so pairs
+    can run side by side in :mod:`ccalens.core.threads`.
+    """
+
+    whitener: np.ndarray
+    dewhitener: np.ndarray
+
+    def whiten_rows(self, A: np.ndarray) -> np.ndarray:
+        """``W^H A: (r, m)`` for ``A: (d, m)``."""
+        return self.whitener.conj().T @ A
+
+    def whiten_columns(self, A: np.ndarray) -> np.ndarray:
+        """``A W: (m, r)`` for ``A: (m, d)``."""
+        return A @ self.whitener
+
+    def whitener_dot(self, A: np.ndarray) -> np.ndarray:
+        """``W A: (d, m)`` for ``A: (r, m)`` (directions in whitened coordinates back to feature weights)."""
+        return self.whitener @ A
+
+    def unwhiten(self, A: np.ndarray) -> np.ndarray:
+        """``D A: (d, m)`` for ``A: (r, m)``."""
+        return self.dewhitener @ A
+
+
 @dataclass(frozen=True)
-class Whitening:
+class Whitening(_Products):
     """Eigendecomposition of a covariance and the subspace kept.
 
     Attributes:
@@ -67,22 +94,6 @@ class Whitening:
     def whitener(self) -> np.ndarray:
         """``W: (d, r)`` with ``W^H S W = I``: whitened data are ``(X - mean) @ W``."""
         return self.eigenvectors / np.sqrt(self.eigenvalues)
-
-    def whiten_rows(self, A: np.ndarray) -> np.ndarray:
-        """``W^H A: (r, m)`` for ``A: (d, m)``."""
-        return self.whitener.conj().T @ A
-
-    def whiten_columns(self, A: np.ndarray) -> np.ndarray:
-        """``A W: (m, r)`` for ``A: (m, d)``."""
-        return A @ self.whitener
-
-    def whitener_dot(self, A: np.ndarray) -> np.ndarray:
-        """``W A: (d, m)`` for ``A: (r, m)`` (directions in whitened coordinates back to feature weights)."""
-        return self.whitener @ A
-
-    def unwhiten(self, A: np.ndarray) -> np.ndarray:
-        """``D A: (d, m)`` for ``A: (r, m)`` (``D``: :attr:`dewhitener`)."""
-        return self.dewhitener @ A
 
     @property
     def dewhitener(self) -> np.ndarray:
@@ -109,13 +120,12 @@ class Whitening:
 
 
 @dataclass(frozen=True)
-class CholeskyWhitening:
+class CholeskyWhitening(_Products):
     """Whitening by a Cholesky factor ``S = L L^H`` of a well-conditioned covariance (nothing dropped).
 
     Has the interface of :class:`Whitening` that CCA needs (``whitener``, ``dewhitener``, ``whiten_rows``,
     ``whiten_columns``, ``unwhiten``, ``rank``, ``n_features``, ``total_variance``), but no principal
-    directions: SVCCA's ``top_variance`` needs :class:`Whitening`. The products use NumPy's GEMM (which releases
-    the GIL, so pairs can run side by side in :mod:`ccalens.core.threads`).
+    directions: SVCCA's ``top_variance`` needs :class:`Whitening`.
 
     Attributes:
         factor: ``(d, d)`` lower-triangular L.
@@ -155,22 +165,6 @@ class CholeskyWhitening:
     def whitener(self) -> np.ndarray:
         """``W: (d, d) = L^-H``, so ``W^H S W = I``."""
         return self._upper_inverse
-
-    def whiten_rows(self, A: np.ndarray) -> np.ndarray:
-        """``W^H A = L^-1 A: (d, m)`` for ``A: (d, m)``."""
-        return self._upper_inverse.conj().T @ A
-
-    def whiten_columns(self, A: np.ndarray) -> np.ndarray:
-        """``A W = A L^-H: (m, d)`` for ``A: (m, d)``."""
-        return A @ self._upper_inverse
-
-    def whitener_dot(self, A: np.ndarray) -> np.ndarray:
-        """``W A = L^-H A: (d, m)`` for ``A: (d, m)``."""
-        return self._upper_inverse @ A
-
-    def unwhiten(self, A: np.ndarray) -> np.ndarray:
-        """``D A = L A: (d, m)`` for ``A: (d, m)``."""
-        return self.factor @ A
 
     @property
     def dewhitener(self) -> np.ndarray:
