@@ -264,3 +264,57 @@ def test_bad_arguments_are_named(store, rng):
         store.writer("m", "w", sample_shape=(2,), dtype=float) as w,
     ):
         w.write(5, np.zeros((2, 2)), [5, 6])
+
+
+def _hold_writer_until_killed(root: str, ready) -> None:
+    """Child process: open a writer of m/l, commit one shard, signal, then sleep until killed."""
+    import time
+
+    store = ActivationStore(root)
+    w = store.writer("m", "l", sample_shape=(2,), dtype=np.float64, shard_rows=4)
+    w.write(0, np.zeros((4, 2)), np.arange(4))
+    ready.set()
+    time.sleep(120)
+    w.close()
+
+
+def test_one_writer_per_layer(store, rng):
+    """A second writer of the same layer (same process or another) is refused with the holder named; the lock goes
+    with close(), with an exception in the with-block, and with the death of the holding process."""
+    import multiprocessing
+    import os
+    import signal
+
+    from ccalens.extract.store import LayerLockedError
+
+    X = rng.normal(size=(8, 2))
+    w = store.writer("m", "l", sample_shape=(2,), dtype=X.dtype, shard_rows=4)
+    with pytest.raises(LayerLockedError, match=rf"m/l .*pid {os.getpid()} on "):
+        store.writer("m", "l", sample_shape=(2,), dtype=X.dtype)
+    other = store.writer("m", "other", sample_shape=(2,), dtype=X.dtype)  # other layers are free
+    other.abort()
+    w.write(0, X, np.arange(8))
+    w.close()
+    with pytest.raises(RuntimeError, match="boom"), store.writer("m", "l", sample_shape=(2,), dtype=X.dtype):
+        raise RuntimeError("boom")
+    store.writer("m", "l", sample_shape=(2,), dtype=X.dtype).close()  # free again, layer already complete
+    assert store.layers("m") == ["l", "other"] and store.models() == ["m"]  # lock files are not layers
+
+    store_2 = ActivationStore(store.root)
+    store_2.delete("m", "l")
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_hold_writer_until_killed, args=(str(store.root), ready))
+    proc.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(LayerLockedError, match=rf"pid {proc.pid}"):
+            store_2.writer("m", "l", sample_shape=(2,), dtype=X.dtype)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # the holder dies without closing its writer
+        proc.join(30)
+    with store_2.writer("m", "l", sample_shape=(2,), dtype=X.dtype) as resumed:  # the kill released the lock
+        assert resumed.n_committed == 4
+        resumed.write(0, np.zeros((4, 2)), np.arange(4))
+        resumed.write(4, X[4:], np.arange(4, 8))
+    assert store_2.info("m", "l").complete

@@ -14,6 +14,11 @@ process killed at any point leaves either the previous or the next consistent st
 file that is believed. A shard or ids file listed in the manifest whose size or sha256 differs is reported
 as :class:`CorruptShardError` naming the file.
 
+One writer per layer: a :class:`ShardWriter` holds an exclusive ``flock`` on ``root/<model>/.<layer>.lock``
+until it is closed (or its process dies, which releases the lock), and a second writer of the same layer, in
+this process or another, gets :class:`LayerLockedError` instead of interleaving shards. Readers do not lock:
+they trust only what the manifest lists. On platforms without ``fcntl`` (Windows) there is no lock.
+
 This module does not import torch.
 """
 
@@ -42,6 +47,7 @@ __all__ = [
     "ActivationStore",
     "CorruptShardError",
     "LayerInfo",
+    "LayerLockedError",
     "SampleMismatchError",
     "ShardWriter",
     "StoreMismatchError",
@@ -70,6 +76,40 @@ class CorruptShardError(OSError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across Dask workers
         return (type(self), (self.path, self.reason))
+
+
+class LayerLockedError(RuntimeError):
+    """Another writer (this process or another) is writing the same layer."""
+
+
+class _WriterLock:
+    """Exclusive, non-blocking ``flock`` on a layer's lock file, released by :meth:`release` or process exit."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LayerLockedError(
+                f"{what} is being written by another writer ({holder}); wait for it to finish, or close it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
 
 
 class StoreMismatchError(ValueError):
@@ -553,6 +593,22 @@ class ShardWriter:
         self.model = model
         self.layer = layer
         self.folder = store.layer_dir(model, layer)
+        self._lock = _WriterLock(self.folder.parent / f".{layer}.lock", f"{model}/{layer} in {store.root}")
+        try:
+            self._open(sample_shape, dtype, shard_rows, settings, overwrite)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(
+        self,
+        sample_shape: Sequence[int],
+        dtype: Any,
+        shard_rows: int | None,
+        settings: dict[str, Any] | None,
+        overwrite: bool,
+    ) -> None:
+        store, model, layer = self.store, self.model, self.layer
         self.sample_shape = tuple(int(s) for s in sample_shape)
         if any(s < 0 for s in self.sample_shape):
             raise ValueError(f"sample_shape must be non-negative, got {self.sample_shape}")
@@ -751,17 +807,20 @@ class ShardWriter:
         self._buffer_ids = []
 
     def close(self, complete: bool = True) -> None:
-        """Flush the last partial shard; with ``complete=True`` also mark the layer complete."""
+        """Flush the last partial shard; with ``complete=True`` also mark the layer complete. Releases the lock."""
         if self._closed:
             return
-        self._flush()
-        if complete and not self.complete:
-            if self.n_committed == 0:
-                raise ValueError(f"no samples were written to {self.model}/{self.layer}")
-            self.manifest["complete"] = True
-            self._write_manifest()
-        self._closed = True
-        self._buffer = np.empty((0, *self.sample_shape), dtype=self.dtype)
+        try:
+            self._flush()
+            if complete and not self.complete:
+                if self.n_committed == 0:
+                    raise ValueError(f"no samples were written to {self.model}/{self.layer}")
+                self.manifest["complete"] = True
+                self._write_manifest()
+        finally:
+            self._closed = True
+            self._buffer = np.empty((0, *self.sample_shape), dtype=self.dtype)
+            self._lock.release()
 
     def finish(self, n_total: int) -> None:
         """Close as complete after checking that the run produced exactly ``n_total`` rows."""
@@ -777,10 +836,11 @@ class ShardWriter:
         self.close(complete=True)
 
     def abort(self) -> None:
-        """Drop buffered rows; keep committed shards for a later resume."""
+        """Drop buffered rows; keep committed shards for a later resume. Releases the lock."""
         self._buffered = 0
         self._buffer_ids = []
         self._closed = True
+        self._lock.release()
 
     def __enter__(self) -> ShardWriter:
         return self
