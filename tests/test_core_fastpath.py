@@ -133,7 +133,7 @@ def force_parallel(monkeypatch):
     """Make the thread pool and tiling run even on small inputs, with 3 workers' worth of tiles."""
     monkeypatch.setattr(stats_module, "_PARALLEL_MIN_FLOPS", 0)
     monkeypatch.setattr(stats_module, "blas_threads", lambda: 3)
-    monkeypatch.setattr(measures_module, "_PARALLEL_MIN_WIDTH", 0)
+    monkeypatch.setattr(measures_module, "MIN_PARALLEL_WIDTH", 0)
 
 
 def test_column_tiles_cover_every_column_and_balance():
@@ -168,7 +168,7 @@ def test_parallel_measures_equal_sequential(monkeypatch):
     singles = {m: [[measures_module.MEASURES[m](a, b).score for b in reps] for a in reps] for m in names}
     monkeypatch.setattr(stats_module, "_PARALLEL_MIN_FLOPS", 0)
     monkeypatch.setattr(stats_module, "blas_threads", lambda: 3)
-    monkeypatch.setattr(measures_module, "_PARALLEL_MIN_WIDTH", 0)
+    monkeypatch.setattr(measures_module, "MIN_PARALLEL_WIDTH", 0)
     monkeypatch.setattr(measures_module, "blas_threads", lambda: 2)
     for m in names:
         parallel = similarity_matrix(reps, m).scores

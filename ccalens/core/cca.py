@@ -21,7 +21,7 @@ import numpy as np
 import scipy.linalg
 
 from .stats import SufficientStats
-from .threads import run_tasks
+from .threads import MIN_PARALLEL_WIDTH, run_tasks
 from .validation import check_features, check_paired, warn_if_underdetermined
 from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
 
@@ -153,7 +153,7 @@ def cca_from_covariances(
             f"got {cov_xy.shape}"
         )
     # both sides side by side; the Cholesky fast path where it provably keeps every direction
-    workers = None if max(cov_xx.shape[0], cov_yy.shape[0]) >= 96 else 1
+    workers = None if max(cov_xx.shape[0], cov_yy.shape[0]) >= MIN_PARALLEL_WIDTH else 1
     wx, wy = run_tasks(
         [
             lambda: whiten(cov_xx, tol=tol, name="X", method="auto"),

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .stats import SufficientStats
-from .threads import blas_threads, run_tasks
+from .threads import MIN_PARALLEL_WIDTH, blas_threads, run_tasks
 from .validation import check_paired, warn_if_underdetermined
 from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
 
@@ -85,9 +85,6 @@ class SimilarityResult:
 
 
 # --------------------------------------------------------------------------------- per-representation
-# Whitenings and pairs of representations narrower than this take microseconds: not worth a thread pool.
-_PARALLEL_MIN_WIDTH = 96
-
 @dataclass
 class _Prepared:
     """What one representation contributes to every pair: its whitenings, computed once.
@@ -146,7 +143,7 @@ def _whiten_all(prepared: Sequence[_Prepared], kind: str) -> None:
         if isinstance(w, CholeskyWhitening):
             w.prepare()  # the triangular inverse, inside the worker
 
-    big = any(p.stats.sizes is not None and p.stats.sizes[p.index] >= _PARALLEL_MIN_WIDTH for p in todo)
+    big = any(p.stats.sizes is not None and p.stats.sizes[p.index] >= MIN_PARALLEL_WIDTH for p in todo)
     run_tasks([lambda p=p: task(p) for p in todo], workers=None if big else 1)
 
 
@@ -444,7 +441,7 @@ def similarity_matrix(
 
         bar = tqdm(total=len(pairs), desc=f"{measure} pairs", unit="pair")
     # pairs run side by side (one BLAS thread each), a few batches per worker so the bar moves
-    workers = blas_threads() if max(stats.sizes or (0,)) >= _PARALLEL_MIN_WIDTH else 1
+    workers = blas_threads() if max(stats.sizes or (0,)) >= MIN_PARALLEL_WIDTH else 1
     batch = 4 * workers
     for start in range(0, len(pairs), batch):
         chunk = pairs[start : start + batch]

@@ -28,9 +28,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["blas_threads", "run_tasks"]
+__all__ = ["MIN_PARALLEL_WIDTH", "blas_threads", "run_tasks"]
 
 T = TypeVar("T")
+
+#: Whitenings and pairs of representations narrower than this take microseconds: not worth the pool.
+MIN_PARALLEL_WIDTH = 96
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
