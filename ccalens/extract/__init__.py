@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._exports import DASK, HOOKS
 from .store import (
     ActivationStore,
     CorruptShardError,
@@ -24,50 +25,25 @@ from .store import (
 )
 
 __all__ = [
-    "ActivationBatch",
     "ActivationStore",
-    "Activations",
     "CorruptShardError",
     "LayerInfo",
     "LayerLockedError",
-    "LayerNotFoundError",
-    "LayerSummary",
     "SampleMismatchError",
     "ShardWriter",
     "StoreMismatchError",
-    "StoredActivations",
     "aligned_batches",
-    "describe_layers",
-    "extract",
-    "iter_activations",
-    "list_layers",
-    "model_fingerprint",
     "stats_from_store",
-    "stats_with_dask",
-    "store_to_dask_array",
 ]
-
-_HOOKS = {
-    "ActivationBatch",
-    "Activations",
-    "LayerNotFoundError",
-    "LayerSummary",
-    "StoredActivations",
-    "describe_layers",
-    "extract",
-    "iter_activations",
-    "list_layers",
-    "model_fingerprint",
-}
-_DASK = {"stats_with_dask", "store_to_dask_array"}
+__all__ += [*HOOKS, *DASK]  # offered lazily by __getattr__: torch and dask load on first use
 
 
 def __getattr__(name: str) -> Any:
-    if name in _HOOKS:
+    if name in HOOKS:
         from . import hooks
 
         return getattr(hooks, name)
-    if name in _DASK:
+    if name in DASK:
         from . import distributed
 
         return getattr(distributed, name)

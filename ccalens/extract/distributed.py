@@ -26,6 +26,7 @@ import numpy as np
 
 from ccalens.core.stats import SufficientStats
 
+from ._exports import DASK
 from .store import (
     ActivationStore,
     Key,
@@ -39,7 +40,7 @@ from .store import (
     stats_chunk_rows,
 )
 
-__all__ = ["stats_with_dask", "store_to_dask_array"]
+__all__ = list(DASK)
 
 
 def _require_dask() -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ccalens.core.stats import SufficientStats
 
+from ._exports import HOOKS
 from .store import (
     ActivationStore,
     SampleMismatchError,
@@ -30,18 +31,7 @@ from .store import (
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = [
-    "ActivationBatch",
-    "Activations",
-    "LayerNotFoundError",
-    "LayerSummary",
-    "StoredActivations",
-    "describe_layers",
-    "extract",
-    "iter_activations",
-    "list_layers",
-    "model_fingerprint",
-]
+__all__ = list(HOOKS)
 
 
 # ------------------------------------------------------------------------------------------- layer names
