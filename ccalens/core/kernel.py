@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .measures import SimilarityResult, _linear_cka_stats
+from .measures import _linear_cka_stats
+from .result import SimilarityResult
 from .stats import SufficientStats
 from .validation import check_paired
 
