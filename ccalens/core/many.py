@@ -1,0 +1,163 @@
+"""Many representations with memory linear in their number: prepare each one once, then every pair.
+
+``similarity_matrix`` of L representations through one joint co-moment needs ``8 (sum d_l)^2`` bytes before
+the first pair (48 layers of 1,024 features: 19 GB). Here each representation ``X_l: (n, d_l)`` is reduced
+once to coordinates ``R_l: (n, r_l)`` such that every pair is a function of the small product ``R_i' R_j``:
+
+* CCA, PWCCA: ``R = Xc W`` with the whitener ``W`` of the representation (``W' C W = I``), so
+  ``R_i' R_j / (n - 1)`` is the whitened cross-covariance whose singular values are the canonical
+  correlations; SVCCA: the same with the top principal directions only;
+* linear CKA, Procrustes: ``R = Xc`` (or ``U diag(s)`` from the sample-space path when ``d > n``), so that
+  ``R_i' R_j`` has the Frobenius and nuclear norms of ``Xc_i' Xc_j``.
+
+Wide representations (``d_l`` above the sample count or over the budget) are reduced in sample space
+(:mod:`ccalens.core.dual`): ``R = U`` (left singular vectors) for the CCA family. Reductions are kept in
+memory while they fit ``memory_budget``; the others are recomputed when a pair needs them, so memory stays
+linear in L whatever the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .dual import SampleBasis, centred_gram, check_memory_budget
+from .stats import SufficientStats
+from .whitening import Whitening, whiten
+
+__all__ = ["ReducedPairs", "Reduction", "reduce_representation"]
+
+#: Rows centred and multiplied at a time when the coordinates are formed.
+ROW_BLOCK = 4096
+
+
+@dataclass
+class Reduction:
+    """One representation prepared for every pair.
+
+    Attributes:
+        name: the representation's name (errors and warnings name it).
+        kind: ``"whitened"`` (CCA family: ``R' R = (n - 1) I``) or ``"centred"`` (second-moment measures).
+        rank: r, the columns of ``R``.
+        n_features: d.
+        n_samples: n.
+        path: ``"primal"`` or ``"dual"``.
+        loadings_basis: ``(d, r)`` maps whitened coordinates to neuron loadings (PWCCA), primal path only.
+        self_norm: ``||Xc' Xc||_F`` (linear CKA) and ``trace``: ``tr(Xc' Xc)`` (Procrustes).
+        explained: fraction of the spectrum kept under the truncation rule (SVCCA), else None.
+    """
+
+    name: str
+    kind: str
+    rank: int
+    n_features: int
+    n_samples: int
+    path: str
+    make: Callable[[], np.ndarray]
+    loadings_basis: np.ndarray | None = None
+    self_norm: float = 0.0
+    trace: float = 0.0
+    explained: float | None = None
+    _coords: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._coords is None else int(self._coords.nbytes)
+
+    def coords(self) -> np.ndarray:
+        """``R: (n, r)``: kept if :meth:`keep` was called, else computed now (and not kept)."""
+        return self._coords if self._coords is not None else self.make()
+
+    def keep(self) -> None:
+        if self._coords is None:
+            self._coords = self.make()
+
+
+def _product_dtype(X: np.ndarray) -> np.dtype:
+    return np.dtype(np.float32) if X.dtype in (np.float32, np.float16) else np.dtype(np.float64)
+
+
+def _project_rows(X: np.ndarray, mean: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``(X - mean) @ W`` row block by row block: centred in float64, multiplied in the input's precision."""
+    dtype = _product_dtype(X)
+    Wc = W.astype(dtype, copy=False)
+    out = np.empty((X.shape[0], W.shape[1]), dtype=dtype)
+    for lo in range(0, X.shape[0], ROW_BLOCK):
+        block = (np.asarray(X[lo : lo + ROW_BLOCK], dtype=np.float64) - mean).astype(dtype, copy=False)
+        out[lo : lo + ROW_BLOCK] = block @ Wc
+    return out
+
+
+def reduce_representation(
+    X: np.ndarray,
+    kind: str,
+    *,
+    name: str,
+    tol: float,
+    top: Callable[[Whitening], Whitening] | None = None,
+    top_dual: Callable[[SampleBasis], SampleBasis] | None = None,
+    dual: bool,
+    whiten_options: dict[str, Any] | None = None,
+) -> Reduction:
+    """Prepare ``X: (n, d)`` once. ``kind``: ``"whitened"`` or ``"centred"``; ``top``/``top_dual`` apply SVCCA's
+    truncation to the primal whitening / the sample basis; ``dual`` chooses the sample-space path."""
+    n, d = X.shape
+    if dual:
+        gram = centred_gram(X, name=name, standardize=bool((whiten_options or {}).get("standardize", False)))
+        basis = SampleBasis.from_gram(gram, tol=tol, name=name)
+        if kind == "whitened":
+            if top_dual is not None:
+                basis = top_dual(basis)
+            explained = None
+            if top_dual is not None:
+                explained = float(basis.singular_values.sum() / basis.all_singular_values.sum())
+            left = basis.left
+            return Reduction(name, kind, basis.rank, d, n, "dual", make=lambda: left * np.sqrt(n - 1.0),
+                             explained=explained)
+        # centred: U diag(s) has the norms of Xc
+        plain = SampleBasis.from_gram(gram, tol=0.0, name=name)
+        coords = plain.left * plain.singular_values
+        return Reduction(name, kind, plain.rank, d, n, "dual", make=lambda: coords,
+                         self_norm=float(np.linalg.norm(gram.matrix)), trace=gram.trace)
+    stats = SufficientStats.from_arrays(X, names=(name,))
+    mean = stats.means(0).copy()
+    if kind == "whitened":
+        w = whiten(stats.covariance(0), tol=tol, name=name, method="eigh", **(whiten_options or {}))
+        assert isinstance(w, Whitening)
+        explained = None
+        if top is not None:
+            w = top(w)
+            explained = float(w.explained_variance)
+        W = np.ascontiguousarray(w.whitener)
+        return Reduction(name, kind, w.rank, d, n, "primal", make=lambda: _project_rows(X, mean, W),
+                         loadings_basis=np.ascontiguousarray(w.dewhitener), explained=explained)
+    co = stats.block(0, 0)
+    identity = np.eye(d)
+    return Reduction(name, kind, d, d, n, "primal", make=lambda: _project_rows(X, mean, identity),
+                     self_norm=float(np.linalg.norm(co)), trace=float(np.trace(co)))
+
+
+class ReducedPairs:
+    """Pairs of prepared representations: keeps reductions while they fit ``memory_budget`` bytes."""
+
+    def __init__(self, reductions: Sequence[Reduction], *, memory_budget: int | None = None) -> None:
+        self.reductions = list(reductions)
+        self.memory_budget = check_memory_budget(memory_budget)
+        used = 0
+        for r in self.reductions:
+            size = r.rank * r.n_samples * 8
+            if used + size <= self.memory_budget:
+                r.keep()
+                used += r.nbytes
+        self.bytes_kept = used
+
+    def product(self, i: int, j: int) -> np.ndarray:
+        """``R_i' R_j`` in float64."""
+        a = self.reductions[i].coords()
+        b = a if i == j else self.reductions[j].coords()
+        out = a.T @ b
+        return out.astype(np.float64, copy=False)
+
