@@ -44,7 +44,8 @@ def _class_data(seed: int = 0, n: int = 600, m: int = 300, p: int = 24, noise: f
 
 
 def _net(name, Xtr, Xva, y_tr, epochs=30):
-    (W, b), = train_linear_layers([Xtr], y_tr, NC, RetrainConfig(epochs=epochs, lr=1e-2, weight_decay=1e-4))
+    cfg = RetrainConfig(epochs=epochs, lr=1e-2, weight_decay=1e-4, init="zero")
+    (W, b), = train_linear_layers([Xtr], y_tr, NC, cfg)
     return NetworkFeatures(name, Xtr, Xva, W, b)
 
 
@@ -103,7 +104,7 @@ def test_cca_highest_at_nc_recovers_accuracy_lowest_does_not(data):
         assert res.score_at("cca_highest", 24, clf) == pytest.approx(res.baseline[clf]["accuracy"], abs=0.02)
     # random methods: repeats give a mean and a std
     rows = [r for r in res.summary() if r["method"] == "cca_random" and r["k"] == NC]
-    assert all(r["n_repeats"] == 3 for r in rows)
+    assert all(r["n_runs"] == 3 for r in rows)
     recs = [r for r in res.records if r["method"] == "random_selection" and r["k"] == NC and
             r["classifier"] == "original"]
     assert len(recs) == 3 and len({r["accuracy"] for r in recs}) > 1
@@ -147,7 +148,7 @@ def test_method_directions_errors(data):
 
 def test_retraining_matches_separate_runs_and_is_deterministic(data):
     y_tr, _, (X1tr, _, _), (X2tr, _, _), _ = data
-    cfg = RetrainConfig(epochs=2, group_size=2)
+    cfg = RetrainConfig(epochs=2, group_size=2, init="zero")
     both = train_linear_layers([X1tr, X2tr], y_tr, NC, cfg)
     alone = train_linear_layers([X2tr], y_tr, NC, cfg)
     np.testing.assert_allclose(both[1][0], alone[0][0], rtol=1e-4, atol=1e-6)
@@ -222,7 +223,7 @@ def test_retraining_follows_torch_optimizers(optimizer, class_weighted):
     y = rng.integers(0, c, n)
     y[:3] = [0, 1, 2]
     cfg = RetrainConfig(optimizer=optimizer, lr=0.05, weight_decay=0.01, epochs=3, batch_size=32,
-                        class_weighted=class_weighted, seed=11)
+                        class_weighted=class_weighted, seed=11, init="zero")
     (W, b), = train_linear_layers([X], y, c, cfg)
     # reference: torch.nn.Linear from zero, the same permutations
     lin = torch.nn.Linear(p, c)
