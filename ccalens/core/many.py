@@ -161,3 +161,88 @@ class ReducedPairs:
         out = a.T @ b
         return out.astype(np.float64, copy=False)
 
+
+
+# --------------------------------------------------------------------------------- streams
+def plan_stream_groups(
+    widths: Sequence[int], pairs: Sequence[tuple[int, int]], *, memory_budget: int | None = None
+) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Split ``pairs`` of streamed representations into groups whose joint co-moment fits ``memory_budget``.
+
+    ``widths[l]``: features of representation l. Returns ``[(representations, pairs), ...]``: one pass over the
+    data per group accumulates the statistics of its representations only (``8 (sum of their widths)^2``
+    bytes, twice for the merge of each batch), and every pair is computed in exactly one group. Greedy: pairs
+    that share representations (e.g. T checkpoints of a layer against its final state) are packed together.
+    """
+    budget = check_memory_budget(memory_budget)
+    widths = [int(w) for w in widths]
+
+    def cost(reps: set[int]) -> int:
+        total = sum(widths[r] for r in reps)
+        return 2 * 8 * total * total
+
+    groups: list[tuple[set[int], list[tuple[int, int]]]] = []
+    for i, j in pairs:
+        if not (0 <= i < len(widths) and 0 <= j < len(widths)):
+            raise IndexError(f"pair ({i}, {j}) names a representation outside 0..{len(widths) - 1}")
+        need = {i, j}
+        if cost(need) > budget:
+            raise MemoryError(
+                f"the pair ({i}, {j}) alone needs {cost(need):,} bytes of statistics, over memory_budget={budget:,}: "
+                "raise the budget, pool conv maps or reduce the representations first"
+            )
+        best = None
+        for g in groups:
+            if need <= g[0]:
+                best = g
+                break
+            if best is None and cost(g[0] | need) <= budget:
+                best = g
+        if best is None:
+            groups.append((set(need), [(i, j)]))
+        else:
+            best[0].update(need)
+            best[1].append((i, j))
+    return [(sorted(reps), prs) for reps, prs in groups]
+
+
+def stream_similarities(
+    make_batches: Callable[[], Any],
+    widths: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+    measure: Callable[..., Any],
+    *,
+    memory_budget: int | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> dict[tuple[int, int], Any]:
+    """``measure`` of every pair of streamed representations, one pass over the data per group that fits.
+
+    ``make_batches()`` returns a fresh iterable of batches, each a sequence of L arrays ``(n_b, widths[l])``
+    (the same samples in every array); it is called once per group (:func:`plan_stream_groups`). ``measure``
+    takes ``stats=, i=, j=`` (every statistics-path measure of :mod:`ccalens.core.measures`). Returns
+    ``{(i, j): result}``.
+    """
+    groups = plan_stream_groups(widths, pairs, memory_budget=memory_budget)
+    results: dict[tuple[int, int], Any] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pairs), desc="pairs (streamed)", unit="pair")
+    for reps, group_pairs in groups:
+        position = {r: k for k, r in enumerate(reps)}
+        stats = SufficientStats()
+        for batch in make_batches():
+            if len(batch) != len(widths):
+                raise ValueError(f"each batch must hold {len(widths)} arrays, got {len(batch)}")
+            stats.update(*(batch[r] for r in reps))
+        if stats.n_samples == 0:
+            raise ValueError("make_batches() yielded no batches")
+        for i, j in group_pairs:
+            results[(i, j)] = measure(stats=stats, i=position[i], j=position[j], **options)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
