@@ -342,6 +342,30 @@ def test_dask_cluster_without_workers_fails_quickly_naming_what_was_lost(store, 
     assert "m/l (40 rows in 4 chunk tasks)" in message
 
 
+def _sleepy_identity(a: np.ndarray) -> np.ndarray:
+    time.sleep(0.3)
+    return a
+
+
+def test_dask_timeout_does_not_limit_a_long_computation_with_live_workers(store):
+    """The timeout counts only time without workers: 4 tasks of 0.3 s on one worker outlast timeout=0.5 s."""
+    distributed = pytest.importorskip("dask.distributed")
+    from ccalens.extract import stats_with_dask
+
+    store.write_array("m", "l", np.random.default_rng(0).normal(size=(40, 3)), shard_rows=10)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        t0 = time.monotonic()
+        stats = stats_with_dask(store, [("m", "l")], client=client, transform=_sleepy_identity, timeout=0.5)
+        assert time.monotonic() - t0 > 1.0
+    ref = stats_from_store(store, [("m", "l")], progress=False)
+    np.testing.assert_allclose(stats.comoment, ref.comoment, rtol=1e-10, atol=1e-12)
+
+
 def test_dask_timeout_is_checked(store):
     pytest.importorskip("dask")
     from ccalens.extract import stats_with_dask

@@ -23,6 +23,7 @@ computed instead of waiting forever.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import time
@@ -210,7 +211,7 @@ def _live_workers(client: Any) -> set[str]:
     """Addresses of the workers the scheduler knows now (none if the scheduler cannot be reached)."""
     try:
         return set(client.nthreads(callback_timeout=10))
-    except Exception:  # the scheduler is gone or unreachable: no worker can run the tasks either
+    except (OSError, asyncio.CancelledError):  # the scheduler is gone or unreachable: no worker can run tasks either
         return set()
 
 

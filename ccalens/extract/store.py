@@ -477,7 +477,9 @@ class ActivationStore:
         _write_manifest_file(folder, manifest, self.fsync)  # commit the cut first, then remove the files
         for entry in dropped:
             for key in ("file", "ids_file"):
-                (folder / entry[key]).unlink(missing_ok=True)
+                path = folder / entry[key]  # a plain name (checked): inside the folder; a symlink goes, not its target
+                if path.is_symlink() or path.is_file():
+                    path.unlink(missing_ok=True)
         return manifest
 
     # ---------------------------------------------------------------- writing
