@@ -418,3 +418,23 @@ def test_cifar_truncated_batch_names_the_file(tmp_path):
     (root / "data_batch_3").write_bytes(full[: len(full) // 2])
     with pytest.raises(ValueError, match=r"data_batch_3: not a"):
         load_cifar10(root)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"\x80\x02cnumpy\nndarray\nJ\x00\xe1\xf5\x05\x85R.",  # numpy.ndarray((100_000_000,)) called directly
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nJ\x00\xe1\xf5\x05\x85U\x01b\x87R.",  # huge
+        b"\x80\x02c__builtin__\nbytes\nJ\x00\xe1\xf5\x05\x85R.",  # bytes(100_000_000)
+        b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00zlib\x86R.",  # another codec
+        b"\x80\x02cnumpy\ndtype\nX\x01\x00\x00\x00O\x85R.",  # object dtype
+        b"\x80\x02cnumpy\nload\nX\x01\x00\x00\x00x\x85R.",  # any other numpy function
+        b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00true\x85R.",
+    ],
+    ids=["ndarray-ctor", "reconstruct-shape", "bytes-int", "codecs-zlib", "object-dtype", "numpy-load", "os-system"],
+)
+def test_cifar_unpickler_allows_each_global_only_as_the_format_uses_it(tmp_path, stream):
+    path = tmp_path / "data_batch_4"
+    path.write_bytes(stream)
+    with pytest.raises(ValueError, match=r"data_batch_4: not a CIFAR-10 python batch, refused to unpickle it"):
+        _read_batch(path)

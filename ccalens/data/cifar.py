@@ -80,8 +80,8 @@ class _NdarrayMarker:
     """Stands for ``numpy.ndarray`` in a pickle: accepted as the type argument of ``_reconstruct`` and nothing else
     (so a pickle cannot call the ndarray constructor with arguments of its choosing)."""
 
-    def __reduce__(self) -> Any:  # pragma: no cover - never pickled
-        raise TypeError("not picklable")
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise pickle.UnpicklingError("numpy.ndarray: only rebuilt through _reconstruct, never called")
 
 
 _NDARRAY = _NdarrayMarker()
@@ -148,6 +148,11 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """Unpickler that builds only dicts, lists, ints, bytes and plain numeric numpy arrays."""
 
@@ -159,16 +164,17 @@ class _CifarUnpickler(pickle.Unpickler):
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with open(path, "rb") as f:
+    with open(path, "rb") as f:
+        try:
             d = _CifarUnpickler(f, encoding="bytes").load()
-    except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"{path}: not a CIFAR-10 python batch, refused to unpickle it ({e}); the format holds only a dict of "
-            "numpy arrays, lists and bytes"
-        ) from e
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, MemoryError) as e:
-        raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
+        except pickle.UnpicklingError as e:
+            raise ValueError(
+                f"{path}: not a CIFAR-10 python batch, refused to unpickle it ({_first_line(e)}); the format holds "
+                "only a dict of numpy arrays, lists and bytes"
+            ) from e
+        except Exception as e:  # anything else a malformed file can raise (EOF, bad state, recursion, memory)
+            reason = f"{type(e).__name__}: {_first_line(e)}"
+            raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({reason})") from e
     if isinstance(d, dict):  # a file re-saved from Python 3 may have str keys
         d = {k.encode("latin1") if isinstance(k, str) else k: v for k, v in d.items()}
     if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
