@@ -15,6 +15,11 @@ Config tables (see ``ccalens/experiments/configs/*.toml``); a stage runs when it
 
 Output folder: ``report.html``, ``results.json`` (key numbers), ``config.toml`` (the config used),
 ``timings.json``, ``models/``, ``projection/``, ``cross_sensor/``, ``fusion/``, ``svcca/``, ``sanity/``.
+
+Safety: sensor (view) names become file names, so they must match :data:`~ccalens.experiments.paths.SAFE_NAME_PATTERN`
+(letters, digits, ``_ - .``, no leading dot); every path written or read under the output folder goes through
+:func:`~ccalens.experiments.paths.out_path` / :func:`~ccalens.experiments.paths.check_inside` and must resolve inside
+it (a planted symbolic link to elsewhere is refused); checkpoints load with ``torch.load(weights_only=True)`` only.
 """
 
 from __future__ import annotations
