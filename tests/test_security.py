@@ -233,6 +233,22 @@ def test_runner_refuses_a_planted_checkpoint_under_out(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_cli_run_and_demo_refuse_a_planted_checkpoint_with_one_line(tmp_path, capsys, command):
+    from ccalens.cli import main
+
+    marker = tmp_path / "marker"
+    out = tmp_path / "out"
+    sensor = "kar" if command == "run" else "fou"  # the demo's first view and seed
+    _planted_checkpoint(out / "models" / "checkpoints" / f"{sensor}_seed0" / "step_00000099.pt", marker)
+    args = ["run", str(_write_config(tmp_path))] if command == "run" else ["demo", "--quick"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "step_00000099.pt was refused" in err and "delete the checkpoint folder" in err
+    assert not marker.exists()
+
+
 def test_runner_refuses_a_checkpoint_linked_from_elsewhere(tmp_path):
     marker = tmp_path / "marker"
     elsewhere = tmp_path / "elsewhere"
