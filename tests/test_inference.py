@@ -157,9 +157,9 @@ def test_streamed_batches_are_the_blocks() -> None:
 
 def test_weighted_data_path_equals_block_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
     X, Y = related_pair(300, 6, 6, seed=10)
-    packed = bootstrap(X, Y, "cca", n_resamples=30, seed=2)
+    packed = bootstrap(X, Y, "cca", n_resamples=30, seed=2, block_size=3)
     monkeypatch.setattr(resampling, "_PACKED_BUDGET", 0)
-    rows = bootstrap(X, Y, "cca", n_resamples=30, seed=2)
+    rows = bootstrap(X, Y, "cca", n_resamples=30, seed=2, block_size=3)
     assert packed.path == "block statistics" and rows.path == "weighted data"
     np.testing.assert_allclose(rows.bootstrap_distribution, packed.bootstrap_distribution, rtol=1e-9)
 
@@ -384,3 +384,14 @@ def test_cca_test_to_frame() -> None:
     assert len(frame) == 3
     assert res.multivariate_frame().shape == (4, 5)
     assert res.to_dict()["rank_x"] == 3
+
+
+def test_default_block_count_respects_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, Y = related_pair(1000, 6, 6, seed=24)
+    width = 12
+    monkeypatch.setattr(resampling, "_PACKED_BUDGET", 100 * 8 * width * (width + 1) // 2)
+    res = bootstrap(X, Y, "linear_cka", n_resamples=10, seed=0)
+    assert res.n_blocks == 100 and res.path == "block statistics"
+    monkeypatch.setattr(resampling, "_PACKED_BUDGET", 10 * 8 * width * (width + 1) // 2)
+    res = bootstrap(X, Y, "linear_cka", n_resamples=10, seed=0)
+    assert res.n_blocks == resampling._MIN_BLOCKS and res.path == "weighted data"

@@ -21,7 +21,8 @@ block is one sample and the result is exactly the classical i.i.d. bootstrap (Ef
 resampling rows and recomputing. With larger blocks it approximates it: for i.i.d. samples assigned to
 blocks at random (``partition="random"``, the default), block statistics are i.i.d. and the bootstrap is
 consistent; its standard error has a relative noise of about ``sqrt(2 / B)`` more than the i.i.d. one, so
-the default uses ``B = min(n, 256)`` blocks (about 9%; exact i.i.d. whenever n <= 256). With
+the default uses ``B = min(n, 256)`` blocks (about 9%; exact i.i.d. whenever n <= 256), fewer (down to 64)
+if the block statistics would exceed ``_PACKED_BUDGET`` (1 GiB: 255 blocks at p + q = 1024). With
 ``partition="contiguous"`` the blocks are runs of consecutive samples: this is the non-overlapping block
 bootstrap (Carlstein 1986), valid for dependent samples such as time series or frames of one recording,
 provided the blocks are longer than the dependence. Streamed statistics (one :class:`SufficientStats` per
@@ -73,6 +74,8 @@ __all__ = [
 
 #: Default number of blocks: enough for the block bootstrap to be close to the i.i.d. one (see module doc).
 DEFAULT_BLOCKS = 256
+#: Fewest blocks the default chooses when the memory budget would allow fewer (then replicates use the data).
+_MIN_BLOCKS = 64
 #: Largest memory (bytes) the per-block statistics may take; beyond it replicates use weighted data products.
 _PACKED_BUDGET = 1 << 30
 #: Replicates merged per batched matrix product are limited so the batch holds about this many float64.
@@ -281,15 +284,16 @@ class _Blocks:
         if np.any(n < 2):
             raise ValueError("a replicate has fewer than 2 samples: use more (or larger) blocks")
         shift = (weights * self.counts) @ self.offsets / n[:, None]  # (r, D): m - g
-        upper = np.triu_indices(D)
+        upper, lower = _flat_triangles(D)
         out = []
         if self.packed is not None:
             merged = weights @ self.packed  # (r, T)
         for r in range(weights.shape[0]):
             if self.packed is not None:
                 S = np.empty((D, D))
-                S[upper] = merged[r]
-                S.T[upper] = merged[r]
+                flat = S.reshape(-1)
+                flat[upper] = merged[r]
+                flat[lower] = merged[r]
             else:
                 assert self.data is not None and self.row_block is not None
                 row_w = weights[r][self.row_block]
@@ -303,10 +307,21 @@ class _Blocks:
         return out
 
 
-def _pack_products(rows: np.ndarray, upper: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Upper triangle of ``rows' rows`` (float64 ``(m, D)``), flattened: ``(T,)``."""
-    # rows.T is Fortran-ordered (D, m): syrk's trans=0 gives rows' rows without a copy
-    return scipy.linalg.blas.dsyrk(1.0, rows.T, trans=0, lower=0)[upper]
+def _flat_triangles(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the upper triangle of a ``(width, width)`` matrix, row by row, and of its mirror image."""
+    rows, cols = np.triu_indices(width)
+    return rows * width + cols, cols * width + rows
+
+
+def _pack_products(rows: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Upper triangle of ``rows' rows`` (float64 ``(m, D)``), row by row: ``(T,)``.
+
+    ``lower``: the mirror indices of :func:`_flat_triangles`.
+    """
+    # rows.T is Fortran-ordered (D, m): syrk's trans=0 gives rows' rows (Fortran order) without a copy; its
+    # transpose is C-ordered, and its lower triangle is the upper triangle of the product
+    product = scipy.linalg.blas.dsyrk(1.0, rows.T, trans=0, lower=0)
+    return product.T.reshape(-1)[lower]
 
 
 def _blocks_from_arrays(
@@ -330,8 +345,8 @@ def _blocks_from_arrays(
         for b in range(B):
             offsets[b] = data[bounds[b] : bounds[b + 1]].mean(axis=0)
         return _Blocks(sizes, counts, center, offsets, data=data, row_block=row_block)
-    upper = np.triu_indices(D)
-    R = np.empty((B, upper[0].shape[0]))
+    _, lower = _flat_triangles(D)
+    R = np.empty((B, lower.shape[0]))
     contiguous = bool(np.all(order == np.arange(n)))
     for b in range(B):
         idx = slice(bounds[b], bounds[b + 1]) if contiguous else order[bounds[b] : bounds[b + 1]]
@@ -341,7 +356,7 @@ def _blocks_from_arrays(
             np.subtract(a[idx], center[lo : lo + a.shape[1]], out=rows[:, lo : lo + a.shape[1]], casting="unsafe")
             lo += a.shape[1]
         offsets[b] = rows.mean(axis=0)
-        R[b] = _pack_products(rows, upper)  # about g: C_b + n_b (m_b - g)(m_b - g)'
+        R[b] = _pack_products(rows, lower)  # about g: C_b + n_b (m_b - g)(m_b - g)'
     return _Blocks(sizes, counts, center, offsets, packed=R)
 
 
@@ -365,23 +380,24 @@ def _blocks_from_stats(blocks: Sequence[SufficientStats], select: Sequence[int] 
     center = counts @ means / counts.sum()
     offsets = means - center
     D = sum(sizes)
-    upper = np.triu_indices(D)
-    R = np.empty((len(chosen), upper[0].shape[0]))
+    upper, _ = _flat_triangles(D)
+    R = np.empty((len(chosen), upper.shape[0]))
     for b, s in enumerate(chosen):
         assert s.comoment is not None
         v = np.sqrt(counts[b]) * offsets[b]
-        R[b] = (s.comoment + np.multiply.outer(v, v))[upper]
+        R[b] = (s.comoment + np.multiply.outer(v, v)).reshape(-1)[upper]
     return _Blocks(tuple(sizes), counts, center, offsets, packed=R)
 
 
 def _partition(
-    n: int, block_size: int | None, partition: Partition, rng: np.random.Generator
+    n: int, block_size: int | None, partition: Partition, rng: np.random.Generator, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row order and block bounds: block b holds rows ``order[bounds[b]:bounds[b + 1]]``."""
     if partition not in ("random", "contiguous"):
         raise ValueError(f"partition must be 'random' or 'contiguous', got {partition!r}")
     if block_size is None:
-        B = min(n, DEFAULT_BLOCKS)
+        # as many blocks as the memory budget allows, up to DEFAULT_BLOCKS (beyond it: the weighted-data path)
+        B = min(n, max(_MIN_BLOCKS, min(DEFAULT_BLOCKS, _PACKED_BUDGET // _packed_bytes(1, width))))
         bounds = (np.arange(B + 1) * n) // B
     else:
         if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
@@ -394,8 +410,12 @@ def _partition(
     return order, bounds
 
 
+def _packed_bytes(n_blocks: int, width: int) -> int:
+    return n_blocks * (width * (width + 1) // 2) * 8
+
+
 def _fits_packed(n_blocks: int, width: int) -> bool:
-    return n_blocks * (width * (width + 1) // 2) * 8 <= _PACKED_BUDGET
+    return _packed_bytes(n_blocks, width) <= _PACKED_BUDGET
 
 
 # --------------------------------------------------------------------------------- intervals
@@ -544,10 +564,11 @@ def bootstrap(
     """Bootstrap confidence interval of ``measure(X, Y)``, from merges of block statistics.
 
     ``X: (n, p)``, ``Y: (n, q)``, the same samples; or ``blocks``: one :class:`SufficientStats` per batch of
-    a stream (the batches are the blocks; ``i``, ``j`` pick the two representations). ``block_size``: rows per
-    block (None: ``min(n, 256)`` blocks; 1: the exact i.i.d. bootstrap). ``partition``: blocks of rows drawn
-    at random (i.i.d. samples) or ``"contiguous"`` runs (dependent samples: non-overlapping block bootstrap).
-    ``seed``: same seed, same intervals. Other keywords go to the measure (e.g. ``variance`` for SVCCA).
+    a stream (the batches are the blocks; ``i``, ``j`` pick the two representations). ``block_size``: rows
+    per block (None: ``min(n, 256)`` blocks, fewer for very wide data; 1: the exact i.i.d. bootstrap).
+    ``partition``: blocks of rows drawn at random (i.i.d. samples) or ``"contiguous"`` runs (dependent
+    samples: the non-overlapping block bootstrap). ``seed``: same seed, same intervals. Other keywords go
+    to the measure (e.g. ``variance`` for SVCCA).
     See the module docstring for when the result is exact.
     """
     _validate_common(n_resamples, confidence_level, method)
@@ -585,7 +606,7 @@ def bootstrap(
         raise ValueError("X and Y are required when blocks is not given")
     X, Y = check_paired(X, Y)
     n = X.shape[0]
-    order, bounds = _partition(n, block_size, partition, rng)
+    order, bounds = _partition(n, block_size, partition, rng, X.shape[1] + Y.shape[1])
     largest = int(np.diff(bounds).max())
     if not has_stats:
         return _bootstrap_rows(X, Y, fn, measure, options, order, bounds, n_resamples, confidence_level, method, rng)
@@ -697,7 +718,8 @@ def bootstrap_matrix(
         if representations is None or len(representations) < 2:
             raise ValueError("representations must hold at least 2 arrays of the same samples")
         arrays = check_paired(*representations)
-        order, bounds = _partition(arrays[0].shape[0], block_size, partition, rng)
+        width = sum(a.shape[1] for a in arrays)
+        order, bounds = _partition(arrays[0].shape[0], block_size, partition, rng, width)
         packed = _fits_packed(bounds.shape[0] - 1, sum(a.shape[1] for a in arrays))
         blk = _blocks_from_arrays(arrays, order, bounds, packed=packed)
         block_size_out = int(np.diff(bounds).max())
