@@ -395,3 +395,11 @@ def test_default_block_count_respects_the_memory_budget(monkeypatch: pytest.Monk
     monkeypatch.setattr(resampling, "_PACKED_BUDGET", 10 * 8 * width * (width + 1) // 2)
     res = bootstrap(X, Y, "linear_cka", n_resamples=10, seed=0)
     assert res.n_blocks == resampling._MIN_BLOCKS and res.path == "weighted data"
+
+
+def test_wide_replicates_run_side_by_side_and_match_the_naive_bootstrap() -> None:
+    rng = np.random.default_rng(25)
+    X = rng.standard_normal((150, 60))
+    Y = X[:, :40] + rng.standard_normal((150, 40))
+    res = bootstrap(X, Y, "svcca", n_resamples=12, block_size=1, seed=3)  # width 100: the thread pool path
+    np.testing.assert_allclose(res.bootstrap_distribution, naive_bootstrap(X, Y, "svcca", 12, seed=3), rtol=1e-9)

@@ -59,6 +59,7 @@ import scipy.linalg
 from scipy.special import ndtr, ndtri
 
 from .stats import SufficientStats
+from .threads import MIN_PARALLEL_WIDTH, run_tasks
 from .validation import UnderdeterminedWarning, check_paired
 from .whitening import DEFAULT_TOL, Whitening, whiten
 
@@ -276,35 +277,38 @@ class _Blocks:
     def width(self) -> int:
         return int(sum(self.sizes))
 
-    def replicates(self, weights: np.ndarray) -> list[SufficientStats]:
-        """Statistics of the weighted merges, one per row of ``weights: (r, B)``."""
+    def merge(self, weights: np.ndarray) -> Callable[[int], SufficientStats]:
+        """The weighted merges of ``weights: (r, B)``: returns ``k -> statistics of replicate k``.
+
+        The weighted sums of all r replicates are one matrix product, done here; each call then unpacks its
+        replicate into new arrays (so calls may run side by side in threads).
+        """
         weights = np.asarray(weights, dtype=np.float64)
         D = self.width
         n = weights @ self.counts  # (r,)
         if np.any(n < 2):
             raise ValueError("a replicate has fewer than 2 samples: use more (or larger) blocks")
         shift = (weights * self.counts) @ self.offsets / n[:, None]  # (r, D): m - g
-        upper, lower = _flat_triangles(D)
-        out = []
-        if self.packed is not None:
-            merged = weights @ self.packed  # (r, T)
-        for r in range(weights.shape[0]):
-            if self.packed is not None:
+        merged = weights @ self.packed if self.packed is not None else None  # (r, T)
+        upper, lower = _flat_triangles(D) if merged is not None else (None, None)
+
+        def replicate(k: int) -> SufficientStats:
+            if merged is not None:
                 S = np.empty((D, D))
                 flat = S.reshape(-1)
-                flat[upper] = merged[r]
-                flat[lower] = merged[r]
+                flat[upper] = merged[k]
+                flat[lower] = merged[k]
             else:
                 assert self.data is not None and self.row_block is not None
-                row_w = weights[r][self.row_block]
-                S = (self.data.T * row_w) @ self.data
+                S = (self.data.T * weights[k][self.row_block]) @ self.data
                 S = 0.5 * (S + S.T)
-            v = np.sqrt(n[r]) * shift[r]
+            v = np.sqrt(n[k]) * shift[k]
             S -= np.multiply.outer(v, v)
-            out.append(
-                SufficientStats(sizes=self.sizes, n_samples=round(float(n[r])), mean=self.center + shift[r], comoment=S)
+            return SufficientStats(
+                sizes=self.sizes, n_samples=round(float(n[k])), mean=self.center + shift[k], comoment=S
             )
-        return out
+
+        return replicate
 
 
 def _flat_triangles(width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -487,19 +491,36 @@ def _draw_weights(rng: np.random.Generator, n_blocks: int, count: int) -> np.nda
 
 
 def _run_weighted(blocks: _Blocks, weights: np.ndarray, evaluate: Callable[[SufficientStats], Any]) -> np.ndarray:
-    """``evaluate`` on every weighted merge (rows of ``weights``), merges batched to bound memory."""
+    """``evaluate`` on every weighted merge (rows of ``weights``).
+
+    Merges are batched (one matrix product per batch, bounded memory); within a batch the replicates run
+    side by side, one BLAS thread each (:mod:`ccalens.core.threads`), when the representations are wide.
+    """
     T = blocks.width * (blocks.width + 1) // 2
     batch = max(1, min(weights.shape[0], _MERGE_BATCH_ELEMENTS // max(T, 1)))
-    values = []
-    for start in range(0, weights.shape[0], batch):
-        for k, stats in enumerate(blocks.replicates(weights[start : start + batch])):
-            try:
-                values.append(evaluate(stats))
-            except (ValueError, np.linalg.LinAlgError) as exc:
-                raise ValueError(
-                    f"bootstrap replicate {start + k} failed ({exc}); resampled blocks may leave a feature "
-                    "constant: use more samples or more blocks"
-                ) from exc
+    workers = None if blocks.width >= MIN_PARALLEL_WIDTH else 1
+    values: list[Any] = []
+    with warnings.catch_warnings():
+        # the under-determination warning was raised once, for the estimate (filters are process-wide)
+        warnings.simplefilter("ignore", UnderdeterminedWarning)
+        for start in range(0, weights.shape[0], batch):
+            replicate = blocks.merge(weights[start : start + batch])
+
+            def task(k: int, replicate: Callable[[int], SufficientStats] = replicate) -> Any:
+                try:
+                    return evaluate(replicate(k))
+                except (ValueError, np.linalg.LinAlgError) as exc:
+                    return exc
+
+            count = min(batch, weights.shape[0] - start)
+            results = run_tasks([lambda k=k: task(k) for k in range(count)], workers=workers)
+            for k, res in enumerate(results):
+                if isinstance(res, Exception):
+                    raise ValueError(
+                        f"bootstrap replicate {start + k} failed ({res}); resampled blocks may leave a feature "
+                        "constant: use more samples or more blocks"
+                    ) from res
+                values.append(res)
     return np.asarray(values)
 
 
@@ -509,17 +530,6 @@ def _validate_common(n_resamples: int, confidence_level: float, method: str) -> 
     _check_level(confidence_level)
     if method not in ("percentile", "bca"):
         raise ValueError(f"method must be 'percentile' or 'bca', got {method!r}")
-
-
-def _quiet(evaluate: Callable[[SufficientStats], Any]) -> Callable[[SufficientStats], Any]:
-    """``evaluate`` without the under-determination warning (it is raised once, for the estimate)."""
-
-    def inner(stats: SufficientStats) -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnderdeterminedWarning)
-            return evaluate(stats)
-
-    return inner
 
 
 def _bootstrap_engine(
@@ -533,13 +543,12 @@ def _bootstrap_engine(
 ) -> tuple[np.ndarray, np.ndarray, ConfidenceInterval, np.ndarray]:
     """Estimate, replicates, interval and standard error of ``evaluate`` (scalar or array valued)."""
     B = blocks.n_blocks
-    estimate = np.asarray(evaluate(blocks.replicates(np.ones((1, B)))[0]))
+    estimate = np.asarray(evaluate(blocks.merge(np.ones((1, B)))(0)))
     weights = _draw_weights(rng, B, n_resamples)
-    quiet = _quiet(evaluate)
-    replicates = _run_weighted(blocks, weights, quiet)
+    replicates = _run_weighted(blocks, weights, evaluate)
 
     def jackknife() -> np.ndarray:
-        return _run_weighted(blocks, 1.0 - np.eye(B), quiet)
+        return _run_weighted(blocks, 1.0 - np.eye(B), evaluate)
 
     ci = _interval(replicates, estimate, method, confidence_level, jackknife)
     return estimate, replicates, ci, np.std(replicates, axis=0, ddof=1)
