@@ -403,3 +403,41 @@ def test_wide_replicates_run_side_by_side_and_match_the_naive_bootstrap() -> Non
     Y = X[:, :40] + rng.standard_normal((150, 40))
     res = bootstrap(X, Y, "svcca", n_resamples=12, block_size=1, seed=3)  # width 100: the thread pool path
     np.testing.assert_allclose(res.bootstrap_distribution, naive_bootstrap(X, Y, "svcca", 12, seed=3), rtol=1e-9)
+
+
+def test_blocks_are_checked() -> None:
+    X, Y = related_pair(100, 3, 3, seed=26)
+    good = [SufficientStats.from_arrays(X[s : s + 20], Y[s : s + 20]) for s in range(0, 100, 20)]
+    with pytest.raises(ValueError, match="block_size applies"):
+        bootstrap(blocks=good, measure="cca", block_size=5)
+    with pytest.raises(ValueError, match="not both"):
+        bootstrap(X, Y, blocks=good)
+    with pytest.raises(ValueError, match="at least 2"):
+        bootstrap(blocks=good[:1], measure="cca")
+    other = SufficientStats.from_arrays(X[:20, :2], Y[:20])
+    with pytest.raises(ValueError, match=r"blocks\[5\] has feature sizes"):
+        bootstrap(blocks=[*good, other], measure="cca")
+    bad = good[0].copy()
+    bad.comoment[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"blocks\[0\] holds NaN"):
+        bootstrap(blocks=[bad, *good[1:]], measure="cca")
+    with pytest.raises(TypeError, match=r"blocks\[1\] must be SufficientStats"):
+        bootstrap(blocks=[good[0], X], measure="cca")
+
+
+def test_permutation_result_shows_the_measures_own_null_expectation(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from ccalens.core import measures
+
+    original = measures.MEASURES["cca"]
+
+    def cca_with_null(X: object = None, Y: object = None, *, stats: object = None, **options: object) -> object:
+        res = original(X, Y, stats=stats, **options)
+        return dataclasses.replace(res, details={**res.details, "null_mean_rho": 0.123})
+
+    monkeypatch.setitem(measures.MEASURES, "cca", cca_with_null)
+    X, Y = related_pair(100, 3, 3, seed=27)
+    res = permutation_test(X, Y, "cca", n_permutations=10, seed=0)
+    assert res.reference_null_mean_rho == pytest.approx(0.123)
+    assert res.to_dict()["reference_null_mean_rho"] == pytest.approx(0.123)

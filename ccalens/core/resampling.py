@@ -201,6 +201,8 @@ class PermutationTestResult:
         null_mean, null_std: mean and standard deviation (ddof=1) of the null distribution: what unrelated
             data of this shape give at this n.
         null_mean_rho: mean over permutations of the mean canonical correlation (CCA family, else None).
+        reference_null_mean_rho: the cheap expectation the measure's own result carries (its ``null_mean_rho``,
+            when it has one), for comparison with the permutation value; else None.
         alternative: ``"greater"``, ``"less"`` or ``"two-sided"``.
         path: ``"whitened cross products"`` (each side whitened once), ``"cross block"`` (statistics with the
             permuted cross block) or ``"resampled rows"`` (recomputed from the permuted data).
@@ -215,6 +217,7 @@ class PermutationTestResult:
     null_mean_rho: float | None
     alternative: str
     path: str
+    reference_null_mean_rho: float | None = None
 
     @property
     def n_permutations(self) -> int:
@@ -229,6 +232,7 @@ class PermutationTestResult:
             "null_mean": self.null_mean,
             "null_std": self.null_std,
             "null_mean_rho": self.null_mean_rho,
+            "reference_null_mean_rho": self.reference_null_mean_rho,
             "n_permutations": self.n_permutations,
             "alternative": self.alternative,
             "path": self.path,
@@ -384,6 +388,8 @@ def _blocks_from_stats(blocks: Sequence[SufficientStats], select: Sequence[int] 
             raise ValueError(f"blocks[{k}] holds no samples")
         if s.sizes != blocks[0].sizes:
             raise ValueError(f"blocks[{k}] has feature sizes {s.sizes}, blocks[0] has {blocks[0].sizes}")
+        if not (np.isfinite(s.mean).all() and np.isfinite(s.comoment).all()):
+            raise ValueError(f"blocks[{k}] holds NaN/Inf statistics: its batch had NaN/Inf feature values")
         chosen.append(s.select(select) if select is not None else s)
     sizes = chosen[0].sizes
     assert sizes is not None
@@ -594,6 +600,8 @@ def bootstrap(
     if blocks is not None:
         if X is not None or Y is not None:
             raise ValueError("give either X and Y, or blocks, not both")
+        if block_size is not None:
+            raise ValueError("block_size applies to X and Y; with blocks, the given batches are the blocks")
         if not has_stats:
             raise ValueError(f"measure {measure!r} needs the data: it cannot be bootstrapped from blocks")
         blk = _blocks_from_stats(blocks, [i, j])
@@ -727,6 +735,8 @@ def bootstrap_matrix(
     if blocks is not None:
         if representations is not None:
             raise ValueError("give either representations or blocks, not both")
+        if block_size is not None:
+            raise ValueError("block_size applies to representations; with blocks, the given batches are the blocks")
         blk = _blocks_from_stats(blocks, None)
         block_size_out: int | None = None
         exact = False
@@ -882,4 +892,13 @@ def permutation_test(
         null_mean_rho=float(null_rho.mean()) if has_rho and observed.mean_rho is not None else None,
         alternative=alternative,
         path=path,
+        reference_null_mean_rho=_reference_null(observed),
     )
+
+
+def _reference_null(result: Any) -> float | None:
+    """The measure result's own ``null_mean_rho`` (attribute or detail), if it carries one."""
+    value = getattr(result, "null_mean_rho", None)
+    if value is None:
+        value = getattr(result, "details", {}).get("null_mean_rho")
+    return None if value is None else float(value)
