@@ -14,7 +14,9 @@ It is computed as ``S = sum_b w_b R_b - n (m - g)(m - g)'`` with ``R_b = C_b + n
 (the block's co-moment about the global mean ``g``, the same algebra, stable because ``m - g`` is small):
 one weighted sum of the precomputed ``R_b`` (lower triangles, batched over replicates as one matrix
 product) and a rank-one correction. Each replicate then costs that merge and the measure's small
-eigenproblems.
+eigenproblems; for wide representations the replicates are solved side by side, one BLAS thread each
+(:mod:`ccalens.core.threads`). Replicate k draws ``rng.integers(0, B, size=B)`` (after the random partition's
+``rng.permutation(n)`` when blocks hold more than one sample), so a seed fixes every interval.
 
 *When is it exact?* A block bootstrap is the i.i.d. bootstrap of the blocks. With ``block_size=1`` every
 block is one sample and the result is exactly the classical i.i.d. bootstrap (Efron), the same replicates as
@@ -31,7 +33,7 @@ long contiguous runs.
 
 Intervals: ``"percentile"`` (quantiles of the replicates) and ``"bca"`` (bias-corrected and accelerated,
 Efron 1987), whose acceleration comes from the delete-one-block jackknife of the same block statistics
-(B more solves; with size-1 blocks the ordinary jackknife).
+(B more solves; with size-1 blocks the ordinary jackknife, n solves: costly for large n).
 
 Measures without a statistics path (``debiased_linear_cka``, ``rbf_cka``) are bootstrapped by resampling
 the rows of the drawn blocks and recomputing (one pass per replicate). If the block statistics would need
