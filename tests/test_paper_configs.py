@@ -30,9 +30,9 @@ def test_shl2018_config_runs_on_synthetic_shl(tmp_path):
     root = write_synthetic_shl(tmp_path / "shl", n_segments_per_class=12, seed=0)
     res = _run("shl2018", tmp_path / "out", {
         "data": {"root": str(root), "n_val": 0.25},
-        "training": {"epochs": 2},
-        "projection": {"repeats": 1, "retrain": False},
-        "cross_sensor": {"repeats": 1, "retrain": False},
+        "training": {"epochs": 2, "seeds": [0, 1]},
+        "projection": {"repeats": 1, "retrain": False, "pairs": 1},
+        "cross_sensor": {"repeats": 1, "retrain": False, "pairs": 1},
         "learning_dynamics": {"checkpoint_every": 4, "probe_samples": 40},
         "two_initialisations": {"probe_samples": 40},
         "compression": {"probe_samples": 40},
@@ -48,8 +48,8 @@ def test_cifar10_config_runs_on_fake_cifar(tmp_path):
     res = _run("cifar10_resnet", tmp_path / "out", {
         "data": {"root": str(root)},
         "model": {"depth": 8},
-        "training": {"epochs": 1, "max_steps": 8, "batch_size": 32, "lr_milestones": []},
-        "projection": {"repeats": 1, "retrain": False},
+        "training": {"epochs": 1, "max_steps": 8, "batch_size": 32, "lr_milestones": [], "seeds": [0, 1]},
+        "projection": {"repeats": 1, "retrain": False, "pairs": 1},
         "learning_dynamics": {"checkpoint_every": 4, "probe_samples": 40},
         "two_initialisations": {"probe_samples": 40},
         "compression": {"probe_samples": 40},

@@ -42,7 +42,7 @@ from ccalens.experiments.common import NetworkFeatures, RetrainConfig
 from ccalens.experiments.cross_sensor import run_sensor_grid
 from ccalens.experiments.fusion import FusionConfig, run_fusion
 from ccalens.experiments.paths import check_inside, check_name, out_path
-from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection
+from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection_pairs
 from ccalens.experiments.sources import Source, load_source
 from ccalens.io import atomic_write_bytes, atomic_write_text, write_csv, write_json
 from ccalens.report import plots
@@ -212,9 +212,18 @@ class _Networks:
 
 # ------------------------------------------------------------------------------------------------- stages
 def _retrain_config(table: Mapping[str, Any], nets: _Networks) -> RetrainConfig:
-    base = nets.train_config.to_dict()
-    base.update(dict(table.get("retrain_hparams", {})))
-    return RetrainConfig.from_mapping(base)
+    """The networks' own training recipe (optimizer, epochs, lr schedule), overridden by ``retrain_hparams``."""
+    return RetrainConfig.from_training(nets.train_config.to_dict(), dict(table.get("retrain_hparams", {})))
+
+
+def _seed_pairs(nets: _Networks, pairs: int, table: str) -> list[tuple[int, int]]:
+    """Moreau et al.'s pairs: seed i against seed i + P, for i < P (P = ``pairs``)."""
+    if len(nets.seeds) < 2 * pairs:
+        raise ValueError(
+            f"[{table}] pairs = {pairs} needs at least {2 * pairs} seeds in [training] seeds (seed i is compared "
+            f"with seed i + {pairs}), got {len(nets.seeds)}: add seeds or lower pairs"
+        )
+    return [(nets.seeds[i], nets.seeds[i + pairs]) for i in range(pairs)]
 
 
 def _projection_cfg(table: Mapping[str, Any], nets: _Networks) -> ProjectionConfig:
@@ -238,22 +247,29 @@ def _at_nc(res: ProjectionResult, metric: str) -> dict[str, Any]:
 def _stage_projection(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Report, metric: str,
                       results: dict[str, Any], progress: bool) -> None:
     table = cfg["projection"]
-    if len(nets.seeds) < 2:
-        raise ValueError("[projection] (same sensor) needs at least 2 seeds in [training] seeds")
     pcfg = _projection_cfg(table, nets)
+    seed_pairs = _seed_pairs(nets, pcfg.pairs, "projection")
+    described = ", ".join(f"{a} vs {b}" for a, b in seed_pairs)
+    retrain = pcfg.retrain_config
     sec = report.section("Projection experiment, same sensor (Moreau et al. 2021, section 4.2)")
     sec.paragraphs.append(
-        f"Penultimate features of each network (seed {nets.seeds[0]}) are projected on k directions fitted on "
-        f"training features only; canonical directions come from a second initialisation (seed {nets.seeds[1]}) on "
-        f"the same sensor. Curves: mean and std over {pcfg.repeats} repeats for random methods; dotted line: "
-        "k = number of classes; dashed: no projection.")
+        f"Penultimate features of each network are projected on k directions fitted on training features only; "
+        f"canonical directions come from another initialisation on the same sensor ({len(seed_pairs)} network "
+        f"pair(s): seeds {described}). Curves: mean and population std (ddof = 0, as the paper's code) over the "
+        f"pairs and, for random methods, {pcfg.repeats} nested draws per pair; dotted lines: k = number of classes "
+        "and CCA_highest's score there; dashed: no projection."
+        + (f" The retrained last layer starts from the network's own weights (init = {retrain.init!r}) and runs "
+           f"{retrain.epochs} epochs of {retrain.optimizer} at lr {retrain.lr:g}"
+           + (f", multiplied by {retrain.lr_gamma:g} at {retrain.lr_milestone_unit}s "
+              f"{', '.join(str(m) for m in retrain.lr_milestones)}" if retrain.lr_milestones else "")
+           + "." if pcfg.retrain else ""))
     rows = []
     for sensor in nets.source.sensors:
-        net = nets.features[(sensor, nets.seeds[0])]
-        ref = nets.features[(sensor, nets.seeds[1])]
-        res = run_projection(net, ref.train, nets.source.y_train, nets.source.y_val, pcfg, reference=ref.name,
-                             progress=progress)
-        stem = f"{sensor}_seed{nets.seeds[0]}_vs_seed{nets.seeds[1]}"
+        pairs = [(nets.features[(sensor, a)], nets.features[(sensor, b)]) for a, b in seed_pairs]
+        res = run_projection_pairs([(net, ref.train) for net, ref in pairs], nets.source.y_train,
+                                   nets.source.y_val, pcfg, name=sensor, references=[ref.name for _, ref in pairs],
+                                   progress=progress)
+        stem = f"{sensor}_" + "_".join(f"seed{a}_vs_seed{b}" for a, b in seed_pairs)
         files = res.save(out_path(out, "projection"), stem)
         fig = plots.plot_projection(res, out_path(out, "projection", stem), metric=metric)
         sec.add_figure(fig, out, f"{sensor}: projection on k directions ({metric})")
@@ -269,13 +285,14 @@ def _stage_cross(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Rep
     table = cfg["cross_sensor"]
     pcfg = _projection_cfg(table, nets)
     sensors = nets.source.sensors
-    s0 = nets.seeds[0]
-    grid = run_sensor_grid(nets.features, sensors, nets.seeds, nets.source.y_train, nets.source.y_val, pcfg,
+    seed_pairs = _seed_pairs(nets, pcfg.pairs, "cross_sensor")
+    grid = run_sensor_grid(nets.features, sensors, seed_pairs, nets.source.y_train, nets.source.y_val, pcfg,
                            out_dir=out_path(out, "cross_sensor"), progress=progress)
     sec = report.section("Projection experiment, grid of sensor pairs (Moreau et al. 2021, Fig. 5)")
     sec.paragraphs.append(
-        f"Row: the network whose features are projected (seed {s0}); column: the network whose features define "
-        "the canonical directions (diagonal: same sensor, another seed).")
+        "Column: the network whose features are projected (\"data from\"); row: the network whose features define "
+        "the canonical directions (\"CCA with\"; diagonal: the same sensor, another seed), as in the paper's Fig. 5. "
+        f"Network pairs: seeds {', '.join(f'{a} vs {b}' for a, b in seed_pairs)}.")
     nc = nets.source.n_classes
     clfs = grid[next(iter(grid))].classifiers
     for clf in clfs:
