@@ -1,0 +1,445 @@
+"""Typed, strict experiment configs: one frozen dataclass per TOML table and one parser.
+
+:func:`parse_config` turns the dictionary of a TOML file into an :class:`ExperimentConfig`. Every table is read
+the same way: an unknown key or a value of the wrong type raises a one-line ValueError naming the table and the
+key (``[sanity] unknown key 'n_sampels'; expected one of ['abc_samples', 'n_samples', 'seed']``,
+``[projection] repeats must be an integer, got 'three'``); the dataclasses' own checks (ranges, choices) are
+reported with the table's name in front. A stage runs when its table is present (its field is not None).
+
+Tables: ``[data]`` (:class:`DataConfig`), ``[model]`` (:class:`ModelConfig`), ``[training]``
+(:class:`TrainingConfig`, a :class:`~ccalens.models.training.TrainConfig` preset plus overrides), ``[projection]``
+and ``[cross_sensor]`` (:class:`~ccalens.experiments.projection.ProjectionConfig`; the sub-table ``retrain_hparams``
+overrides the networks' own recipe, :class:`~ccalens.experiments.common.RetrainConfig`), ``[fusion]``
+(:class:`FusionStageConfig`), ``[learning_dynamics]``, ``[two_initialisations]``, ``[compression]``, ``[sanity]``,
+``[report]``; top-level keys ``title``, ``description``, ``threads``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccalens.experiments.common import RetrainConfig
+from ccalens.experiments.fusion import FusionConfig
+from ccalens.experiments.projection import ProjectionConfig
+
+__all__ = [
+    "CompressionConfig",
+    "DataConfig",
+    "ExperimentConfig",
+    "FusionStageConfig",
+    "LearningDynamicsConfig",
+    "ModelConfig",
+    "ReportConfig",
+    "SanityConfig",
+    "TrainingConfig",
+    "TwoInitialisationsConfig",
+    "parse_config",
+]
+
+TRAINING_PRESETS = ("multiview_default", "shl_paper", "cifar_resnet_paper")
+_DATASETS = ("multiple_features", "shl2018", "cifar10")
+# keys of [data] and [model] that each dataset reads (a key another dataset reads would be silently ignored)
+_DATA_KEYS = {"multiple_features": {"views"}, "shl2018": {"root", "n_val", "sensors", "cache_dir"},
+              "cifar10": {"root", "augment"}}
+_MODEL_KEYS = {"multiple_features": {"hidden", "dropout"}, "shl2018": {"input_size"},
+               "cifar10": {"depth", "n", "shortcut"}}
+
+
+# ------------------------------------------------------------------------------------------ value checking
+def _type_name(hint: Any) -> str:
+    """How an error message names the expected type of ``hint``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names)
+    if origin is tuple:
+        return f"a list of {_PLURAL[args[0]]}" if args[0] in _PLURAL else "a list of pairs of strings"
+    if origin is dict:
+        return "a table of strings"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[hint]
+
+
+_PLURAL = {int: "integers", float: "numbers", str: "strings"}
+
+
+def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
+    """``(True, value as hint)`` when ``value`` (from TOML) is of the type ``hint``, else ``(False, None)``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return True, None
+        for arg in args:
+            if arg is type(None):
+                continue
+            ok, got = _coerce(arg, value)
+            if ok:
+                return True, got
+        return False, None
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            return False, None
+        inner = args[0]
+        items = []
+        for item in value:
+            ok, got = _coerce(inner, item)
+            if not ok:
+                return False, None
+            items.append(got)
+        return True, tuple(items)
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                     for k, v in value.items()):
+            return False, None
+        return True, dict(value)
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if hint is str:
+        return isinstance(value, str), value
+    raise TypeError(f"no TOML reading of the type {hint!r}")  # pragma: no cover - a programming error
+
+
+def _table(raw: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """The table ``[name]`` of ``raw`` (None when absent), checked to be a table."""
+    if name not in raw:
+        return None
+    value = raw[name]
+    if not isinstance(value, Mapping):
+        raise ValueError(f"[{name}] must be a table, got {value!r}")
+    return dict(value)
+
+
+def _read(cls: type, table: str, values: Mapping[str, Any], *, skip: tuple[str, ...] = (),
+          extra: Mapping[str, Any] | None = None) -> Any:
+    """``cls(**values, **extra)`` after rejecting keys that are not fields of ``cls`` (or are in ``skip``) and
+    values of the wrong type, each error naming ``[table]`` and the key; ``cls``'s own checks are prefixed with
+    ``[table]``."""
+    hints = typing.get_type_hints(cls)
+    allowed = sorted(f.name for f in dataclasses.fields(cls) if f.name not in skip)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in allowed:
+            raise ValueError(f"[{table}] unknown key {key!r}; expected one of {allowed}")
+        ok, got = _coerce(hints[key], value)
+        if not ok:
+            raise ValueError(f"[{table}] {key} must be {_type_name(hints[key])}, got {value!r}")
+        kwargs[key] = got
+    try:
+        return cls(**kwargs, **(extra or {}))
+    except (ValueError, TypeError) as e:
+        message = str(e)
+        raise ValueError(message if message.startswith("[") else f"[{table}] {message}") from e
+
+
+def _one_of(table: str, key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"[{table}] {key} must be one of {list(choices)}, got {value!r}")
+
+
+# ------------------------------------------------------------------------------------------------- tables
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: the dataset and its options (see :func:`ccalens.experiments.sources.load_source`).
+
+    ``views``: digit views (multiple_features); ``root``: the data folder (shl2018, cifar10); ``n_val``: SHL
+    validation segments (a count, or a fraction < 1); ``sensors``: SHL sensor name = channel; ``cache_dir``:
+    SHL spectrogram cache; ``augment``: CIFAR crop-and-flip.
+    """
+
+    dataset: str = "multiple_features"
+    views: tuple[str, ...] | None = None
+    root: str | None = None
+    n_val: int | float | None = None
+    sensors: dict[str, str] | None = None
+    cache_dir: str | None = None
+    augment: bool | None = None
+
+    def __post_init__(self) -> None:
+        _one_of("data", "dataset", self.dataset, _DATASETS)
+        for key in sorted(self._set_keys() - _DATA_KEYS[self.dataset]):
+            raise ValueError(f"[data] {key} does not apply to dataset {self.dataset!r} "
+                             f"(it reads {sorted(_DATA_KEYS[self.dataset])})")
+
+    def _set_keys(self) -> set[str]:
+        return {f.name for f in dataclasses.fields(self) if f.name != "dataset" and getattr(self, f.name) is not None}
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The keys that were set, as :func:`~ccalens.experiments.sources.load_source` reads them."""
+        out: dict[str, Any] = {"dataset": self.dataset}
+        for key in self._set_keys():
+            value = getattr(self, key)
+            out[key] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[model]``: constructor arguments of the dataset's network (None = the network's default).
+
+    ViewMLP (multiple_features): ``hidden``, ``dropout``; SHLCNN (shl2018): ``input_size``; CifarResNet (cifar10):
+    ``depth``, ``n``, ``shortcut``.
+    """
+
+    hidden: tuple[int, ...] | None = None
+    dropout: float | None = None
+    input_size: int | None = None
+    depth: int | None = None
+    n: int | None = None
+    shortcut: str | None = None
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """The arguments that were set."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+
+
+def _train_config_type() -> type:
+    from ccalens.models.training import TrainConfig
+
+    return TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """``[training]``: ``preset`` (a :class:`~ccalens.models.training.TrainConfig` class method), ``seeds``
+    (one network per sensor and seed) and any TrainConfig field as an override, kept in ``train``."""
+
+    preset: str = "multiview_default"
+    seeds: tuple[int, ...] = (0, 1)
+    train: Any = None  # TrainConfig: the preset with the overrides; seed, checkpoints and progress set per run
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("[training] seeds must list at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"[training] seeds must be different, got {list(self.seeds)}")
+
+
+# set per network by the runner: a value in the file would be silently replaced
+_TRAINING_RUN_FIELDS = ("seed", "progress", "checkpoint_every")
+
+
+def _parse_training(table: dict[str, Any] | None) -> TrainingConfig:
+    table = dict(table or {})
+    preset = table.pop("preset", "multiview_default")
+    if not isinstance(preset, str) or preset not in TRAINING_PRESETS:
+        raise ValueError(f"[training] preset must be one of {list(TRAINING_PRESETS)}, got {preset!r}")
+    raw_seeds = table.pop("seeds", [0, 1])
+    ok, seeds = _coerce(tuple[int, ...], raw_seeds)
+    if not ok:
+        raise ValueError(f"[training] seeds must be a list of integers, got {raw_seeds!r}")
+    tc_type = _train_config_type()
+    base = getattr(tc_type, preset)().to_dict()
+    checked = _read(tc_type, "training", table, skip=_TRAINING_RUN_FIELDS)  # types and ranges of the overrides
+    overrides = {k: getattr(checked, k) for k in table}
+    train = _read(tc_type, "training", {}, extra={**base, **overrides, "lr_milestones": tuple(
+        overrides.get("lr_milestones", base["lr_milestones"]))})
+    return TrainingConfig(preset=preset, seeds=seeds, train=train)
+
+
+def _parse_projection(name: str, table: dict[str, Any], training: TrainingConfig) -> ProjectionConfig:
+    """``[projection]`` / ``[cross_sensor]``; the retrained last layer follows the networks' own recipe with
+    ``[name.retrain_hparams]`` on top."""
+    hparams = table.pop("retrain_hparams", {})
+    if not isinstance(hparams, Mapping):
+        raise ValueError(f"[{name}.retrain_hparams] must be a table, got {hparams!r}")
+    checked = _read(RetrainConfig, f"{name}.retrain_hparams", hparams)
+    overrides = {k: getattr(checked, k) for k in hparams}
+    retrain = _read(RetrainConfig, f"{name}.retrain_hparams", {},
+                    extra=RetrainConfig.from_training(training.train.to_dict(), overrides).to_dict())
+    return _read(ProjectionConfig, name, table, skip=("retrain_config",), extra={"retrain_config": retrain})
+
+
+@dataclass(frozen=True)
+class FusionStageConfig:
+    """``[fusion]``: the :class:`~ccalens.experiments.fusion.FusionConfig` keys and ``pairs`` (pairs of sensor
+    names; None = every pair of sensors)."""
+
+    settings: FusionConfig = field(default_factory=FusionConfig)
+    pairs: tuple[tuple[str, str], ...] | None = None
+
+
+def _parse_fusion(table: dict[str, Any]) -> FusionStageConfig:
+    raw_pairs = table.pop("pairs", None)
+    pairs = None
+    if raw_pairs is not None:
+        ok, pairs = _coerce(tuple[tuple[str, ...], ...], raw_pairs)
+        if not ok or any(len(p) != 2 for p in pairs):
+            raise ValueError(f"[fusion] pairs must be a list of pairs of sensor names, got {raw_pairs!r}")
+    return FusionStageConfig(settings=_read(FusionConfig, "fusion", table), pairs=pairs)
+
+
+@dataclass(frozen=True)
+class LearningDynamicsConfig:
+    """``[learning_dynamics]``: SVCCA of each layer to its final representation, along the training of
+    ``sensor`` (default: the first) with the first seed; a checkpoint every ``checkpoint_every`` optimizer steps,
+    at most ``max_checkpoints`` analysed; ``probe_samples`` training inputs (None = all)."""
+
+    sensor: str | None = None
+    checkpoint_every: int = 25
+    max_checkpoints: int = 40
+    probe_samples: int | None = None
+    variance: float = 0.99
+
+    def __post_init__(self) -> None:
+        _positive("learning_dynamics", checkpoint_every=self.checkpoint_every, max_checkpoints=self.max_checkpoints,
+                  probe_samples=self.probe_samples)
+        _fraction("learning_dynamics", self.variance)
+
+
+@dataclass(frozen=True)
+class TwoInitialisationsConfig:
+    """``[two_initialisations]``: layer x layer SVCCA between the first two seeds' networks of ``sensor``."""
+
+    sensor: str | None = None
+    probe_samples: int | None = None
+    variance: float = 0.99
+
+    def __post_init__(self) -> None:
+        _positive("two_initialisations", probe_samples=self.probe_samples)
+        _fraction("two_initialisations", self.variance)
+
+
+_COMPRESSION_REFERENCES = ("other_seed", "logits")
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """``[compression]``: a layer of ``sensor``'s first network replaced by its projection on the top-k SVCCA
+    directions found against each of ``references`` (``other_seed``: the same layer of the second seed;
+    ``logits``: the network's own logits); ``layers`` (None = every feature layer), ``k_values`` (None = a grid),
+    ``repeats`` random draws."""
+
+    sensor: str | None = None
+    layers: tuple[str, ...] | None = None
+    references: tuple[str, ...] = _COMPRESSION_REFERENCES
+    probe_samples: int | None = None
+    variance: float = 0.99
+    repeats: int = 3
+    k_values: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        bad = [r for r in self.references if r not in _COMPRESSION_REFERENCES]
+        if bad or not self.references:
+            raise ValueError(f"[compression] references must be a non-empty subset of "
+                             f"{list(_COMPRESSION_REFERENCES)}, got {list(self.references)}")
+        if self.k_values is not None and (not self.k_values or min(self.k_values) < 1):
+            raise ValueError(f"[compression] k_values must be positive integers, got {list(self.k_values)}")
+        _positive("compression", probe_samples=self.probe_samples, repeats=self.repeats)
+        _fraction("compression", self.variance)
+
+
+@dataclass(frozen=True)
+class SanityConfig:
+    """``[sanity]``: the SVCCA paper's invariance figure (``n_samples``) and A/B/C example (``abc_samples``)."""
+
+    n_samples: int = 2000
+    abc_samples: int = 4000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("sanity", n_samples=self.n_samples, abc_samples=self.abc_samples)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``[report]``: ``metric`` of the tables and figures, ``accuracy`` or ``macro_f1``."""
+
+    metric: str = "accuracy"
+
+    def __post_init__(self) -> None:
+        _one_of("report", "metric", self.metric, ("accuracy", "macro_f1"))
+
+
+def _positive(table: str, **values: int | None) -> None:
+    for key, value in values.items():
+        if value is not None and value < 1:
+            raise ValueError(f"[{table}] {key} must be >= 1, got {value}")
+
+
+def _fraction(table: str, variance: float) -> None:
+    if not 0 < variance <= 1:
+        raise ValueError(f"[{table}] variance must lie in (0, 1], got {variance}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole config file; a stage's table is None when the file does not have it (the stage is skipped)."""
+
+    title: str = "ccalens experiments"
+    description: str = ""
+    threads: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig | None = None
+    projection: ProjectionConfig | None = None
+    cross_sensor: ProjectionConfig | None = None
+    fusion: FusionStageConfig | None = None
+    learning_dynamics: LearningDynamicsConfig | None = None
+    two_initialisations: TwoInitialisationsConfig | None = None
+    compression: CompressionConfig | None = None
+    sanity: SanityConfig | None = None
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    @property
+    def needs_networks(self) -> bool:
+        """Whether a stage that analyses trained networks is present."""
+        return any(getattr(self, t) is not None for t in ("projection", "cross_sensor", "fusion", "learning_dynamics",
+                                                           "two_initialisations", "compression"))
+
+    @property
+    def svcca_studies(self) -> bool:
+        return any(getattr(self, t) is not None for t in ("learning_dynamics", "two_initialisations", "compression"))
+
+
+_TOP_LEVEL = {"title": str, "description": str, "threads": int}
+_TABLES = ("data", "model", "training", "projection", "cross_sensor", "fusion", "learning_dynamics",
+           "two_initialisations", "compression", "sanity", "report")
+
+
+def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` of a parsed TOML document (a dict); raises a one-line ValueError naming the
+    table and key of the first unknown key, wrong type or out-of-range value."""
+    known = sorted([*_TOP_LEVEL, *_TABLES])
+    for key in raw:
+        if key not in known:
+            raise ValueError(f"unknown top-level table or key {key!r}; expected one of {known}")
+    top: dict[str, Any] = {}
+    for key, kind in _TOP_LEVEL.items():
+        if key in raw:
+            ok, top[key] = _coerce(kind, raw[key])
+            if not ok:
+                raise ValueError(f"{key} must be {_type_name(kind)}, got {raw[key]!r}")
+    if top.get("threads", 1) < 0:
+        raise ValueError(f"threads must be >= 0 (0 = the libraries' defaults), got {top['threads']}")
+    tables = {name: _table(raw, name) for name in _TABLES}
+    data = _read(DataConfig, "data", tables["data"] or {})
+    model = _read(ModelConfig, "model", tables["model"] or {})
+    for key in sorted(set(model.to_kwargs()) - _MODEL_KEYS[data.dataset]):
+        raise ValueError(f"[model] {key} does not apply to dataset {data.dataset!r} "
+                         f"(its network takes {sorted(_MODEL_KEYS[data.dataset])})")
+    network_tables = ("projection", "cross_sensor", "fusion", "learning_dynamics", "two_initialisations",
+                      "compression")
+    needs_training = tables["training"] is not None or any(tables[t] is not None for t in network_tables)
+    training = _parse_training(tables["training"]) if needs_training else None
+    parsed: dict[str, Any] = {}
+    for name in ("projection", "cross_sensor"):
+        if tables[name] is not None:
+            assert training is not None
+            parsed[name] = _parse_projection(name, tables[name], training)
+    if tables["fusion"] is not None:
+        parsed["fusion"] = _parse_fusion(tables["fusion"])
+    for name, cls in (("learning_dynamics", LearningDynamicsConfig), ("two_initialisations", TwoInitialisationsConfig),
+                      ("compression", CompressionConfig), ("sanity", SanityConfig)):
+        if tables[name] is not None:
+            parsed[name] = _read(cls, name, tables[name])
+    report = _read(ReportConfig, "report", tables["report"] or {})
+    return ExperimentConfig(**top, data=data, model=model, training=training, report=report, **parsed)
