@@ -96,7 +96,7 @@ def test_runner_end_to_end(tiny_run):
         assert png.stat().st_size > 1000
         assert png.with_suffix(".svg").is_file()
     html = (out / "report.html").read_text()
-    assert "images-pending" in html and "Fusion" in html and "tiny" in html
+    assert 'data-image-check="images-pending"' in html and "Fusion" in html and "tiny" in html
     assert not list(out.rglob(".*.tmp"))
 
 
@@ -114,7 +114,10 @@ def test_runner_rerun_resumes_training(tiny_run, tmp_path):
 def test_config_errors(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[projekt]\n")
-    with pytest.raises(ValueError, match="unknown tables"):
+    with pytest.raises(ValueError, match="unknown top-level table or key 'projekt'"):
+        load_config(bad)
+    bad.write_text("[sanity]\nn_sampels = 300\n")
+    with pytest.raises(ValueError, match=r"bad.toml: \[sanity\] unknown key 'n_sampels'"):
         load_config(bad)
     bad.write_text("[data\n")
     with pytest.raises(ValueError, match="not valid TOML"):
@@ -127,8 +130,8 @@ def test_builtin_configs_parse():
     names = list_builtin_configs()
     assert {"demo", "shl2018", "cifar10_resnet"} <= set(names)
     for name in names:
-        cfg, _ = load_config(builtin_config(name))
-        assert "title" in cfg
+        cfg, text = load_config(builtin_config(name))
+        assert cfg.title and cfg.title in text
 
 
 def test_io_writers_are_strict(tmp_path):
@@ -150,7 +153,7 @@ def test_heatmap_and_report_without_browser(tmp_path):
     sec.tables.append(("tab", [{"name": "n", "value": 0.5}]))
     path = rep.write(tmp_path / "report.html")
     html = path.read_text()
-    assert 'src="fig/h.png"' in html and "T &lt;&amp;&gt;" in html and "0.5000" in html
+    assert 'src="fig/h.png"' in html and "T &lt;&amp;&gt;" in html and "<td>0.5</td>" in html
 
 
 def _dump_dom(html_path, tmp_path) -> str:

@@ -224,7 +224,8 @@ def test_train_multiview_command(tmp_path):
     from ccalens.models.train_multiview import load_view_model, main, train_multiview
 
     cfg = TrainConfig.multiview_default(epochs=3)
-    summary = train_multiview(tmp_path / "mv", views=["mor", "kar"], seeds=(0, 1), config=cfg, progress=False)
+    summary = train_multiview(tmp_path / "mv", load_multiple_features(["mor", "kar"]), seeds=(0, 1), config=cfg,
+                              progress=False)
     assert [(r["view"], r["seed"]) for r in summary["runs"]] == [
         ("kar", 0),
         ("kar", 1),

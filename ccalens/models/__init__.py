@@ -8,6 +8,7 @@ from ccalens.models.training import (
     predict_logits,
     seed_everything,
     train_classifier,
+    train_network,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "predict_logits",
     "seed_everything",
     "train_classifier",
+    "train_network",
 ]

@@ -1,4 +1,5 @@
-"""Train one :class:`ViewMLP` per (view, seed) on the bundled UCI multiple-features digits.
+"""Train one :class:`ViewMLP` per (view, seed) on a multi-view data set (the bundled UCI multiple-features digits
+on the command line), each with :func:`ccalens.models.loop.train_network`, the trainer the experiment runner uses.
 
 ``python -m ccalens.models.train_multiview --out DIR [--views fou pix] [--seeds 0 1] [--epochs 40]``
 
@@ -17,28 +18,37 @@ and ``summary.json`` with every run's metrics. The return value is that summary 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from ccalens.data.multiview import VIEW_NAMES, load_multiple_features
 from ccalens.io import save_npz, save_torch, write_json
 from ccalens.metrics import accuracy, macro_f1
+from ccalens.models.inference import extract_penultimate, predict_logits
+from ccalens.models.loop import train_network
 from ccalens.models.nets import ViewMLP
-from ccalens.models.training import (
-    TrainConfig,
-    extract_penultimate,
-    predict_logits,
-    seed_everything,
-    train_classifier,
-)
+from ccalens.models.train_config import TrainConfig
 
-__all__ = ["main", "run_name", "train_multiview"]
+__all__ = ["MultiViewData", "main", "run_name", "train_multiview"]
+
+
+class MultiViewData(Protocol):
+    """What :func:`train_multiview` reads of a data set (e.g. :class:`ccalens.data.multiview.MultiViewDataset`):
+    ``views[v]: (n_samples, d_v)``, ``labels: (n_samples,)``, index arrays ``train_idx`` / ``val_idx``."""
+
+    views: Any
+    labels: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    n_classes: int
+    view_names: Sequence[str]
+    description: Any
 
 
 def run_name(view: str, seed: int) -> str:
@@ -48,7 +58,7 @@ def run_name(view: str, seed: int) -> str:
 
 def train_multiview(
     out_dir: str | os.PathLike,
-    views: Sequence[str] | None = None,
+    data: MultiViewData,
     seeds: Sequence[int] = (0, 1),
     config: TrainConfig | None = None,
     progress: bool = True,
@@ -56,8 +66,8 @@ def train_multiview(
 ) -> dict[str, Any]:
     """Train a ViewMLP for every view and seed; save weights, features, logits and metrics to ``out_dir``.
 
-    views: subset of ``('fou', 'fac', 'kar', 'pix', 'zer', 'mor')`` (None = all); seeds: initialisation /
-    shuffling seeds (``config.seed`` is replaced by each seed); config: default
+    data: the views and labels, every view trained (e.g. ``load_multiple_features(["fou", "pix"])``); seeds:
+    initialisation / shuffling seeds (``config.seed`` is replaced by each seed); config: default
     :meth:`TrainConfig.multiview_default`. num_threads: torch intra-op threads while training (the MLPs are
     too small to gain from more; on a busy machine extra threads only spin; None = leave as is).
     Returns the summary dict also written to ``summary.json``:
@@ -72,7 +82,6 @@ def train_multiview(
     base = config if config is not None else TrainConfig.multiview_default()
     if not isinstance(base, TrainConfig):
         raise TypeError(f"config must be a TrainConfig or None, got {type(base).__name__}")
-    data = load_multiple_features(views)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
@@ -84,6 +93,13 @@ def train_multiview(
         return _train_all(data, out, seeds, base, progress)
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _view_mlp(in_features: int, n_classes: int, mean: np.ndarray, std: np.ndarray) -> ViewMLP:
+    """A ViewMLP that standardises its raw inputs with the training ``mean`` and ``std`` (``(in_features,)``)."""
+    model = ViewMLP(in_features, n_classes)
+    model.set_input_normalization(mean, std)
+    return model
 
 
 def _train_all(data: Any, out: Path, seeds: list[int], base: TrainConfig, progress: bool) -> dict[str, Any]:
@@ -99,10 +115,8 @@ def _train_all(data: Any, out: Path, seeds: list[int], base: TrainConfig, progre
         for seed in seeds:
             t0 = time.perf_counter()
             cfg = TrainConfig(**{**base.to_dict(), "seed": seed, "progress": progress})
-            seed_everything(seed)
-            model = ViewMLP(X.shape[1], data.n_classes)
-            model.set_input_normalization(mean, std)
-            history = train_classifier(model, (X_train, y_train), (X_val, y_val), cfg)
+            make_model = functools.partial(_view_mlp, X.shape[1], data.n_classes, mean, std)
+            model, history = train_network(make_model, (X_train, y_train), (X_val, y_val), cfg, seed=seed)
             logits_train = predict_logits(model, X_train)
             logits_val = predict_logits(model, X_val)
             name = run_name(view, seed)
@@ -194,17 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m ccalens.models.train_multiview", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--views", nargs="+", choices=VIEW_NAMES, default=None, help="views (default: all six)"
-    )
+    parser.add_argument("--views", nargs="+", default=None, help="views among fou fac kar pix zer mor (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="seeds (default: 0 1)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the multiview preset)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    from ccalens.data.multiview import load_multiple_features  # the command line's data set; the module takes any
+
     summary = train_multiview(
         args.out,
-        views=args.views,
+        load_multiple_features(args.views),
         seeds=args.seeds,
         config=TrainConfig.multiview_default(**overrides),
         progress=not args.no_progress,

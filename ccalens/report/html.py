@@ -1,14 +1,18 @@
 """One self-contained HTML page for a run: relative links to every figure (PNG shown, SVG linked), JSON and CSV,
 tables of the key numbers, the config used, the version and the timings. Written atomically.
 
-A small script marks the page when every image has loaded (``complete`` and ``naturalWidth > 0``): the
-``<p id="image-check">`` text becomes ``images-loaded: N/N`` (or ``images-broken: ...``), which a headless
-browser's ``--dump-dom`` shows; the test suite uses it.
+Each section opens with its conclusion (a sentence the stage computes from the run's numbers). Numbers print with
+three significant digits (integers as integers); wide tables scroll inside their box.
+
+Once the page has loaded, a small script records in the ``data-image-check`` attribute of ``<body>`` whether every
+image loaded (``images-loaded: N/N``) or which did not (``images-broken: ...``); a headless browser's
+``--dump-dom`` shows it, so a broken figure link can be found without looking at the page.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import os
 import platform
 from collections.abc import Mapping, Sequence
@@ -19,7 +23,7 @@ from typing import Any
 
 from ccalens.io import atomic_write_text
 
-__all__ = ["Report", "Section"]
+__all__ = ["Report", "Section", "format_number", "format_percent"]
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
@@ -30,6 +34,8 @@ th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0
 td.l,th.l{text-align:left}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:0.85em;color:#555}pre{background:#f7f7f7;padding:0.8em;overflow-x:auto;font-size:0.8em}
 .files a{margin-right:1em}.note{color:#555;font-size:0.9em}
+.table-wrap{max-width:100%;overflow-x:auto}.table-wrap table{margin:0}
+p.conclusion{background:#f3f7fb;border-left:4px solid #4a7ab5;padding:0.5em 0.8em}
 """
 
 _SCRIPT = """
@@ -37,27 +43,43 @@ window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
   var bad = imgs.filter(function (im) { return !(im.complete && im.naturalWidth > 0); })
                 .map(function (im) { return im.getAttribute('src'); });
-  var el = document.getElementById('image-check');
-  el.textContent = bad.length === 0 ? 'images-loaded: ' + imgs.length + '/' + imgs.length
-                                    : 'images-broken: ' + bad.join(', ');
+  document.body.setAttribute('data-image-check',
+    bad.length === 0 ? 'images-loaded: ' + imgs.length + '/' + imgs.length : 'images-broken: ' + bad.join(', '));
 });
 """
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    if v is None:
+def format_number(value: Any, digits: int = 3) -> str:
+    """``value`` for a reader: floats with ``digits`` significant digits (thousands and more without decimals),
+    integers as integers, None as an empty string, anything else as ``str``."""
+    if value is None:
         return ""
-    return str(v)
+    if isinstance(value, bool) or (not isinstance(value, int | float) and not hasattr(value, "dtype")):
+        return str(value)
+    if isinstance(value, int) or getattr(getattr(value, "dtype", None), "kind", "f") in "iu":
+        return str(int(value))
+    x = float(value)
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    if abs(x) >= 10**digits:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def format_percent(fraction: float, decimals: int = 1) -> str:
+    """``0.9961`` as ``'99.6%'``."""
+    return f"{100 * float(fraction):.{decimals}f}%"
 
 
 @dataclass
 class Section:
-    """A titled block: paragraphs, figures ``(png, svg or None, caption)``, tables ``(caption, rows)`` and
-    data files, all paths relative to the report folder."""
+    """A titled block: the conclusion (computed from the run's numbers), paragraphs, figures ``(png, svg or None,
+    caption)``, tables ``(caption, rows)`` and data files, all paths relative to the report folder."""
 
     title: str
+    conclusion: str = ""
     paragraphs: list[str] = field(default_factory=list)
     figures: list[tuple[str, str | None, str]] = field(default_factory=list)
     tables: list[tuple[str, list[Mapping[str, Any]]]] = field(default_factory=list)
@@ -74,6 +96,8 @@ class Section:
 
     def render(self) -> str:
         parts = [f"<h2>{html.escape(self.title)}</h2>"]
+        if self.conclusion:
+            parts.append(f'<p class="conclusion">{html.escape(self.conclusion)}</p>')
         parts += [f"<p>{html.escape(p)}</p>" for p in self.paragraphs]
         for caption, rows in self.tables:
             parts.append(_table(caption, rows))
@@ -100,12 +124,13 @@ def _table(caption: str, rows: Sequence[Mapping[str, Any]]) -> str:
     body = []
     for r in rows:
         cells = "".join(
-            f"<td class='l'>{html.escape(_fmt(r.get(c)))}</td>" if i == 0 or isinstance(r.get(c), str)
-            else f"<td>{html.escape(_fmt(r.get(c)))}</td>"
+            f"<td class='l'>{html.escape(format_number(r.get(c)))}</td>" if i == 0 or isinstance(r.get(c), str)
+            else f"<td>{html.escape(format_number(r.get(c)))}</td>"
             for i, c in enumerate(cols)
         )
         body.append(f"<tr>{cells}</tr>")
-    return f"<table><caption>{html.escape(caption)}</caption><tr>{head}</tr>{''.join(body)}</table>"
+    return (f"<div class='table-wrap'><table><caption>{html.escape(caption)}</caption><tr>{head}</tr>"
+            f"{''.join(body)}</table></div>")
 
 
 @dataclass
@@ -142,7 +167,7 @@ class Report:
             ("machine", f"{platform.machine()}, {os.cpu_count()} CPU(s)"),
             ("written", datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
         ]
-        timing_rows = [{"stage": k, "seconds": round(v, 2)} for k, v in self.timings.items()]
+        timing_rows = [{"stage": k, "seconds": v} for k, v in self.timings.items()]
         toc = "".join(f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>' for i, s in enumerate(self.sections))
         body = [
             f"<h1>{html.escape(self.title)}</h1>",
@@ -157,10 +182,10 @@ class Report:
             body.append(_table("Timings", timing_rows))
         if self.config_text:
             body.append(f"<h3>Config used</h3><pre>{html.escape(self.config_text)}</pre>")
-        body.append('<p id="image-check" class="note">images-pending</p>')
         return (
             "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>\n"
+            f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>"
+            '<body data-image-check="images-pending">\n'
             + "\n".join(body)
             + f"\n<script>{_SCRIPT}</script>\n</body></html>\n"
         )

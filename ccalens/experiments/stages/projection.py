@@ -1,0 +1,168 @@
+"""Stages of the projection experiment (Moreau et al. 2021): same sensor (section 4.2) and the grid of sensor
+pairs (Fig. 5). Each writes its files and report section and returns its rows of ``results.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ccalens.experiments.cross_sensor import run_sensor_grid
+from ccalens.experiments.paths import out_path
+from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection_pairs
+from ccalens.experiments.stages.context import RunContext
+from ccalens.io import write_csv, write_json
+from ccalens.report import plots
+from ccalens.report.html import format_percent
+
+__all__ = ["cross_sensor_stage", "projection_conclusion", "projection_stage", "sensor_grid_conclusion"]
+
+
+def _at_nc(res: ProjectionResult, metric: str) -> dict[str, Any]:
+    """One table row: the unprojected score and each method's score at k = nc, per classifier."""
+    nc = res.n_classes
+    row: dict[str, Any] = {"network": res.name, "directions from": res.reference}
+    for clf in res.classifiers:
+        row[f"baseline ({clf})"] = res.baseline[clf][metric]
+        for m in res.methods:
+            try:
+                row[f"{m} @nc ({clf})"] = res.score_at(m, nc, clf, metric)
+            except KeyError:
+                pass
+    return row
+
+
+def _retraining_sentence(pcfg: ProjectionConfig) -> str:
+    if not pcfg.retrain:
+        return ""
+    retrain = pcfg.retrain_config
+    schedule = (f", multiplied by {retrain.lr_gamma:g} at {retrain.lr_milestone_unit}s "
+                f"{', '.join(str(m) for m in retrain.lr_milestones)}" if retrain.lr_milestones else "")
+    return (f" The retrained last layer starts from the network's own weights (init = {retrain.init!r}) and runs "
+            f"{retrain.epochs} epochs of {retrain.optimizer} at lr {retrain.lr:g}{schedule}.")
+
+
+def _relative(rows: list[dict[str, Any]], method: str, classifier: str) -> list[float]:
+    """``method``'s score at k = nc divided by the unprojected score, per row that has both."""
+    out = []
+    for row in rows:
+        score, base = row.get(f"{method} @nc ({classifier})"), row.get(f"baseline ({classifier})")
+        if score is not None and base:
+            out.append(score / base)
+    return out
+
+
+def projection_conclusion(rows: list[dict[str, Any]], n_classes: int, metric: str) -> str:
+    """The finding of the same-sensor experiment, from its rows: what CCA_highest (and CCA_lowest, for contrast)
+    keep of the unprojected score at k = nc, averaged over the networks, for each last layer."""
+    parts = []
+    for clf, layer in (("original", "the original last layer"), ("retrained", "a retrained last layer")):
+        high, low = _relative(rows, "cca_highest", clf), _relative(rows, "cca_lowest", clf)
+        if not high:
+            continue
+        text = f"{format_percent(float(np.mean(high)))} with {layer}"
+        if low:
+            text += f" (CCA_lowest: {format_percent(float(np.mean(low)))})"
+        parts.append(text)
+    if not parts:
+        return ""
+    return (f"CCA_highest at k = nc = {n_classes} keeps on average {' and '.join(parts)} of the unprojected "
+            f"{metric} over the {len(rows)} sensor(s).")
+
+
+def projection_stage(ctx: RunContext) -> dict[str, Any]:
+    """Same sensor: each sensor's networks projected on canonical directions found against another seed."""
+    pcfg = ctx.config.projection
+    assert pcfg is not None
+    nets, out, metric = ctx.nets, ctx.out, ctx.metric
+    seed_pairs = nets.seed_pairs(pcfg.pairs, "projection")
+    described = ", ".join(f"{a} vs {b}" for a, b in seed_pairs)
+    sec = ctx.report.section("Projection experiment, same sensor (Moreau et al. 2021, section 4.2)")
+    sec.paragraphs.append(
+        f"Penultimate features of each network are projected on k directions fitted on training features only; "
+        f"canonical directions come from another initialisation on the same sensor ({len(seed_pairs)} network "
+        f"pair(s): seeds {described}). Curves: mean and population std (ddof = 0, as the paper's code) over the "
+        f"pairs and, for random methods, {pcfg.repeats} nested draws per pair; dotted lines: k = number of classes "
+        "and CCA_highest's score there; dashed: no projection." + _retraining_sentence(pcfg))
+    rows = []
+    for sensor in nets.sensors:
+        pairs = [(nets.features[(sensor, a)], nets.features[(sensor, b)]) for a, b in seed_pairs]
+        res = run_projection_pairs([(net, ref.train) for net, ref in pairs], nets.source.y_train,
+                                   nets.source.y_val, pcfg, name=sensor, references=[ref.name for _, ref in pairs],
+                                   progress=ctx.progress)
+        stem = f"{sensor}_" + "_".join(f"seed{a}_vs_seed{b}" for a, b in seed_pairs)
+        files = res.save(out_path(out, "projection"), stem)
+        fig = plots.plot_projection(res, out_path(out, "projection", stem), metric=metric)
+        sec.add_figure(fig, out, f"{sensor}: projection on k directions ({metric})")
+        sec.add_files(list(files.values()), out)
+        rows.append(_at_nc(res, metric))
+    nc = nets.source.n_classes
+    sec.conclusion = projection_conclusion(rows, nc, metric)
+    sec.tables.insert(0, (f"Validation {metric} at k = nc = {nc}", rows))
+    write_csv(out_path(out, "projection", "at_nc.csv"), rows)
+    return {"projection_same_sensor_at_nc": rows}
+
+
+def sensor_grid_conclusion(sensors: list[str], relative: np.ndarray, metric: str, classifier: str) -> str:
+    """The finding of the grid, from CCA_highest's score at k = nc relative to the unprojected one
+    (``relative[i, j]``: sensor i projected on directions from sensor j): the diagonal's mean, the best and
+    worst pairs of different sensors."""
+    n = len(sensors)
+    diag = [relative[i, i] for i in range(n) if np.isfinite(relative[i, i])]
+    off = [(relative[i, j], sensors[i], sensors[j]) for i in range(n) for j in range(n)
+           if i != j and np.isfinite(relative[i, j])]
+    parts = []
+    if diag:
+        parts.append(f"With the {classifier} last layer and directions from another seed of the same sensor, "
+                     f"CCA_highest at k = nc keeps "
+                     f"{format_percent(float(np.mean(diag)))} of the unprojected {metric} on average")
+    if off:
+        best, worst = max(off), min(off)
+        parts.append(f"across sensors it keeps from {format_percent(worst[0])} ({worst[1]} on directions from "
+                     f"{worst[2]}) to {format_percent(best[0])} ({best[1]} on directions from {best[2]}), "
+                     f"{format_percent(float(np.mean([v for v, _, _ in off])))} on average over the {len(off)} pairs")
+    return "; ".join(parts) + "." if parts else ""
+
+
+def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
+    """The grid: each sensor's network projected on canonical directions found against every sensor's."""
+    pcfg = ctx.config.cross_sensor
+    assert pcfg is not None
+    nets, out, metric = ctx.nets, ctx.out, ctx.metric
+    sensors = nets.sensors
+    seed_pairs = nets.seed_pairs(pcfg.pairs, "cross_sensor")
+    grid = run_sensor_grid(nets.features, sensors, seed_pairs, nets.source.y_train, nets.source.y_val, pcfg,
+                           out_dir=out_path(out, "cross_sensor"), progress=ctx.progress)
+    sec = ctx.report.section("Projection experiment, grid of sensor pairs (Moreau et al. 2021, Fig. 5)")
+    sec.paragraphs.append(
+        "Column: the network whose features are projected (\"data from\"); row: the network whose features define "
+        "the canonical directions (\"CCA with\"; diagonal: the same sensor, another seed), as in the paper's Fig. 5. "
+        f"Network pairs: seeds {', '.join(f'{a} vs {b}' for a, b in seed_pairs)}.")
+    nc = nets.source.n_classes
+    clfs = grid[next(iter(grid))].classifiers
+    for clf in clfs:
+        fig = plots.plot_sensor_grid(grid, sensors, out_path(out, "cross_sensor", f"grid_{clf}"),
+                                     methods=[m for m in ("cca_highest", "cca_lowest", "cca_random", "pca")
+                                              if m in pcfg.methods], classifier=clf, metric=metric)
+        sec.add_figure(fig, out, f"Grid of sensor pairs, {clf} last layer ({metric})")
+    M = np.full((len(sensors), len(sensors)), np.nan)
+    rel = np.full_like(M, np.nan)
+    for (a, b), res in grid.items():
+        if "cca_highest" in res.methods:
+            i, j = sensors.index(a), sensors.index(b)
+            M[i, j] = res.score_at("cca_highest", nc, clfs[0], metric)
+            rel[i, j] = M[i, j] / max(res.baseline[clfs[0]][metric], 1e-12)
+    if np.isfinite(M).any():
+        fig = plots.plot_heatmap(rel, sensors, sensors, out_path(out, "cross_sensor", "cca_highest_at_nc"),
+                                 title=f"CCA_highest at k = {nc}, relative to no projection ({clfs[0]} layer)",
+                                 colorbar_label=f"{metric} / unprojected {metric}", xlabel="directions from",
+                                 ylabel="projected network", vmin=0, vmax=max(1.0, float(np.nanmax(rel))))
+        sec.add_figure(fig, out, "CCA_highest at k = nc for every pair, relative to the unprojected score")
+        sec.conclusion = sensor_grid_conclusion(sensors, rel, metric, clfs[0])
+    rows = [_at_nc(res, metric) for res in grid.values()]
+    sec.tables.append((f"Validation {metric} at k = nc", rows))
+    write_csv(out_path(out, "cross_sensor", "at_nc.csv"), rows)
+    write_json(out_path(out, "cross_sensor", "grid.json"), {"sensors": sensors, "cca_highest_at_nc": M,
+                                                    "relative_to_baseline": rel, "classifier": clfs[0]})
+    sec.add_files([out_path(out, "cross_sensor", "at_nc.csv"), out_path(out, "cross_sensor", "grid.json")], out)
+    return {"cross_sensor_at_nc": rows}

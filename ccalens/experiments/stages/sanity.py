@@ -1,0 +1,63 @@
+"""Stage of the SVCCA paper's sanity figures on synthetic data: invariances of CCA and the A/B/C example."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ccalens.experiments import svcca_studies
+from ccalens.experiments.paths import out_path
+from ccalens.experiments.stages.context import RunContext
+from ccalens.io import write_csv, write_json
+from ccalens.report import plots
+from ccalens.report.html import format_number
+
+__all__ = ["sanity_conclusion", "sanity_stage"]
+
+
+def sanity_conclusion(inv: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The finding, from the numbers: CCA's score without noise under every transform against the neuron-wise
+    correlation's, and the A/B/C scores of plain CCA and SVCCA."""
+    cca, neuron = np.asarray(inv["cca"], dtype=float), np.asarray(inv["neuronwise"], dtype=float)
+    j = int(np.argmin(np.abs(np.asarray(inv["noise_levels"], dtype=float))))
+    moved = [i for i, t in enumerate(inv["transforms"]) if t != "identity"] or list(range(len(inv["transforms"])))
+    worst = min(moved, key=lambda i: neuron[i, j])
+    low, high = format_number(float(cca[moved, j].min())), format_number(float(cca[moved, j].max()))
+    text = (f"Without noise, CCA scores {low if low == high else f'between {low} and {high}'} under "
+            f"{', '.join(inv['transforms'][i] for i in moved)} of the neurons, while the neuron-wise correlation "
+            f"falls to {format_number(float(neuron[worst, j]))} under {inv['transforms'][worst]}.")
+    if len(rows) == 2:
+        ab, ac = rows
+        text += (f" A/B/C example: plain CCA scores {ab['pair']} at {format_number(ab['plain CCA (mean rho)'])} "
+                 f"and {ac['pair']} at {format_number(ac['plain CCA (mean rho)'])}; SVCCA at "
+                 f"{format_number(ab['SVCCA (mean rho)'])} and {format_number(ac['SVCCA (mean rho)'])}.")
+    return text
+
+
+def sanity_stage(ctx: RunContext) -> dict[str, Any]:
+    """The invariance figure and the A/B/C example (no training)."""
+    t = ctx.config.sanity
+    assert t is not None
+    out = ctx.out
+    folder = out_path(out, "sanity")
+    sec = ctx.report.section("Sanity figures (SVCCA paper)")
+    inv = svcca_studies.invariance_sanity(n=t.n_samples, seed=t.seed)
+    abc = svcca_studies.abc_example(n=t.abc_samples, seed=t.seed)
+    write_json(out_path(folder, "invariance.json"), inv)
+    write_json(out_path(folder, "abc.json"), abc)
+    write_csv(out_path(folder, "invariance.csv"), [
+        {"transform": tr, "noise_std": s, "cca": inv["cca"][i, j], "neuronwise": inv["neuronwise"][i, j]}
+        for i, tr in enumerate(inv["transforms"]) for j, s in enumerate(inv["noise_levels"])])
+    rows = [{"pair": f"A vs {p[1]}", "plain CCA (mean rho)": abc[p]["cca"], "SVCCA (mean rho)": abc[p]["svcca"]}
+            for p in ("AB", "AC")]
+    write_csv(out_path(folder, "abc.csv"), rows)
+    sec.conclusion = sanity_conclusion(inv, rows)
+    sec.add_figure(plots.plot_invariance(inv, out_path(folder, "invariance")), out,
+                   "CCA is unchanged by permuting, rotating or scaling neurons; a neuron-wise correlation is not")
+    sec.add_figure(plots.plot_abc(abc, out_path(folder, "abc")), out,
+                   "A/B/C: plain CCA scores both pairs alike, SVCCA separates them")
+    sec.tables.append(("A/B/C example", rows))
+    sec.add_files([out_path(folder, name) for name in ("invariance.json", "invariance.csv", "abc.json", "abc.csv")],
+                  out)
+    return {"abc": rows}

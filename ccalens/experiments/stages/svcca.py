@@ -1,0 +1,220 @@
+"""Stage of the SVCCA paper's studies on one sensor's networks: learning dynamics, two initialisations and
+compression (Raghu et al. 2017)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ccalens.experiments import svcca_studies
+from ccalens.experiments.paths import out_path
+from ccalens.experiments.stages.context import RunContext
+from ccalens.experiments.stages.networks import Networks, stage_sensor
+from ccalens.io import write_csv, write_json
+from ccalens.report import plots
+from ccalens.report.html import Section, format_number, format_percent
+
+__all__ = [
+    "compression_conclusion",
+    "compression_k_needed",
+    "learning_dynamics_conclusion",
+    "svcca_stage",
+    "two_initialisations_conclusion",
+]
+
+CONVERGED = 0.9  # SVCCA to the final representation at which a layer counts as converged
+KEPT = 0.95  # share of the uncompressed score a compression must keep
+
+
+def _probe(nets: Networks, sensor: str, n: int | None) -> np.ndarray:
+    X = nets.source.train[sensor]
+    return X if n is None or n >= X.shape[0] else X[:: max(1, X.shape[0] // n)][:n]
+
+
+def _layers(model: Any) -> list[str]:
+    from ccalens.models import named_feature_layers
+
+    return [*named_feature_layers(model), svcca_studies.LOGITS]
+
+
+def learning_dynamics_conclusion(rows: list[dict[str, Any]]) -> str:
+    """Which layer reaches SVCCA >= 0.9 to its final representation first and which last, and whether they do so
+    in order from the input up."""
+    reached = [(r[f"first step with SVCCA >= {CONVERGED}"], i, r["layer"]) for i, r in enumerate(rows)
+               if r[f"first step with SVCCA >= {CONVERGED}"] is not None]
+    if not reached:
+        return ""
+    first, last = min(reached), max(reached)
+    steps = [s for s, _, _ in sorted(reached, key=lambda x: x[1])]
+    order = ("in order from the input up" if all(a <= b for a, b in itertools.pairwise(steps))
+             else "not in order from the input up")
+    return (f"Learning dynamics: layer {first[2]} is the first to reach SVCCA {CONVERGED} to its final "
+            f"representation (step {first[0]}), {last[2]} the last (step {last[0]}); the layers converge {order}.")
+
+
+def two_initialisations_conclusion(similarity: np.ndarray) -> str:
+    """Mean SVCCA of matching layers (the diagonal) against that of different layers (off the diagonal)."""
+    sim = np.asarray(similarity, dtype=float)
+    n = min(sim.shape)
+    diag = float(np.mean(np.diag(sim)[:n]))
+    mask = ~np.eye(*sim.shape, dtype=bool)
+    off = float(np.mean(sim[mask])) if mask.any() else float("nan")
+    return (f"Two initialisations: matching layers have mean SVCCA {format_number(diag)} against "
+            f"{format_number(off)} between different layers.")
+
+
+def _smallest_k(ks: list[int], values: list[float], target: float) -> int | None:
+    for k, v in zip(ks, values, strict=True):
+        if v >= target:
+            return int(k)
+    return None
+
+
+def compression_k_needed(comps: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """For each compressed layer and reference, the smallest k (among those tried) whose mean score keeps 95% of
+    the uncompressed one, per method (None: no k tried does)."""
+    rows = []
+    for c in comps:
+        target = KEPT * c["baseline"][metric]
+        row: dict[str, Any] = {"layer": c["layer"], "reference": c["reference"], "width": c.get("width"),
+                               f"uncompressed {metric}": c["baseline"][metric]}
+        for m, cols in c["methods"].items():
+            row[f"k ({m})"] = _smallest_k(c["k"], cols[f"{metric}_mean"], target)
+        rows.append(row)
+    return rows
+
+
+def compression_conclusion(rows: list[dict[str, Any]], metric: str) -> str:
+    """The finding, from :func:`compression_k_needed`'s rows: k needed with SVCCA directions, and with PCA."""
+    def say(row: dict[str, Any], m: str) -> str:
+        k = row.get(f"k ({m})")
+        return "no k tried" if k is None else f"k = {k}"
+
+    parts = [f"{r['layer']} (width {r['width']}, directions against {r['reference'].replace('_', ' ')}): "
+             f"{say(r, 'svcca')} with SVCCA, {say(r, 'pca')} with PCA" for r in rows]
+    if not parts:
+        return ""
+    return f"Compression: keeping {format_percent(KEPT, 0)} of the {metric} takes " + "; ".join(parts) + "."
+
+
+def _learning_dynamics(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
+    t, nets, out = ctx.config.learning_dynamics, ctx.nets, ctx.out
+    assert t is not None
+    folder = out_path(out, "svcca")
+    s0 = nets.seeds[0]
+    sensor = stage_sensor("learning_dynamics", t.sensor, nets.sensors)
+    model = nets.models[(sensor, s0)]
+    X = _probe(nets, sensor, t.probe_samples)
+    ckpts = nets.checkpoints(sensor, s0)
+    if len(ckpts) > t.max_checkpoints:
+        keep = np.unique(np.linspace(0, len(ckpts) - 1, t.max_checkpoints).astype(int))
+        ckpts = [ckpts[i] for i in keep]
+    ld = svcca_studies.learning_dynamics(lambda: copy.deepcopy(model), ckpts, X, _layers(model),
+                                         variance=t.variance, progress=ctx.progress)
+    write_json(out_path(folder, "learning_dynamics.json"), {"sensor": sensor, **ld})
+    write_csv(out_path(folder, "learning_dynamics.csv"), [
+        {"layer": layer, "step": step, "svcca_to_final": ld["similarity"][i, j]}
+        for i, layer in enumerate(ld["layers"]) for j, step in enumerate(ld["steps"])])
+    fig = plots.plot_learning_dynamics(ld, out_path(folder, "learning_dynamics"),
+                                       title=f"Learning dynamics ({sensor}, seed {s0}): SVCCA to final")
+    sec.add_figure(fig, out, "Learning dynamics: SVCCA similarity of each layer to its final representation")
+    sec.add_files([out_path(folder, "learning_dynamics.json"), out_path(folder, "learning_dynamics.csv")], out)
+    rows = []
+    for i, layer in enumerate(ld["layers"]):
+        hit = np.flatnonzero(ld["similarity"][i] >= CONVERGED)
+        rows.append({"layer": layer,
+                     f"first step with SVCCA >= {CONVERGED}": int(ld["steps"][hit[0]]) if hit.size else None,
+                     "SVCCA at first checkpoint": float(ld["similarity"][i, 0])})
+    sec.tables.append(("Learning dynamics: convergence per layer", rows))
+    return rows
+
+
+def _two_initialisations(ctx: RunContext, sec: Section) -> dict[str, Any]:
+    t, nets, out = ctx.config.two_initialisations, ctx.nets, ctx.out
+    assert t is not None
+    folder = out_path(out, "svcca")
+    sensor = stage_sensor("two_initialisations", t.sensor, nets.sensors)
+    X = _probe(nets, sensor, t.probe_samples)
+    ma, mb = nets.models[(sensor, nets.seeds[0])], nets.models[(sensor, nets.seeds[1])]
+    layers = _layers(ma)
+    acts_a = svcca_studies.layer_activations(ma, X, layers)
+    acts_b = svcca_studies.layer_activations(mb, X, layers)
+    ti = svcca_studies.two_init_heatmap(acts_a, acts_b, variance=t.variance)
+    write_json(out_path(folder, "two_initialisations.json"), {"sensor": sensor, **ti})
+    write_csv(out_path(folder, "two_initialisations.csv"), [
+        {"layer_seed_a": a, "layer_seed_b": b, "svcca": ti["similarity"][i, j]}
+        for i, a in enumerate(ti["layers_a"]) for j, b in enumerate(ti["layers_b"])])
+    fig = plots.plot_heatmap(ti["similarity"], ti["layers_a"], ti["layers_b"],
+                             out_path(folder, "two_initialisations"),
+                             title=f"SVCCA between two initialisations ({sensor})", colorbar_label="SVCCA",
+                             xlabel=f"layer, seed {nets.seeds[1]}", ylabel=f"layer, seed {nets.seeds[0]}")
+    sec.add_figure(fig, out, "Layer x layer SVCCA similarity between two trainings")
+    sec.add_files([out_path(folder, "two_initialisations.json"), out_path(folder, "two_initialisations.csv")], out)
+    return ti
+
+
+def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
+    t, nets, out, metric = ctx.config.compression, ctx.nets, ctx.out, ctx.metric
+    assert t is not None
+    folder = out_path(out, "svcca")
+    sensor = stage_sensor("compression", t.sensor, nets.sensors)
+    model = nets.models[(sensor, nets.seeds[0])]
+    other = nets.models[(sensor, nets.seeds[1])] if len(nets.seeds) > 1 else None
+    X = _probe(nets, sensor, t.probe_samples)
+    layers = list(t.layers) if t.layers is not None else [nm for nm in _layers(model) if nm != svcca_studies.LOGITS]
+    acts = svcca_studies.layer_activations(model, X, [*layers, svcca_studies.LOGITS])
+    acts_o = svcca_studies.layer_activations(other, X, layers) if other is not None else {}
+    comps = []
+    for layer in tqdm(layers, desc="compression", disable=not ctx.progress):
+        if acts[layer].ndim != 2 or acts[layer].shape[1] < 2:
+            continue
+        for ref in t.references:
+            if ref == "other_seed" and other is None:
+                continue
+            ref_train = acts_o[layer] if ref == "other_seed" else acts[svcca_studies.LOGITS]
+            comp = svcca_studies.compression(
+                model, layer, X, nets.source.val[sensor], nets.source.y_val, ref_train,
+                variance=t.variance, repeats=t.repeats, k_values=None if t.k_values is None else list(t.k_values))
+            comp.update({"reference": ref, "n_classes": nets.source.n_classes})
+            comps.append(comp)
+    if comps:
+        write_json(out_path(folder, "compression.json"), {"sensor": sensor, "results": comps})
+        write_csv(out_path(folder, "compression.csv"), [
+            {"layer": c["layer"], "reference": c["reference"], "method": m, "k": k,
+             "accuracy_mean": cols["accuracy_mean"][i], "accuracy_std": cols["accuracy_std"][i],
+             "macro_f1_mean": cols["macro_f1_mean"][i], "macro_f1_std": cols["macro_f1_std"][i]}
+            for c in comps for m, cols in c["methods"].items() for i, k in enumerate(c["k"])])
+        fig = plots.plot_compression(comps, out_path(folder, "compression"), metric=metric)
+        sec.add_figure(fig, out, f"Compression of {sensor} layers on top-k SVCCA directions vs PCA and random")
+        sec.add_files([out_path(folder, "compression.json"), out_path(folder, "compression.csv")], out)
+    return comps
+
+
+def svcca_stage(ctx: RunContext) -> dict[str, Any]:
+    """The configured studies among learning dynamics, two initialisations and compression, in one section."""
+    cfg = ctx.config
+    sec = ctx.report.section("SVCCA-paper studies (Raghu et al. 2017)")
+    results: dict[str, Any] = {}
+    sentences = []
+    if cfg.learning_dynamics is not None:
+        rows = _learning_dynamics(ctx, sec)
+        results["learning_dynamics"] = rows
+        sentences.append(learning_dynamics_conclusion(rows))
+    if cfg.two_initialisations is not None and len(ctx.nets.seeds) >= 2:
+        ti = _two_initialisations(ctx, sec)
+        results["two_initialisations_diagonal"] = dict(zip(ti["layers_a"], np.diag(ti["similarity"]).tolist(),
+                                                           strict=True))
+        sentences.append(two_initialisations_conclusion(ti["similarity"]))
+    if cfg.compression is not None:
+        needed = compression_k_needed(_compression(ctx, sec), ctx.metric)
+        if needed:
+            sec.tables.append((f"Compression: smallest k that keeps {format_percent(KEPT, 0)} of the {ctx.metric}",
+                               needed))
+            results["compression_k_needed"] = needed
+        sentences.append(compression_conclusion(needed, ctx.metric))
+    sec.conclusion = " ".join(s for s in sentences if s)
+    return results
