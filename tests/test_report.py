@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import textwrap
@@ -13,7 +14,7 @@ import pytest
 from ccalens.experiments.runner import builtin_config, list_builtin_configs, load_config, run_config
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
-from ccalens.report.html import Report
+from ccalens.report.html import Report, format_number, format_percent
 
 TINY = textwrap.dedent(
     """
@@ -98,6 +99,105 @@ def test_runner_end_to_end(tiny_run):
     html = (out / "report.html").read_text()
     assert 'data-image-check="images-pending"' in html and "Fusion" in html and "tiny" in html
     assert not list(out.rglob(".*.tmp"))
+
+
+def _conclusion(results, start):
+    found = [text for title, text in results["conclusions"].items() if title.startswith(start)]
+    assert len(found) == 1, (start, list(results["conclusions"]))
+    return found[0]
+
+
+def test_report_sections_open_with_conclusions_computed_from_the_results(tiny_run):
+    out, _ = tiny_run
+    results = json.loads((out / "results.json").read_text())
+    html = (out / "report.html").read_text()
+    for text in results["conclusions"].values():  # each one is on the page, as the opening of its section
+        assert f'<p class="conclusion">{text}</p>' in html.replace("&#x27;", "'")
+    # networks: lowest and highest validation accuracy
+    acc = [r["val_accuracy"] for r in results["networks"]]
+    text = _conclusion(results, "Networks")
+    assert f"from {format_number(min(acc))}" in text and f"to {format_number(max(acc))}" in text
+    # projection: CCA_highest at k = nc relative to the unprojected score, mean over the views
+    rows = results["projection_same_sensor_at_nc"]
+    high = np.mean([r["cca_highest @nc (original)"] / r["baseline (original)"] for r in rows])
+    low = np.mean([r["cca_lowest @nc (original)"] / r["baseline (original)"] for r in rows])
+    text = _conclusion(results, "Projection experiment, same sensor")
+    assert f"keeps on average {format_percent(high)} with the original last layer (CCA_lowest: {format_percent(low)})" \
+        in text and f"over the {len(rows)} sensor(s)" in text
+    # sensor grid: best and worst pairs of different sensors
+    rel = {r["network"]: r["cca_highest @nc (original)"] / r["baseline (original)"]
+           for r in results["cross_sensor_at_nc"]}
+    off = {k: v for k, v in rel.items() if k.split("<-")[0] != k.split("<-")[1]}
+    best, worst = max(off, key=off.get), min(off, key=off.get)
+    text = _conclusion(results, "Projection experiment, grid")
+    assert f"from {format_percent(off[worst])} ({worst.replace('<-', ' on directions from ')})" in text
+    assert f"to {format_percent(off[best])} ({best.replace('<-', ' on directions from ')})" in text
+    # fusion: agreement of CCA-sum fusion with logit averaging
+    agree = np.mean([r["agree CCA-sum/logit"] for r in results["fusion"]])
+    assert f"logit averaging on {format_percent(agree)} of the validation samples" in _conclusion(results, "Fusion")
+    # SVCCA studies: first layer to converge; the two-initialisation diagonal
+    ld = [r for r in results["learning_dynamics"] if r["first step with SVCCA >= 0.9"] is not None]
+    first = min(ld, key=lambda r: r["first step with SVCCA >= 0.9"])
+    text = _conclusion(results, "SVCCA")
+    assert f"(step {first['first step with SVCCA >= 0.9']})" in text
+    diag = np.mean(list(results["two_initialisations_diagonal"].values()))
+    assert f"matching layers have mean SVCCA {format_number(diag)}" in text
+    comp = json.loads((out / "svcca" / "compression.json").read_text())["results"][0]
+    target = 0.95 * comp["baseline"]["accuracy"]
+    k_svcca = next((k for k, v in zip(comp["k"], comp["methods"]["svcca"]["accuracy_mean"], strict=True)
+                    if v >= target), None)
+    assert (f"{comp['layer']} (width {comp['width']}, directions against other seed): "
+            + ("no k tried" if k_svcca is None else f"k = {k_svcca}") + " with SVCCA") in text
+    # sanity: the A/B/C numbers
+    ab, ac = results["abc"]
+    text = _conclusion(results, "Sanity")
+    assert f"A vs B at {format_number(ab['plain CCA (mean rho)'])}" in text
+    assert f"SVCCA at {format_number(ab['SVCCA (mean rho)'])} and {format_number(ac['SVCCA (mean rho)'])}" in text
+
+
+def test_report_has_no_scaffolding_and_scrolls_wide_tables(tiny_run):
+    out, _ = tiny_run
+    html = (out / "report.html").read_text()
+    page = html.split("<h3>Config used</h3>")[0]  # the user's own config text is quoted as is
+    for word in ("issue", "DESIGN", "TODO", "test", "images-pending</p>"):
+        assert word.lower() not in page.lower(), word
+    assert html.count("<table>") == html.count("<div class='table-wrap'><table>")
+    assert ".table-wrap{max-width:100%;overflow-x:auto}" in html
+    # numbers with at most 3 significant digits (integers as they are)
+    decimals = re.findall(r"<td>(-?\d+\.\d+)</td>", html)
+    assert decimals and all(len(d.replace("-", "").replace(".", "").lstrip("0")) <= 3 for d in decimals), decimals
+
+
+def test_conclusions_follow_the_numbers():
+    from ccalens.experiments.stages.fusion import fusion_conclusion
+    from ccalens.experiments.stages.projection import projection_conclusion, sensor_grid_conclusion
+    from ccalens.experiments.stages.svcca import learning_dynamics_conclusion, two_initialisations_conclusion
+
+    rows = [{"baseline (original)": 0.8, "cca_highest @nc (original)": 0.8, "cca_lowest @nc (original)": 0.2},
+            {"baseline (original)": 0.5, "cca_highest @nc (original)": 0.45, "cca_lowest @nc (original)": 0.1}]
+    assert projection_conclusion(rows, 10, "accuracy") == (
+        "CCA_highest at k = nc = 10 keeps on average 95.0% with the original last layer (CCA_lowest: 22.5%) of the "
+        "unprojected accuracy over the 2 sensor(s).")
+    rel = np.array([[1.0, 0.5], [0.9, 0.98]])
+    text = sensor_grid_conclusion(["a", "b"], rel, "macro_f1", "original")
+    assert "keeps 99.0% of the unprojected macro_f1 on average" in text
+    assert "from 50.0% (a on directions from b) to 90.0% (b on directions from a)" in text
+    fusion_rows = [{"pair": "a + b", "agree CCA-sum/logit": 0.9, "CCA-sum SVM": 0.7, "logit avg": 0.75},
+                   {"pair": "a + c", "agree CCA-sum/logit": 0.8, "CCA-sum SVM": 0.8, "logit avg": 0.85}]
+    assert ("on 85.0% of the validation samples on average over the 2 sensor pair(s) (lowest: 80.0% for a + c); "
+            "its mean accuracy is 0.75 against 0.8 for logit averaging.") in fusion_conclusion(fusion_rows, "accuracy")
+    ld = [{"layer": "fc1", "first step with SVCCA >= 0.9": 40}, {"layer": "fc2", "first step with SVCCA >= 0.9": 10},
+          {"layer": "logits", "first step with SVCCA >= 0.9": None}]
+    text = learning_dynamics_conclusion(ld)
+    assert "layer fc2 is the first" in text and "(step 10), fc1 the last (step 40)" in text and "not in order" in text
+    assert "mean SVCCA 0.8 against 0.2" in two_initialisations_conclusion(np.array([[0.9, 0.2], [0.2, 0.7]]))
+
+
+def test_numbers_print_with_three_significant_digits():
+    assert [format_number(v) for v in (0.99612, 0.5, 12.345, 1234.5, 3, np.int64(7), np.float32(0.25), None, "x",
+                                       0.0, float("nan"), 1.5e-5)] == \
+        ["0.996", "0.5", "12.3", "1,234", "3", "7", "0.25", "", "x", "0", "nan", "1.5e-05"]
+    assert format_percent(0.99612) == "99.6%" and format_percent(0.9999, 2) == "99.99%"
 
 
 def test_runner_rerun_resumes_training(tiny_run, tmp_path):

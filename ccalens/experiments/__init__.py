@@ -4,6 +4,9 @@
 * :mod:`~ccalens.experiments.cross_sensor`: the same on the grid of all sensor pairs;
 * :mod:`~ccalens.experiments.fusion`: CCA fusion vs logit averaging, principal angles;
 * :mod:`~ccalens.experiments.svcca_studies`: learning dynamics, two initialisations, compression, sanity figures;
+* :mod:`~ccalens.experiments.config`: the typed, strict experiment configs (one frozen dataclass per TOML table);
+* :mod:`~ccalens.experiments.stages`: the stages of a run (train the networks, each experiment), each taking a
+  ``RunContext`` and returning its results;
 * :mod:`~ccalens.experiments.runner`: ``run_config(path, out_dir)`` and ``run_demo(out_dir)`` (TOML configs in
   ``ccalens/experiments/configs``).
 
@@ -12,12 +15,14 @@ functions that use them (``pip install ccalens[experiments]``).
 """
 
 from ccalens.experiments.common import NetworkFeatures, RetrainConfig, train_linear_layers
+from ccalens.experiments.config import ExperimentConfig, parse_config
 from ccalens.experiments.cross_sensor import run_sensor_grid
 from ccalens.experiments.fusion import FusionConfig, FusionResult, fusion_study, run_fusion
 from ccalens.experiments.projection import METHODS, ProjectionConfig, ProjectionResult, k_grid, project, run_projection
 
 __all__ = [
     "METHODS",
+    "ExperimentConfig",
     "FusionConfig",
     "FusionResult",
     "NetworkFeatures",
@@ -26,6 +31,7 @@ __all__ = [
     "RetrainConfig",
     "fusion_study",
     "k_grid",
+    "parse_config",
     "project",
     "run_config",
     "run_demo",

@@ -202,7 +202,7 @@ class ModelConfig:
 
 
 def _train_config_type() -> type:
-    from ccalens.models.training import TrainConfig
+    from ccalens.models.train_config import TrainConfig
 
     return TrainConfig
 
