@@ -14,7 +14,7 @@ import pytest
 from ccalens.experiments.runner import builtin_config, list_builtin_configs, load_config, run_config
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
-from ccalens.report.html import Report, format_number, format_percent
+from ccalens.report.html import Report, count, format_number, format_percent, words
 
 TINY = textwrap.dedent(
     """
@@ -123,7 +123,7 @@ def test_report_sections_open_with_conclusions_computed_from_the_results(tiny_ru
     low = np.mean([r["cca_lowest @nc (original)"] / r["baseline (original)"] for r in rows])
     text = _conclusion(results, "Projection experiment, same sensor")
     assert f"keeps on average {format_percent(high)} with the original last layer (CCA_lowest: {format_percent(low)})" \
-        in text and f"over the {len(rows)} sensor(s)" in text
+        in text and f"over the {len(rows)} sensors" in text
     # sensor grid: best and worst pairs of different sensors
     rel = {r["network"]: r["cca_highest @nc (original)"] / r["baseline (original)"]
            for r in results["cross_sensor_at_nc"]}
@@ -177,19 +177,20 @@ def test_conclusions_follow_the_numbers():
             {"baseline (original)": 0.5, "cca_highest @nc (original)": 0.45, "cca_lowest @nc (original)": 0.1}]
     assert projection_conclusion(rows, 10, "accuracy") == (
         "CCA_highest at k = nc = 10 keeps on average 95.0% with the original last layer (CCA_lowest: 22.5%) of the "
-        "unprojected accuracy over the 2 sensor(s).")
+        "unprojected accuracy over the 2 sensors.")
     rel = np.array([[1.0, 0.5], [0.9, 0.98]])
     text = sensor_grid_conclusion(["a", "b"], rel, "macro_f1", "original")
     assert "keeps 99.0% of the unprojected macro_f1 on average" in text
     assert "from 50.0% (a on directions from b) to 90.0% (b on directions from a)" in text
     fusion_rows = [{"pair": "a + b", "agree CCA-sum/logit": 0.9, "CCA-sum SVM": 0.7, "logit avg": 0.75},
                    {"pair": "a + c", "agree CCA-sum/logit": 0.8, "CCA-sum SVM": 0.8, "logit avg": 0.85}]
-    assert ("on 85.0% of the validation samples on average over the 2 sensor pair(s) (lowest: 80.0% for a + c); "
+    assert ("on 85.0% of the validation samples on average over the 2 sensor pairs (lowest: 80.0% for a + c); "
             "its mean accuracy is 0.75 against 0.8 for logit averaging.") in fusion_conclusion(fusion_rows, "accuracy")
     ld = [{"layer": "fc1", "first step with SVCCA >= 0.9": 40}, {"layer": "fc2", "first step with SVCCA >= 0.9": 10},
           {"layer": "logits", "first step with SVCCA >= 0.9": None}]
     text = learning_dynamics_conclusion(ld)
-    assert "layer fc2 is the first" in text and "(step 10), fc1 the last (step 40)" in text and "not in order" in text
+    assert "layer fc2 is the first" in text and "(step 10), fc1 the last (step 40)" in text
+    assert "do not converge in order" in text
     assert "mean SVCCA 0.8 against 0.2" in two_initialisations_conclusion(np.array([[0.9, 0.2], [0.2, 0.7]]))
 
 
@@ -198,6 +199,8 @@ def test_numbers_print_with_three_significant_digits():
                                        0.0, float("nan"), 1.5e-5)] == \
         ["0.996", "0.5", "12.3", "1,234", "3", "7", "0.25", "", "x", "0", "nan", "1.5e-05"]
     assert format_percent(0.99612) == "99.6%" and format_percent(0.9999, 2) == "99.99%"
+    assert count(1, "sensor") == "1 sensor" and count(6, "sensor") == "6 sensors"
+    assert words(["a"]) == "a" and words(["a", "b", "c"]) == "a, b and c"
 
 
 def test_runner_rerun_resumes_training(tiny_run, tmp_path):

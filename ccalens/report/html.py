@@ -23,7 +23,7 @@ from typing import Any
 
 from ccalens.io import atomic_write_text
 
-__all__ = ["Report", "Section", "format_number", "format_percent"]
+__all__ = ["Report", "Section", "count", "format_number", "format_percent", "words"]
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
@@ -66,6 +66,17 @@ def format_number(value: Any, digits: int = 3) -> str:
     if abs(x) >= 10**digits:
         return f"{x:,.0f}"
     return f"{x:.{digits}g}"
+
+
+def count(n: int, noun: str) -> str:
+    """``'1 sensor'``, ``'6 sensors'``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def words(items: Sequence[str]) -> str:
+    """``'a'``, ``'a and b'``, ``'a, b and c'``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def format_percent(fraction: float, decimals: int = 1) -> str:

@@ -11,7 +11,7 @@ from ccalens.experiments.fusion import run_fusion
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.report import plots
-from ccalens.report.html import format_number, format_percent
+from ccalens.report.html import count, format_number, format_percent
 
 __all__ = ["fusion_conclusion", "fusion_stage"]
 
@@ -26,7 +26,7 @@ def fusion_conclusion(rows: list[dict[str, Any]], metric: str) -> str:
     cca = float(np.mean([r["CCA-sum SVM"] for r in rows]))
     logit = float(np.mean([r["logit avg"] for r in rows]))
     return (f"CCA-sum fusion predicts the same class as logit averaging on {format_percent(float(np.mean(agree)))} "
-            f"of the validation samples on average over the {len(rows)} sensor pair(s) (lowest: "
+            f"of the validation samples on average over the {count(len(rows), 'sensor pair')} (lowest: "
             f"{format_percent(lowest['agree CCA-sum/logit'])} for {lowest['pair']}); its mean {metric} is "
             f"{format_number(cca)} against {format_number(logit)} for logit averaging.")
 

@@ -13,7 +13,7 @@ from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, r
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
-from ccalens.report.html import format_percent
+from ccalens.report.html import count, format_percent
 
 __all__ = ["cross_sensor_stage", "projection_conclusion", "projection_stage", "sensor_grid_conclusion"]
 
@@ -67,7 +67,7 @@ def projection_conclusion(rows: list[dict[str, Any]], n_classes: int, metric: st
     if not parts:
         return ""
     return (f"CCA_highest at k = nc = {n_classes} keeps on average {' and '.join(parts)} of the unprojected "
-            f"{metric} over the {len(rows)} sensor(s).")
+            f"{metric} over the {count(len(rows), 'sensor')}.")
 
 
 def projection_stage(ctx: RunContext) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
-from ccalens.report.html import format_number
+from ccalens.report.html import format_number, words
 
 __all__ = ["sanity_conclusion", "sanity_stage"]
 
@@ -25,7 +25,7 @@ def sanity_conclusion(inv: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     worst = min(moved, key=lambda i: neuron[i, j])
     low, high = format_number(float(cca[moved, j].min())), format_number(float(cca[moved, j].max()))
     text = (f"Without noise, CCA scores {low if low == high else f'between {low} and {high}'} under "
-            f"{', '.join(inv['transforms'][i] for i in moved)} of the neurons, while the neuron-wise correlation "
+            f"{words([inv['transforms'][i] for i in moved])} of the neurons, while the neuron-wise correlation "
             f"falls to {format_number(float(neuron[worst, j]))} under {inv['transforms'][worst]}.")
     if len(rows) == 2:
         ab, ac = rows

@@ -50,10 +50,10 @@ def learning_dynamics_conclusion(rows: list[dict[str, Any]]) -> str:
         return ""
     first, last = min(reached), max(reached)
     steps = [s for s, _, _ in sorted(reached, key=lambda x: x[1])]
-    order = ("in order from the input up" if all(a <= b for a, b in itertools.pairwise(steps))
-             else "not in order from the input up")
+    order = ("converge in order from the input up" if all(a <= b for a, b in itertools.pairwise(steps))
+             else "do not converge in order from the input up")
     return (f"Learning dynamics: layer {first[2]} is the first to reach SVCCA {CONVERGED} to its final "
-            f"representation (step {first[0]}), {last[2]} the last (step {last[0]}); the layers converge {order}.")
+            f"representation (step {first[0]}), {last[2]} the last (step {last[0]}); the layers {order}.")
 
 
 def two_initialisations_conclusion(similarity: np.ndarray) -> str:
