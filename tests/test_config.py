@@ -134,3 +134,23 @@ def test_training_overrides_apply_over_the_preset():
 def test_sanity_only_config_needs_no_training():
     cfg = parse_config(tomllib.loads("[sanity]\n"))
     assert cfg.training is None and not cfg.needs_networks and cfg.sanity.n_samples == 2000
+
+
+def test_run_config_refuses_a_typo_before_running(tmp_path):
+    from ccalens.experiments.runner import run_config
+
+    config = tmp_path / "typo.toml"
+    config.write_text("[sanity]\nn_sampels = 300\n")  # used to run silently with the default 2,000 samples
+    with pytest.raises(ValueError, match=r"typo.toml: \[sanity\] unknown key 'n_sampels'"):
+        run_config(config, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_seeds_for_the_pairs_is_refused_before_training(tmp_path):
+    from ccalens.experiments.runner import run_config
+
+    config = tmp_path / "pairs.toml"
+    config.write_text('[data]\nviews = ["kar"]\n[training]\nseeds = [0, 1]\nepochs = 1\n[projection]\npairs = 2\n')
+    with pytest.raises(ValueError, match=r"\[projection\] pairs = 2 needs at least 4 seeds"):
+        run_config(config, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "models").exists()

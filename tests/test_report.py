@@ -289,3 +289,14 @@ def test_chromium_check_detects_a_broken_image(tmp_path):
     path = rep.write(tmp_path / "report.html")
     dom = _dump_dom(path, tmp_path)
     assert "images-broken: missing.png" in dom
+
+
+def test_report_html_does_not_import_experiments():
+    import ast
+    from pathlib import Path
+
+    import ccalens.report.html as page
+
+    imported = [n.module for n in ast.walk(ast.parse(Path(page.__file__).read_text()))
+                if isinstance(n, ast.ImportFrom)]
+    assert imported and not [m for m in imported if m and m.startswith("ccalens.experiments")]

@@ -284,3 +284,37 @@ def test_resnet_trains_on_fake_cifar_with_augmentation(tmp_path):
     assert hist.lr == pytest.approx([0.05] * 3)  # milestones 32k / 48k not reached
     feats = extract_penultimate(model, data.x_test)
     assert feats.shape == (20, 64)
+
+
+def test_train_network_is_seeding_then_building_then_training(kar):
+    from ccalens.models.training import train_network
+
+    (X, y), _ = kar
+    cfg = TrainConfig(epochs=2, batch_size=64, progress=False, seed=123)
+
+    def make() -> ViewMLP:
+        return ViewMLP(X.shape[1], 10, hidden=(16,))
+
+    model, history = train_network(make, (X, y), None, cfg, seed=5)
+    seed_everything(5)
+    ref = make()
+    train_classifier(ref, (X, y), None, TrainConfig(epochs=2, batch_size=64, progress=False, seed=5))
+    for a, b in zip(model.state_dict().values(), ref.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert history.total_steps == 2 * int(np.ceil(X.shape[0] / 64)) and not model.training
+    assert cfg.seed == 123  # the caller's config is left as it was
+
+
+def test_models_do_not_import_data_experiments_or_report():
+    import ast
+    from pathlib import Path
+
+    import ccalens.models
+
+    for path in Path(ccalens.models.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level (the train-multiview command line loads its data set in main())
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith(("ccalens.data", "ccalens.experiments", "ccalens.report")), (path, name)

@@ -32,8 +32,17 @@ def stage_sensor(table: str, sensor: str | None, sensors: list[str]) -> str:
     return chosen
 
 
-def _check_stage_sensors(config: ExperimentConfig, sensors: list[str]) -> None:
-    """Every sensor a stage names is one of the data's (checked before any training)."""
+def _check_stages(config: ExperimentConfig, sensors: list[str]) -> None:
+    """Every sensor a stage names is one of the data's, and there are seeds for every network pair a stage
+    compares (checked before any training, which may take hours)."""
+    assert config.training is not None
+    n_seeds = len(config.training.seeds)
+    for table in ("projection", "cross_sensor"):
+        stage = getattr(config, table)
+        if stage is not None and n_seeds < 2 * stage.pairs:
+            raise ValueError(
+                f"[{table}] pairs = {stage.pairs} needs at least {2 * stage.pairs} seeds in [training] seeds (seed i "
+                f"is compared with seed i + {stage.pairs}), got {n_seeds}: add seeds or lower pairs")
     for table in ("learning_dynamics", "two_initialisations", "compression"):
         stage = getattr(config, table)
         if stage is not None:
@@ -62,7 +71,7 @@ class Networks:
         self.source, self.root, self.progress = source, out, progress
         for sensor in source.sensors:
             check_name(sensor, "sensor (view) name")
-        _check_stage_sensors(config, source.sensors)
+        _check_stages(config, source.sensors)
         self.seeds = list(config.training.seeds)
         self.train_config = config.training.train
         self.models: dict[tuple[str, int], Any] = {}

@@ -168,6 +168,8 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
     layers = list(t.layers) if t.layers is not None else [nm for nm in _layers(model) if nm != svcca_studies.LOGITS]
     acts = svcca_studies.layer_activations(model, X, [*layers, svcca_studies.LOGITS])
     acts_o = svcca_studies.layer_activations(other, X, layers) if other is not None else {}
+    if other is None and "other_seed" in t.references:
+        sec.paragraphs.append("Compression against another seed: not run, [training] seeds lists a single seed.")
     comps = []
     for layer in tqdm(layers, desc="compression", disable=not ctx.progress):
         if acts[layer].ndim != 2 or acts[layer].shape[1] < 2:
@@ -209,6 +211,8 @@ def svcca_stage(ctx: RunContext) -> dict[str, Any]:
         results["two_initialisations_diagonal"] = dict(zip(ti["layers_a"], np.diag(ti["similarity"]).tolist(),
                                                            strict=True))
         sentences.append(two_initialisations_conclusion(ti["similarity"]))
+    elif cfg.two_initialisations is not None:
+        sec.paragraphs.append("Two initialisations: not run, [training] seeds lists a single seed (two are needed).")
     if cfg.compression is not None:
         needed = compression_k_needed(_compression(ctx, sec), ctx.metric)
         if needed:
