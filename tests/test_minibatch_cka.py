@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ccalens.core.measures import debiased_linear_cka
-from ccalens.core.minibatch import MinibatchCKA
+from ccalens.core.minibatch import MinibatchCKA, minibatch_cka
 from ccalens.core.result import SimilarityMatrix, SimilarityResult
 
 
@@ -176,3 +176,25 @@ def test_bad_input():
         MinibatchCKA(2, batch_size=10).update(X[:3], Y[:3]).compute()
     with pytest.raises(ValueError, match="undefined for R0"):
         MinibatchCKA(2, batch_size=10).update(np.ones((40, 3)), Y[:40]).compute()
+
+
+def test_in_memory_function_shuffles_with_the_seed():
+    """Class-sorted rows put one class in each minibatch: the within-batch pairs miss the class structure."""
+    rng = np.random.default_rng(13)
+    labels = np.repeat(np.arange(4), 100)  # sorted by class, 100 per class
+    onehot = np.eye(4)[labels]
+    X = onehot @ rng.standard_normal((4, 10)) * 3 + rng.standard_normal((400, 10))
+    Y = onehot @ rng.standard_normal((4, 8)) * 3 + rng.standard_normal((400, 8))
+    exact = debiased_linear_cka(X, Y).score
+    shuffled = minibatch_cka(X, Y, batch_size=100, seed=1)
+    assert shuffled.score == pytest.approx(exact, abs=0.05)
+    assert minibatch_cka(X, Y, batch_size=100, seed=1).score == shuffled.score
+    in_order = minibatch_cka(X, Y, batch_size=100, shuffle=False)
+    assert in_order.score < exact - 0.3  # what a sorted stream estimates: the within-class similarity
+    order = np.random.default_rng(1).permutation(400)
+    streamed = MinibatchCKA(2, batch_size=100, seed=1).update(X[order], Y[order]).compute()
+    assert streamed.score == shuffled.score
+    matrix = minibatch_cka(X, Y, X, batch_size=100, names=["x", "y", "x2"])
+    assert matrix.names == ("x", "y", "x2") and matrix.scores[0, 2] == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match="names has 1 entries"):
+        minibatch_cka(X, Y, names=["x"])

@@ -24,6 +24,11 @@ The remainder (fewer than ``batch_size`` rows left at :meth:`~MinibatchCKA.compu
 minibatch has the same size. When the whole stream is shorter than one minibatch (at least 4 rows), it is
 used as one minibatch (the debiased CKA). Two runs over the same samples give identical numbers.
 
+Each minibatch must be a fair sample of the data: the within-minibatch pairs then represent all pairs. A
+stream sorted by class (or by time, subject, sensor...) estimates something else (the average *within-group*
+HSIC); shuffle the samples first, as a data loader with ``shuffle=True`` does. :func:`minibatch_cka`, for
+arrays in memory, shuffles the rows with the seed before chunking (``shuffle=False`` keeps their order).
+
 Per-batch centring (HSIC_1 does not change) and a per-representation power-of-two scale fixed by the first
 batch keep the sums accurate for offsets and any float64 magnitude.
 """
@@ -38,7 +43,7 @@ import numpy as np
 from .result import SimilarityMatrix, SimilarityResult
 from .validation import check_paired
 
-__all__ = ["MinibatchCKA"]
+__all__ = ["MinibatchCKA", "minibatch_cka"]
 
 _MIN_BATCH = 4  # HSIC_1 divides by m (m - 3)
 
@@ -255,3 +260,31 @@ class MinibatchCKA:
             return SimilarityMatrix(measure="minibatch_cka", scores=scores, names=self.names)
         details = {"batch_size": self.batch_size, "n_minibatches": count, "n_filled": filled, "seed": self.seed}
         return SimilarityResult("minibatch_cka", float(scores[0, 1]), n_samples=self._n_samples, details=details)
+
+
+def minibatch_cka(
+    *representations: Any,
+    batch_size: int = 256,
+    seed: int = 0,
+    shuffle: bool = True,
+    names: Sequence[str] | None = None,
+) -> SimilarityResult | SimilarityMatrix:
+    """Minibatch CKA of arrays in memory: ``representations[l]: (n, d_l)``, the same samples in each.
+
+    The rows are put in a random order drawn from ``seed`` (unless ``shuffle=False``), cut into minibatches of
+    ``batch_size`` and streamed through :class:`MinibatchCKA`. Two representations give a
+    :class:`SimilarityResult`, more a :class:`SimilarityMatrix`. Identical calls give identical numbers.
+    """
+    if not representations:
+        raise ValueError("minibatch_cka needs at least one representation")
+    if names is not None and len(names) != len(representations):
+        raise ValueError(f"names has {len(names)} entries for {len(representations)} representations")
+    metric = MinibatchCKA(len(representations) if names is None else names, batch_size=batch_size, seed=seed)
+    checked = check_paired(*representations, names=metric.names, min_samples=_MIN_BATCH)
+    n = checked[0].shape[0]
+    order = np.random.default_rng(seed).permutation(n) if shuffle else None
+    step = metric.batch_size * max(1, 4096 // metric.batch_size)  # a few minibatches per update: bounded copies
+    for start in range(0, n, step):
+        rows = slice(start, start + step) if order is None else order[start : start + step]
+        metric.update(*(block[rows] for block in checked))
+    return metric.compute()
