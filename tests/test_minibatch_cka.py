@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import pdist, squareform
 
 from ccalens.core.measures import debiased_linear_cka
 from ccalens.core.minibatch import MinibatchCKA, minibatch_cka
@@ -198,3 +199,52 @@ def test_in_memory_function_shuffles_with_the_seed():
     assert matrix.names == ("x", "y", "x2") and matrix.scores[0, 2] == pytest.approx(1.0, abs=1e-12)
     with pytest.raises(ValueError, match="names has 1 entries"):
         minibatch_cka(X, Y, names=["x"])
+
+
+def gaussian(A: np.ndarray, sigma: float) -> np.ndarray:
+    D = ((A[:, None, :] - A[None, :, :]) ** 2).sum(axis=2)
+    return np.exp(-D / (2 * sigma**2))
+
+
+def test_rbf_kernel_matches_the_definition():
+    X, Y, _ = layers(14, 160)
+    sigmas = (3.0, 2.0)
+    res = MinibatchCKA(2, batch_size=80, kernel="rbf", sigmas=sigmas).update(X, Y).compute()
+    h = np.array([[hsic_u(gaussian(A[b : b + 80], sa), gaussian(B[b : b + 80], sb)) for b in (0, 80)]
+                  for (A, sa), (B, sb) in (((X, 3.0), (Y, 2.0)), ((X, 3.0), (X, 3.0)), ((Y, 2.0), (Y, 2.0)))])
+    h = h.mean(axis=1)
+    assert res.score == pytest.approx(h[0] / np.sqrt(h[1] * h[2]), abs=1e-12)
+    assert res.details["kernel"] == "rbf" and res.details["sigma_x"] == 3.0
+    # bandwidths estimated on the first minibatch: the root median squared distance of its 80 samples
+    estimated = MinibatchCKA(2, batch_size=80, kernel="rbf").update(X, Y)
+    assert estimated.sigmas[0] == pytest.approx(np.sqrt(np.median(pdist(X[:80], "sqeuclidean"))), rel=1e-12)
+    assert MinibatchCKA(2, batch_size=80, kernel="rbf", median="all", sigma_factor=2.0).update(X, Y).sigmas[1] == (
+        pytest.approx(2.0 * np.sqrt(np.median(squareform(pdist(Y[:80], "sqeuclidean")))), rel=1e-12))
+
+
+def test_rbf_wide_bandwidth_tends_to_linear():
+    X, Y, _ = layers(15, 200)
+    linear = MinibatchCKA(2, batch_size=50).update(X, Y).compute().score
+    wide = MinibatchCKA(2, batch_size=50, kernel="rbf", sigmas=(1e9, 1e9)).update(X, Y).compute().score
+    assert wide == pytest.approx(linear, abs=1e-8)
+
+
+def test_rbf_streams_merge_only_with_equal_bandwidths():
+    X, Y, _ = layers(16, 300)
+    a = MinibatchCKA(2, batch_size=50, kernel="rbf").update(X[:150], Y[:150])
+    b = MinibatchCKA(2, batch_size=50, kernel="rbf").update(X[150:], Y[150:])
+    with pytest.raises(ValueError, match="different bandwidths"):
+        a.merge(b)
+    with pytest.raises(ValueError, match="kernel"):
+        a.merge(MinibatchCKA(2, batch_size=50))
+    opts = {"batch_size": 50, "kernel": "rbf", "sigmas": (3.0, 2.0)}
+    a = MinibatchCKA(2, **opts).update(X[:150], Y[:150])
+    b = MinibatchCKA(2, **opts).update(X[150:] * 1e6, Y[150:])  # another power-of-two scale
+    single = MinibatchCKA(2, **opts).update(np.vstack([X[:150], X[150:] * 1e6]), Y)
+    assert a.merge(b).compute().score == pytest.approx(single.compute().score, abs=1e-12)
+    with pytest.raises(ValueError, match="sigmas"):
+        MinibatchCKA(2, kernel="rbf", sigmas=(1.0, -1.0))
+    with pytest.raises(ValueError, match="sigmas applies"):
+        MinibatchCKA(2, sigmas=(1.0, 1.0))
+    with pytest.raises(ValueError, match="kernel must be"):
+        MinibatchCKA(2, kernel="poly")

@@ -20,6 +20,10 @@ a bandwidth much wider than the data keeps full precision instead of rounding ev
 centred and scaled by a power of two first (RBF CKA with a median bandwidth is invariant to shifts and
 global scale), so any finite float64 scale, 1e-300 to 1e300, gives the same value.
 
+Estimator (``method="minibatch"``): unbiased HSIC averaged over seeded, shuffled minibatches of ``batch_size``
+rows (:mod:`ccalens.core.minibatch`), with the bandwidths of the random-features path; memory two
+``batch_size^2`` kernels.
+
 Approximation (larger n): random Fourier features (Rahimi & Recht 2007),
 ``z(x) = sqrt(2 / D) cos(W'x + b)`` with ``W ~ N(0, sigma^-2 I)``, ``b ~ U(0, 2 pi)``, so that
 ``z(x)'z(x') ~= k(x, x')`` with error O(1 / sqrt(D)). RBF CKA is then the linear CKA of the features,
@@ -187,7 +191,7 @@ def rbf_cka(
     *,
     sigma_factor: float = 1.0,
     median: MedianRule = "distinct",
-    method: Literal["auto", "exact", "random_features"] = "auto",
+    method: Literal["auto", "exact", "random_features", "minibatch"] = "auto",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     n_features: int = 4096,
     batch_size: int = 4096,
@@ -199,11 +203,13 @@ def rbf_cka(
     Args:
         sigma_factor: bandwidth ``sigma = sigma_factor * sqrt(median squared distance)``.
         median: ``"distinct"`` (pairs of distinct samples) or ``"all"`` (all n^2 entries, Kornblith's code).
-        method: ``"exact"`` (n x n kernels, deterministic), ``"random_features"`` (seeded approximation)
-            or ``"auto"`` (exact while ``exact_memory_bytes(n) <= memory_budget``).
+        method: ``"exact"`` (n x n kernels, deterministic), ``"random_features"`` (seeded approximation),
+            ``"minibatch"`` (seeded estimator: unbiased HSIC averaged over shuffled minibatches of
+            ``batch_size`` rows, :class:`~ccalens.core.minibatch.MinibatchCKA`) or ``"auto"`` (exact while
+            ``exact_memory_bytes(n) <= memory_budget``, else random features).
         memory_budget: bytes the exact method may use (default 2 GiB).
-        n_features, batch_size, median_samples, seed: random-features options (features, rows per batch,
-            rows of the seeded subsample for the bandwidth, seed).
+        n_features, batch_size, median_samples, seed: approximation options (random features, rows per
+            batch or per minibatch, rows of the seeded subsample for the bandwidth, seed).
 
     ``details`` holds the method, the median rule and the bandwidths (in the input's units).
     """
@@ -211,8 +217,8 @@ def rbf_cka(
     if not (np.isfinite(sigma_factor) and sigma_factor > 0):
         raise ValueError(f"sigma_factor must be positive and finite, got {sigma_factor}")
     _check_rule(median)
-    if method not in ("auto", "exact", "random_features"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'random_features', got {method!r}")
+    if method not in ("auto", "exact", "random_features", "minibatch"):
+        raise ValueError(f"method must be 'auto', 'exact', 'random_features' or 'minibatch', got {method!r}")
     memory_budget = _positive_int(memory_budget, "memory_budget")
     n = X.shape[0]
     need = exact_memory_bytes(n)
@@ -250,6 +256,13 @@ def rbf_cka(
         return sigma_factor * float(np.sqrt(med))
 
     sx, sy = bandwidth(A, "X"), bandwidth(B, "Y")
+    details.update(sigma_x=sx * scale_x, sigma_y=sy * scale_y)
+    if method == "minibatch":
+        from .minibatch import minibatch_cka  # minibatch.py builds on this module's distances
+
+        res = minibatch_cka(A, B, batch_size=max(4, batch_size), seed=seed, kernel="rbf", sigmas=(sx, sy))
+        details.update(batch_size=res.details["batch_size"], n_minibatches=res.details["n_minibatches"])
+        return SimilarityResult("rbf_cka", res.score, n_samples=n, details=details)
 
     # each side draws from a generator seeded alike, so identical inputs get identical features (CKA = 1)
     def draw(width: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -262,5 +275,5 @@ def rbf_cka(
     for start in range(0, n, batch_size):
         sl = slice(start, start + batch_size)
         stats.update(_fourier_features(A[sl], Wx, bx), _fourier_features(B[sl], Wy, by))
-    details.update(sigma_x=sx * scale_x, sigma_y=sy * scale_y, n_random_features=n_features)
+    details["n_random_features"] = n_features
     return SimilarityResult("rbf_cka", _linear_cka_of_stats(stats), n_samples=n, details=details)

@@ -29,6 +29,13 @@ stream sorted by class (or by time, subject, sensor...) estimates something else
 HSIC); shuffle the samples first, as a data loader with ``shuffle=True`` does. :func:`minibatch_cka`, for
 arrays in memory, shuffles the rows with the seed before chunking (``shuffle=False`` keeps their order).
 
+``kernel="rbf"`` replaces the linear Grams by Gaussian kernels ``exp(-|x_i - x_j|^2 / (2 sigma^2))`` with one
+bandwidth per representation for the whole stream: given (``sigmas``), or ``sigma_factor`` times the root
+median squared distance (``median="distinct"`` or ``"all"``, see :mod:`ccalens.core.kernel`) within the
+first complete minibatch. Streams merge only with equal bandwidths (give ``sigmas`` to streams that will be
+merged). It estimates the population RBF CKA; :func:`ccalens.core.kernel.rbf_cka` uses it for
+``method="minibatch"``.
+
 Per-batch centring (HSIC_1 does not change) and a per-representation power-of-two scale fixed by the first
 batch keep the sums accurate for offsets and any float64 magnitude.
 """
@@ -36,10 +43,11 @@ batch keep the sums accurate for offsets and any float64 magnitude.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from .kernel import _check_rule, _median_squared, _squared_distances
 from .result import SimilarityMatrix, SimilarityResult
 from .validation import check_paired
 
@@ -53,15 +61,31 @@ def _power_of_two_scale(block: np.ndarray) -> float:
     return float(np.ldexp(1.0, int(np.frexp(peak)[1]))) if peak > 0.0 else 1.0
 
 
-def _unbiased_hsic_matrix(blocks: Sequence[np.ndarray]) -> np.ndarray:
-    """``(L, L)`` HSIC_1 of the linear-kernel Grams of ``blocks[l]: (m, d_l)`` (m >= 4, float64)."""
-    m = blocks[0].shape[0]
-    grams = np.empty((len(blocks), m, m))
-    for gram, block in zip(grams, blocks, strict=True):
-        centred = block - block.mean(axis=0)  # HSIC_1 is unchanged; the Gram loses no digits to offsets
-        np.dot(centred, centred.T, out=gram)
+def _linear_gram(block: np.ndarray, out: np.ndarray) -> None:
+    centred = block - block.mean(axis=0)  # HSIC_1 is unchanged; the Gram loses no digits to offsets
+    np.dot(centred, centred.T, out=out)
+
+
+def _rbf_gram(block: np.ndarray, sigma: float, out: np.ndarray) -> None:
+    """``K - 1`` of the Gaussian kernel, times ``max(1, 2 sigma^2)`` (a constant per representation).
+
+    HSIC_1 ignores the constant; the factor keeps full precision for bandwidths far wider than the data
+    (``expm1(-t) / t -> -1``) and cancels in CKA because every minibatch uses the same one.
+    """
+    D = _squared_distances(block - block.mean(axis=0), out=out)
+    rate = 0.5 / sigma / sigma
+    D *= -rate
+    np.expm1(D, out=D)
+    if rate < 1.0:
+        D /= rate
+
+
+def _unbiased_hsic_matrix(grams: np.ndarray) -> np.ndarray:
+    """``(L, L)`` HSIC_1 of the Grams ``grams: (L, m, m)`` (m >= 4; their diagonals are overwritten with 0)."""
+    L, m, _ = grams.shape
+    for gram in grams:
         np.fill_diagonal(gram, 0.0)
-    flat = grams.reshape(len(blocks), m * m)
+    flat = grams.reshape(L, m * m)
     traces = flat @ flat.T  # tr(K_i K_j) for symmetric Grams
     row_sums = grams.sum(axis=2)  # K_i 1
     totals = row_sums.sum(axis=1)  # 1' K_i 1
@@ -77,6 +101,9 @@ class MinibatchCKA:
         representations: how many representations (names then ``R0, R1, ...``) or their names.
         batch_size: rows per minibatch (at least 4); memory ``L * batch_size^2 * 8`` bytes per minibatch.
         seed: seeds the completion of the last, partial minibatch.
+        kernel: ``"linear"`` (Nguyen et al.) or ``"rbf"`` (Gaussian kernels).
+        sigmas: RBF bandwidths, one per representation, in the input's units (default: estimated on the
+            first complete minibatch as ``sigma_factor * sqrt(median squared distance)`` by ``median``).
 
     Example::
 
@@ -86,7 +113,17 @@ class MinibatchCKA:
         metric.compute().score         # two representations: a SimilarityResult; more: a SimilarityMatrix
     """
 
-    def __init__(self, representations: int | Sequence[str], *, batch_size: int = 256, seed: int = 0) -> None:
+    def __init__(
+        self,
+        representations: int | Sequence[str],
+        *,
+        batch_size: int = 256,
+        seed: int = 0,
+        kernel: Literal["linear", "rbf"] = "linear",
+        sigmas: Sequence[float] | None = None,
+        sigma_factor: float = 1.0,
+        median: Literal["distinct", "all"] = "distinct",
+    ) -> None:
         if isinstance(representations, (int, np.integer)) and not isinstance(representations, bool):
             if representations < 1:
                 raise ValueError(f"representations must be at least 1, got {representations}")
@@ -99,9 +136,26 @@ class MinibatchCKA:
             raise TypeError(f"representations must be a count or a sequence of names, got {representations!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < _MIN_BATCH:
             raise ValueError(f"batch_size must be an integer of at least {_MIN_BATCH}, got {batch_size!r}")
+        if kernel not in ("linear", "rbf"):
+            raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
+        _check_rule(median)
+        if not (np.isfinite(sigma_factor) and sigma_factor > 0):
+            raise ValueError(f"sigma_factor must be positive and finite, got {sigma_factor}")
+        given = None
+        if sigmas is not None:
+            if kernel != "rbf":
+                raise ValueError("sigmas applies to kernel='rbf' only")
+            given = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+            if given.shape != (len(names),) or not np.all(np.isfinite(given) & (given > 0)):
+                raise ValueError(f"sigmas must hold {len(names)} positive bandwidths, one per representation, "
+                                 f"got {list(np.atleast_1d(sigmas))}")
         self.names: tuple[str, ...] = names
         self.batch_size = int(batch_size)
         self.seed = seed
+        self.kernel = kernel
+        self.sigma_factor = float(sigma_factor)
+        self.median = median
+        self._given_sigmas = given
         self.reset()
 
     # ---------------------------------------------------------------- state
@@ -115,7 +169,40 @@ class MinibatchCKA:
         self._scales: np.ndarray | None = None  # per representation, a power of two fixed by the first batch
         self._pending: list[np.ndarray] | None = None  # scaled rows not yet in a minibatch (< batch_size)
         self._last_full: list[np.ndarray] | None = None  # scaled rows of the last complete minibatch
+        # RBF bandwidths in the input's units: given, or estimated on the first complete minibatch
+        self._sigmas: np.ndarray | None = None if self._given_sigmas is None else self._given_sigmas.copy()
         return self
+
+    @property
+    def sigmas(self) -> np.ndarray | None:
+        """RBF bandwidths in the input's units (None for the linear kernel, or before the first minibatch)."""
+        return None if self._sigmas is None else self._sigmas.copy()
+
+    def _estimated_sigmas(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        """``sigma_factor * sqrt(median squared distance)`` of each representation in ``batch``, input units."""
+        assert self._scales is not None
+        out = np.empty(len(self.names))
+        for i, (block, scale) in enumerate(zip(batch, self._scales, strict=True)):
+            med = _median_squared(_squared_distances(block - block.mean(axis=0)), self.median)
+            if not med > 0.0:
+                raise ValueError(
+                    f"{self.names[i]}: the median squared distance between the samples of the first minibatch "
+                    f"(median={self.median!r}) is 0, so the RBF bandwidth is 0; pass sigmas= explicitly"
+                )
+            out[i] = self.sigma_factor * float(np.sqrt(med)) * scale
+        return out
+
+    def _batch_hsic(self, batch: Sequence[np.ndarray], sigmas: np.ndarray | None) -> np.ndarray:
+        """``(L, L)`` HSIC_1 of one minibatch of scaled rows."""
+        m = batch[0].shape[0]
+        grams = np.empty((len(batch), m, m))
+        for i, block in enumerate(batch):
+            if self.kernel == "linear":
+                _linear_gram(block, grams[i])
+            else:
+                assert sigmas is not None and self._scales is not None
+                _rbf_gram(block, float(sigmas[i] / self._scales[i]), grams[i])
+        return _unbiased_hsic_matrix(grams)
 
     @property
     def n_samples(self) -> int:
@@ -165,7 +252,9 @@ class MinibatchCKA:
         full = scaled[0].shape[0] // m
         for b in range(full):
             batch = [s[b * m : (b + 1) * m] for s in scaled]
-            self._hsic_sum += _unbiased_hsic_matrix(batch)
+            if self.kernel == "rbf" and self._sigmas is None:
+                self._sigmas = self._estimated_sigmas(batch)
+            self._hsic_sum += self._batch_hsic(batch, self._sigmas)
             self._n_minibatches += 1
             if b == full - 1:
                 self._last_full = [blk.copy() for blk in batch]
@@ -187,9 +276,24 @@ class MinibatchCKA:
                 f"cannot merge MinibatchCKA of representations {list(other.names)} with batch_size "
                 f"{other.batch_size} into one of {list(self.names)} with batch_size {self.batch_size}"
             )
+        if (other.kernel, other.median, other.sigma_factor) != (self.kernel, self.median, self.sigma_factor):
+            raise ValueError(
+                f"cannot merge kernel={other.kernel!r} (median={other.median!r}, sigma_factor={other.sigma_factor}) "
+                f"into kernel={self.kernel!r} (median={self.median!r}, sigma_factor={self.sigma_factor})"
+            )
+        if self._sigmas is not None and other._sigmas is not None and not np.array_equal(self._sigmas, other._sigmas):
+            raise ValueError(
+                f"cannot merge RBF streams with different bandwidths {list(other._sigmas)} and {list(self._sigmas)} "
+                "(each estimated them on its first minibatch): give both the same sigmas="
+            )
         if self._widths is not None and other._widths is not None and self._widths != other._widths:
             raise ValueError(f"cannot merge feature counts {other._widths} into {self._widths}")
-        merged = MinibatchCKA(self.names, batch_size=self.batch_size, seed=self.seed)
+        merged = MinibatchCKA(
+            self.names, batch_size=self.batch_size, seed=self.seed, kernel=self.kernel,
+            sigmas=None if self._given_sigmas is None else list(self._given_sigmas),
+            sigma_factor=self.sigma_factor, median=self.median,
+        )
+        merged._sigmas = self._sigmas if self._sigmas is not None else other._sigmas
         merged._widths = self._widths or other._widths
         merged._scales = self._scales if self._scales is not None else other._scales
         merged._hsic_sum = self._hsic_sum.copy()
@@ -200,7 +304,10 @@ class MinibatchCKA:
         if other._scales is not None:
             assert merged._scales is not None
             factor = other._scales / merged._scales  # powers of two: the rescaling is exact
-            merged._hsic_sum += other._hsic_sum * np.outer(factor**2, factor**2)
+            if self.kernel == "linear":  # linear HSIC scales with the data; Gaussian kernels do not
+                merged._hsic_sum += other._hsic_sum * np.outer(factor**2, factor**2)
+            else:
+                merged._hsic_sum += other._hsic_sum
             if other._last_full is not None:
                 merged._last_full = [blk * f for blk, f in zip(other._last_full, factor, strict=True)]
             if other._pending is not None:
@@ -227,7 +334,10 @@ class MinibatchCKA:
                 batch = self._pending  # the whole stream is one (smaller) minibatch
             else:
                 raise ValueError(f"minibatch CKA needs at least {_MIN_BATCH} samples, got {r}")
-            total += _unbiased_hsic_matrix(batch)
+            sigmas = self._sigmas
+            if self.kernel == "rbf" and sigmas is None:
+                sigmas = self._estimated_sigmas(batch)
+            total += self._batch_hsic(batch, sigmas)
             count += 1
         return total / count, count, filled
 
@@ -258,7 +368,16 @@ class MinibatchCKA:
         scores, count, filled = self._scores()
         if len(self.names) != 2:
             return SimilarityMatrix(measure="minibatch_cka", scores=scores, names=self.names)
-        details = {"batch_size": self.batch_size, "n_minibatches": count, "n_filled": filled, "seed": self.seed}
+        details: dict[str, Any] = {
+            "batch_size": self.batch_size, "n_minibatches": count, "n_filled": filled, "seed": self.seed,
+            "kernel": self.kernel,
+        }
+        if self.kernel == "rbf":
+            sigmas = self._sigmas
+            if sigmas is None:  # only a remainder so far: estimated on it, as compute() did
+                assert self._pending is not None
+                sigmas = self._estimated_sigmas(self._pending)
+            details.update(median=self.median, sigma_x=float(sigmas[0]), sigma_y=float(sigmas[1]))
         return SimilarityResult("minibatch_cka", float(scores[0, 1]), n_samples=self._n_samples, details=details)
 
 
@@ -268,18 +387,22 @@ def minibatch_cka(
     seed: int = 0,
     shuffle: bool = True,
     names: Sequence[str] | None = None,
+    **kernel_options: Any,
 ) -> SimilarityResult | SimilarityMatrix:
     """Minibatch CKA of arrays in memory: ``representations[l]: (n, d_l)``, the same samples in each.
 
     The rows are put in a random order drawn from ``seed`` (unless ``shuffle=False``), cut into minibatches of
     ``batch_size`` and streamed through :class:`MinibatchCKA`. Two representations give a
     :class:`SimilarityResult`, more a :class:`SimilarityMatrix`. Identical calls give identical numbers.
+    ``kernel_options`` (``kernel``, ``sigmas``, ``sigma_factor``, ``median``) go to :class:`MinibatchCKA`.
     """
     if not representations:
         raise ValueError("minibatch_cka needs at least one representation")
     if names is not None and len(names) != len(representations):
         raise ValueError(f"names has {len(names)} entries for {len(representations)} representations")
-    metric = MinibatchCKA(len(representations) if names is None else names, batch_size=batch_size, seed=seed)
+    metric = MinibatchCKA(
+        len(representations) if names is None else names, batch_size=batch_size, seed=seed, **kernel_options
+    )
     checked = check_paired(*representations, names=metric.names, min_samples=_MIN_BATCH)
     n = checked[0].shape[0]
     order = np.random.default_rng(seed).permutation(n) if shuffle else None
