@@ -184,3 +184,12 @@ def test_minibatch_method_estimates_the_exact_value():
     assert est.details["sigma_x"] == pytest.approx(exact.details["sigma_x"], rel=1e-12)  # n <= median_samples
     assert rbf_cka(X, Y, method="minibatch", batch_size=250).score == est.score
     assert rbf_cka(X * 1e150, Y, method="minibatch", batch_size=250).score == pytest.approx(est.score, abs=1e-12)
+
+
+def test_largest_float64_magnitudes():
+    X, Y = related_pair(10, n=80)
+    unit = X / np.abs(X).max()
+    with np.errstate(all="raise"):
+        huge = rbf_cka(unit * 1.7e308, Y)
+    assert huge.score == pytest.approx(rbf_cka(unit, Y).score, abs=1e-12)
+    assert np.isfinite(huge.details["sigma_x"])

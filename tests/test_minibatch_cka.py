@@ -248,3 +248,11 @@ def test_rbf_streams_merge_only_with_equal_bandwidths():
         MinibatchCKA(2, sigmas=(1.0, 1.0))
     with pytest.raises(ValueError, match="kernel must be"):
         MinibatchCKA(2, kernel="poly")
+
+
+def test_largest_float64_magnitudes():
+    X, Y, _ = layers(17, 100)
+    unit = X / np.abs(X).max()
+    with np.errstate(all="raise"):
+        huge = MinibatchCKA(2, batch_size=50).update(unit * 1.7e308, Y).compute().score
+    assert huge == pytest.approx(MinibatchCKA(2, batch_size=50).update(unit, Y).compute().score, abs=1e-12)

@@ -70,7 +70,7 @@ def _normalised(A: np.ndarray) -> tuple[np.ndarray, float]:
         peak = float(np.max(np.abs(out)))
         if peak == 0.0:
             break
-        step = float(np.ldexp(1.0, int(np.frexp(peak)[1])))
+        step = float(np.ldexp(1.0, int(np.frexp(peak)[1]) - 1))  # peak / step in [1, 2): no overflow at 1e308
         out /= step
         scale *= step
         out -= out.mean(axis=0)

@@ -58,7 +58,8 @@ _MIN_BATCH = 4  # HSIC_1 divides by m (m - 3)
 
 def _power_of_two_scale(block: np.ndarray) -> float:
     peak = float(np.max(np.abs(block))) if block.size else 0.0
-    return float(np.ldexp(1.0, int(np.frexp(peak)[1]))) if peak > 0.0 else 1.0
+    # peak / scale in [1, 2); 2^(e - 1) stays finite for the largest float64
+    return float(np.ldexp(1.0, int(np.frexp(peak)[1]) - 1)) if peak > 0.0 else 1.0
 
 
 def _linear_gram(block: np.ndarray, out: np.ndarray) -> None:
