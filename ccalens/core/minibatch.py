@@ -96,7 +96,7 @@ def _unbiased_hsic_matrix(grams: np.ndarray) -> np.ndarray:
 
 
 class MinibatchCKA:
-    """Streaming minibatch linear CKA of L representations of the same samples (see the module docstring).
+    """Streaming minibatch CKA (linear or RBF) of L representations of the same samples (see the module docstring).
 
     Args:
         representations: how many representations (names then ``R0, R1, ...``) or their names.
