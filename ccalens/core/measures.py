@@ -90,7 +90,10 @@ def _check_comoment(stats: SufficientStats, index: int) -> None:
     diagonal = np.diagonal(stats.block(index, index))
     largest = float(diagonal.max()) if diagonal.size else 0.0
     if not np.isfinite(largest) or not np.isfinite(stats.block(index, index)).all():
-        raise ValueError(f"the statistics of representation {index} are not finite (NaN or Inf in its co-moment)")
+        raise ValueError(
+            f"the statistics of representation {index} are not finite (NaN or Inf in its co-moment: its features' "
+            "squares overflowed float64); rescale its features (e.g. by a power of 2) before accumulating"
+        )
     if not largest > 0.0:
         raise ValueError(
             f"representation {index} has no variance: every feature is constant over the samples, so no "
