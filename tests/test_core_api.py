@@ -301,3 +301,23 @@ def test_statistics_near_the_float64_limits_give_a_clear_error_or_the_right_valu
             MEASURES[name](stats=tiny)
         with pytest.raises(ValueError, match=r"representation 0 .*rescale its features"):
             MEASURES[name](stats=huge)
+
+
+def test_whitening_top_rules():
+    from ccalens.core.linalg import principal_whitening, whiten
+
+    rng = np.random.default_rng(12)
+    A = rng.standard_normal((500, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])
+    cov = np.cov(A.T)
+    w = principal_whitening(cov)
+    eig = np.sort(np.linalg.eigvalsh(cov))[::-1]
+    assert w.total_deviation == pytest.approx(np.sqrt(eig).sum(), rel=1e-12)
+    for threshold in (0.5, 0.8, 0.95, 1.0):
+        by_var = w.top(threshold, "variance")
+        np.testing.assert_array_equal(by_var.eigenvalues, w.top_variance(threshold).eigenvalues)
+        expected = int(np.searchsorted(np.cumsum(np.sqrt(eig)) / np.sqrt(eig).sum(), threshold - 1e-12)) + 1
+        assert w.top(threshold).rank == expected
+        assert w.top(threshold).explained("singular_values") >= threshold - 1e-12
+    # a whitening that does not know its dropped directions sums the kept ones
+    plain = whiten(cov)
+    assert plain.total_deviation is None and plain.top(0.8).rank == w.top(0.8).rank
