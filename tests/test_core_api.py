@@ -253,6 +253,30 @@ def test_pwcca_with_tied_correlations_does_not_depend_on_round_off():
     assert w is not None and np.ptp(w[:4]) == pytest.approx(0.0, abs=1e-15)
 
 
+def test_pwcca_tie_across_the_kept_correlations_is_shared_fairly():
+    """X keeps 6 dimensions, Y 4: two correlations are 1 and X's four others are 0, of which only two are among the
+    k = 4 correlations. Which two is round-off; the group's weight is its share, 2 / 4, whatever the basis."""
+    rng = np.random.default_rng(0)
+    n = 300
+    U = np.linalg.qr(rng.standard_normal((n, 8)))[0]
+    U = np.linalg.qr(U - U.mean(0))[0]  # orthonormal, centred: exactly uncorrelated columns
+    X = U[:, :6] @ rng.standard_normal((6, 6))
+    Y = U[:, [0, 1, 6, 7]] @ rng.standard_normal((4, 4))
+    reference = pwcca(X, Y)
+    np.testing.assert_allclose(reference.correlations, [1, 1, 0, 0], atol=1e-7)
+    for seed in range(4):
+        perm = np.random.default_rng(seed).permutation(n)
+        assert pwcca(X[perm], Y[perm]).score == pytest.approx(reference.score, abs=1e-7)
+    assert compare(X, Y, ["svcca", "pwcca"])["pwcca"].score == pytest.approx(reference.score, abs=1e-7)
+    # the definition: group weights sum_j ||P_g x_j|| over X's neurons, the zero group counted at 2 / 4
+    Xc = X - X.mean(0)
+    Q1 = np.linalg.qr(U[:, :2])[0]  # the variates of the tied group at 1 (unit norm)
+    Q0 = np.linalg.qr((np.eye(n) - Q1 @ Q1.T) @ Xc)[0][:, :4]  # X's directions uncorrelated with Y
+    w1 = np.linalg.norm(Q1.T @ Xc, axis=0).sum()
+    w0 = np.linalg.norm(Q0.T @ Xc, axis=0).sum() * 2 / 4
+    assert reference.score == pytest.approx(w1 / (w1 + w0), abs=1e-7)
+
+
 def test_pwcca_weights_from_either_side():
     X, Y = related(8, p=9, q=4)
     from_x, from_y = pwcca(X, Y), pwcca(X, Y, weights_from="y")
