@@ -50,7 +50,6 @@ is ``(count + 1) / (n_permutations + 1)`` (the observed pairing counts as one pe
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -244,12 +243,11 @@ class PermutationTestResult:
 # --------------------------------------------------------------------------------- measure adapter
 def _measure_function(measure: str) -> tuple[Callable[..., Any], bool]:
     """The measure's function and whether it accepts ``stats=`` (a statistics path)."""
-    from .measures import MEASURES
+    from .measures import MEASURES, STATS_MEASURES
 
     if not isinstance(measure, str) or measure not in MEASURES:
         raise ValueError(f"measure must be one of {sorted(MEASURES)}, got {measure!r}")
-    fn = MEASURES[measure]
-    return fn, "stats" in inspect.signature(fn).parameters
+    return MEASURES[measure], measure in STATS_MEASURES
 
 
 def _score_from_stats(fn: Callable[..., Any], stats: SufficientStats, options: dict[str, Any]) -> Any:
