@@ -172,9 +172,9 @@ def _torch_load_failure(path: Path, exc: Exception) -> str:
     if magic != b"PK\x03\x04" and not magic.startswith(b"\x80"):
         return f"{path} is not a torch file (torch.save writes a zip archive)"
     text = str(exc)
-    if "WeightsUnpickler error:" in text:
-        detail = next((ln.strip() for ln in text.split("WeightsUnpickler error:", 1)[1].splitlines() if ln.strip()),
-                      "")
+    if text.startswith("Weights only load failed"):  # torch's weights_only unpickler met a non-tensor object
+        lines = [ln.strip() for ln in text.replace("WeightsUnpickler error:", "\n").splitlines()]
+        detail = next((ln for ln in lines if "GLOBAL" in ln or ln.startswith("Unsupported")), "").rstrip(".")
         return (f"{path} holds objects other than tensors ({detail.split('. ')[0][:160]}); only tensors and dicts of "
                 "tensors are read, and nothing in the file is run")
     reason = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
