@@ -212,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
 
-    run = sub.add_parser("run", help="run an experiment config (a TOML path or a built-in name)")
+    run = sub.add_parser(
+        "run", help="run an experiment config (a TOML path or a built-in name)",
+        epilog="Data folders may be read-only: the SHL 2018 loader writes its spectrogram caches into "
+               "ROOT/train/.ccalens_cache unless the config sets [data] cache_dir = \"a/writable/folder\".",
+    )
     run.add_argument("config", nargs="?", help="config file, or a built-in name (see --list)")
     run.add_argument("--out", help="output folder (default results/<config name>); rerunning into the same "
                                    "folder resumes the training checkpoints there")

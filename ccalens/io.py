@@ -115,7 +115,10 @@ def _bad_line(path: Path, delimiter: str | None, start: int, n_fields: int, usec
 def _load_text(path: Path, index_column: str = "auto") -> np.ndarray:
     """A numeric table ``(n_samples, n_features)`` from CSV/TSV/whitespace text (``np.savetxt``,
     ``DataFrame.to_csv``): an optional header row, optional ``#`` comments, an optional index column."""
-    lines, first_at = _first_lines(path, 2)
+    try:
+        lines, first_at = _first_lines(path, 2)
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path} is not a UTF-8 text table (binary data under a text suffix?)") from None
     if not lines:
         raise UserInputError(f"{path} holds no data (empty, or only comments)")
     delimiter = _guess_delimiter(lines[0])
@@ -125,24 +128,29 @@ def _load_text(path: Path, index_column: str = "auto") -> np.ndarray:
     default_names = (numeric and len(fields) >= 2 and fields == [str(i) for i in range(len(fields))]
                      and len(lines) > 1 and not all(f.lstrip("+-").isdigit() for f in _split(lines[1], delimiter)))
     has_header = not numeric or default_names
-    if default_names:
-        warnings.warn(FeatureFileNotice(f"{path}: first line {lines[0][:60]!r} read as column names"),
-                      stacklevel=3)
+    notices = [f"{path}: first line {lines[0][:60]!r} read as column names"] if default_names else []
     n_fields = len(fields)
     drop_first = index_column == "drop"
     if index_column == "auto" and has_header and fields[0].strip().lower() in _INDEX_HEADERS and n_fields >= 2:
-        labels = np.loadtxt(path, delimiter=delimiter, skiprows=first_at + 1, usecols=[0], dtype=str,
-                            comments="#", encoding="utf-8-sig", ndmin=1)
-        expected = [str(i) for i in range(labels.shape[0])]
-        if [s.strip().strip('"') for s in labels.tolist()] != expected:
+        try:
+            labels = np.loadtxt(path, delimiter=delimiter, skiprows=first_at + 1, usecols=[0], dtype=str,
+                                comments="#", encoding="utf-8-sig", ndmin=1)
+        except ValueError:
+            where = _bad_line(path, delimiter, first_at + 1, n_fields, [])
+            raise UserInputError(f"{path}: {where} (expected a table separated by "
+                                 f"{_DELIMITER_NAMES[delimiter]})") from None
+        values = [s.strip().strip('"') for s in labels.tolist()]
+        n = len(values)
+        first = next((start for start in (0, 1) if values == [str(i) for i in range(start, n + start)]), None)
+        if first is None:
             raise UserInputError(
                 f"{path}: the first column has an empty header ({fields[0]!r}) like a pandas index, but its values "
                 "are not 0..n-1; drop it with --index-column drop (index_column='drop') if it holds row labels, "
                 "or keep it with --index-column keep if it is a feature"
             )
         drop_first = True
-        warnings.warn(FeatureFileNotice(f"{path}: dropped the first column, an index 0..{labels.shape[0] - 1} "
-                                        "(pandas to_csv); use --index-column keep to keep it"), stacklevel=3)
+        notices.append(f"{path}: dropped the first column, an index {first}..{n - 1 + first} (pandas to_csv, "
+                       "R write.csv); use --index-column keep to keep it")
     if drop_first and n_fields < 2:
         raise UserInputError(f"{path}: cannot drop the index column of a one-column table")
     usecols = list(range(1 if drop_first else 0, n_fields))
@@ -159,6 +167,8 @@ def _load_text(path: Path, index_column: str = "auto") -> np.ndarray:
                              f"{_DELIMITER_NAMES[delimiter]})") from None
     if data.shape[0] == 0:
         raise UserInputError(f"{path} has a header but no data rows")
+    for notice in notices:
+        warnings.warn(FeatureFileNotice(notice), stacklevel=3)
     return data
 
 

@@ -196,3 +196,17 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         atomic_write(target, boom)
     assert target.read_text() == '{\n  "a": 1\n}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_r_write_csv_and_odd_text_files(tmp_path, X):
+    lines = ['"","V1","V2","V3","V4","V5","V6","V7"']  # R's write.csv: quoted names, row names 1..n
+    lines += [f'"{i + 1}",' + ",".join(repr(float(v)) for v in row) for i, row in enumerate(X)]
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    with pytest.warns(FeatureFileNotice, match=r"index 1\.\.40"):
+        np.testing.assert_array_equal(load_features(tmp_path / "r.csv"), X)
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00\x01binary")
+    with pytest.raises(UserInputError, match=r"bin\.csv is not a UTF-8 text table"):
+        load_features(tmp_path / "bin.csv")
+    (tmp_path / "ragged.csv").write_text(",a,b\n0,1,2\n1,2\n")
+    with pytest.raises(UserInputError, match=r"ragged\.csv: line 3 has 2 fields, expected 3"):
+        load_features(tmp_path / "ragged.csv")
