@@ -1,7 +1,8 @@
-"""Files: reading feature arrays (.npy, .npz, .pt, .csv) and writing every artefact atomically.
+"""Files: reading feature arrays (.npy, .npz, .pt, .csv/.tsv/.txt) and writing every artefact atomically.
 
 Writes go to a temporary file in the target folder, are fsync'ed, then renamed with ``os.replace``, so a reader
-never sees a half-written file, even if the run is killed mid-write."""
+never sees a half-written file, even if the run is killed mid-write. Written files get the mode of any new file
+(0o666 less the process umask)."""
 
 from __future__ import annotations
 
@@ -227,7 +228,7 @@ def _load_numpy(path: Path, key: str | None) -> np.ndarray:
 
 
 def load_features(path: str | Path, key: str | None = None, *, index_column: str = "auto") -> np.ndarray:
-    """Load a feature array ``(n_samples, ...)`` from .npy, .npz, .pt/.pth (torch) or .csv/.txt.
+    """Load a feature array ``(n_samples, ...)`` from .npy, .npz, .pt/.pth (torch) or .csv/.tsv/.txt.
 
     For containers (.npz, a .pt dict) ``key`` names the array; it may be omitted if there is only one.
     torch bfloat16 (and float8) tensors are widened to float32. Text tables may have a header row and ``#``
@@ -270,7 +271,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     The file gets the mode of any newly created file (0o666 less the umask: 0o644 under umask 0o022)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temporary(path.parent, path.name)
+    try:
+        fd, tmp = _create_temporary(path.parent, path.name)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

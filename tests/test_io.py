@@ -210,3 +210,17 @@ def test_r_write_csv_and_odd_text_files(tmp_path, X):
     (tmp_path / "ragged.csv").write_text(",a,b\n0,1,2\n1,2\n")
     with pytest.raises(UserInputError, match=r"ragged\.csv: line 3 has 2 fields, expected 3"):
         load_features(tmp_path / "ragged.csv")
+
+
+def test_unwritable_folder_names_the_target_not_the_temporary(tmp_path, monkeypatch):
+    import errno
+
+    import ccalens.io as cio
+
+    def denied(folder, name):  # a folder without write permission (tests may run as root, so simulated)
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder / f".{name}.0123.tmp"))
+
+    monkeypatch.setattr(cio, "_create_temporary", denied)
+    with pytest.raises(PermissionError) as info:
+        write_json(tmp_path / "r.json", {})
+    assert info.value.filename == str(tmp_path / "r.json")
