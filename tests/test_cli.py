@@ -197,6 +197,10 @@ def test_missing_matplotlib_says_which_extra(tmp_path, capsys, monkeypatch):
     ('[data]\nviews = ["mor"]\n[training]\nepochs = "ten"\n[fusion]\n', ["[training] epochs", "'ten'"]),
     ('[data]\nviews = ["mor"]\n[model]\nhidden = ["big"]\n[fusion]\n', ["[model] hidden", "'big'"]),
     ('[data]\nviews = ["mor"]\n[training]\nseeds = 5\n[fusion]\n', ["[training] seeds must be an array"]),
+    ('[data]\nviews = ["mor"]\n[training]\nmax_steps = "x"\n[fusion]\n', ["[training] max_steps must be a number"]),
+    ('[data]\nviews = ["mor"]\n[training]\nlr_milestones = ["x"]\n[fusion]\n', ["[training] lr_milestones"]),
+    ('[data]\nviews = ["mor"]\n[projection.retrain_hparams]\ngroup_size = "x"\n',
+     ["[projection.retrain_hparams] group_size must be a number"]),
     ("[sanity\n", ["c.toml is not valid TOML"]),
 ])
 def test_config_errors_name_the_key(tmp_path, capsys, text, needles):
@@ -277,3 +281,12 @@ def test_traceback_only_with_debug_in_a_real_process(pair):
     assert plain.stderr.count("\n") == 1 and "b.pt is not a torch file" in plain.stderr
     debug = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, env=env, timeout=120)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "UserInputError" in debug.stderr
+
+
+def test_config_type_check_leaves_other_keys_alone():
+    from ccalens.experiments.config_types import check_config_types
+
+    check_config_types({"data": {"sensors": {"my_sensor": "Acc_x"}, "root": "x"}, "training": {"epochs": 3.0,
+                        "lr_milestones": [10]}, "fusion": {"pairs": [["a", "b"]]}}, "c.toml")
+    with pytest.raises(ValueError, match=r"c\.toml: \[data\] root must be a string, got the number 5"):
+        check_config_types({"data": {"root": 5}}, "c.toml")

@@ -1,10 +1,13 @@
-"""Type check of an experiment config: a key that the shipped configs also use must hold the same kind of TOML
-value (a table, a string, a number, a boolean, an array of ...), so that ``epochs = "ten"`` or ``sanity = 5`` is
-refused up front with a message naming the key, not deep inside a stage."""
+"""Type check of an experiment config: a key that the shipped configs also use, or a field of the dataclass a
+table becomes (``[training]`` -> TrainConfig, ...), must hold the same kind of TOML value (a table, a string, a
+number, a boolean, an array of ...), so that ``epochs = "ten"`` or ``sanity = 5`` is refused up front with a
+message naming the key, not deep inside a stage."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -16,6 +19,20 @@ __all__ = ["check_config_types"]
 
 Path_ = tuple[str, ...]
 _ITEM = "[]"  # path component of an array's elements
+# tables whose keys are fields of a dataclass: its annotations give the expected kinds
+_TRAIN = "ccalens.models.training:TrainConfig"
+_RETRAIN = "ccalens.experiments.common:RetrainConfig"
+_PROJECTION = "ccalens.experiments.projection:ProjectionConfig"
+_TABLE_DATACLASSES: tuple[tuple[Path_, str], ...] = (
+    (("training",), _TRAIN),
+    (("projection",), _PROJECTION),
+    (("cross_sensor",), _PROJECTION),
+    (("fusion",), "ccalens.experiments.fusion:FusionConfig"),
+    (("projection", "retrain_hparams"), _TRAIN),
+    (("projection", "retrain_hparams"), _RETRAIN),
+    (("cross_sensor", "retrain_hparams"), _TRAIN),
+    (("cross_sensor", "retrain_hparams"), _RETRAIN),
+)
 
 
 def _kind(value: Any) -> str:
@@ -27,7 +44,7 @@ def _kind(value: Any) -> str:
         return "a string"
     if isinstance(value, Mapping):
         return "a table"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "an array"
     return "a date/time"
 
@@ -37,13 +54,52 @@ def _walk(value: Any, path: Path_, into: dict[Path_, set[str]]) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             _walk(item, (*path, str(key)), into)
-    elif isinstance(value, list):
+    elif isinstance(value, list | tuple):
         for item in value:
             _walk(item, (*path, _ITEM), into)
 
 
+_SCALAR_ANNOTATIONS = {"int": "a number", "float": "a number", "str": "a string", "bool": "a boolean"}
+
+
+def _annotation_kinds(annotation: str, path: Path_, into: dict[Path_, set[str]]) -> bool:
+    """Record the kinds a field annotated ``annotation`` (``"int | None"``, ``"tuple[int, ...]"``) accepts at
+    ``path``; False if the annotation is not one of these simple forms (then the field is not checked)."""
+    kinds: dict[Path_, set[str]] = {}
+    for part in (p.strip() for p in annotation.split("|")):
+        if part == "None":
+            continue
+        if part in _SCALAR_ANNOTATIONS:
+            kinds.setdefault(path, set()).add(_SCALAR_ANNOTATIONS[part])
+        elif part.split("[")[0] in ("tuple", "list", "Sequence") and part.endswith("]"):
+            kinds.setdefault(path, set()).add("an array")
+            inner = part[part.index("[") + 1 : -1].split(",")[0].strip()
+            if inner in _SCALAR_ANNOTATIONS:
+                kinds.setdefault((*path, _ITEM), set()).add(_SCALAR_ANNOTATIONS[inner])
+        else:
+            return False
+    for where, found in kinds.items():
+        into.setdefault(where, set()).update(found)
+    return True
+
+
+def _dataclass_kinds(spec: str, table: Path_, into: dict[Path_, set[str]]) -> bool:
+    """Record the kinds of the fields of the dataclass ``"module:Class"`` under ``table``; False, and nothing
+    recorded, if it cannot be imported (torch missing: the stage that needs it says so)."""
+    module, _, name = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except ImportError:
+        return False
+    for f in dataclasses.fields(cls):
+        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if not _annotation_kinds(annotation, (*table, f.name), into) and f.default not in (None, dataclasses.MISSING):
+            _walk(f.default, (*table, f.name), into)
+    return True
+
+
 @functools.cache
-def _shipped_kinds() -> dict[Path_, frozenset[str]]:
+def _toml_kinds() -> dict[Path_, frozenset[str]]:
     """Kinds of value at each key path of the configs shipped in ``ccalens/experiments/configs``."""
     found: dict[Path_, set[str]] = {}
     folder = resources.files("ccalens.experiments") / "configs"
@@ -51,6 +107,22 @@ def _shipped_kinds() -> dict[Path_, frozenset[str]]:
         if entry.name.endswith(".toml"):
             _walk(tomllib.loads(entry.read_text(encoding="utf-8")), (), found)
     return {path: frozenset(kinds) for path, kinds in found.items()}
+
+
+_complete: dict[Path_, frozenset[str]] = {}  # the shipped kinds, once every dataclass could be imported
+
+
+def _shipped_kinds() -> dict[Path_, frozenset[str]]:
+    """Kinds of the shipped configs' values and of the fields of the dataclasses that tables become (kept
+    once all of those could be imported; until then computed afresh, without the missing ones)."""
+    if _complete:
+        return _complete
+    found: dict[Path_, set[str]] = {path: set(kinds) for path, kinds in _toml_kinds().items()}
+    imported = [_dataclass_kinds(spec, table, found) for table, spec in _TABLE_DATACLASSES]
+    kinds = {path: frozenset(k) for path, k in found.items()}
+    if all(imported):
+        _complete.update(kinds)
+    return kinds
 
 
 def _name(path: Path_) -> str:
