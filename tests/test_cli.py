@@ -196,7 +196,10 @@ def test_missing_matplotlib_says_which_extra(tmp_path, capsys, monkeypatch):
     ('threads = "two"\n[sanity]\nn_samples = 100\n', ["threads must be a number", "'two'"]),
     ('[data]\nviews = ["mor"]\n[training]\nepochs = "ten"\n[fusion]\n', ["[training] epochs", "'ten'"]),
     ('[data]\nviews = ["mor"]\n[model]\nhidden = ["big"]\n[fusion]\n', ["[model] hidden", "'big'"]),
-    ('[data]\nviews = ["mor"]\n[training]\nseeds = 5\n[fusion]\n', ["[training] seeds must be an array"]),
+    ('[data]\nviews = ["mor"]\n[training]\nseeds = 5\n[fusion]\n',
+     ["[training] seeds must be a list of integers", "got the number 5"]),
+    ('[data]\nviews = ["mor"]\n[training]\nseeds = [0, 1.5]\n[fusion]\n',
+     ["[training] seeds must be a list of integers", "got the list [0, 1.5]"]),
     ('[data]\nviews = ["mor"]\n[training]\nmax_steps = "x"\n[fusion]\n', ["[training] max_steps must be a number"]),
     ('[data]\nviews = ["mor"]\n[training]\nlr_milestones = ["x"]\n[fusion]\n', ["[training] lr_milestones"]),
     ('[data]\nviews = ["mor"]\n[projection.retrain_hparams]\ngroup_size = "x"\n',
@@ -224,7 +227,8 @@ def test_reusing_out_after_changing_the_architecture(tmp_path, capsys):
     assert list_checkpoints(out / "models" / "checkpoints" / "mor_seed0")
     (tmp_path / "c.toml").write_text(config.format(width=6))
     assert main(["run", str(tmp_path / "c.toml"), "--out", str(out), "--no-progress"]) == 2
-    _one_error_line(capsys, "checkpoint", "mor_seed0", "another architecture", "--out")
+    _one_error_line(capsys, "checkpoint", "mor_seed0", "does not fit the model",
+                    "delete the checkpoint folder")
 
 
 def test_read_only_shl_folder_suggests_cache_dir(tmp_path, capsys, monkeypatch):

@@ -35,22 +35,34 @@ _TABLE_DATACLASSES: tuple[tuple[Path_, str], ...] = (
 )
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any, element: bool = False) -> str:
+    """The kind of a TOML value. A number is ``"a number"``, except a list element holding an integer
+    (``seeds``, ``hidden``, ``k_values`` list counts): ``"an integer"``."""
     if isinstance(value, bool):
         return "a boolean"
+    if isinstance(value, int) and element:
+        return "an integer"
     if isinstance(value, int | float):
-        return "a number"  # TOML integers and floats are interchangeable in the configs (n_val = 3310 or 0.25)
+        return "a number"  # scalars: integers and floats are interchangeable (n_val = 3310 or 0.25)
     if isinstance(value, str):
         return "a string"
     if isinstance(value, Mapping):
         return "a table"
     if isinstance(value, list | tuple):
-        return "an array"
+        return "a list"
     return "a date/time"
 
 
+_PLURAL = {"an integer": "integers", "a number": "numbers", "a string": "strings", "a boolean": "booleans",
+           "a table": "tables", "a list": "lists", "a date/time": "dates"}
+
+
+def _accepts(expected: frozenset[str], kind: str) -> bool:
+    return kind in expected or (kind == "an integer" and "a number" in expected)
+
+
 def _walk(value: Any, path: Path_, into: dict[Path_, set[str]]) -> None:
-    into.setdefault(path, set()).add(_kind(value))
+    into.setdefault(path, set()).add(_kind(value, element=bool(path) and path[-1] == _ITEM))
     if isinstance(value, Mapping):
         for key, item in value.items():
             _walk(item, (*path, str(key)), into)
@@ -60,6 +72,7 @@ def _walk(value: Any, path: Path_, into: dict[Path_, set[str]]) -> None:
 
 
 _SCALAR_ANNOTATIONS = {"int": "a number", "float": "a number", "str": "a string", "bool": "a boolean"}
+_ELEMENT_ANNOTATIONS = {**_SCALAR_ANNOTATIONS, "int": "an integer"}
 
 
 def _annotation_kinds(annotation: str, path: Path_, into: dict[Path_, set[str]]) -> bool:
@@ -72,10 +85,10 @@ def _annotation_kinds(annotation: str, path: Path_, into: dict[Path_, set[str]])
         if part in _SCALAR_ANNOTATIONS:
             kinds.setdefault(path, set()).add(_SCALAR_ANNOTATIONS[part])
         elif part.split("[")[0] in ("tuple", "list", "Sequence") and part.endswith("]"):
-            kinds.setdefault(path, set()).add("an array")
+            kinds.setdefault(path, set()).add("a list")
             inner = part[part.index("[") + 1 : -1].split(",")[0].strip()
-            if inner in _SCALAR_ANNOTATIONS:
-                kinds.setdefault((*path, _ITEM), set()).add(_SCALAR_ANNOTATIONS[inner])
+            if inner in _ELEMENT_ANNOTATIONS:
+                kinds.setdefault((*path, _ITEM), set()).add(_ELEMENT_ANNOTATIONS[inner])
         else:
             return False
     for where, found in kinds.items():
@@ -126,6 +139,7 @@ def _shipped_kinds() -> dict[Path_, frozenset[str]]:
 
 
 def _name(path: Path_) -> str:
+    """``threads``, ``[training] seeds``, ``an element of [fusion] pairs``."""
     keys = [k for k in path if k != _ITEM]
     items = "an element of " * (len(path) - len(keys))
     if len(keys) == 1:
@@ -133,26 +147,34 @@ def _name(path: Path_) -> str:
     return f"{items}[{'.'.join(keys[:-1])}] {keys[-1]}"
 
 
-def _describe(value: Any) -> str:
-    """``"string 'ten'"``, ``"number 5"``..."""
-    noun = _kind(value).split(" ", 1)[1]
-    return f"{noun} {repr(value)[:60]}"
+def _expected(path: Path_, kinds: frozenset[str], shipped: Mapping[Path_, frozenset[str]]) -> str:
+    """``"a number"``, ``"a table ([data])"``, ``"a list of integers"``..."""
+    if kinds == {"a table"} and len(path) == 1:
+        return f"a table ([{path[0]}])"
+    texts = []
+    for kind in sorted(kinds):
+        items = shipped.get((*path, _ITEM)) if kind == "a list" else None
+        texts.append(f"a list of {' or '.join(_PLURAL[k] for k in sorted(items))}" if items else kind)
+    return " or ".join(texts)
 
 
 def check_config_types(cfg: Mapping[str, Any], source: str) -> None:
     """Raise :class:`UserInputError` naming ``source`` (the config file) and the key if a value of ``cfg`` has
-    another kind than the shipped configs give the same key; keys they do not use are not checked."""
+    another kind than the shipped configs, or the field of the dataclass the table becomes, give the same key;
+    other keys are not checked. A list whose elements are of the wrong kind is reported as a whole."""
     shipped = _shipped_kinds()
 
     def check(value: Any, path: Path_) -> None:
         expected = shipped.get(path)
         if expected is None:
             return
-        if _kind(value) not in expected:
-            what = " or ".join(sorted(expected))
-            if path[-1] != _ITEM and "a table" in expected and len(path) == 1:
-                what = f"a table ([{path[0]}])"
-            raise UserInputError(f"config {source}: {_name(path)} must be {what}, got the {_describe(value)}")
+        items = shipped.get((*path, _ITEM))
+        wrong = not _accepts(expected, _kind(value, element=path[-1] == _ITEM))
+        if not wrong and isinstance(value, list) and items is not None:
+            wrong = not all(_accepts(items, _kind(item, element=True)) for item in value)
+        if wrong:
+            raise UserInputError(f"config {source}: {_name(path)} must be {_expected(path, expected, shipped)}, "
+                                 f"got the {_kind(value).split(' ', 1)[1]} {repr(value)[:60]}")
         if isinstance(value, Mapping):
             for key, item in value.items():
                 check(item, (*path, str(key)))
