@@ -240,6 +240,8 @@ def load_features(path: str | Path, key: str | None = None, *, index_column: str
     path = Path(path)
     if index_column not in INDEX_COLUMN_CHOICES:
         raise UserInputError(f"index_column must be one of {INDEX_COLUMN_CHOICES}, got {index_column!r}")
+    if path.is_dir():
+        raise UserInputError(f"{path} is a folder; expected a feature file ({', '.join(SUFFIXES)})")
     if not path.is_file():
         raise FileNotFoundError(f"no such feature file: {path}")
     suffix = path.suffix.lower()

@@ -111,9 +111,16 @@ def test_numpy_containers_errors(tmp_path, X):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(UserInputError, match=r"junk\.npz is not a readable \.npz file"):
         load_features(tmp_path / "junk.npz")
+    (tmp_path / "x.h5").write_bytes(b"")
     with pytest.raises(UserInputError, match=r"unsupported feature file .*x\.h5"):
-        (tmp_path / "x.h5").write_bytes(b"")
         load_features(tmp_path / "x.h5")
+    np.save(tmp_path / "cut.npy", X)
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:200])
+    with pytest.raises(UserInputError, match=r"cut\.npy is not a readable \.npy file"):
+        load_features(tmp_path / "cut.npy")
+    (tmp_path / "folder.npy").mkdir()
+    with pytest.raises(UserInputError, match=r"folder\.npy is a folder; expected a feature file"):
+        load_features(tmp_path / "folder.npy")
 
 
 # ------------------------------------------------------------------------------------------------ torch files
