@@ -268,6 +268,7 @@ def test_internal_errors_are_one_line_exit_1(pair, capsys, monkeypatch):
         main(["compare", str(tmp / "a.npy"), str(tmp / "a.npy")])
 
 
+@pytest.mark.slow  # two Python start-ups (torch imported): 3-8 s on a busy machine
 def test_traceback_only_with_debug_in_a_real_process(pair):
     import os
     import subprocess
