@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from ccalens.experiments import svcca_studies
 from ccalens.experiments.common import NetworkFeatures, RetrainConfig
+from ccalens.experiments.config_types import check_config_types
 from ccalens.experiments.cross_sensor import run_sensor_grid
 from ccalens.experiments.fusion import FusionConfig, run_fusion
 from ccalens.experiments.paths import check_inside, check_name, out_path
@@ -83,6 +84,7 @@ def load_config(path: str | Path) -> tuple[dict[str, Any], str]:
     unknown = set(cfg) - _KNOWN_TABLES
     if unknown:
         raise ValueError(f"config {p}: unknown tables/keys {sorted(unknown)}; known: {sorted(_KNOWN_TABLES)}")
+    check_config_types(cfg, str(p))
     return cfg, text
 
 
