@@ -253,7 +253,7 @@ class SampleBasis:
     Attributes:
         left: ``(n, r)`` orthonormal left singular vectors, descending ``s``.
         singular_values: ``(r,)`` kept singular values of the centred data.
-        all_singular_values: ``(min(n, d),)`` every singular value (clipped at 0), for the truncation rules.
+        all_singular_values: every singular value above the float noise floor, kept or not (truncation rules).
         n_features: d.
     """
 
@@ -278,7 +278,10 @@ class SampleBasis:
                 "it is defined"
             )
         keep = int(np.count_nonzero(vals > tol * largest))
-        s_all = np.sqrt(np.clip(vals[: min(gram.n_samples, gram.n_features)], 0.0, None))
+        # every singular value above the float noise floor (below it, eigenvalues are rounding noise of exact
+        # zeros), kept by the cut or not: SVCCA's singular-value rule sums them all, as the primal path does
+        floor = max(gram.n_samples, gram.n_features) * np.finfo(np.float64).eps * largest
+        s_all = np.sqrt(vals[vals > floor])
         return cls(
             left=np.ascontiguousarray(vecs[:, :keep]),
             singular_values=np.sqrt(vals[:keep]),

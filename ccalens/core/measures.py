@@ -39,7 +39,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import dual
 from .linalg import canonical_correlations, principal_whitening
+from .null import null_mean_rho, warn_if_null_high
 from .result import SimilarityMatrix, SimilarityResult, angular_distance
 from .stats import SufficientStats
 from .threads import MIN_PARALLEL_WIDTH, blas_threads, run_tasks
@@ -175,10 +177,23 @@ def _correlations_and_left_vectors(
 
 
 # --------------------------------------------------------------------------------- the measures, per pair
+def _sample_size_warnings(n: int, rank_x: int, rank_y: int, null: float) -> None:
+    """One warning at most: too few samples for the ranks (forced correlations of 1), else a high null mean rho."""
+    if rank_x + rank_y > n - 1:
+        warn_if_underdetermined(n, rank_x, rank_y, stacklevel=7)
+    else:
+        warn_if_null_high(null, n, rank_x, rank_y, stacklevel=7)
+
+
 def _cca_result(
     name: str, rho: np.ndarray, n: int, wx: Any, wy: Any, *, score: float | None = None, **extra: Any
 ) -> SimilarityResult:
+    """The result of a CCA-family measure, with ``null_mean_rho`` (unrelated data of the same n and kept ranks)
+    and the sample-size warning."""
     mean_rho = float(rho.mean()) if rho.size else 0.0
+    null = null_mean_rho(n, wx.rank, wy.rank) if n >= 3 else None
+    if null is not None:
+        _sample_size_warnings(n, wx.rank, wy.rank, null)
     return SimilarityResult(
         measure=name,
         score=mean_rho if score is None else score,
@@ -188,13 +203,13 @@ def _cca_result(
         n_samples=n,
         rank_x=wx.rank,
         rank_y=wy.rank,
+        null_mean_rho=null,
         **extra,
     )
 
 
 def _cca_pair(px: _Prepared, py: _Prepared, *, tol: float = DEFAULT_TOL) -> SimilarityResult:
     wx, wy = px.full, py.full
-    warn_if_underdetermined(px.stats.n_samples, wx.rank, wy.rank, stacklevel=5)
     rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
     return _cca_result("cca", rho, px.stats.n_samples, wx, wy)
 
@@ -203,7 +218,6 @@ def _svcca_pair(
     px: _Prepared, py: _Prepared, *, tol: float = DEFAULT_TOL, keep: str = "singular_values", threshold: float = 0.99
 ) -> SimilarityResult:
     wx, wy = px.top(keep, threshold), py.top(keep, threshold)
-    warn_if_underdetermined(px.stats.n_samples, wx.rank, wy.rank, stacklevel=5)
     rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
     details = {
         "keep": keep,
@@ -244,7 +258,6 @@ def _pwcca_pair(
     px: _Prepared, py: _Prepared, *, tol: float = DEFAULT_TOL, weights_from: str = "x"
 ) -> SimilarityResult:
     wx, wy = px.full, py.full
-    warn_if_underdetermined(px.stats.n_samples, wx.rank, wy.rank, stacklevel=5)
     side = ("x" if wx.rank <= wy.rank else "y") if weights_from == "smaller" else weights_from
     cross = px.stats.covariance(px.index, py.index)
     own, other, c = (wx, wy, cross) if side == "x" else (wy, wx, cross.T)
@@ -339,6 +352,80 @@ def _rbf_data(X: np.ndarray, Y: np.ndarray, **options: Any) -> SimilarityResult:
     return res if res.distance is not None else replace(res, distance=angular_distance(res.score))
 
 
+# --------------------------------------------------------------------------------- the sample-space path
+#: CCA and PWCCA cut on the correlation matrix (scale-invariant), on both paths; SVCCA on the covariance.
+STANDARDIZE_CCA_CUT = False
+
+
+def _dual_pair(name: str, X: np.ndarray, Y: np.ndarray, opts: Mapping[str, Any]) -> SimilarityResult:
+    """``name`` of ``X: (n, p)``, ``Y: (n, q)`` from the centred Gram matrices (:mod:`ccalens.core.dual`): the same
+    definitions, cut-offs, ranks and result fields as the feature-space path, for representations wider than the
+    sample count (or whose co-moments do not fit the memory budget)."""
+    n = X.shape[0]
+    tol = opts.get("tol", DEFAULT_TOL)
+    standardize = STANDARDIZE_CCA_CUT and name in ("cca", "pwcca")
+    gx = dual.centred_gram(X, name="X", standardize=standardize)
+    gy = dual.centred_gram(Y, name="Y", standardize=standardize)
+    if name == "linear_cka":
+        score = dual.linear_cka_from_grams(gx.matrix, gy.matrix)
+        return SimilarityResult("linear_cka", score, n_samples=n, distance=angular_distance(score))
+    if name == "procrustes":
+        bx = dual.SampleBasis.from_gram(gx, tol=0.0, name="X")
+        by = dual.SampleBasis.from_gram(gy, tol=0.0, name="Y")
+        score = dual.procrustes_nuclear(bx, by) / math.sqrt(gx.trace) / math.sqrt(gy.trace)
+        if score > 1.0 + 1e-9:
+            raise ValueError(f"Procrustes similarity {score} > 1: rounding beyond float64 precision")
+        score = min(score, 1.0)
+        return SimilarityResult("procrustes", score, n_samples=n, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)))
+    bx = dual.SampleBasis.from_gram(gx, tol=tol, name="X")
+    by = dual.SampleBasis.from_gram(gy, tol=tol, name="Y")
+    if name == "cca":
+        rho, _ = dual.canonical_correlations(bx, by)
+        return _cca_result("cca", rho, n, bx, by)
+    if name == "svcca":
+        keep, threshold = opts.get("keep", "singular_values"), opts.get("threshold", 0.99)
+        tx, ty = bx.top(threshold, keep), by.top(threshold, keep)
+        rho, _ = dual.canonical_correlations(tx, ty)
+        details = {"keep": keep, "threshold": threshold, "explained_x": tx.explained(keep),
+                   "explained_y": ty.explained(keep)}
+        return _cca_result("svcca", rho, n, tx, ty, details=details)
+    # pwcca: the weights' side, its whole canonical basis, covariances of its neurons with the unit-variance variates
+    weights_from = opts.get("weights_from", "x")
+    side = ("x" if bx.rank <= by.rank else "y") if weights_from == "smaller" else weights_from
+    own, other, data, gram = (bx, by, X, gx) if side == "x" else (by, bx, Y, gy)
+    M = own.left.T @ other.left
+    vals, vecs = np.linalg.eigh(M @ M.T)
+    squared = np.clip(vals[::-1], 0.0, 1.0)
+    k = min(M.shape)
+    rho = np.sqrt(squared[:k])
+    variates = own.left @ vecs[:, ::-1]  # unit-norm; unit variance after * sqrt(n - 1)
+    projections = dual.feature_loadings(data, gram.mean, variates) / math.sqrt(n - 1.0)
+    weights = _tied_weights(projections, squared, k)
+    details = {"weights_from": side, "weights_rule": weights_from}
+    return _cca_result("pwcca", rho, n, bx, by, score=float(weights @ rho), weights=weights, details=details)
+
+
+def _with_plan(result: SimilarityResult, plan: dual.Plan | None) -> SimilarityResult:
+    """``result`` with ``details['plan']`` (the path taken and why)."""
+    if plan is None:
+        return result
+    return replace(result, details={**result.details, "plan": plan.to_dict()})
+
+
+_CCA_FAMILY = ("cca", "svcca", "pwcca")
+_PLAN_DEFAULTS: dict[str, Any] = {"method": "auto", "memory_budget": None}
+
+
+def _split_plan(opts: dict[str, Any]) -> tuple[str, int | None, dict[str, Any]]:
+    """``(method, memory_budget, the measure's own options)``."""
+    rest = dict(opts)
+    method = rest.pop("method", "auto")
+    budget = rest.pop("memory_budget", None)
+    if method not in ("auto", "primal", "dual"):
+        raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
+    return method, budget, rest
+
+
 # --------------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class _Spec:
@@ -354,18 +441,22 @@ class _Spec:
 
 
 _SPECS: dict[str, _Spec] = {
-    "cca": _Spec("cca", {"tol": DEFAULT_TOL}, _cca_pair, prepare=lambda p, **o: p.full),
+    "cca": _Spec("cca", {"tol": DEFAULT_TOL, **_PLAN_DEFAULTS}, _cca_pair, prepare=lambda p, **o: p.full),
     "svcca": _Spec(
         "svcca",
-        {"tol": DEFAULT_TOL, "keep": "singular_values", "threshold": 0.99},
+        {"tol": DEFAULT_TOL, "keep": "singular_values", "threshold": 0.99, **_PLAN_DEFAULTS},
         _svcca_pair,
         prepare=lambda p, **o: p.top(o.get("keep", "singular_values"), o.get("threshold", 0.99)),
     ),
     "pwcca": _Spec(
-        "pwcca", {"tol": DEFAULT_TOL, "weights_from": "x"}, _pwcca_pair, prepare=lambda p, **o: p.full, symmetric=False
+        "pwcca",
+        {"tol": DEFAULT_TOL, "weights_from": "x", **_PLAN_DEFAULTS},
+        _pwcca_pair,
+        prepare=lambda p, **o: p.full,
+        symmetric=False,
     ),
-    "linear_cka": _Spec("linear_cka", {}, _linear_cka_pair),
-    "procrustes": _Spec("procrustes", {}, _procrustes_pair),
+    "linear_cka": _Spec("linear_cka", dict(_PLAN_DEFAULTS), _linear_cka_pair),
+    "procrustes": _Spec("procrustes", dict(_PLAN_DEFAULTS), _procrustes_pair),
     "debiased_linear_cka": _Spec("debiased_linear_cka", {}, data=_debiased_data),
     "rbf_cka": _Spec("rbf_cka", {}, data=_rbf_data, any_options=True),
 }
@@ -466,9 +557,17 @@ def _measure(
             )
         assert spec.data is not None
         return spec.data(*data, **opts)
+    method, budget, opts = _split_plan(opts)
+    plan = None
     if stats is None:
         assert data is not None
+        n, widths = data[0].shape[0], (data[0].shape[1], data[1].shape[1])
+        plan = dual.plan_pair(n, widths, needs_basis=name in _CCA_FAMILY, method=method, memory_budget=budget)
+        if plan.method == "dual":
+            return _with_plan(_dual_pair(name, *data, opts), plan)
         stats = SufficientStats.from_arrays(*data)
+    elif method == "dual":
+        raise ValueError("method='dual' needs the data X and Y (statistics hold the feature-space co-moments only)")
     for index in {i, j}:
         _check_comoment(stats, index)
     tol = opts.get("tol", DEFAULT_TOL)
@@ -476,7 +575,7 @@ def _measure(
     py = px if j == i else _Prepared(stats, j, tol)
     if spec.prepare is not None:  # both sides' whitenings side by side
         _prepare_all((px, py), lambda p: spec.prepare(p, **opts))  # type: ignore[misc]
-    return spec.pair(px, py, **opts)
+    return _with_plan(spec.pair(px, py, **opts), plan)
 
 
 # --------------------------------------------------------------------------------- public API
