@@ -19,7 +19,7 @@ from ccalens.experiments.projection import (
     project_features,
     run_projection,
 )
-from ccalens.experiments.svcca_studies import abc_example, invariance_sanity
+from ccalens.experiments.svcca_studies import abc_example, invariance_sanity, svd_kept_dimensions
 
 NC = 5
 
@@ -196,11 +196,33 @@ def test_fusion_grid_writes_files(tmp_path, data):
         run_fusion(nets, y_tr, y_va, pairs=[("a", "zzz")])
 
 
-def test_abc_example_cca_cannot_tell_apart_svcca_can():
+def test_abc_example_is_the_appendix_one():
+    # SVCCA appendix B.0.1: A 50-d; B = 50 directions aligned with A + 150 noise; C = the 50 aligned + 150 useful
     r = abc_example(n=2000)
-    assert abs(r["AB"]["cca"] - r["AC"]["cca"]) < 0.03
-    assert r["AB"]["svcca"] > 0.95
-    assert r["AC"]["svcca"] < 0.35
+    assert r["dims"] == {"A": 50, "B": 200, "C": 200}
+    for pair in ("AB", "AC"):
+        # A's 50 directions are in both B and C: 50 correlations of 1, whichever the aggregation
+        assert len(r[pair]["cca_correlations"]) == 50 and min(r[pair]["cca_correlations"]) > 1 - 1e-9
+        assert r[pair]["cca"] == pytest.approx(1.0, abs=1e-9)
+        assert r[pair]["svcca"] > 0.99
+    # what tells them apart: the SVD keeps ~50 directions of B and ~200 of C (appendix rule: singular values)
+    assert r["kept"]["A"] == {"singular_values": 50, "variance": 50}
+    assert r["kept"]["B"] == {"singular_values": 50, "variance": 50}
+    assert r["kept"]["C"]["singular_values"] >= 195 and r["kept"]["C"]["variance"] >= 190
+    rank_a, rank_b = r["AB"]["svcca_ranks"]
+    assert rank_a == 50 and rank_b == 50 and r["AC"]["svcca_ranks"][1] >= 190
+
+
+def test_svd_kept_dimensions_rules():
+    rng = np.random.default_rng(0)
+    # singular values 10, 1, 1 (orthonormal centred columns): cumulative 10, 11, 12 of 12; variances 100, 101, 102
+    Q = rng.standard_normal((500, 3))
+    Q = np.linalg.qr(Q - Q.mean(axis=0))[0]
+    Z = Q * np.array([10.0, 1.0, 1.0]) + 5.0  # an offset changes nothing
+    assert svd_kept_dimensions(Z) == {"singular_values": 3, "variance": 2}  # 11/12 < 0.99; 101/102 >= 0.99
+    assert svd_kept_dimensions(Z, threshold=0.9) == {"singular_values": 2, "variance": 1}  # 11/12; 100/102
+    with pytest.raises(ValueError, match="threshold"):
+        svd_kept_dimensions(Z, threshold=0.0)
 
 
 def test_invariance_sanity():

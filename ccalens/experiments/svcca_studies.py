@@ -8,9 +8,10 @@
   and measure accuracy against k (paper Fig. 5); PCA and random-subspace projections are the baselines.
 * :func:`invariance_sanity`: CCA recovers a signal after neuron permutation, rotation and scaling, where a
   neuron-by-neuron correlation does not.
-* :func:`abc_example`: B (50 dominant dimensions aligned with A + 150 low-variance noise dimensions) and C
-  (150 dominant, useful dimensions unrelated to A + 50 negligible ones aligned with A): plain CCA gives both
-  pairs the same score, SVCCA tells them apart.
+* :func:`abc_example`: the SVCCA appendix's A/B/C example. A (50 dimensions); B = 50 directions aligned with A
+  + 150 noise directions; C = the same 50 aligned directions + 150 useful, different ones. CCA (and SVCCA's
+  mean) give both pairs correlations of 1; the number of directions the SVD keeps (~50 for B, ~200 for C) is
+  what tells them apart (:func:`svd_kept_dimensions`).
 
 Layer activations come from forward hooks on the modules named by
 :func:`ccalens.models.named_feature_layers` plus the classifier (logits). Convolutional outputs
@@ -42,6 +43,7 @@ __all__ = [
     "invariance_sanity",
     "layer_activations",
     "learning_dynamics",
+    "svd_kept_dimensions",
     "two_init_heatmap",
 ]
 
@@ -261,37 +263,80 @@ def invariance_sanity(
     return {"noise_levels": list(noise_levels), "transforms": list(transforms), "cca": cca, "neuronwise": neuron}
 
 
-def abc_example(n: int = 4000, seed: int = 0, noise_std: float = 0.05) -> dict[str, Any]:
-    """Two pairs with the same CCA spectrum that only SVCCA tells apart.
+def svd_kept_dimensions(Z: np.ndarray, threshold: float = 0.99) -> dict[str, int]:
+    """How many top principal directions of ``Z: (n, d)`` the SVD step of SVCCA keeps, under both rules.
 
-    A (200 neurons): 200 independent unit-variance directions, randomly mixed.
-    B (200): its 50 dominant directions (unit variance) are 50 directions of A; its other 150 are independent
-    noise of std ``noise_std``: "50 aligned dimensions + 150 noise", the useful part of B is aligned with A.
-    C (200): 150 dominant, useful directions (unit variance) unrelated to A, and 50 low-variance
-    (std ``noise_std``) directions that are copies of A's: what is aligned with A is negligible in C.
-
-    Plain CCA weighs every direction alike: both pairs have 50 correlations of 1 and 150 chance-level ones, so the
-    same mean correlation. SVCCA first keeps 99% of each side's variance: B keeps its 50 aligned directions
-    (score ~1), C keeps its 150 unrelated ones (score ~ chance).
-    Returns the scores and correlation spectra of both pairs under both measures.
+    ``'singular_values'`` (the SVCCA appendix): the fewest m with ``sum_{i<=m} s_i >= threshold * sum s``, ``s`` the
+    singular values of the centred data; ``'variance'`` (Kornblith et al.'s reading): the same with ``s_i ** 2``.
     """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 2:
+        raise ValueError(f"Z must be (n_samples, n_features), got shape {Z.shape}")
+    s = np.linalg.svd(Z - Z.mean(axis=0), compute_uv=False)
+    out = {}
+    for rule, w in (("singular_values", s), ("variance", s**2)):
+        cum = np.cumsum(w)
+        # relative slack so that exact ties (e.g. 0.99 * 50 equal values) do not depend on round-off
+        out[rule] = int(np.searchsorted(cum, threshold * cum[-1] * (1 - 1e-12)) + 1)
+    return out
+
+
+def _ranks(res: Any) -> tuple[int | None, int | None]:
+    """Kept ranks of an SVCCA result (typed fields where the result has them, else its details)."""
+    return tuple(  # type: ignore[return-value]
+        getattr(res, key, None) if getattr(res, key, None) is not None else res.details.get(key)
+        for key in ("rank_x", "rank_y")
+    )
+
+
+def abc_example(
+    n: int = 4000, seed: int = 0, noise_std: float = 1e-3, threshold: float = 0.99
+) -> dict[str, Any]:
+    """The A/B/C example of the SVCCA appendix (Raghu et al. 2017, B.0.1): why the SVD step matters.
+
+    A (50 neurons): 50 independent unit-variance directions, randomly mixed.
+    B (200): 50 directions aligned with A (copies of A's) + 150 noise directions (independent, std ``noise_std``).
+    C (200): the same 50 directions aligned with A (and B) + 150 useful, different directions (independent of A,
+    unit variance).
+
+    CCA finds the 50 shared directions in both pairs: 50 correlations of 1 for A-B and for A-C, so neither the
+    mean over all rho (plain CCA) nor the SVCCA mean (CCA after each side's SVD; A has only 50 dimensions, so at
+    most 50 correlations either way) tells the pairs apart. What does is the SVD itself: B needs ~50 directions to
+    reach ``threshold`` of its singular values (the appendix's rule), C ~200 (``kept``; the variance rule agrees
+    here). Returns ``{"n_samples", "noise_std", "threshold", "dims": {A, B, C}, "kept": {A, B, C: {rule: m}},
+    "AB", "AC": {"cca", "svcca", "cca_correlations", "svcca_correlations", "svcca_ranks"}}``; ``svcca`` is
+    :func:`ccalens.core.measures.svcca` with its default rule, ``svcca_ranks`` the dimensions it kept.
+    """
+    if int(n) < 400:
+        raise ValueError(f"n must be >= 400 (twice the 200 dimensions of B and C), got {n}")
+    if not noise_std >= 0:
+        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
     rng = np.random.default_rng(seed)
 
     def mix(Z: np.ndarray) -> np.ndarray:
         return Z @ np.linalg.qr(rng.standard_normal((Z.shape[1], Z.shape[1])))[0]
 
-    latent = rng.standard_normal((n, 200))
-    A = mix(latent)
-    B = mix(np.hstack([latent[:, :50], noise_std * rng.standard_normal((n, 150))]))
-    C = mix(np.hstack([rng.standard_normal((n, 150)), noise_std * latent[:, :50]]))
-    out: dict[str, Any] = {"n_samples": n, "noise_std": noise_std}
+    shared = rng.standard_normal((n, 50))
+    A = mix(shared)
+    B = mix(np.hstack([shared, noise_std * rng.standard_normal((n, 150))]))
+    C = mix(np.hstack([shared, rng.standard_normal((n, 150))]))
+    out: dict[str, Any] = {
+        "n_samples": int(n),
+        "noise_std": float(noise_std),
+        "threshold": float(threshold),
+        "dims": {"A": A.shape[1], "B": B.shape[1], "C": C.shape[1]},
+        "kept": {name: svd_kept_dimensions(Z, threshold) for name, Z in (("A", A), ("B", B), ("C", C))},
+    }
     for pair, Y in (("AB", B), ("AC", C)):
         plain = cca_similarity(A, Y)
-        sv = svcca(A, Y, variance=0.99)
+        sv = svcca(A, Y)
         out[pair] = {
-            "cca": plain.score,
-            "svcca": sv.score,
+            "cca": plain.mean_rho,
+            "svcca": sv.mean_rho,
             "cca_correlations": plain.correlations,
             "svcca_correlations": sv.correlations,
+            "svcca_ranks": list(_ranks(sv)),
         }
     return out
