@@ -143,6 +143,23 @@ def test_synthetic_shl_folder_has_the_official_layout(shl_root):
     assert json.loads((folder / "synthetic_info.json").read_text())["synthetic"] is True
 
 
+def test_synthetic_shl_writer_leaves_nothing_half_written(tmp_path, monkeypatch):
+    from ccalens.data import shl_synthetic
+
+    real, calls = shl_synthetic.simulate_segment, []
+
+    def failing(cls, rng):
+        calls.append(cls)
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return real(cls, rng)
+
+    monkeypatch.setattr(shl_synthetic, "simulate_segment", failing)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        write_synthetic_shl(tmp_path / "shl", n_segments_per_class=1)
+    assert list((tmp_path / "shl" / "train").iterdir()) == []  # no channel file, no temporary file
+
+
 def test_shl_labels_split_and_channels(shl_root):
     ds = SHLDataset(shl_root, n_val=0.25)
     info = _info(shl_root)

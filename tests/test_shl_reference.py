@@ -152,3 +152,11 @@ def test_cache_write_is_atomic_and_names_cache_dir_when_read_only(tmp_path, monk
         monkeypatch.setattr(shl, "atomic_write", refuse)
         with pytest.raises(PermissionError, match=r"x\.v1\.npy.*cache_dir="):
             shl._write_npy(target, (1, 3), np.float32, [np.ones((1, 3))])
+
+    def unreadable_source(path, write):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "train" / "Acc_x.txt"))
+
+    monkeypatch.setattr(shl, "atomic_write", unreadable_source)
+    with pytest.raises(PermissionError) as info:  # about the source, not the cache folder: left as it is
+        shl._write_npy(target, (1, 3), np.float32, [np.ones((1, 3))])
+    assert "cache_dir" not in str(info.value) and "Acc_x.txt" in str(info.value)

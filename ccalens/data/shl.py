@@ -113,17 +113,14 @@ def _write_npy(path: Path, shape: tuple[int, ...], dtype: Any, chunks: Iterable[
 
     try:
         atomic_write(path, write)
-    except PermissionError as e:
-        raise PermissionError(
-            f"cannot write the SHL cache file {path} ({e.strerror}): the folder is not writable; pass "
-            "cache_dir= (SHLDataset) or [data] cache_dir (configs) naming a writable folder"
-        ) from e
     except OSError as e:
-        if e.errno != errno.EROFS:
-            raise
+        where = Path(e.filename) if e.filename is not None else path.parent
+        in_cache = where.is_relative_to(path.parent) or path.parent.is_relative_to(where)
+        if not in_cache or (not isinstance(e, PermissionError) and e.errno != errno.EROFS):
+            raise  # not about the cache folder (e.g. an unreadable source file)
         raise PermissionError(
-            f"cannot write the SHL cache file {path}: read-only file system; pass cache_dir= (SHLDataset) or "
-            "[data] cache_dir (configs) naming a writable folder"
+            f"cannot write the SHL cache file {path} ({e.strerror}): the cache folder is not writable; pass "
+            "cache_dir= (SHLDataset) or [data] cache_dir (configs) naming a writable folder"
         ) from e
 
 
