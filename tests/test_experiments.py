@@ -19,7 +19,12 @@ from ccalens.experiments.projection import (
     project_features,
     run_projection,
 )
-from ccalens.experiments.svcca_studies import abc_example, invariance_sanity, svd_kept_dimensions
+from ccalens.experiments.svcca_studies import (
+    abc_example,
+    demo_activations,
+    invariance_sanity,
+    svd_kept_dimensions,
+)
 
 NC = 5
 
@@ -230,8 +235,35 @@ def test_invariance_sanity():
     cca, neuron = r["cca"], r["neuronwise"]
     np.testing.assert_allclose(cca, cca[[0]].repeat(4, axis=0), atol=1e-8)  # same for every transform
     assert cca[0, 0] == pytest.approx(1.0, abs=1e-9)
-    perm, rot = r["transforms"].index("permutation"), r["transforms"].index("rotation")
+    perm, rot, scal = (r["transforms"].index(t) for t in ("permutation", "rotation", "scaling"))
     assert neuron[perm, 0] < 0.2 and neuron[rot, 0] < 0.5
+    # a correlation IS invariant to per-neuron scaling: neuron-wise equals the identity's
+    np.testing.assert_allclose(neuron[scal], neuron[0], atol=1e-12)
+    # the single neuron: CCA recovers it from any mixture (1 without noise), its slot loses it
+    np.testing.assert_allclose(r["neuron_cca"][:, 0], 1.0, atol=1e-9)
+    np.testing.assert_allclose(r["neuron_cca"], r["neuron_cca"][[0]].repeat(4, axis=0), atol=1e-8)
+    assert r["neuron_corr"][scal, 0] == pytest.approx(1.0, abs=1e-12)
+    assert r["neuron_corr"][perm, 0] < 0.2 and r["neuron_corr"][rot, 0] < 0.9
+    assert r["source"].startswith("synthetic") and len(r["neurons"]) == 10
+    with pytest.raises(ValueError, match="top_k"):
+        invariance_sanity(n=200, d=4, top_k=5)
+
+
+@pytest.mark.slow  # trains a small demo network (about a second unloaded, with the torch import)
+def test_invariance_sanity_on_a_neuron_of_a_demo_network():
+    acts = demo_activations(view="pix", seed=0, epochs=1)
+    assert acts.shape == (2000, 128) and np.isfinite(acts).all()
+    r = invariance_sanity(acts, top_k=8, noise_levels=(0.0, 1.0))
+    assert r["neurons"][0] == int(np.argmax(acts.std(axis=0)))  # the top neuron of the trained layer
+    perm, rot, scal = (r["transforms"].index(t) for t in ("permutation", "rotation", "scaling"))
+    np.testing.assert_allclose(r["neuron_cca"][:, 0], 1.0, atol=1e-8)  # recovered whatever the mixing
+    assert r["neuron_corr"][scal, 0] == pytest.approx(1.0, abs=1e-12)
+    assert r["neuron_corr"][perm, 0] < 0.99 and r["neuron_corr"][rot, 0] < 0.99
+    recovered = np.asarray(r["trace"]["rotation"])
+    np.testing.assert_allclose(recovered, r["trace"]["neuron"], atol=1e-8 * np.abs(recovered).max())
+    # dead (constant) neurons cannot be chosen: top_k is bounded by the neurons that vary
+    with pytest.raises(ValueError, match="top_k"):
+        invariance_sanity(np.hstack([acts[:, :3], np.zeros((2000, 5))]), top_k=4)
 
 
 @pytest.mark.parametrize("optimizer,class_weighted", [("adam", False), ("adam", True), ("sgd", False)])

@@ -6,8 +6,9 @@
 * :func:`compression`: replace a layer's activations by their projection on its top-k SVCCA directions
   (computed against another initialisation's same layer, or against the logits), run the rest of the network,
   and measure accuracy against k (paper Fig. 5); PCA and random-subspace projections are the baselines.
-* :func:`invariance_sanity`: CCA recovers a signal after neuron permutation, rotation and scaling, where a
-  neuron-by-neuron correlation does not.
+* :func:`invariance_sanity`: the invariance figure (App. 1): a real neuron (:func:`demo_activations`, a network of
+  the demo) mixed with other top neurons by a permutation, a rotation or a scaling is recovered by CCA; a
+  neuron-by-neuron correlation loses it under permutation and rotation (it is invariant to per-neuron scaling).
 * :func:`abc_example`: the SVCCA appendix's A/B/C example. A (50 dimensions); B = 50 directions aligned with A
   + 150 noise directions; C = the same 50 aligned directions + 150 useful, different ones. CCA (and SVCCA's
   mean) give both pairs correlations of 1; the number of directions the SVD keeps (~50 for B, ~200 for C) is
@@ -40,6 +41,7 @@ from ccalens.experiments.projection import (
 __all__ = [
     "abc_example",
     "compression",
+    "demo_activations",
     "invariance_sanity",
     "layer_activations",
     "learning_dynamics",
@@ -226,41 +228,120 @@ def compression(
     }
 
 
+def demo_activations(view: str = "pix", seed: int = 0, epochs: int = 20) -> np.ndarray:
+    """Penultimate activations ``(2000, 128)`` of a network of the demo: a :class:`ccalens.models.ViewMLP`
+    (256-128, ReLU) trained with the demo's recipe (``TrainConfig.multiview_default``, ``epochs`` epochs) on one
+    view of the bundled UCI digits (training part), evaluated on all 2,000 digits. Needs torch; a few seconds."""
+    from ccalens.data.multiview import load_multiple_features
+    from ccalens.models import ViewMLP
+    from ccalens.models.training import TrainConfig, extract_penultimate, seed_everything, train_classifier
+
+    ds = load_multiple_features([view])
+    X, y = ds.views[view], ds.labels
+    seed_everything(seed)
+    model = ViewMLP(X.shape[1], ds.n_classes, hidden=(256, 128), dropout=0.2)
+    train = X[ds.train_idx]
+    std = train.std(axis=0, dtype=np.float64)
+    model.set_input_normalization(train.mean(axis=0, dtype=np.float64), np.where(std > 0, std, 1.0))
+    config = TrainConfig.multiview_default(epochs=int(epochs), seed=seed, progress=False, lr_milestones=())
+    train_classifier(model, (train, y[ds.train_idx]), None, config)
+    return extract_penultimate(model, X).astype(np.float64)
+
+
+def _abs_corr(a: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``|corr(a, B[:, j])|`` for each column of ``B: (n, k)``; ``a: (n,)``."""
+    ac, Bc = a - a.mean(), B - B.mean(axis=0)
+    return np.abs(ac @ Bc) / np.sqrt((ac @ ac) * (Bc**2).sum(axis=0))
+
+
 def invariance_sanity(
+    activations: np.ndarray | None = None,
+    *,
     n: int = 2000,
     d: int = 32,
+    top_k: int = 10,
     noise_levels: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 2.0),
     seed: int = 0,
 ) -> dict[str, Any]:
-    """CCA vs a neuron-by-neuron correlation under permutation, rotation and scaling of the neurons.
+    """The SVCCA paper's invariance figure (App. 1): a neuron mixed with other top neurons by a permutation, a
+    rotation or a per-neuron scaling is recovered by CCA; a neuron-by-neuron correlation is not (except under
+    scaling, to which a correlation is invariant).
 
-    ``X: (n, d)`` with a decaying spectrum; ``Y = T(X + sigma * E)`` for each transform T (identity,
-    permutation, random rotation, per-neuron scaling in [0.1, 10]) and noise level sigma. CCA's mean
-    correlation depends on sigma only (T is an invertible linear map); the mean |corr(X_i, Y_i)| collapses
-    under permutation and rotation. Returns ``{"noise_levels", "transforms", "cca": (T, S), "neuronwise": (T, S)}``.
+    activations: ``(n_samples, width)`` of a layer of a trained network (e.g. :func:`demo_activations`); None:
+    synthetic ``(n, d)`` neurons with a decaying spectrum. The ``top_k`` neurons of largest variance form
+    ``X: (n_samples, top_k)``; the neuron studied is the top one, column 0. For each transform T (identity,
+    permutation with no fixed point, random rotation, per-neuron scaling in [0.1, 10]) and each noise level
+    sigma, ``Y = T(X + sigma * E)`` (E: Gaussian noise scaled by each neuron's std), and:
+
+    - ``neuron_cca``: the canonical correlation between the neuron (``(n, 1)``) and Y: CCA finds the combination
+      of Y's neurons that recovers it (1 without noise, whatever T);
+    - ``neuron_corr``: ``|corr(neuron, Y[:, 0])|``, the neuron in the same slot after T: 1 for the identity and
+      the scaling, the correlation with whichever neuron or mixture lands there otherwise;
+    - ``cca``: the mean canonical correlation of X and Y (the whole top-k layer) and ``neuronwise``: the mean
+      ``|corr(X_i, Y_i)|`` over the k slots.
+
+    Returns ``{"source", "neurons" (the top-k column indices), "noise_levels", "transforms", "cca", "neuronwise",
+    "neuron_cca", "neuron_corr"}``, the four arrays ``(T, S)``, and ``"trace"``: the neuron and its CCA
+    reconstruction from ``T(X)`` (no noise) on the first 200 samples, per transform.
     """
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d)) * np.linspace(1.0, 0.3, d)
-    perm = rng.permutation(d)
-    rot = np.linalg.qr(rng.standard_normal((d, d)))[0]
-    scale = np.exp(rng.uniform(np.log(0.1), np.log(10.0), d))
+    if activations is None:
+        source = f"synthetic ({n} x {d}, decaying spectrum)"
+        layer = rng.standard_normal((int(n), int(d))) * np.linspace(1.0, 0.3, int(d))
+    else:
+        layer = np.asarray(activations, dtype=np.float64)
+        source = f"activations {layer.shape[0]} x {layer.shape[1]}"
+        if layer.ndim != 2 or not np.isfinite(layer).all():
+            raise ValueError(f"activations must be a finite (n_samples, width) array, got shape {layer.shape}")
+    std = layer.std(axis=0)
+    alive = int((std > 1e-12 * max(float(std.max()), 1e-300)).sum())
+    if int(top_k) < 2 or int(top_k) > alive:
+        raise ValueError(f"top_k must lie in 2..{alive} (the neurons that vary), got {top_k}")
+    if layer.shape[0] < 2 * int(top_k):
+        raise ValueError(f"need at least 2 * top_k = {2 * int(top_k)} samples, got {layer.shape[0]}")
+    top = np.argsort(-std, kind="stable")[: int(top_k)]
+    X = layer[:, top]
+    k = X.shape[1]
+    perm = rng.permutation(k)
+    while np.any(perm == np.arange(k)):  # no neuron stays in its slot
+        perm = rng.permutation(k)
+    rot = np.linalg.qr(rng.standard_normal((k, k)))[0]
+    scale = np.exp(rng.uniform(np.log(0.1), np.log(10.0), k))
     transforms: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "identity": lambda Z: Z,
         "permutation": lambda Z: Z[:, perm],
         "rotation": lambda Z: Z @ rot,
         "scaling": lambda Z: Z * scale,
     }
-    noise = rng.standard_normal((n, d))
-    cca = np.zeros((len(transforms), len(noise_levels)))
-    neuron = np.zeros_like(cca)
-    for ti, T in enumerate(transforms.values()):
+    noise = rng.standard_normal(X.shape) * X.std(axis=0)
+    shape = (len(transforms), len(noise_levels))
+    cca, neuronwise, neuron_cca, neuron_corr = (np.zeros(shape) for _ in range(4))
+    neuron = X[:, 0]
+    trace: dict[str, Any] = {"neuron": neuron[:200]}
+    for ti, (name, T) in enumerate(transforms.items()):
         for si, sigma in enumerate(noise_levels):
-            Y = T(X + sigma * noise)
+            Y = T(X + float(sigma) * noise)
             cca[ti, si] = cca_similarity(X, Y).score
             Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-            corr = (Xc * Yc).sum(0) / np.sqrt((Xc**2).sum(0) * (Yc**2).sum(0))
-            neuron[ti, si] = float(np.mean(np.abs(corr)))
-    return {"noise_levels": list(noise_levels), "transforms": list(transforms), "cca": cca, "neuronwise": neuron}
+            neuronwise[ti, si] = float(np.mean(np.abs((Xc * Yc).sum(0)) / np.sqrt((Xc**2).sum(0) * (Yc**2).sum(0))))
+            neuron_cca[ti, si] = cca_similarity(neuron[:, None], Y).score
+            neuron_corr[ti, si] = float(_abs_corr(neuron, Y[:, :1])[0])
+        # the CCA direction of T(X) for the neuron, i.e. its least-squares reconstruction from T(X)
+        Y = T(X)
+        Yc = np.column_stack([Y - Y.mean(0), np.ones(Y.shape[0])])
+        coef = np.linalg.lstsq(Yc, neuron, rcond=None)[0]
+        trace[name] = (Yc @ coef)[:200]
+    return {
+        "source": source,
+        "neurons": top.tolist(),
+        "noise_levels": list(noise_levels),
+        "transforms": list(transforms),
+        "cca": cca,
+        "neuronwise": neuronwise,
+        "neuron_cca": neuron_cca,
+        "neuron_corr": neuron_corr,
+        "trace": trace,
+    }
 
 
 def svd_kept_dimensions(Z: np.ndarray, threshold: float = 0.99) -> dict[str, int]:
