@@ -66,6 +66,15 @@ __all__ = [
 ]
 
 Keep = Literal["singular_values", "variance"]
+Method = Literal["auto", "primal", "dual"]
+
+#: How a measure given the data chooses its path (``method=`` and ``memory_budget=`` of every statistics measure).
+PLAN_DOC = """\
+``method="auto"`` (default) takes the feature-space path (co-moments, streamed over samples) or the sample-space
+path (centred Gram matrices, :mod:`ccalens.core.dual`) by their flops, among those whose working memory fits
+``memory_budget`` (bytes; default a quarter of the available memory); ``"primal"``/``"dual"`` force one. Both give
+the same result fields; ``details['plan']`` records the path taken and why. Given ``stats``, the path is primal.
+"""
 WeightsFrom = Literal["x", "y", "smaller"]
 
 #: Squared canonical correlations closer than this are one tied group for PWCCA's weights.
@@ -364,8 +373,9 @@ def _dual_pair(name: str, X: np.ndarray, Y: np.ndarray, opts: Mapping[str, Any])
     n = X.shape[0]
     tol = opts.get("tol", DEFAULT_TOL)
     standardize = STANDARDIZE_CCA_CUT and name in ("cca", "pwcca")
-    gx = dual.centred_gram(X, name="X", standardize=standardize)
-    gy = dual.centred_gram(Y, name="Y", standardize=standardize)
+    low = name == "linear_cka"  # an inner product of Grams: float32 products suffice for float32 input
+    gx = dual.centred_gram(X, name="X", standardize=standardize, low_precision=low)
+    gy = dual.centred_gram(Y, name="Y", standardize=standardize, low_precision=low)
     if name == "linear_cka":
         score = dual.linear_cka_from_grams(gx.matrix, gy.matrix)
         return SimilarityResult("linear_cka", score, n_samples=n, distance=angular_distance(score))
@@ -587,12 +597,15 @@ def cca(
     i: int | None = None,
     j: int | None = None,
     tol: float = DEFAULT_TOL,
+    method: Method = "auto",
+    memory_budget: int | None = None,
 ) -> SimilarityResult:
     """Mean canonical correlation of ``X: (n, p)`` and ``Y: (n, q)``, or of representations i, j of ``stats``.
 
     ``tol``: relative eigenvalue cut-off of the whitening. ``i, j`` default to 0, 1 when ``stats`` holds two.
+    ``method``/``memory_budget``: the feature-space or the sample-space path (see :data:`PLAN_DOC`).
     """
-    return _measure("cca", X, Y, stats, i, j, {"tol": tol})
+    return _measure("cca", X, Y, stats, i, j, {"tol": tol, "method": method, "memory_budget": memory_budget})
 
 
 def cca_similarity(X: Any = None, Y: Any = None, **kwargs: Any) -> SimilarityResult:
@@ -612,6 +625,8 @@ def svcca(
     threshold: float = 0.99,
     tol: float = DEFAULT_TOL,
     variance: float | None = None,
+    method: Method = "auto",
+    memory_budget: int | None = None,
 ) -> SimilarityResult:
     """SVCCA: CCA on each side's top principal directions (Raghu et al. 2017).
 
@@ -621,7 +636,7 @@ def svcca(
     fractions reached (``details['explained_x']``, ``['explained_y']``) are recorded in the result.
     ``variance=f`` is the deprecated spelling of ``keep="variance", threshold=f``.
     """
-    options: dict[str, Any] = {"tol": tol, "variance": variance}
+    options: dict[str, Any] = {"tol": tol, "variance": variance, "method": method, "memory_budget": memory_budget}
     if variance is None or keep != "singular_values" or threshold != 0.99:
         options.update(keep=keep, threshold=threshold)
     return _measure("svcca", X, Y, stats, i, j, options)
@@ -636,27 +651,49 @@ def pwcca(
     j: int | None = None,
     weights_from: WeightsFrom = "x",
     tol: float = DEFAULT_TOL,
+    method: Method = "auto",
+    memory_budget: int | None = None,
 ) -> SimilarityResult:
     """Projection-weighted CCA (Morcos et al. 2018); ``weights`` and ``details['weights_from']`` in the result.
 
     ``weights_from``: ``"x"`` (default), ``"y"``, or ``"smaller"`` (the side with fewer kept dimensions; ties: x).
     Tied correlations get one weight per group, so the score does not depend on round-off (module docstring).
     """
-    return _measure("pwcca", X, Y, stats, i, j, {"tol": tol, "weights_from": weights_from})
+    options = {"tol": tol, "weights_from": weights_from, "method": method, "memory_budget": memory_budget}
+    return _measure("pwcca", X, Y, stats, i, j, options)
 
 
 def linear_cka(
-    X: Any = None, Y: Any = None, *, stats: SufficientStats | None = None, i: int | None = None, j: int | None = None
+    X: Any = None,
+    Y: Any = None,
+    *,
+    stats: SufficientStats | None = None,
+    i: int | None = None,
+    j: int | None = None,
+    method: Method = "auto",
+    memory_budget: int | None = None,
 ) -> SimilarityResult:
-    """Linear CKA ``||Cxy||_F^2 / (||Cxx||_F ||Cyy||_F)``; ``distance = arccos(score)``."""
-    return _measure("linear_cka", X, Y, stats, i, j, {})
+    """Linear CKA ``||Cxy||_F^2 / (||Cxx||_F ||Cyy||_F)``; ``distance = arccos(score)``.
+
+    From data wider than the sample count, the same value from the centred Gram matrices (Kornblith et al.):
+    ``<Kc, Lc>_F / (||Kc||_F ||Lc||_F)``; ``method``/``memory_budget`` as in :data:`PLAN_DOC`.
+    """
+    return _measure("linear_cka", X, Y, stats, i, j, {"method": method, "memory_budget": memory_budget})
 
 
 def procrustes(
-    X: Any = None, Y: Any = None, *, stats: SufficientStats | None = None, i: int | None = None, j: int | None = None
+    X: Any = None,
+    Y: Any = None,
+    *,
+    stats: SufficientStats | None = None,
+    i: int | None = None,
+    j: int | None = None,
+    method: Method = "auto",
+    memory_budget: int | None = None,
 ) -> SimilarityResult:
-    """Orthogonal Procrustes similarity ``||Cxy||_* / sqrt(tr Cxx tr Cyy)``; ``distance = sqrt(2 - 2 score)``."""
-    return _measure("procrustes", X, Y, stats, i, j, {})
+    """Orthogonal Procrustes similarity ``||Cxy||_* / sqrt(tr Cxx tr Cyy)``; ``distance = sqrt(2 - 2 score)``.
+    ``method``/``memory_budget`` as in :data:`PLAN_DOC`."""
+    return _measure("procrustes", X, Y, stats, i, j, {"method": method, "memory_budget": memory_budget})
 
 
 def debiased_linear_cka(
