@@ -6,8 +6,14 @@ Two paths, one result type:
   (:mod:`ccalens.core.whitening`: eigendecomposition with a relative cut-off, or a Cholesky factor where
   the covariance is so well conditioned that the cut-off cannot drop anything), then SVD of the whitened
   cross-covariance ``M = Wx^H Sxy Wy``. Needs only the sufficient statistics, so it streams and merges.
-* QR path (:func:`cca_qr`, ``CCA(method="qr")``): QR with column pivoting of the centred data, then SVD
-  of ``Qx^H Qy``. Exact reference when the data fit in memory (no squaring of the condition number).
+* QR path (:func:`cca_qr`, ``CCA(method="qr")``): QR of the centred data, then SVD of ``Qx^H Qy``. Exact
+  reference when the data fit in memory (no squaring of the condition number).
+
+Both paths keep the same directions: the eigh path drops covariance eigenvalues below ``tol`` times the
+largest, the QR path singular values of R (those of the centred data) below ``sqrt(tol)`` times the largest,
+and ``sigma_i^2 = (n - 1) lambda_i``. With ``standardize=True`` (the default: CCA does not change when a neuron
+is rescaled, so neither may its cut-off) both cut on the standardised features instead: the eigenvalues of
+the correlation matrix, or the singular values of the centred data with unit-norm columns.
 
 Canonical weights are scaled so that canonical variates have unit sample variance (divisor n - 1).
 """
@@ -23,7 +29,7 @@ import scipy.linalg
 from .stats import SufficientStats
 from .threads import MIN_PARALLEL_WIDTH, run_tasks
 from .validation import check_features, check_paired, warn_if_underdetermined
-from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
+from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, warn_if_cut_drops_signal, whiten
 
 __all__ = ["CCA", "CCAResult", "cca_from_covariances", "cca_from_stats", "cca_from_whitenings", "cca_qr"]
 
@@ -141,11 +147,13 @@ def cca_from_covariances(
     tol: float = DEFAULT_TOL,
     x_mean: np.ndarray | None = None,
     y_mean: np.ndarray | None = None,
+    standardize: bool = True,
 ) -> CCAResult:
     """CCA from covariance blocks (real, or complex Hermitian for DFT-CCA).
 
     ``cov_xx: (p, p)``, ``cov_yy: (q, q)``, ``cov_xy: (p, q)``. Eigenvalues below ``tol`` times the
-    largest are dropped on each side (see :mod:`ccalens.core.whitening`).
+    largest are dropped on each side: those of the correlation matrix with ``standardize=True`` (the default,
+    invariant to rescaling single features), of the covariance otherwise (see :mod:`ccalens.core.whitening`).
     """
     if cov_xy.shape != (cov_xx.shape[0], cov_yy.shape[0]):
         raise ValueError(
@@ -156,8 +164,8 @@ def cca_from_covariances(
     workers = None if max(cov_xx.shape[0], cov_yy.shape[0]) >= MIN_PARALLEL_WIDTH else 1
     wx, wy = run_tasks(
         [
-            lambda: whiten(cov_xx, tol=tol, name="X", method="auto"),
-            lambda: whiten(cov_yy, tol=tol, name="Y", method="auto"),
+            lambda: whiten(cov_xx, tol=tol, name="X", method="auto", standardize=standardize),
+            lambda: whiten(cov_yy, tol=tol, name="Y", method="auto", standardize=standardize),
         ],
         workers=workers,
     )
@@ -165,10 +173,10 @@ def cca_from_covariances(
     return cca_from_whitenings(wx, wy, cov_xy, n_samples=n_samples, x_mean=x_mean, y_mean=y_mean)
 
 
-def cca_from_stats(stats: SufficientStats, i: int = 0, j: int = 1, *, tol: float = DEFAULT_TOL) -> CCAResult:
+def cca_from_stats(
+    stats: SufficientStats, i: int = 0, j: int = 1, *, tol: float = DEFAULT_TOL, standardize: bool = True
+) -> CCAResult:
     """CCA of representations ``i`` and ``j`` of a :class:`SufficientStats` (eigh path)."""
-    if stats.n_samples < 2:
-        raise ValueError(f"CCA needs at least 2 samples, the statistics have {stats.n_samples}")
     return cca_from_covariances(
         stats.covariance(i),
         stats.covariance(j),
@@ -177,52 +185,64 @@ def cca_from_stats(stats: SufficientStats, i: int = 0, j: int = 1, *, tol: float
         tol=tol,
         x_mean=stats.means(i).copy(),
         y_mean=stats.means(j).copy(),
+        standardize=standardize,
     )
 
 
-def _pivoted_qr(Xc: np.ndarray, tol: float, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Orthonormal basis ``Q (n, r)``, ``R (r, r)`` and the kept columns of a pivoted QR of ``Xc``.
+def _orthonormal_basis(
+    X: np.ndarray, mean: np.ndarray, tol: float, name: str, standardize: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centred data ``Xc = X - mean`` and an orthonormal basis of their kept subspace.
 
-    The rank cut-off is ``|R_ii| > sqrt(tol) * |R_00|``: R's diagonal scales like singular values of the
-    data, i.e. square roots of covariance eigenvalues, so this matches the eigh path's ``tol``.
+    Returns ``Xc: (n, d)`` (float64), ``Q: (n, r)`` and ``C: (d, r)`` with ``Xc @ C = Q`` (to rounding). QR of the
+    centred data (columns scaled to unit norm if ``standardize``; constant columns dropped), then SVD of R:
+    the singular values of R are those of the data, and the ones below ``sqrt(tol)`` times the largest are
+    cut, which is the eigh path's cut (``sigma^2`` is proportional to the covariance, or correlation, eigenvalues).
     """
-    Q, R, piv = scipy.linalg.qr(Xc, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(R))
-    if diag.size == 0 or not diag[0] > 0:
+    Xc = np.subtract(X, mean, dtype=np.float64)
+    live = ~np.all(X == X[:1], axis=0)  # exactly constant columns carry no variance
+    if not live.any():
         raise ValueError(f"{name} has no variance: every feature is constant over the samples")
-    r = int(np.count_nonzero(diag > np.sqrt(tol) * diag[0]))
-    return Q[:, :r], R[:r, :r], piv[:r]
+    cols = np.flatnonzero(live)
+    A = Xc[:, cols]
+    scale = np.linalg.norm(A, axis=0) if standardize else np.ones(cols.shape[0])
+    Q, R = scipy.linalg.qr(A / scale, mode="economic")
+    W, sigma, Vh = np.linalg.svd(R, full_matrices=False)  # A / scale = (Q W) diag(sigma) Vh
+    r = int(np.count_nonzero(sigma > np.sqrt(tol) * sigma[0]))
+    warn_if_cut_drops_signal(sigma**2, r, name, tol)  # the warning of the eigh path, on the same eigenvalues
+    C = np.zeros((X.shape[1], r))
+    C[cols] = (Vh[:r].T / sigma[:r]) / scale[:, None]
+    return Xc, Q @ W[:, :r], C
 
 
-def cca_qr(X: Any, Y: Any, *, tol: float = DEFAULT_TOL) -> CCAResult:
-    """Exact CCA by pivoted QR of the centred data (in memory). ``X: (n, p)``, ``Y: (n, q)``."""
+def cca_qr(X: Any, Y: Any, *, tol: float = DEFAULT_TOL, standardize: bool = True) -> CCAResult:
+    """Exact CCA from the centred data in memory (QR, then SVD of R). ``X: (n, p)``, ``Y: (n, q)``.
+
+    Keeps the directions the eigh path keeps for the same ``tol`` and ``standardize`` (see the module docstring).
+    """
     X, Y = check_paired(X, Y)
     n = X.shape[0]
     x_mean = X.mean(axis=0, dtype=np.float64)
     y_mean = Y.mean(axis=0, dtype=np.float64)
-    Qx, Rx, px = _pivoted_qr(X - x_mean, tol, "X")
-    Qy, Ry, py = _pivoted_qr(Y - y_mean, tol, "Y")
+    Xc, Qx, Cx = _orthonormal_basis(X, x_mean, tol, "X", standardize)
+    Yc, Qy, Cy = _orthonormal_basis(Y, y_mean, tol, "Y", standardize)
     warn_if_underdetermined(n, Qx.shape[1], Qy.shape[1], stacklevel=3)
     U, s, V = _directions(Qx.T @ Qy)
     scale = np.sqrt(n - 1.0)
-
-    def basis_and_pinv(R: np.ndarray, piv: np.ndarray, W: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
-        # centred columns kept: Xc[:, piv] = Q R  ->  canonical coords = Xc[:, piv] R^-1 W * sqrt(n - 1)
-        coef = np.zeros((d, W.shape[1]))
-        coef[piv] = scipy.linalg.solve_triangular(R, W) * scale
-        # pseudo-inverse of coef.T, on the full feature space (dropped columns are linear in kept ones)
-        return coef.T, np.linalg.pinv(coef.T)
-
-    x_basis, x_pinv = basis_and_pinv(Rx, px, U, X.shape[1])
-    y_basis, y_pinv = basis_and_pinv(Ry, py, V, Y.shape[1])
+    # canonical variates (unit sample variance): Xc @ (Cx U) sqrt(n - 1); like the eigh path's S W U, the
+    # pseudo-inverse of the basis is the covariance of the data with the variates, Xc' (Qx U) / sqrt(n - 1)
+    x_basis = (Cx @ U).T * scale
+    y_basis = (Cy @ V).T * scale
+    x_pinv = Xc.T @ (Qx @ U) / scale
+    y_pinv = Yc.T @ (Qy @ V) / scale
     k = s.shape[0]
     return CCAResult(
         correlations=s,
         x_weights=x_basis[:k].T,
         y_weights=y_basis[:k].T,
-        x_basis=x_basis,
+        x_basis=np.ascontiguousarray(x_basis),
         x_basis_pinv=x_pinv,
-        y_basis=y_basis,
+        y_basis=np.ascontiguousarray(y_basis),
         y_basis_pinv=y_pinv,
         x_mean=x_mean,
         y_mean=y_mean,

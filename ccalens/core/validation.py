@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "RankCutWarning",
     "UnderdeterminedWarning",
     "check_features",
     "check_paired",
@@ -22,6 +23,15 @@ class UnderdeterminedWarning(UserWarning):
     representations add up to more than n - 1, their spans must intersect and at least
     ``rank_x + rank_y - (n - 1)`` canonical correlations equal 1 whatever the data: the score then
     measures the sample size, not the similarity.
+    """
+
+
+class RankCutWarning(UserWarning):
+    """Raised (as a warning) when a whitening's relative cut-off drops directions that carry real variance.
+
+    Eigenvalues at the float noise floor (about ``d * eps * largest``) are rounding of exact dependencies
+    (duplicated or constant neurons) and are dropped silently; a direction above that floor but below
+    ``tol * largest`` is a genuine, if small, part of the representation, and dropping it changes the answer.
     """
 
 
