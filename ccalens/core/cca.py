@@ -177,10 +177,11 @@ def cca_from_stats(
     stats: SufficientStats, i: int = 0, j: int = 1, *, tol: float = DEFAULT_TOL, standardize: bool = True
 ) -> CCAResult:
     """CCA of representations ``i`` and ``j`` of a :class:`SufficientStats` (eigh path)."""
+    cross = stats.covariance(i, j)  # first: a too-small sample count is reported naming both representations
     return cca_from_covariances(
         stats.covariance(i),
         stats.covariance(j),
-        stats.covariance(i, j),
+        cross,
         n_samples=stats.n_samples,
         tol=tol,
         x_mean=stats.means(i).copy(),
