@@ -151,21 +151,24 @@ def _provisional_offset(first_row: np.ndarray, estimate: np.ndarray) -> np.ndarr
 
 def _shifted_comoment(
     blocks: Sequence[np.ndarray], offset: np.ndarray, *, dtype: type[np.floating], chunk_rows: int
-) -> np.ndarray:
-    """``(Z - offset)' (Z - offset)`` of the column-stacked blocks, accumulated in float64, chunk by chunk.
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(Z - offset)' (Z - offset)`` and the column sums of ``Z - offset``, accumulated in float64, chunk by chunk.
 
-    Each chunk of rows is shifted into one preallocated buffer of ``dtype`` (no stacked copy of the data; the
-    subtraction runs one row slab per BLAS thread) and its block products are added to the float64
-    accumulator by :func:`_block_products`. ``dtype=float32`` (float32 input only) keeps BLAS at float32
-    speed; ``chunk_rows`` then bounds the float32 rounding of each chunk's products.
+    ``Z`` are the column-stacked blocks. Each chunk of rows is shifted into one preallocated buffer of ``dtype``
+    (no stacked copy of the data; the subtraction runs one row slab per BLAS thread) whose last column holds
+    ones, so the products of the chunk by :func:`_block_products` carry its shifted column sums too (exact for
+    a column that the offset zeroes, and free of the offset's size). ``dtype=float32`` (float32 input only)
+    keeps BLAS at float32 speed; ``chunk_rows`` then bounds the float32 rounding of each chunk's products.
+    Returns ``(products (d, d), sums (d,))``.
     """
     n = blocks[0].shape[0]
     edges = np.concatenate([[0], np.cumsum([blk.shape[1] for blk in blocks])]).tolist()
     total = edges[-1]
     rows = max(1, min(n, chunk_rows))
-    buf = np.empty((rows, total), dtype=dtype)
+    buf = np.empty((rows, total + 1), dtype=dtype)
+    buf[:, total] = 1.0
     shift = offset.astype(dtype)
-    acc = np.zeros((total, total), dtype=np.float64)
+    acc = np.zeros((total + 1, total + 1), dtype=np.float64)
     workers = blas_threads() if rows * total > _PARALLEL_MIN_ELEMENTS else 1
     slab = -(-rows // workers)
 
@@ -184,8 +187,8 @@ def _shifted_comoment(
         stop = min(n, start + rows)
         run_tasks([shifter(a, min(stop, a + slab)) for a in range(start, stop, slab)], workers=workers)
         chunk = buf[: stop - start]
-        _block_products([chunk[:, lo:hi] for lo, hi in itertools.pairwise(edges)], acc, accumulate=True)
-    return acc
+        _block_products([chunk[:, lo:hi] for lo, hi in itertools.pairwise([*edges, total + 1])], acc, accumulate=True)
+    return np.ascontiguousarray(acc[:total, :total]), acc[total, :total].copy()
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
@@ -222,6 +225,9 @@ class SufficientStats:
     mean: np.ndarray | None = field(default=None, repr=False)
     comoment: np.ndarray | None = field(default=None, repr=False)
     names: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+    # the mean as offset + shifted mean (see _current_offset); None where unknown
+    _offset: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _shifted_mean: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -262,31 +268,50 @@ class SufficientStats:
             check_paired(*checked, names=names, min_samples=1)
             culprit = self._culprit(~np.isfinite(sums), names)
             raise ValueError(f"{culprit} has values too large: their sums overflow float64 (rescale the features)")
-        mean_b = sums / n_b
         first_row = np.concatenate([blk[0].astype(np.float64) for blk in checked])
-        # provisional offset: the mean of the data seen so far (this batch's if it is the first)
-        offset = _provisional_offset(first_row, mean_b if self.mean is None else self.mean)
         float32 = _FLOAT32_PRODUCTS and all(blk.dtype == np.float32 for blk in checked)
-        if float32:  # products at float32 speed; the offset is then a float32 value
-            offset = offset.astype(np.float32).astype(np.float64)
-            chunk_rows = _FLOAT32_CHUNK_ROWS
-        else:
-            chunk_rows = max(256, _CHUNK_ELEMENTS // sum(sizes))
-        raw = _shifted_comoment(checked, offset, dtype=np.float32 if float32 else np.float64, chunk_rows=chunk_rows)
-        # where the offset is a value of the data, the mean is the offset plus the exact mean of the shifted column
-        exact = first_row == offset
-        if exact.any():
-            mean_b[exact] = offset[exact] + self._shifted_sums(checked, offset, exact) / n_b
-        # co-moment about the mean: raw products minus n (mean - offset)(mean - offset)', as v v' (exactly symmetric)
-        v = np.sqrt(float(n_b)) * (mean_b - offset)
-        raw -= np.multiply.outer(v, v)
-        if not np.isfinite(np.diag(raw)).all():
+        if self.n_samples == 0:  # the provisional offset: this first batch's mean (a float32 value for float32 data)
+            offset = _provisional_offset(first_row, sums / n_b)
+            if float32:
+                offset = offset.astype(np.float32).astype(np.float64)
+        else:  # later batches keep it, so that the means are compared without rounding (see _shifted_mean)
+            offset = self._current_offset(first_row)
+            float32 = float32 and np.array_equal(offset.astype(np.float32), offset)
+        chunk_rows = _FLOAT32_CHUNK_ROWS if float32 else max(256, _CHUNK_ELEMENTS // sum(sizes))
+        comoment_b, shifted_sums = _shifted_comoment(
+            checked, offset, dtype=np.float32 if float32 else np.float64, chunk_rows=chunk_rows
+        )
+        # co-moment about the batch mean: raw products minus n d d', d = mean - offset, as v v' (exactly symmetric)
+        shifted_mean = shifted_sums / n_b
+        v = np.sqrt(float(n_b)) * shifted_mean
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below, by name
+            comoment_b -= np.multiply.outer(v, v)
+        if not np.isfinite(np.diag(comoment_b)).all():
             raise ValueError(
-                f"{self._culprit(~np.isfinite(np.diag(raw)), names)} has values too large: their squares overflow "
-                "float64 (rescale the features)"
+                f"{self._culprit(~np.isfinite(np.diag(comoment_b)), names)} has values too large: their squares "
+                "overflow float64 (rescale the features)"
             )
-        self._merge_in(n_b, mean_b, raw, owned=True)
+        if self.n_samples == 0:
+            self.n_samples, self.comoment = n_b, comoment_b
+            self._offset, self._shifted_mean = offset, shifted_mean
+            self.mean = offset + shifted_mean
+        else:
+            self._combine(n_b, shifted_mean - self._shifted_mean, comoment_b)
         return self
+
+    def _current_offset(self, first_row: np.ndarray) -> np.ndarray:
+        """The provisional offset of the next batch, with ``_shifted_mean`` the current mean relative to it.
+
+        The mean is kept as ``offset + shifted mean``: two numbers, so that a batch's mean is compared with the
+        current one to full precision however far both lie from 0 (a rounded mean would cost ``eps * offset``).
+        Statistics made otherwise (:meth:`merge`, :meth:`load`, or ``mean`` changed by hand) restart from the
+        current mean.
+        """
+        assert self.mean is not None
+        if self._offset is None or not np.array_equal(self._offset + self._shifted_mean, self.mean):
+            self._offset = _provisional_offset(first_row, self.mean)
+            self._shifted_mean = self.mean - self._offset  # exact: the two differ by a few ulps at most
+        return self._offset
 
     def _culprit(self, bad: np.ndarray, names: Sequence[str]) -> str:
         """The name of the representation that owns the first flagged stacked feature."""
@@ -294,37 +319,32 @@ class SufficientStats:
         index = int(np.searchsorted(np.cumsum(self.sizes), int(np.argmax(bad)), side="right"))
         return names[index]
 
-    @staticmethod
-    def _shifted_sums(blocks: Sequence[np.ndarray], offset: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """Float64 sums of ``Z[:, columns] - offset[columns]`` (few columns: those whose offset is a data value)."""
-        out = []
-        lo = 0
-        for blk in blocks:
-            hi = lo + blk.shape[1]
-            for j in np.flatnonzero(columns[lo:hi]):
-                with np.errstate(all="ignore"):
-                    out.append(np.sum(blk[:, j] - offset[lo + j], dtype=np.float64))
-            lo = hi
-        return np.asarray(out, dtype=np.float64)
+    def _merge_in(self, other: SufficientStats) -> None:
+        """Add the statistics of another (non-empty) sample set to these (non-empty) ones."""
+        assert self.mean is not None and other.mean is not None and other.comoment is not None
+        if self._offset is not None and other._offset is not None and other._shifted_mean is not None:
+            # offsets near each other subtract exactly: delta keeps its digits however large the means
+            delta = (other._offset - self._offset) + (other._shifted_mean - self._shifted_mean)
+        else:
+            delta = other.mean - self.mean
+        self._combine(other.n_samples, delta, other.comoment)
 
-    def _merge_in(self, n_b: int, mean_b: np.ndarray, comoment_b: np.ndarray, *, owned: bool = False) -> None:
-        """Add statistics of another sample set; ``owned=True`` lets self keep the given arrays (no copy)."""
-        if self.n_samples == 0:
-            if owned:
-                self.n_samples, self.mean, self.comoment = n_b, mean_b, comoment_b
-            else:
-                self.n_samples, self.mean, self.comoment = n_b, mean_b.copy(), comoment_b.copy()
-            return
+    def _combine(self, n_b: int, delta: np.ndarray, comoment_b: np.ndarray) -> None:
+        """Chan et al.'s update with statistics of ``n_b`` more samples whose mean is ``self.mean + delta``."""
         assert self.mean is not None and self.comoment is not None
         n_a = self.n_samples
         n = n_a + n_b
-        delta = mean_b - self.mean
         self.comoment += comoment_b
         # rank-one correction (n_a n_b / n) delta delta', as v v' with v = sqrt(n_a n_b / n) delta so that it
         # stays exactly symmetric
         v = np.sqrt(n_a * n_b / n) * delta
         self.comoment += np.multiply.outer(v, v)
-        self.mean += delta * (n_b / n)
+        if self._offset is not None and np.array_equal(self._offset + self._shifted_mean, self.mean):
+            self._shifted_mean = self._shifted_mean + delta * (n_b / n)
+            self.mean = self._offset + self._shifted_mean
+        else:
+            self._offset = self._shifted_mean = None
+            self.mean = self.mean + delta * (n_b / n)
         self.n_samples = n
 
     def merge(self, other: SufficientStats) -> SufficientStats:
@@ -338,8 +358,7 @@ class SufficientStats:
         if self.sizes != other.sizes:
             raise ValueError(f"cannot merge statistics of feature sizes {self.sizes} and {other.sizes}")
         merged = self.copy()
-        assert other.mean is not None and other.comoment is not None
-        merged._merge_in(other.n_samples, other.mean, other.comoment)
+        merged._merge_in(other)
         return merged
 
     def __add__(self, other: SufficientStats) -> SufficientStats:
@@ -347,13 +366,16 @@ class SufficientStats:
 
     def copy(self) -> SufficientStats:
         """An independent copy (later updates of either leave the other unchanged)."""
-        return SufficientStats(
+        copied = SufficientStats(
             sizes=self.sizes,
             n_samples=self.n_samples,
             mean=None if self.mean is None else self.mean.copy(),
             comoment=None if self.comoment is None else self.comoment.copy(),
             names=self.names,
         )
+        if self._offset is not None and self._shifted_mean is not None:
+            copied._offset, copied._shifted_mean = self._offset.copy(), self._shifted_mean.copy()
+        return copied
 
     # ---------------------------------------------------------------- reading
     @property
