@@ -133,7 +133,7 @@ def test_complex_hermitian_blocks():
 
 
 def test_not_fitted_and_bad_method():
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(ValueError, match="not fitted"):  # NotFittedError (a ValueError and AttributeError)
         CCA().transform(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="method"):
         CCA(method="svd").fit(np.eye(3), np.eye(3))

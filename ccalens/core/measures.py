@@ -122,9 +122,10 @@ def _check_comoment(stats: SufficientStats, index: int) -> None:
 class _Prepared:
     """What one representation contributes to every pair: its whitenings, each computed once.
 
-    ``full`` is the whitening CCA and PWCCA use: the Cholesky fast path when the covariance is well
-    conditioned, else (or when ``eigen`` exists anyway) the eigendecomposition. ``top(keep, threshold)`` is
-    SVCCA's truncation of ``eigen``.
+    ``full`` is the whitening CCA and PWCCA use: cut on the correlation matrix (CCA is invariant to rescaling
+    single neurons, so its cut must be too), by the Cholesky fast path when well conditioned, else by the
+    eigendecomposition. ``eigen`` is the covariance's own eigendecomposition (principal directions);
+    ``top(keep, threshold)`` is SVCCA's truncation of it (not scale invariant, by definition).
     """
 
     stats: SufficientStats
@@ -150,11 +151,9 @@ class _Prepared:
 
     @property
     def full(self) -> Whitening | CholeskyWhitening:
+        """CCA's and PWCCA's whitening: the cut on the correlation matrix (scale invariant, per neuron)."""
         if self._full is None:
-            if self._eigen is not None:
-                self._full = self._eigen
-            else:
-                self._full = whiten(self.cov, tol=self.tol, name=self.name, method="auto")
+            self._full = whiten(self.cov, tol=self.tol, name=self.name, method="auto", standardize=True)
         return self._full
 
     def top(self, keep: str, threshold: float) -> Whitening:
@@ -363,7 +362,7 @@ def _rbf_data(X: np.ndarray, Y: np.ndarray, **options: Any) -> SimilarityResult:
 
 # --------------------------------------------------------------------------------- the sample-space path
 #: CCA and PWCCA cut on the correlation matrix (scale-invariant), on both paths; SVCCA on the covariance.
-STANDARDIZE_CCA_CUT = False
+STANDARDIZE_CCA_CUT = True
 
 
 def _dual_pair(name: str, X: np.ndarray, Y: np.ndarray, opts: Mapping[str, Any]) -> SimilarityResult:
@@ -798,9 +797,6 @@ def compare(
             if tol not in prepared:
                 px = _Prepared(stats, i, tol)
                 prepared[tol] = (px, px if j == i else _Prepared(stats, j, tol))
-        if "svcca" in stats_measures:  # SVCCA needs the eigendecompositions; CCA and PWCCA then reuse them
-            pair = prepared[per_measure["svcca"].get("tol", DEFAULT_TOL)]
-            _prepare_all(pair, lambda p: p.eigen)
         for m in stats_measures:
             spec = _SPECS[m]
             pair = prepared[per_measure[m].get("tol", DEFAULT_TOL)]
