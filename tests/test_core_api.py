@@ -14,6 +14,7 @@ import pytest
 import ccalens
 from ccalens.core import STATS_MEASURES, SimilarityResult, SufficientStats
 from ccalens.core.measures import MEASURES, compare, pwcca, similarity_matrix, svcca
+from ccalens.core.null import null_mean_rho
 
 
 def related(seed: int, n: int = 300, p: int = 7, q: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +157,10 @@ def test_results_share_typed_fields_and_serialise():
         d = json.loads(json.dumps(r.to_dict()))
         assert d["measure"] == name and d["score"] == pytest.approx(r.score)
         assert {"rank_x", "rank_y", "distance", "null_mean_rho", "details"} <= set(d)
-        assert r.null_mean_rho is None  # wired at integration
+        if r.correlations is not None:  # CCA family: the mean rho of unrelated data of the same n and ranks
+            assert r.null_mean_rho == pytest.approx(null_mean_rho(r.n_samples, r.rank_x, r.rank_y))
+        else:
+            assert r.null_mean_rho is None
         if name in ("cca", "svcca", "pwcca"):
             assert r.rank_x == 7 and r.rank_y == 5 and r.correlations is not None
             assert "rank_x" not in r.details and "weights" not in r.details
@@ -284,7 +288,7 @@ def test_pwcca_weights_from_either_side():
     assert from_y.score == pytest.approx(pwcca(Y, X).score, abs=1e-12)
     assert from_x.score != pytest.approx(from_y.score, abs=1e-6)
     smaller = pwcca(X, Y, weights_from="smaller")  # Y keeps 4 dimensions, X 9
-    assert smaller.details == {"weights_from": "y", "weights_rule": "smaller"}
+    assert {k: v for k, v in smaller.details.items() if k != "plan"} == {"weights_from": "y", "weights_rule": "smaller"}
     assert smaller.score == pytest.approx(from_y.score, abs=1e-12)
     assert pwcca(Y, X, weights_from="smaller").score == pytest.approx(smaller.score, abs=1e-12)
     M = similarity_matrix([X, Y], "pwcca", weights_from="smaller").scores

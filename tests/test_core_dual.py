@@ -155,3 +155,34 @@ def test_plan_errors_are_clear() -> None:
         ccalens.svcca(X, Y, method="gram")
     with pytest.raises(MemoryError, match="memory_budget=100 bytes"):
         ccalens.linear_cka(X, Y, memory_budget=100)
+
+
+@pytest.mark.parametrize("measure", PAIR_MEASURES)
+def test_similarity_matrix_prepared_path_equals_the_joint_path(measure: str) -> None:
+    rng = np.random.default_rng(4)
+    n = 80
+    lat = rng.standard_normal((n, 5))
+    reps = [lat @ rng.standard_normal((5, d)) + rng.standard_normal((n, d)) + 2.0 for d in (6, 12, 30, 140)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joint = ccalens.similarity_matrix(reps[:3], measure)
+        small_budget = ccalens.similarity_matrix(reps[:3], measure, memory_budget=2_000)  # no joint co-moment
+        wide = ccalens.similarity_matrix(reps, measure)  # a representation wider than n: prepared path
+        pairwise = np.array([[getattr(ccalens, measure)(a, b).score for b in reps] for a in reps])
+    assert joint.details["plan"]["method"] == "primal"
+    assert small_budget.details["plan"]["method"] == "prepared"
+    assert wide.details["plan"]["method"] == "prepared"
+    tol = 1e-6  # the prepared path multiplies whitened coordinates; the joint one whitens co-moment blocks
+    np.testing.assert_allclose(small_budget.scores, joint.scores, atol=tol)
+    np.testing.assert_allclose(wide.scores, pairwise, atol=tol)
+
+
+def test_similarity_matrix_warns_once_per_call() -> None:
+    rng = np.random.default_rng(0)
+    reps = [rng.standard_normal((40, 15)) for _ in range(4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ccalens.similarity_matrix(reps, "cca")
+    categories = [w.category.__name__ for w in caught]
+    assert categories.count("SmallSampleWarning") == 1
+    assert "pairs" in str(caught[0].message)

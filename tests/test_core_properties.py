@@ -116,4 +116,7 @@ def test_compare_equals_individual_calls(shape, keep, threshold, weights_from):
         single = MEASURES[name](X, Y, **own.get(name, {}))
         assert res.score == pytest.approx(single.score, abs=1e-10), name
         assert (res.rank_x, res.rank_y) == (single.rank_x, single.rank_y), name
-        assert res.details == single.details, name
+        # the same options and values; the plan differs (compare plans once for all its measures)
+        assert {k: v for k, v in res.details.items() if k != "plan"} == {
+            k: v for k, v in single.details.items() if k != "plan"
+        }, name

@@ -41,6 +41,7 @@ import numpy as np
 
 from . import dual
 from .linalg import canonical_correlations, principal_whitening
+from .many import ReducedPairs, Reduction, reduce_representation
 from .null import null_mean_rho, warn_if_null_high
 from .result import SimilarityMatrix, SimilarityResult, angular_distance
 from .stats import SufficientStats
@@ -785,6 +786,22 @@ def compare(
         raise ValueError(f"{', '.join(needs_data)} need(s) the data X and Y: they have no statistics path")
     out: dict[str, SimilarityResult] = {}
     stats_measures = [m for m in measures if _SPECS[m].pair is not None]
+    plans = {m: _split_plan(per_measure[m]) for m in stats_measures}
+    per_measure.update({m: plans[m][2] for m in stats_measures})
+    plan = None
+    if stats_measures and stats is None:
+        assert data is not None
+        method, budget = plans[stats_measures[0]][:2]
+        plan = dual.plan_pair(
+            data[0].shape[0], (data[0].shape[1], data[1].shape[1]),
+            needs_basis=any(m in _CCA_FAMILY for m in stats_measures), method=method, memory_budget=budget,
+        )
+        if plan.method == "dual":
+            for m in stats_measures:
+                out[m] = _with_plan(_dual_pair(m, *data, per_measure[m]), plan)
+            stats_measures = []
+    elif stats_measures and any(plans[m][0] == "dual" for m in stats_measures):
+        raise ValueError("method='dual' needs the data X and Y (statistics hold the feature-space co-moments only)")
     if stats_measures:
         if stats is None:
             assert data is not None
@@ -803,11 +820,100 @@ def compare(
             if spec.prepare is not None:
                 _prepare_all(pair, lambda p, spec=spec, m=m: spec.prepare(p, **per_measure[m]))  # type: ignore[misc]
             assert spec.pair is not None
-            out[m] = spec.pair(*pair, **per_measure[m])
+            out[m] = _with_plan(spec.pair(*pair, **per_measure[m]), plan)
     for m in needs_data:
         assert data is not None and _SPECS[m].data is not None
         out[m] = _SPECS[m].data(*data, **per_measure[m])  # type: ignore[misc]
     return {m: out[m] for m in measures}
+
+
+def _reduced_pair(
+    measure: str, arrays: Sequence[np.ndarray], store: ReducedPairs, i: int, j: int, opts: Mapping[str, Any]
+) -> SimilarityResult:
+    """One pair of prepared representations (:mod:`ccalens.core.many`): the same result as the measure's call."""
+    ri, rj = store.reductions[i], store.reductions[j]
+    n = ri.n_samples
+    product = store.product(i, j)
+    if measure == "linear_cka":
+        cross = _frobenius(product)
+        score = (cross / ri.self_norm) * (cross / rj.self_norm)
+        return SimilarityResult("linear_cka", score, n_samples=n, distance=angular_distance(score))
+    if measure == "procrustes":
+        score = min(1.0, float(np.linalg.svd(product, compute_uv=False).sum()) / math.sqrt(ri.trace * rj.trace))
+        return SimilarityResult("procrustes", score, n_samples=n, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)))
+    M = product / (n - 1.0)  # whitened cross-covariance
+    if measure != "pwcca":
+        small = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
+        rho = np.sqrt(np.clip(np.linalg.eigvalsh(small)[::-1], 0.0, 1.0))
+        if measure == "cca":
+            return _cca_result("cca", rho, n, ri, rj)
+        keep, threshold = opts["keep"], opts["threshold"]
+        sides = [r.whitening if r.whitening is not None else r.basis for r in (ri, rj)]
+        details = {"keep": keep, "threshold": threshold, "explained_x": sides[0].explained(keep),  # type: ignore
+                   "explained_y": sides[1].explained(keep)}  # type: ignore[union-attr]
+        return _cca_result("svcca", rho, n, ri, rj, details=details)
+    weights_from = opts["weights_from"]
+    side = ("x" if ri.rank <= rj.rank else "y") if weights_from == "smaller" else weights_from
+    own, data, W = (ri, arrays[i], M) if side == "x" else (rj, arrays[j], M.T)
+    vals, vecs = np.linalg.eigh(W @ W.T)
+    squared = np.clip(vals[::-1], 0.0, 1.0)
+    k = min(W.shape)
+    U = vecs[:, ::-1]
+    if own.loadings_basis is not None:  # covariances of the neurons with the unit-variance variates
+        projections = own.loadings_basis @ U
+    else:
+        assert own.basis is not None and own.mean is not None
+        projections = dual.feature_loadings(data, own.mean, own.basis.left @ U) / math.sqrt(n - 1.0)
+    weights = _tied_weights(projections, squared, k)
+    rho = np.sqrt(squared[:k])
+    details = {"weights_from": side, "weights_rule": weights_from}
+    return _cca_result("pwcca", rho, n, ri, rj, score=float(weights @ rho), weights=weights, details=details)
+
+
+def _reduce_all(
+    measure: str, arrays: Sequence[np.ndarray], names: Sequence[str], opts: Mapping[str, Any], method: str
+) -> list[Reduction]:
+    """Each representation prepared once (feature space, or sample space where wider than the sample count)."""
+    n = arrays[0].shape[0]
+    tol = opts.get("tol", DEFAULT_TOL)
+    kind = "whitened" if measure in _CCA_FAMILY else "centred"
+    if measure == "svcca":
+        keep, threshold = opts["keep"], opts["threshold"]
+
+        def primal(cov: np.ndarray, name: str) -> Whitening:
+            return principal_whitening(cov, tol=tol, name=name).top(threshold, keep)
+
+        def sample(gram: dual.Gram, name: str) -> dual.SampleBasis:
+            return dual.SampleBasis.from_gram(gram, tol=tol, name=name).top(threshold, keep)
+    else:
+
+        def primal(cov: np.ndarray, name: str) -> Whitening:  # type: ignore[misc]
+            w = whiten(cov, tol=tol, name=name, method="eigh", standardize=True)
+            assert isinstance(w, Whitening)
+            return w
+
+        def sample(gram: dual.Gram, name: str) -> dual.SampleBasis:  # type: ignore[misc]
+            return dual.SampleBasis.from_gram(gram, tol=tol, name=name)
+
+    def reduce(index: int) -> Reduction:
+        X, name = arrays[index], names[index]
+        return reduce_representation(
+            X, kind, name=name, dual=method == "dual" or (method == "auto" and X.shape[1] > n),
+            primal_whitening=lambda cov: primal(cov, name), dual_basis=lambda g: sample(g, name),
+            standardize=STANDARDIZE_CCA_CUT and measure in ("cca", "pwcca"),
+        )
+
+    return [reduce(index) for index in range(len(arrays))]
+
+
+def _one_warning_per_category(caught: Sequence[warnings.WarningMessage], pairs: int) -> None:
+    """Re-emit the pairs' warnings once per category (the first message, with the count of pairs it concerns)."""
+    seen: dict[type[Warning], list[warnings.WarningMessage]] = {}
+    for w in caught:
+        seen.setdefault(w.category, []).append(w)
+    for category, items in seen.items():
+        note = f" ({len(items)} of the {pairs} pairs)" if len(items) > 1 else ""
+        warnings.warn(f"{items[0].message}{note}", category, stacklevel=3)
 
 
 def similarity_matrix(
@@ -820,40 +926,84 @@ def similarity_matrix(
 ) -> SimilarityMatrix:
     """All pairs of L representations of the same samples (or their joint ``SufficientStats``).
 
-    ``measure``: any of :data:`STATS_MEASURES`; ``options`` as for the measure. One joint pass computes every
-    block; each representation is whitened once; each pair then costs its cross block and one small eigenproblem.
-    ``scores[i, j]`` equals ``measure(stats=s, i=i, j=j, **options).score``. The diagonal is computed too (1 up to
-    rounding). PWCCA is not symmetric: ``scores[i, j]`` takes its weights as ``pwcca(R_i, R_j)`` does.
+    ``measure``: any of :data:`STATS_MEASURES`; ``options`` as for the measure, with ``method`` and
+    ``memory_budget`` (bytes; default a quarter of the available memory). ``scores[i, j]`` equals
+    ``measure(R_i, R_j, **options).score``; the diagonal is computed too (1 up to rounding). PWCCA is not
+    symmetric: ``scores[i, j]`` takes its weights as ``pwcca(R_i, R_j)`` does.
+
+    Two paths, recorded in ``details['plan']``: when the joint co-moment of all representations fits the budget
+    (and none is wider than the sample count), one joint pass computes every block, each representation is
+    whitened once, and each pair costs its cross block and one small eigenproblem. Otherwise (or with
+    ``method="dual"``) each representation is prepared once on its own (:mod:`ccalens.core.many`: whitened or
+    centred coordinates, in sample space when wider than the sample count) and each pair costs one product of two
+    preparations: memory linear in L. Warnings of the pairs are given once per call.
     """
     measure = _check_measure(measure, STATS_MEASURES)
     spec = _SPECS[measure]
-    opts = _split_options((measure,), options)[measure]
+    method, budget_option, opts = _split_plan(_split_options((measure,), options)[measure])
+    store: ReducedPairs | None = None
+    arrays: list[np.ndarray] = []
     if isinstance(representations, SufficientStats):
-        stats = representations
-        if stats.n_representations == 0 or stats.n_samples < 2:
-            raise ValueError(f"the statistics must hold at least 2 samples of data, got {stats.n_samples}")
+        if method == "dual":
+            raise ValueError("method='dual' needs the data (statistics hold the feature-space co-moments only)")
+        stats: SufficientStats | None = representations
+        if representations.n_representations == 0 or representations.n_samples < 2:
+            raise ValueError(f"the statistics must hold at least 2 samples of data, got {representations.n_samples}")
+        L = representations.n_representations
+        plan = None
     else:
         if len(representations) < 1:
             raise ValueError("representations is empty")
-        arrays = check_paired(*representations)
-        stats = SufficientStats.from_arrays(*[_unit_scale(a) for a in arrays])
-    L = stats.n_representations
+        arrays = [_unit_scale(a) for a in check_paired(*representations)]
+        L, n = len(arrays), arrays[0].shape[0]
+        budget = dual.check_memory_budget(budget_option)
+        widths = [a.shape[1] for a in arrays]
+        joint = 2 * 8 * sum(widths) ** 2
+        wide = any(w > n for w in widths)
+        if method == "dual" or (method == "auto" and (joint > budget or wide)):
+            why = ("forced by method='dual'" if method == "dual" else
+                   "representations wider than the sample count" if wide else
+                   f"the joint co-moment ({joint:,} bytes) exceeds the budget")
+            plan = dual.Plan("prepared", 0, budget, f"each representation prepared once: {why}")
+            stats = None
+        else:
+            if joint > budget:
+                raise MemoryError(
+                    f"the joint co-moment of {L} representations needs about {joint:,} bytes, over memory_budget="
+                    f"{budget:,}: use method='auto' (each representation prepared once) or raise the budget"
+                )
+            plan = dual.Plan("primal", joint, budget, "one joint pass: the joint co-moment fits the budget")
+            stats = SufficientStats.from_arrays(*arrays)
     if names is None:
         names = tuple(f"R{i}" for i in range(L))
     if len(names) != L:
         raise ValueError(f"names has {len(names)} entries for {L} representations")
-    for index in range(L):
-        _check_comoment(stats, index)
-    prepared = [_Prepared(stats, index, opts.get("tol", DEFAULT_TOL)) for index in range(L)]
-    if spec.prepare is not None:
-        _prepare_all(prepared, lambda p: spec.prepare(p, **opts))  # type: ignore[misc]
+    if stats is not None:
+        for index in range(L):
+            _check_comoment(stats, index)
+        prepared = [_Prepared(stats, index, opts.get("tol", DEFAULT_TOL)) for index in range(L)]
+        if spec.prepare is not None:
+            _prepare_all(prepared, lambda p: spec.prepare(p, **opts))  # type: ignore[misc]
+        assert spec.pair is not None
+        pair_fn = spec.pair
+
+        def compute(i: int, j: int) -> SimilarityResult:
+            return pair_fn(prepared[i], prepared[j], **opts)
+
+        widest = max(stats.sizes or (0,))
+    else:
+        store = ReducedPairs(_reduce_all(measure, arrays, names, opts, method), memory_budget=budget)
+
+        def compute(i: int, j: int) -> SimilarityResult:
+            assert store is not None
+            return _reduced_pair(measure, arrays, store, i, j, opts)
+
+        widest = max(r.rank for r in store.reductions)
     scores = np.zeros((L, L))
-    cca_family = "tol" in spec.options
+    cca_family = measure in _CCA_FAMILY
     mean_rho = np.zeros((L, L)) if cca_family else None
     ranks = np.zeros(L, dtype=np.int64) if cca_family else None
     pairs = [(i, j) for i in range(L) for j in range(L) if not spec.symmetric or j >= i]
-    assert spec.pair is not None
-    pair_fn = spec.pair
 
     bar: Any = None
     if progress:
@@ -861,27 +1011,31 @@ def similarity_matrix(
 
         bar = tqdm(total=len(pairs), desc=f"{measure} pairs", unit="pair")
     # pairs run side by side (one BLAS thread each), a few batches per worker so the bar moves
-    workers = blas_threads() if max(stats.sizes or (0,)) >= MIN_PARALLEL_WIDTH else 1
+    workers = blas_threads() if widest >= MIN_PARALLEL_WIDTH else 1
     batch = 4 * workers
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start : start + batch]
-        results = run_tasks(
-            [lambda i=i, j=j: pair_fn(prepared[i], prepared[j], **opts) for i, j in chunk], workers=workers
-        )
-        for (i, j), res in zip(chunk, results, strict=True):
-            scores[i, j] = res.score
-            if spec.symmetric:
-                scores[j, i] = res.score
-            if mean_rho is not None and ranks is not None:
-                assert res.mean_rho is not None and res.rank_x is not None and res.rank_y is not None
-                mean_rho[i, j] = res.mean_rho
-                ranks[i], ranks[j] = res.rank_x, res.rank_y
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for start in range(0, len(pairs), batch):
+            chunk = pairs[start : start + batch]
+            results = run_tasks([lambda i=i, j=j: compute(i, j) for i, j in chunk], workers=workers)
+            for (i, j), res in zip(chunk, results, strict=True):
+                scores[i, j] = res.score
                 if spec.symmetric:
-                    mean_rho[j, i] = res.mean_rho
-        if bar is not None:
-            bar.update(len(chunk))
+                    scores[j, i] = res.score
+                if mean_rho is not None and ranks is not None:
+                    assert res.mean_rho is not None and res.rank_x is not None and res.rank_y is not None
+                    mean_rho[i, j] = res.mean_rho
+                    ranks[i], ranks[j] = res.rank_x, res.rank_y
+                    if spec.symmetric:
+                        mean_rho[j, i] = res.mean_rho
+            if bar is not None:
+                bar.update(len(chunk))
+    _one_warning_per_category(caught, len(pairs))
     if bar is not None:
         bar.close()
+    details = dict(opts)
+    if plan is not None:
+        details["plan"] = plan.to_dict()
     return SimilarityMatrix(
-        measure=measure, scores=scores, names=tuple(names), mean_rho=mean_rho, rank=ranks, details=opts
+        measure=measure, scores=scores, names=tuple(names), mean_rho=mean_rho, rank=ranks, details=details
     )
