@@ -27,7 +27,19 @@ from .measures import (
     similarity_matrix,
     svcca,
 )
+from .minibatch import MinibatchCKA, minibatch_cka
+from .null import SmallSampleWarning, null_mean_rho
+from .resampling import (
+    BootstrapMatrixResult,
+    BootstrapResult,
+    ConfidenceInterval,
+    PermutationTestResult,
+    bootstrap,
+    bootstrap_matrix,
+    permutation_test,
+)
 from .result import SimilarityMatrix, SimilarityResult
+from .significance import CCATestResult, cca_test
 from .stats import SufficientStats
 from .validation import UnderdeterminedWarning, check_features, check_paired
 from .whitening import DEFAULT_TOL
@@ -37,19 +49,32 @@ __all__ = [
     "DEFAULT_TOL",
     "MEASURES",
     "STATS_MEASURES",
+    "BootstrapMatrixResult",
+    "BootstrapResult",
     "CCAResult",
+    "CCATestResult",
+    "ConfidenceInterval",
+    "MinibatchCKA",
+    "PermutationTestResult",
     "SimilarityMatrix",
     "SimilarityResult",
+    "SmallSampleWarning",
     "SufficientStats",
     "UnderdeterminedWarning",
+    "bootstrap",
+    "bootstrap_matrix",
     "cca",
     "cca_similarity",
+    "cca_test",
     "check_features",
     "check_paired",
     "compare",
     "debiased_linear_cka",
     "linalg",
     "linear_cka",
+    "minibatch_cka",
+    "null_mean_rho",
+    "permutation_test",
     "procrustes",
     "pwcca",
     "rbf_cka",
