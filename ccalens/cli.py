@@ -20,8 +20,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from .core.measures import MEASURES, compare, similarity_matrix
-from .core.validation import UnderdeterminedWarning
+from .core.measures import MEASURES, STATS_MEASURES, compare, similarity_matrix
 from .errors import install_hint
 from .io import INDEX_COLUMN_CHOICES, FeatureFileNotice, load_features, write_json
 
@@ -32,7 +31,7 @@ EXIT_INTERRUPTED = 130
 _USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS,
                 errno.ENAMETOOLONG}
 
-MATRIX_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
+MATRIX_MEASURES = STATS_MEASURES
 
 # Commands owned by other layers: ``ccalens NAME ARGS...`` calls ``module.main(ARGS)`` (imported lazily, so that
 # ``ccalens compare`` never imports torch).
@@ -78,24 +77,66 @@ def _write_output(path: str, payload: object) -> None:
         raise UsageError(f"argument --output: cannot write {path}: {reason}") from exc
 
 
+def _measure_options(args: argparse.Namespace) -> dict[str, object]:
+    """The measures' options from the command line (``--variance F`` is the old spelling of ``--keep variance
+    --threshold F``)."""
+    keep, threshold = args.keep, args.threshold
+    if args.variance is not None:
+        print("note: --variance is deprecated: use --keep variance --threshold F", file=sys.stderr)
+        keep, threshold = "variance", args.variance
+    options: dict[str, object] = {"tol": args.tol, "keep": keep, "threshold": threshold, "method": args.method}
+    if args.memory_budget is not None:
+        options["memory_budget"] = args.memory_budget
+    return options
+
+
+def _memory_bytes(text: str) -> int:
+    """``--memory-budget``: bytes, or a number with K, M, G or T (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().removesuffix("B")
+    factor = units.get(value[-1:], 1)
+    number = value[:-1] if value[-1:] in units else value
+    try:
+        out = int(float(number) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected bytes such as 2000000000 or 4G, got {text!r}") from None
+    if out <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return out
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     measures = args.measure or ["cca", "svcca", "pwcca", "linear_cka", "procrustes"]
     X = _load(args.a, args.key, args.index_column)
     Y = _load(args.b, args.key_b or args.key, args.index_column)
+    options = _measure_options(args)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UnderdeterminedWarning)
-        results = compare(X, Y, measures, tol=args.tol, variance=args.variance)
-    notes = sorted({str(w.message) for w in caught})
+        warnings.simplefilter("always", UserWarning)
+        results = compare(X, Y, measures, **options)
+        intervals = {}
+        if args.bootstrap:
+            from .core.resampling import bootstrap
+
+            for m in measures:
+                # replicates are merges of block statistics (the feature-space path): no plan options
+                own = {k: v for k, v in options.items() if k in _accepted(m) - {"method", "memory_budget"}}
+                b = bootstrap(X, Y, m, n_resamples=args.bootstrap, confidence_level=args.confidence, seed=args.seed,
+                              **own)
+                intervals[m] = b
+    notes = sorted({str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)})
     payload = {
         "a": {"path": args.a, "shape": list(X.shape)},
         "b": {"path": args.b, "shape": list(Y.shape)},
         "results": {m: r.to_dict() for m, r in results.items()},
         "warnings": notes,
     }
+    for m, b in intervals.items():
+        payload["results"][m]["bootstrap"] = b.to_dict()
     if not args.correlations:
         for r in payload["results"].values():
             r.pop("correlations", None)
-            r["details"].pop("weights", None)
+            r.pop("weights", None)
+            r.get("bootstrap", {}).pop("bootstrap_distribution", None)
     if args.output:
         _write_output(args.output, payload)
     if args.json:
@@ -104,19 +145,39 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     print(f"A: {args.a} {tuple(X.shape)}   B: {args.b} {tuple(Y.shape)}")
-    print(f"{'measure':<22}{'score':>10}{'mean rho':>12}{'mean rho^2':>12}")
+    header = f"{'measure':<22}{'score':>10}{'mean rho':>12}{'null rho':>10}"
+    if intervals:
+        header += f"{f'{args.confidence:.0%} interval':>22}"
+    print(header)
     for m, r in results.items():
         rho = "" if r.mean_rho is None else f"{r.mean_rho:.6f}"
-        rho2 = "" if r.mean_rho2 is None else f"{r.mean_rho2:.6f}"
-        print(f"{m:<22}{r.score:>10.6f}{rho:>12}{rho2:>12}")
+        null = "" if r.null_mean_rho is None else f"{r.null_mean_rho:.4f}"
+        line = f"{m:<22}{r.score:>10.6f}{rho:>12}{null:>10}"
+        if m in intervals:
+            low, high = intervals[m].confidence_interval
+            line += f"{f'[{low:.4f}, {high:.4f}]':>22}"
+        print(line)
     return 0
+
+
+def _accepted(measure: str) -> set[str]:
+    """Option names a measure accepts (from its signature)."""
+    import inspect
+
+    return set(inspect.signature(MEASURES[measure]).parameters) - {"X", "Y", "stats", "i", "j"}
 
 
 def _cmd_matrix(args: argparse.Namespace) -> int:
     reps = [_load(p, args.key, args.index_column) for p in args.files]
     names = [Path(p).stem for p in args.files]
-    M = similarity_matrix(reps, args.measure, names=names, tol=args.tol, variance=args.variance,
-                          progress=not args.json)
+    options = {k: v for k, v in _measure_options(args).items() if k in _accepted(args.measure)}
+    M = similarity_matrix(reps, args.measure, names=names, progress=not args.json, **options)
+    if args.plot:
+        from .report.plots import plot_heatmap
+
+        files = plot_heatmap(M.scores, names, names, args.plot, title=f"{args.measure} similarity",
+                             colorbar_label=args.measure, vmin=min(0.0, float(M.scores.min())), vmax=1.0)
+        print(f"heatmap: {', '.join(str(f) for f in files.values())}", file=sys.stderr)
     if args.output:
         _write_output(args.output, M.to_dict())
     if args.json:
@@ -183,7 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--key", help="array name inside an .npz / .pt container")
         p.add_argument("--tol", type=float, default=1e-10, help="relative eigenvalue cut-off of the whitening")
-        p.add_argument("--variance", type=float, default=0.99, help="SVCCA: variance fraction kept (default 0.99)")
+        p.add_argument("--keep", choices=("singular_values", "variance"), default="singular_values",
+                       help="SVCCA's truncation rule: the SVCCA appendix's sum of singular values (default) or "
+                            "the variance")
+        p.add_argument("--threshold", type=float, default=0.99, help="SVCCA: fraction kept under --keep (0.99)")
+        p.add_argument("--variance", type=float, default=None, help=argparse.SUPPRESS)  # old spelling
+        p.add_argument("--method", choices=("auto", "primal", "dual"), default="auto",
+                       help="feature-space (primal) or sample-space (dual, Gram matrices) path; auto picks by cost")
+        p.add_argument("--memory-budget", type=_memory_bytes, default=None,
+                       help="working memory allowed, bytes or e.g. 4G (default: a quarter of the available)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         p.add_argument("--output", "-o", help="also write the JSON result to this file")
         p.add_argument("--index-column", choices=INDEX_COLUMN_CHOICES, default="auto",
@@ -196,13 +265,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--measure", "-m", action="append", choices=sorted(MEASURES),
                       help="measure to compute (repeatable; default: cca, svcca, pwcca, linear_cka, procrustes)")
     cmp_.add_argument("--key-b", help="array name inside B's container (default: --key)")
-    cmp_.add_argument("--correlations", action="store_true", help="include all canonical correlations in the JSON")
+    cmp_.add_argument("--correlations", action="store_true",
+                      help="include all canonical correlations, PWCCA weights and bootstrap replicates in the JSON")
+    cmp_.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                      help="confidence interval of every measure from N bootstrap replicates (ccalens.bootstrap)")
+    cmp_.add_argument("--confidence", type=float, default=0.95, help="confidence level of --bootstrap (0.95)")
+    cmp_.add_argument("--seed", type=int, default=0, help="seed of --bootstrap (0)")
     common(cmp_)
     cmp_.set_defaults(func=_cmd_compare)
 
     mat = sub.add_parser("matrix", help="pairwise similarity of many feature files (one joint pass)")
     mat.add_argument("files", nargs="+", help="feature files of the same samples")
     mat.add_argument("--measure", "-m", default="svcca", choices=MATRIX_MEASURES)
+    mat.add_argument("--plot", metavar="STEM", help="also draw the annotated heatmap to STEM.png and STEM.svg")
     common(mat)
     mat.set_defaults(func=_cmd_matrix)
 

@@ -242,7 +242,7 @@ def test_read_only_shl_folder_suggests_cache_dir(tmp_path, capsys, monkeypatch):
     def read_only(path, *args, **kwargs):  # what a folder without write permission gives (tests may run as root)
         raise PermissionError(errno.EACCES, "Permission denied", str(path.parent))
 
-    monkeypatch.setattr(shl, "_atomic_npy", read_only)
+    monkeypatch.setattr(shl, "atomic_write", read_only)
     (tmp_path / "c.toml").write_text(
         f'[data]\ndataset = "shl2018"\nroot = "{root}"\nn_val = 0.25\n[data.sensors]\ngyrometer = "Gyr_y"\n'
         '[training]\npreset = "shl_paper"\nseeds = [0]\nepochs = 1\n[fusion]\n')
@@ -295,3 +295,32 @@ def test_config_type_check_leaves_other_keys_alone():
                         "lr_milestones": [10]}, "fusion": {"pairs": [["a", "b"]]}}, "c.toml")
     with pytest.raises(ValueError, match=r"c\.toml: \[data\] root must be a string, got the number 5"):
         check_config_types({"data": {"root": 5}}, "c.toml")
+
+
+def test_compare_bootstrap_keep_and_method(pair, capsys):
+    tmp, X, Y = pair
+    np.save(tmp / "a.npy", X)
+    np.save(tmp / "b.npy", Y)
+    argv = ["compare", str(tmp / "a.npy"), str(tmp / "b.npy"), "-m", "svcca", "-m", "linear_cka", "--json"]
+    assert main([*argv, "--bootstrap", "200", "--seed", "3", "--keep", "variance", "--method", "dual"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    svcca = out["results"]["svcca"]
+    low, high = svcca["bootstrap"]["confidence_interval"]
+    assert low <= svcca["score"] <= high and svcca["details"]["keep"] == "variance"
+    assert svcca["details"]["plan"]["method"] == "dual" and svcca["null_mean_rho"] > 0
+    assert "bootstrap_distribution" not in svcca["bootstrap"]
+    import ccalens
+
+    assert svcca["score"] == pytest.approx(ccalens.svcca(X, Y, keep="variance").score, rel=1e-9)
+    assert main([*argv, "--memory-budget", "oops"]) == 2
+    assert "--memory-budget" in capsys.readouterr().err
+
+
+def test_matrix_plot_writes_png_and_svg(pair, capsys):
+    pytest.importorskip("matplotlib")
+    tmp, X, Y = pair
+    for name, arr in (("a", X), ("b", Y), ("c", X[:, :3])):
+        np.save(tmp / f"{name}.npy", arr)
+    files = [str(tmp / f"{n}.npy") for n in "abc"]
+    assert main(["matrix", *files, "-m", "linear_cka", "--plot", str(tmp / "heat"), "--memory-budget", "1G"]) == 0
+    assert (tmp / "heat.png").stat().st_size > 0 and (tmp / "heat.svg").stat().st_size > 0
