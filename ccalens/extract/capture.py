@@ -1,0 +1,242 @@
+"""Capture: forward hooks on named modules, run batch by batch in eval mode under no_grad, model restored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .batching import batch_len, input_dtype, model_devices, prepare_batches, to_device
+from .ids import normalise_ids
+from .naming import list_layers, require_module, resolve_layers
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["ActivationBatch", "LayerSummary", "describe_layers", "iter_activations"]
+
+
+@dataclass
+class ActivationBatch:
+    """One batch of activations: rows ``start .. start + len(ids)`` of the data.
+
+    ``arrays[layer]``: ``(rows, *output_shape)`` (conv maps ``(rows, C, H, W)``, or ``(rows, C*H*W)`` with
+    ``flatten=True``); ``arrays`` is empty for a batch skipped on resume.
+    """
+
+    start: int
+    ids: np.ndarray
+    arrays: dict[str, np.ndarray]
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    import torch
+
+    if t.dtype in (torch.bfloat16,):
+        t = t.float()
+    return t.numpy()
+
+
+class _Capture:
+    """Forward hooks on named modules; copies each output to the CPU (a copy: in-place ops after the module
+    cannot change it)."""
+
+    def __init__(self, modules: dict[str, torch.nn.Module], strict_calls: bool = True) -> None:
+        self.modules = modules
+        self.strict_calls = strict_calls
+        self.outputs: dict[str, list[Any]] = {name: [] for name in modules}
+        self.handles: list[Any] = []
+
+    def __enter__(self) -> _Capture:
+        for name, module in self.modules.items():
+            self.handles.append(module.register_forward_hook(self._hook(name)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _hook(self, name: str) -> Any:
+        import torch
+
+        def hook(module: Any, args: Any, output: Any) -> None:
+            out = output
+            if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+                out = out[0]  # e.g. RNNs return (output, hidden): keep the output
+            if not isinstance(out, torch.Tensor):
+                if not self.strict_calls:
+                    return
+                raise TypeError(
+                    f"layer {name!r} ({type(module).__name__}) returned {type(output).__name__}, not a "
+                    "tensor; hook a submodule that returns a tensor"
+                )
+            self.outputs[name].append(out.detach().to("cpu", copy=True))
+
+        return hook
+
+    def collect(self, n: int) -> dict[str, np.ndarray]:
+        arrays = {}
+        for name, outs in self.outputs.items():
+            if not outs and not self.strict_calls:
+                continue
+            if not outs:
+                raise RuntimeError(
+                    f"layer {name!r} was not called during the forward pass (is it used by forward()?)"
+                )
+            if len(outs) > 1 and self.strict_calls:
+                raise RuntimeError(
+                    f"layer {name!r} was called {len(outs)} times in one forward pass (a shared module); "
+                    "its activations are ambiguous: hook a module that runs once"
+                )
+            arr = _to_numpy(outs[-1])
+            if (arr.ndim == 0 or arr.shape[0] != n) and self.strict_calls:
+                raise RuntimeError(
+                    f"layer {name!r} output has shape {tuple(arr.shape)}, whose first axis is not the batch "
+                    f"of {n} samples (a sequence-first module?); hook a module with batch-first outputs"
+                )
+            arrays[name] = arr
+            outs.clear()
+        return arrays
+
+
+
+def iter_activations(
+    model: torch.nn.Module,
+    data: Any,
+    layers: Sequence[str] | str,
+    *,
+    batch_size: int | None = 256,
+    device: Any = None,
+    sample_ids: Any = None,
+    ids_position: int | None = None,
+    flatten: bool = False,
+    progress: bool = True,
+    skip_rows: Any = None,
+    _strict_calls: bool = True,
+) -> Iterator[ActivationBatch]:
+    """Yield :class:`ActivationBatch` es of the named layers' outputs, batch by batch.
+
+    Runs in eval mode under ``torch.no_grad()``; the hooks are removed, every submodule's train/eval flag
+    and the model's device are restored when the iteration ends or is abandoned. ``skip_rows(start,
+    stop) -> bool`` may say that a batch is not needed (resume): it is then yielded with no arrays and
+    the model is not run on it. See :func:`extract` for the arguments.
+    """
+    import torch
+
+    require_module(model)
+    modules = resolve_layers(model, layers)
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if ids_position is not None and sample_ids is not None:
+        raise ValueError("give sample ids either as sample_ids or through ids_position, not both")
+    prepared = prepare_batches(data, batch_size, ids_position)
+    ids_all = None
+    if sample_ids is not None:
+        ids_all = np.asarray(
+            sample_ids.detach().cpu().numpy() if hasattr(sample_ids, "detach") else sample_ids
+        )
+        if prepared.n_samples is not None:
+            ids_all = normalise_ids(ids_all, prepared.n_samples, "sample_ids")
+        else:
+            ids_all = normalise_ids(ids_all, ids_all.shape[0] if ids_all.ndim == 1 else -1, "sample_ids")
+
+    devices = model_devices(model)
+    target = (
+        torch.device(device) if device is not None else (next(iter(devices)) if len(devices) == 1 else None)
+    )
+    if target is None:
+        target = torch.device("cpu")
+    move = len(devices) == 1 and next(iter(devices)) != target
+    original_device = next(iter(devices)) if devices else None
+    modes = {m: m.training for m in model.modules()}
+    in_dtype = input_dtype(model)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=prepared.n_batches, desc=f"extract {type(model).__name__}", unit="batch", disable=not progress
+    )
+    start = 0
+    try:
+        if move:
+            model.to(target)
+        model.eval()
+        with _Capture(modules, strict_calls=_strict_calls) as capture, torch.no_grad():
+            for inputs, batch_ids in prepared.batches:
+                n = batch_len(inputs, 0)
+                stop = start + n
+                if batch_ids is None:
+                    if ids_all is not None:
+                        if stop > len(ids_all):
+                            raise ValueError(
+                                f"sample_ids has {len(ids_all)} ids but the data yields more samples"
+                            )
+                        batch_ids = ids_all[start:stop]
+                    else:
+                        batch_ids = np.arange(start, stop, dtype=np.int64)
+                if skip_rows is not None and skip_rows(start, stop):
+                    yield ActivationBatch(start, batch_ids, {})
+                else:
+                    model(to_device(inputs, target, in_dtype))
+                    arrays = capture.collect(n)
+                    if flatten:
+                        arrays = {k: v.reshape(n, -1) for k, v in arrays.items()}
+                    yield ActivationBatch(start, batch_ids, arrays)
+                start = stop
+                bar.update(1)
+        if ids_all is not None and start != len(ids_all):
+            raise ValueError(f"sample_ids has {len(ids_all)} ids but the data yielded {start} samples")
+    finally:
+        bar.close()
+        for m, was_training in modes.items():
+            m.training = was_training
+        if move and original_device is not None:
+            model.to(original_device)
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One submodule: its name, type, parameter count and (if an example input was given) output shape."""
+
+    name: str
+    type: str
+    n_params: int
+    output_shape: tuple[int, ...] | None = None
+
+    def __str__(self) -> str:
+        shape = "" if self.output_shape is None else f" -> {tuple(self.output_shape)}"
+        return f"{self.name:<32} {self.type:<20} {self.n_params:>10,d} params{shape}"
+
+
+def describe_layers(
+    model: torch.nn.Module, example_input: Any = None, *, device: Any = None
+) -> list[LayerSummary]:
+    """Every submodule with its type and parameter count; with ``example_input`` (a batch) also the
+    output shape of each, from one forward pass in eval mode (mode and hooks restored afterwards)."""
+    require_module(model)
+    shapes: dict[str, tuple[int, ...]] = {}
+    if example_input is not None:
+        names = list_layers(model)
+        gen = iter_activations(
+            model, example_input, names, batch_size=None, device=device, progress=False, _strict_calls=False
+        )
+        try:
+            batch = next(gen)
+        finally:
+            gen.close()
+        shapes = {name: tuple(arr.shape) for name, arr in batch.arrays.items()}
+    return [
+        LayerSummary(
+            name=name,
+            type=type(module).__name__,
+            n_params=sum(p.numel() for p in module.parameters()),
+            output_shape=shapes.get(name),
+        )
+        for name, module in model.named_modules()
+        if name
+    ]
