@@ -1,8 +1,12 @@
-"""Batches for extraction: every accepted form of ``data`` as ``(inputs, ids or None)``, and inputs on a device."""
+"""Batches for extraction: every accepted form of ``data`` as ``(inputs, ids or None)``, and inputs on a device.
+
+Inputs are a tensor or ndarray (the model is called as ``model(inputs)``) or, HuggingFace style, a mapping of
+keyword inputs such as ``{"input_ids": ..., "attention_mask": ...}`` (called as ``model(**inputs)``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,21 +34,42 @@ def _is_array(x: Any) -> bool:
 
 
 def _array_batches(inputs: Any, ids: np.ndarray | None, batch_size: int | None) -> Batches:
-    n = int(inputs.shape[0])
+    n = batch_len(inputs, 0)
     step = n if batch_size is None else batch_size
     starts = range(0, n, max(1, step))
 
+    def rows(s: int) -> Any:
+        if isinstance(inputs, Mapping):
+            return {key: value[s : s + step] if _is_array(value) else value for key, value in inputs.items()}
+        return inputs[s : s + step]
+
     def gen() -> Iterator[tuple[Any, np.ndarray | None]]:
         for s in starts:
-            yield inputs[s : s + step], None if ids is None else ids[s : s + step]
+            yield rows(s), None if ids is None else ids[s : s + step]
 
     return Batches(gen(), len(starts), n)
 
 
-def prepare_batches(data: Any, batch_size: int | None, ids_position: int | None) -> Batches:
-    """Normalise ``data`` into batches of ``(inputs, ids or None)``."""
+def prepare_batches(data: Any, batch_size: int | None, ids_position: int | str | None) -> Batches:
+    """Normalise ``data`` into batches of ``(inputs, ids or None)``.
+
+    ``ids_position``: where each batch carries its sample ids: an index into a tuple batch, or a key of a
+    mapping batch (that key is then not passed to the model).
+    """
     import torch
     from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+    if isinstance(data, Mapping):  # keyword inputs of every sample, e.g. a tokenizer's output
+        if not any(_is_array(v) for v in data.values()):
+            raise TypeError("data as a mapping must hold the model's keyword inputs as tensors or arrays")
+        inputs = dict(data)
+        ids = None
+        if isinstance(ids_position, str):
+            ids = inputs.pop(ids_position, None)
+            if ids is None:
+                raise KeyError(f"ids_position={ids_position!r} is not a key of data ({', '.join(map(str, data))})")
+        n = batch_len(inputs, 0)
+        return _array_batches(inputs, None if ids is None else normalise_ids(ids, n, "sample ids"), batch_size)
 
     if isinstance(data, tuple) and len(data) == 2 and _is_array(data[0]) and not _is_array(data[1]):
         inputs, ids = data
@@ -89,7 +114,7 @@ def prepare_batches(data: Any, batch_size: int | None, ids_position: int | None)
     if isinstance(data, Dataset) and hasattr(data, "__len__"):
         loader = DataLoader(data, batch_size=batch_size or len(data), shuffle=False)  # type: ignore[arg-type]
         return Batches(_split_batches(loader, ids_position), len(loader), len(data))  # type: ignore[arg-type]
-    if hasattr(data, "__iter__") and not isinstance(data, (str, bytes, dict)):
+    if hasattr(data, "__iter__") and not isinstance(data, (str, bytes)):
         try:
             n_batches = len(data)
         except TypeError:
@@ -101,7 +126,7 @@ def prepare_batches(data: Any, batch_size: int | None, ids_position: int | None)
     )
 
 
-def _split_batches(batches: Any, ids_position: int | None) -> Iterator[tuple[Any, np.ndarray | None]]:
+def _split_batches(batches: Any, ids_position: int | str | None) -> Iterator[tuple[Any, np.ndarray | None]]:
     for k, batch in enumerate(batches):
         if isinstance(batch, (tuple, list)):
             if not batch:
@@ -109,14 +134,16 @@ def _split_batches(batches: Any, ids_position: int | None) -> Iterator[tuple[Any
             inputs = batch[0]
             ids = None
             if ids_position is not None:
-                if not -len(batch) <= ids_position < len(batch):
-                    raise IndexError(f"ids_position={ids_position} but batch {k} has {len(batch)} elements")
+                if not isinstance(ids_position, int) or not -len(batch) <= ids_position < len(batch):
+                    raise IndexError(f"ids_position={ids_position!r} but batch {k} has {len(batch)} elements")
                 ids = batch[ids_position]
-        elif isinstance(batch, dict):
-            raise TypeError(
-                f"batch {k} is a dict; yield the model inputs (or a tuple whose first element is the inputs) "
-                "from your iterable instead"
-            )
+        elif isinstance(batch, Mapping):  # keyword inputs (HuggingFace style)
+            inputs = dict(batch)
+            ids = None
+            if ids_position is not None:
+                if not isinstance(ids_position, str) or ids_position not in inputs:
+                    raise KeyError(f"ids_position={ids_position!r} is not a key of batch {k} ({', '.join(inputs)})")
+                ids = inputs.pop(ids_position)
         else:
             if ids_position is not None:
                 raise ValueError(f"ids_position={ids_position} but batch {k} is not a tuple or list")
@@ -126,6 +153,12 @@ def _split_batches(batches: Any, ids_position: int | None) -> Iterator[tuple[Any
 
 
 def batch_len(inputs: Any, k: int) -> int:
+    """Samples in a batch of inputs (a mapping: the first axis of its first tensor or array)."""
+    if isinstance(inputs, Mapping):
+        arrays = [v for v in inputs.values() if hasattr(v, "shape") and len(v.shape) > 0]
+        if not arrays:
+            raise TypeError(f"inputs of batch {k} (a mapping) hold no tensor or array with a batch axis")
+        return int(arrays[0].shape[0])
     shape = getattr(inputs, "shape", None)
     if shape is None or len(shape) == 0:
         raise TypeError(
@@ -146,8 +179,14 @@ def input_dtype(model: torch.nn.Module) -> Any:
 
 
 def to_device(inputs: Any, device: Any, dtype: Any) -> Any:
+    """Inputs as tensors on ``device``; floating ones in the model's ``dtype`` (a mapping: every value)."""
     import torch
 
+    if isinstance(inputs, Mapping):
+        return {
+            key: to_device(value, device, dtype) if isinstance(value, (np.ndarray, torch.Tensor)) else value
+            for key, value in inputs.items()
+        }
     if isinstance(inputs, np.ndarray):
         inputs = torch.from_numpy(np.ascontiguousarray(inputs))
     if isinstance(inputs, torch.Tensor):

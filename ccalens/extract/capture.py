@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ import numpy as np
 from .batching import batch_len, input_dtype, model_devices, prepare_batches, to_device
 from .ids import normalise_ids
 from .naming import list_layers, require_module, resolve_layers
+from .transforms import OUTPUT, apply_transform, model_output, resolve_transforms, token_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -22,13 +23,16 @@ __all__ = ["ActivationBatch", "LayerSummary", "describe_layers", "iter_activatio
 class ActivationBatch:
     """One batch of activations: rows ``start .. start + len(ids)`` of the data.
 
-    ``arrays[layer]``: ``(rows, *output_shape)`` (conv maps ``(rows, C, H, W)``, or ``(rows, C*H*W)`` with
-    ``flatten=True``); ``arrays`` is empty for a batch skipped on resume.
+    ``arrays[layer]``: ``(rows, *output_shape)`` (conv maps ``(rows, C, H, W)``, or what ``transform`` made of
+    them), in the order of the requested layers; ``arrays`` is empty for a batch skipped on resume. With
+    ``tokens=True``, rows are the batch's (unpadded) tokens and ``ids`` the sample id of each token.
+    ``mask``: the batch's ``attention_mask`` ``(batch, tokens)`` when its inputs were a mapping holding one.
     """
 
     start: int
     ids: np.ndarray
     arrays: dict[str, np.ndarray]
+    mask: np.ndarray | None = None
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -40,18 +44,25 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 class _Capture:
-    """Forward hooks on named modules; copies each output to the CPU (a copy: in-place ops after the module
-    cannot change it)."""
+    """Forward hooks on named modules; each output (transformed on its device first) is copied to the CPU (a
+    copy: in-place ops after the module cannot change it)."""
 
-    def __init__(self, modules: dict[str, torch.nn.Module], strict_calls: bool = True) -> None:
+    def __init__(
+        self, modules: dict[str, torch.nn.Module], transforms: dict[str, Any], strict_calls: bool = True
+    ) -> None:
         self.modules = modules
+        self.transforms = transforms
         self.strict_calls = strict_calls
         self.outputs: dict[str, list[Any]] = {name: [] for name in modules}
         self.handles: list[Any] = []
 
     def __enter__(self) -> _Capture:
-        for name, module in self.modules.items():
-            self.handles.append(module.register_forward_hook(self._hook(name)))
+        try:
+            for name, module in self.modules.items():
+                self.handles.append(module.register_forward_hook(self._hook(name)))
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -60,22 +71,26 @@ class _Capture:
         self.handles.clear()
 
     def _hook(self, name: str) -> Any:
-        import torch
-
         def hook(module: Any, args: Any, output: Any) -> None:
-            out = output
-            if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-                out = out[0]  # e.g. RNNs return (output, hidden): keep the output
-            if not isinstance(out, torch.Tensor):
+            try:  # e.g. RNNs return (output, hidden), HuggingFace blocks tuples: keep the first tensor
+                out = model_output(output, f"layer {name!r} ({type(module).__name__})")
+            except TypeError:
                 if not self.strict_calls:
                     return
                 raise TypeError(
                     f"layer {name!r} ({type(module).__name__}) returned {type(output).__name__}, not a "
                     "tensor; hook a submodule that returns a tensor"
-                )
-            self.outputs[name].append(out.detach().to("cpu", copy=True))
+                ) from None
+            self.add(name, out)
 
         return hook
+
+    def add(self, name: str, out: Any) -> None:
+        """Keep one output of layer ``name`` (transformed, detached, on the CPU)."""
+        out = apply_transform(name, out.detach(), self.transforms.get(name))
+        if hasattr(out, "detach"):
+            out = out.detach().to("cpu", copy=True)
+        self.outputs.setdefault(name, []).append(out)
 
     def collect(self, n: int) -> dict[str, np.ndarray]:
         arrays = {}
@@ -91,7 +106,8 @@ class _Capture:
                     f"layer {name!r} was called {len(outs)} times in one forward pass (a shared module); "
                     "its activations are ambiguous: hook a module that runs once"
                 )
-            arr = _to_numpy(outs[-1])
+            last = outs[-1]
+            arr = _to_numpy(last) if hasattr(last, "detach") else np.asarray(last)
             if (arr.ndim == 0 or arr.shape[0] != n) and self.strict_calls:
                 raise RuntimeError(
                     f"layer {name!r} output has shape {tuple(arr.shape)}, whose first axis is not the batch "
@@ -102,6 +118,21 @@ class _Capture:
         return arrays
 
 
+def _forward_fn(model: torch.nn.Module, forward: Any) -> Any:
+    """``f(inputs) -> output``: ``model(inputs)`` / ``model(**inputs)``, a method named ``forward``, or
+    ``forward(model, inputs)``."""
+    if forward is None:
+        call = model
+    elif isinstance(forward, str):
+        call = getattr(model, forward, None)
+        if not callable(call):
+            raise AttributeError(f"forward={forward!r}: {type(model).__name__} has no method {forward!r}")
+    elif callable(forward):
+        return lambda inputs: forward(model, inputs)
+    else:
+        raise TypeError(f"forward must be None, a method name or a callable (model, inputs), got {forward!r}")
+    return lambda inputs: call(**inputs) if isinstance(inputs, Mapping) else call(inputs)
+
 
 def iter_activations(
     model: torch.nn.Module,
@@ -111,8 +142,11 @@ def iter_activations(
     batch_size: int | None = 256,
     device: Any = None,
     sample_ids: Any = None,
-    ids_position: int | None = None,
+    ids_position: int | str | None = None,
     flatten: bool = False,
+    transform: Any = None,
+    tokens: bool = False,
+    forward: Any = None,
     progress: bool = True,
     skip_rows: Any = None,
     _strict_calls: bool = True,
@@ -127,7 +161,11 @@ def iter_activations(
     import torch
 
     require_module(model)
-    modules = resolve_layers(model, layers)
+    resolved = resolve_layers(model, layers)
+    names = list(resolved)
+    modules = {name: module for name, module in resolved.items() if module is not None}
+    transforms = resolve_transforms(transform, flatten, names)
+    call = _forward_fn(model, forward)
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
     ):
@@ -166,7 +204,7 @@ def iter_activations(
         if move:
             model.to(target)
         model.eval()
-        with _Capture(modules, strict_calls=_strict_calls) as capture, torch.no_grad():
+        with _Capture(modules, transforms, strict_calls=_strict_calls) as capture, torch.no_grad():
             for inputs, batch_ids in prepared.batches:
                 n = batch_len(inputs, 0)
                 stop = start + n
@@ -179,14 +217,19 @@ def iter_activations(
                         batch_ids = ids_all[start:stop]
                     else:
                         batch_ids = np.arange(start, stop, dtype=np.int64)
+                mask = _attention_mask(inputs)
                 if skip_rows is not None and skip_rows(start, stop):
-                    yield ActivationBatch(start, batch_ids, {})
+                    yield ActivationBatch(start, batch_ids, {}, mask)
                 else:
-                    model(to_device(inputs, target, in_dtype))
-                    arrays = capture.collect(n)
-                    if flatten:
-                        arrays = {k: v.reshape(n, -1) for k, v in arrays.items()}
-                    yield ActivationBatch(start, batch_ids, arrays)
+                    output = call(to_device(inputs, target, in_dtype))
+                    if len(modules) < len(names):
+                        capture.add(OUTPUT, model_output(output, f"{type(model).__name__} (layer {OUTPUT!r})"))
+                    collected = capture.collect(n)
+                    arrays = {name: collected[name] for name in names if name in collected}
+                    ids = batch_ids
+                    if tokens:
+                        arrays, ids = _tokens_as_samples(arrays, mask, batch_ids)
+                    yield ActivationBatch(start, ids, arrays, mask)
                 start = stop
                 bar.update(1)
         if ids_all is not None and start != len(ids_all):
@@ -197,6 +240,24 @@ def iter_activations(
             m.training = was_training
         if move and original_device is not None:
             model.to(original_device)
+
+
+def _attention_mask(inputs: Any) -> np.ndarray | None:
+    if not isinstance(inputs, Mapping) or inputs.get("attention_mask") is None:
+        return None
+    mask = inputs["attention_mask"]
+    return mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
+
+
+def _tokens_as_samples(
+    arrays: dict[str, np.ndarray], mask: np.ndarray | None, ids: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every ``(batch, tokens, features)`` output as ``(kept tokens, features)``; the ids repeated per token."""
+    out = {}
+    rows = None
+    for name, arr in arrays.items():
+        out[name], rows = token_rows(name, arr, mask)
+    return out, ids if rows is None else ids[rows]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ import difflib
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from .transforms import OUTPUT
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -36,7 +38,9 @@ def list_layers(model: torch.nn.Module, *, leaves_only: bool = False) -> list[st
     ]
 
 
-def resolve_layers(model: torch.nn.Module, layers: Any) -> dict[str, torch.nn.Module]:
+def resolve_layers(model: torch.nn.Module, layers: Any) -> dict[str, torch.nn.Module | None]:
+    """Layer name -> submodule, in the given order; :data:`OUTPUT` (``"output"``), unless the model has a
+    submodule of that name, maps to None: the model's own output."""
     if isinstance(layers, str):
         layers = [layers]
     try:
@@ -49,15 +53,18 @@ def resolve_layers(model: torch.nn.Module, layers: Any) -> dict[str, torch.nn.Mo
         raise ValueError(f"layers contains duplicates: {layers}")
     modules = dict(model.named_modules())
     modules.pop("", None)
-    out = {}
+    out: dict[str, torch.nn.Module | None] = {}
     for name in layers:
+        if name == OUTPUT and name not in modules:
+            out[name] = None
+            continue
         if name not in modules:
             close = difflib.get_close_matches(name, list(modules), n=5, cutoff=0.5)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             avail = ", ".join(list(modules)[:20]) + (", ..." if len(modules) > 20 else "")
             raise LayerNotFoundError(
                 f"no module named {name!r} in {type(model).__name__}{hint} (list_layers(model) gives all "
-                f"names; first ones: {avail})"
+                f"names, and {OUTPUT!r} the model's output; first ones: {avail})"
             )
         out[name] = modules[name]
     return out
