@@ -16,7 +16,14 @@ from .transforms import OUTPUT, apply_transform, model_output, resolve_transform
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["ActivationBatch", "LayerSummary", "describe_layers", "iter_activations"]
+__all__ = [
+    "ActivationBatch",
+    "LayerCapture",
+    "LayerSummary",
+    "attention_mask",
+    "describe_layers",
+    "iter_activations",
+]
 
 
 @dataclass
@@ -134,6 +141,96 @@ def _forward_fn(model: torch.nn.Module, forward: Any) -> Any:
     return lambda inputs: call(**inputs) if isinstance(inputs, Mapping) else call(inputs)
 
 
+class LayerCapture:
+    """A model prepared to give its named layers' outputs batch by batch (the one capture path).
+
+    ``with LayerCapture(model, layers, ...) as cap: arrays = cap.run(inputs)``: on entry the model moves to
+    ``device`` and goes to eval mode and the hooks are registered; :meth:`run` runs one batch under
+    ``no_grad`` and returns ``{layer: (rows, ...)}`` in ``layers`` order (tokens as samples with ``tokens=True``);
+    on exit the hooks are removed and every submodule's train/eval flag and the model's device are restored.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        layers: Sequence[str] | str,
+        *,
+        device: Any = None,
+        flatten: bool = False,
+        transform: Any = None,
+        tokens: bool = False,
+        forward: Any = None,
+        strict_calls: bool = True,
+    ) -> None:
+        import torch
+
+        require_module(model)
+        resolved = resolve_layers(model, layers)
+        self.model = model
+        self.names = list(resolved)
+        self.tokens = tokens
+        self._modules = {name: module for name, module in resolved.items() if module is not None}
+        self._transforms = resolve_transforms(transform, flatten, self.names)
+        self._call = _forward_fn(model, forward)
+        self._strict = strict_calls
+        devices = model_devices(model)
+        self.device = (
+            torch.device(device) if device is not None else (next(iter(devices)) if len(devices) == 1 else None)
+        )
+        if self.device is None:
+            self.device = torch.device("cpu")
+        self._move = len(devices) == 1 and next(iter(devices)) != self.device
+        self._original_device = next(iter(devices)) if devices else None
+        self._in_dtype = input_dtype(model)
+        self._modes: dict[Any, bool] = {}
+        self._capture: _Capture | None = None
+
+    def __enter__(self) -> LayerCapture:
+        self._modes = {m: m.training for m in self.model.modules()}
+        try:
+            if self._move:
+                self.model.to(self.device)
+            self.model.eval()
+            self._capture = _Capture(self._modules, self._transforms, strict_calls=self._strict).__enter__()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._capture is not None:
+            self._capture.__exit__()
+            self._capture = None
+        for m, was_training in self._modes.items():
+            m.training = was_training
+        self._modes = {}
+        if self._move and self._original_device is not None:
+            self.model.to(self._original_device)
+
+    def run(self, inputs: Any, ids: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """The layers' outputs on one batch of ``inputs`` and the ids of their rows (``ids`` repeated per token
+        with ``tokens=True``)."""
+        import torch
+
+        if self._capture is None:
+            raise RuntimeError("LayerCapture.run needs the capture entered: with LayerCapture(...) as cap: ...")
+        n = batch_len(inputs, 0)
+        with torch.no_grad():
+            output = self._call(to_device(inputs, self.device, self._in_dtype))
+        if len(self._modules) < len(self.names):
+            self._capture.add(OUTPUT, model_output(output, f"{type(self.model).__name__} (layer {OUTPUT!r})"))
+        collected = self._capture.collect(n)
+        arrays = {name: collected[name] for name in self.names if name in collected}
+        if self.tokens:
+            mask = attention_mask(inputs)
+            rows = None
+            for name, arr in arrays.items():
+                arrays[name], rows = token_rows(name, arr, mask)
+            if ids is not None and rows is not None:
+                ids = ids[rows]
+        return arrays, ids
+
+
 def iter_activations(
     model: torch.nn.Module,
     data: Any,
@@ -160,12 +257,16 @@ def iter_activations(
     """
     import torch
 
-    require_module(model)
-    resolved = resolve_layers(model, layers)
-    names = list(resolved)
-    modules = {name: module for name, module in resolved.items() if module is not None}
-    transforms = resolve_transforms(transform, flatten, names)
-    call = _forward_fn(model, forward)
+    capture = LayerCapture(
+        model,
+        layers,
+        device=device,
+        flatten=flatten,
+        transform=transform,
+        tokens=tokens,
+        forward=forward,
+        strict_calls=_strict_calls,
+    )
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
     ):
@@ -183,17 +284,6 @@ def iter_activations(
         else:
             ids_all = normalise_ids(ids_all, ids_all.shape[0] if ids_all.ndim == 1 else -1, "sample_ids")
 
-    devices = model_devices(model)
-    target = (
-        torch.device(device) if device is not None else (next(iter(devices)) if len(devices) == 1 else None)
-    )
-    if target is None:
-        target = torch.device("cpu")
-    move = len(devices) == 1 and next(iter(devices)) != target
-    original_device = next(iter(devices)) if devices else None
-    modes = {m: m.training for m in model.modules()}
-    in_dtype = input_dtype(model)
-
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -201,10 +291,7 @@ def iter_activations(
     )
     start = 0
     try:
-        if move:
-            model.to(target)
-        model.eval()
-        with _Capture(modules, transforms, strict_calls=_strict_calls) as capture, torch.no_grad():
+        with capture, torch.no_grad():
             for inputs, batch_ids in prepared.batches:
                 n = batch_len(inputs, 0)
                 stop = start + n
@@ -217,18 +304,12 @@ def iter_activations(
                         batch_ids = ids_all[start:stop]
                     else:
                         batch_ids = np.arange(start, stop, dtype=np.int64)
-                mask = _attention_mask(inputs)
+                mask = attention_mask(inputs)
                 if skip_rows is not None and skip_rows(start, stop):
                     yield ActivationBatch(start, batch_ids, {}, mask)
                 else:
-                    output = call(to_device(inputs, target, in_dtype))
-                    if len(modules) < len(names):
-                        capture.add(OUTPUT, model_output(output, f"{type(model).__name__} (layer {OUTPUT!r})"))
-                    collected = capture.collect(n)
-                    arrays = {name: collected[name] for name in names if name in collected}
-                    ids = batch_ids
-                    if tokens:
-                        arrays, ids = _tokens_as_samples(arrays, mask, batch_ids)
+                    arrays, ids = capture.run(inputs, batch_ids)
+                    assert ids is not None
                     yield ActivationBatch(start, ids, arrays, mask)
                 start = stop
                 bar.update(1)
@@ -236,28 +317,14 @@ def iter_activations(
             raise ValueError(f"sample_ids has {len(ids_all)} ids but the data yielded {start} samples")
     finally:
         bar.close()
-        for m, was_training in modes.items():
-            m.training = was_training
-        if move and original_device is not None:
-            model.to(original_device)
 
 
-def _attention_mask(inputs: Any) -> np.ndarray | None:
+def attention_mask(inputs: Any) -> np.ndarray | None:
+    """The ``attention_mask`` ``(batch, tokens)`` of mapping inputs, or None."""
     if not isinstance(inputs, Mapping) or inputs.get("attention_mask") is None:
         return None
     mask = inputs["attention_mask"]
     return mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
-
-
-def _tokens_as_samples(
-    arrays: dict[str, np.ndarray], mask: np.ndarray | None, ids: np.ndarray
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Every ``(batch, tokens, features)`` output as ``(kept tokens, features)``; the ids repeated per token."""
-    out = {}
-    rows = None
-    for name, arr in arrays.items():
-        out[name], rows = token_rows(name, arr, mask)
-    return out, ids if rows is None else ids[rows]
 
 
 @dataclass(frozen=True)
