@@ -13,7 +13,7 @@ gathers their public names.
 from __future__ import annotations
 
 from ._exports import HOOKS
-from .capture import ActivationBatch, LayerSummary, describe_layers, iter_activations
+from .capture import ActivationBatch, LayerCapture, LayerSummary, describe_layers, iter_activations
 from .extraction import extract
 from .naming import LayerNotFoundError, list_layers, model_fingerprint
 from .results import Activations, StoredActivations
@@ -21,6 +21,7 @@ from .results import Activations, StoredActivations
 __all__ = [  # the same names as _exports.HOOKS, which ccalens.extract offers lazily
     "ActivationBatch",
     "Activations",
+    "LayerCapture",
     "LayerNotFoundError",
     "LayerSummary",
     "StoredActivations",
