@@ -140,6 +140,26 @@ def test_same_model_runs_once_per_batch_and_restores_modes_and_hooks(images):
     assert all(not m._forward_hooks for m in model.modules())
 
 
+def test_bad_arguments_name_the_argument(images):
+    a, b = make_cnn(0), make_cnn(1)
+    ok = {"layers_a": ["1"], "layers_b": ["7"]}
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        compare_models(a, b, images, batch_size=0, **ok)
+    with pytest.raises(TypeError, match="layers_a must be a non-empty list"):
+        compare_models(a, b, images, layers_a=[], layers_b=["7"])
+    with pytest.raises(ValueError, match="layers_b contains duplicates"):
+        compare_models(a, b, images, layers_a=["1"], layers_b=["7", "7"])
+    with pytest.raises(ValueError, match="measure must be one of"):
+        compare_models(a, b, images, measure="rbf_cka", **ok)
+    with pytest.raises(TypeError, match="model_names must be a pair of strings"):
+        compare_models(a, b, images, model_names=("a",), **ok)
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
+        compare_models(a, "resnet", images, **ok)
+    with pytest.raises(ValueError, match="no samples"):
+        compare_models(a, b, [], **ok)
+    assert a.training and b.training
+
+
 # --------------------------------------------------------------------------------------------- transformer
 @dataclass
 class TinyOutput:

@@ -59,6 +59,10 @@ def prepare_batches(data: Any, batch_size: int | None, ids_position: int | str |
     import torch
     from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(data, Mapping):  # keyword inputs of every sample, e.g. a tokenizer's output
         if not any(_is_array(v) for v in data.values()):
             raise TypeError("data as a mapping must hold the model's keyword inputs as tensors or arrays")
@@ -68,6 +72,8 @@ def prepare_batches(data: Any, batch_size: int | None, ids_position: int | str |
             ids = inputs.pop(ids_position, None)
             if ids is None:
                 raise KeyError(f"ids_position={ids_position!r} is not a key of data ({', '.join(map(str, data))})")
+        elif ids_position is not None:
+            raise TypeError(f"data is a mapping: ids_position must be one of its keys, got {ids_position!r}")
         n = batch_len(inputs, 0)
         return _array_batches(inputs, None if ids is None else normalise_ids(ids, n, "sample ids"), batch_size)
 

@@ -267,10 +267,6 @@ def iter_activations(
         forward=forward,
         strict_calls=_strict_calls,
     )
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if ids_position is not None and sample_ids is not None:
         raise ValueError("give sample ids either as sample_ids or through ids_position, not both")
     prepared = prepare_batches(data, batch_size, ids_position)

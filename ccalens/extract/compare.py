@@ -9,6 +9,7 @@ How an output becomes rows (samples) and columns (features):
 * ``(batch, features)``: as it is.
 * ``(batch, tokens, features)`` (a sequence layer): tokens are samples; the batch's ``attention_mask`` (batches given
   as mappings, HuggingFace style) drops the padding tokens. Every compared layer must then give the same tokens.
+  (Every 3-D output is read this way: for a ``Conv1d`` map ``(batch, C, L)``, compare a layer after its pooling.)
 * ``(batch, C, H, W)`` (a conv map), by ``conv``: ``"pooled"`` averages over positions (``(batch, C)``, computed on
   the device), ``"flatten"`` keeps every unit (``(batch, C*H*W)``), ``"dft"`` keeps the map for DFT-CCA
   (:class:`ccalens.conv.DFTStats`, one per pair of layers: exact CCA of the flattened maps for

@@ -409,8 +409,7 @@ def plot_similarity_matrix(
     margin = min(0.07 * longest * tick_size / 8.0, 3.0)
     width = cell * scores.shape[1] + margin + 1.6
     height = cell * scores.shape[0] + margin + 1.0
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#d0d0d0")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#d0d0d0")
     with plt.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(width, height))
         im = ax.imshow(np.ma.masked_invalid(scores), cmap=cmap, vmin=0.0, vmax=1.0, aspect="equal")
