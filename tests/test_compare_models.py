@@ -290,3 +290,14 @@ def test_plot_similarity_matrix_checks_its_input(tmp_path):
     with pytest.raises(ValueError, match="non-empty 2-D"):
         plot_similarity_matrix(np.zeros(3), tmp_path / "bad", row_names=["a"], col_names=["b"])
     assert not list(tmp_path.iterdir())
+
+
+def test_same_model_with_two_forwards(images):
+    model = make_cnn(0)
+    half = compare_models(model, model, images, layers_a=["1", "output"], layers_b=["1", "output"],
+                          forward_b=lambda m, x: m(x[:, :, :4]), batch_size=50)
+    small = images[:, :, :4]
+    A1, B1 = brute(model, images, 1), brute(model, small, 1)
+    svcca = MEASURES["svcca"]
+    assert abs(half.scores[0, 0] - svcca(as_rows(A1, "pooled"), as_rows(B1, "pooled")).score) < 1e-8
+    assert abs(half.scores[1, 1] - svcca(brute(model, images, "output"), brute(model, small, "output")).score) < 1e-8

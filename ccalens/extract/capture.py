@@ -99,6 +99,10 @@ class _Capture:
             out = out.detach().to("cpu", copy=True)
         self.outputs.setdefault(name, []).append(out)
 
+    def clear(self) -> None:
+        for outs in self.outputs.values():
+            outs.clear()
+
     def collect(self, n: int) -> dict[str, np.ndarray]:
         arrays = {}
         for name, outs in self.outputs.items():
@@ -215,6 +219,7 @@ class LayerCapture:
         if self._capture is None:
             raise RuntimeError("LayerCapture.run needs the capture entered: with LayerCapture(...) as cap: ...")
         n = batch_len(inputs, 0)
+        self._capture.clear()  # outputs recorded while another capture ran the same model are not this batch's
         with torch.no_grad():
             output = self._call(to_device(inputs, self.device, self._in_dtype))
         if len(self._modules) < len(self.names):
