@@ -921,10 +921,12 @@ def similarity_matrix(
     measure: str = "svcca",
     *,
     names: Sequence[str] | None = None,
+    pairs: Sequence[tuple[int, int]] | None = None,
     progress: bool = False,
     **options: Any,
 ) -> SimilarityMatrix:
-    """All pairs of L representations of the same samples (or their joint ``SufficientStats``).
+    """All pairs of L representations of the same samples (or their joint ``SufficientStats``), or only ``pairs``
+    (``(i, j)`` indices; the other cells are NaN), e.g. each checkpoint against the final state.
 
     ``measure``: any of :data:`STATS_MEASURES`; ``options`` as for the measure, with ``method`` and
     ``memory_budget`` (bytes; default a quarter of the available memory). ``scores[i, j]`` equals
@@ -999,11 +1001,18 @@ def similarity_matrix(
             return _reduced_pair(measure, arrays, store, i, j, opts)
 
         widest = max(r.rank for r in store.reductions)
-    scores = np.zeros((L, L))
     cca_family = measure in _CCA_FAMILY
-    mean_rho = np.zeros((L, L)) if cca_family else None
+    scores = np.full((L, L), np.nan)
+    mean_rho = np.full((L, L), np.nan) if cca_family else None
+    null = np.full((L, L), np.nan) if cca_family else None
     ranks = np.zeros(L, dtype=np.int64) if cca_family else None
-    pairs = [(i, j) for i in range(L) for j in range(L) if not spec.symmetric or j >= i]
+    if pairs is None:
+        pairs = [(i, j) for i in range(L) for j in range(L) if not spec.symmetric or j >= i]
+    else:
+        pairs = [(int(i), int(j)) for i, j in pairs]
+        bad = [(i, j) for i, j in pairs if not (0 <= i < L and 0 <= j < L)]
+        if bad:
+            raise ValueError(f"pairs must index the {L} representations (0..{L - 1}), got {bad[:3]}")
 
     bar: Any = None
     if progress:
@@ -1019,15 +1028,15 @@ def similarity_matrix(
             chunk = pairs[start : start + batch]
             results = run_tasks([lambda i=i, j=j: compute(i, j) for i, j in chunk], workers=workers)
             for (i, j), res in zip(chunk, results, strict=True):
-                scores[i, j] = res.score
-                if spec.symmetric:
-                    scores[j, i] = res.score
-                if mean_rho is not None and ranks is not None:
-                    assert res.mean_rho is not None and res.rank_x is not None and res.rank_y is not None
-                    mean_rho[i, j] = res.mean_rho
+                cells = [(i, j), (j, i)] if spec.symmetric else [(i, j)]
+                for a, b in cells:
+                    scores[a, b] = res.score
+                    if mean_rho is not None and null is not None:
+                        mean_rho[a, b] = res.mean_rho
+                        null[a, b] = np.nan if res.null_mean_rho is None else res.null_mean_rho
+                if ranks is not None:
+                    assert res.rank_x is not None and res.rank_y is not None
                     ranks[i], ranks[j] = res.rank_x, res.rank_y
-                    if spec.symmetric:
-                        mean_rho[j, i] = res.mean_rho
             if bar is not None:
                 bar.update(len(chunk))
     _one_warning_per_category(caught, len(pairs))
@@ -1037,5 +1046,6 @@ def similarity_matrix(
     if plan is not None:
         details["plan"] = plan.to_dict()
     return SimilarityMatrix(
-        measure=measure, scores=scores, names=tuple(names), mean_rho=mean_rho, rank=ranks, details=details
+        measure=measure, scores=scores, names=tuple(names), mean_rho=mean_rho, rank=ranks, details=details,
+        null_mean_rho=null,
     )

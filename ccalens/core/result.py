@@ -85,10 +85,12 @@ class SimilarityResult:
 
 @dataclass(frozen=True)
 class SimilarityMatrix:
-    """Pairwise similarity of L representations: ``scores: (L, L)``, ``scores[i, j] = measure(R_i, R_j)``.
+    """Pairwise similarity: ``scores[i, j] = measure(R_i, R_j)``, square ``(L, L)`` over ``names``, or rectangular
+    ``(L_a, L_b)`` with rows ``names`` and columns ``col_names`` (e.g. the layers of two models).
 
-    ``mean_rho: (L, L)`` for the CCA family; ``rank: (L,)`` dimensions kept per representation (CCA family);
-    ``details`` the measure's options (e.g. SVCCA's rule and threshold).
+    ``mean_rho`` (CCA family) and ``null_mean_rho`` (the mean rho of unrelated data of the same n and kept ranks,
+    CCA family) have the shape of ``scores``; ``rank: (L,)`` dimensions kept per representation (CCA family, square
+    matrices); ``details`` the measure's options and the plan taken. Cells not computed are NaN.
     """
 
     measure: str
@@ -97,13 +99,40 @@ class SimilarityMatrix:
     mean_rho: np.ndarray | None = None
     rank: np.ndarray | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    null_mean_rho: np.ndarray | None = None
+    col_names: tuple[str, ...] | None = None
+
+    @property
+    def row_names(self) -> tuple[str, ...]:
+        return self.names
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return self.names if self.col_names is None else self.col_names
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"measure": self.measure, "names": list(self.names), "scores": self.scores.tolist()}
-        if self.mean_rho is not None:
-            out["mean_rho"] = self.mean_rho.tolist()
+        out: dict[str, Any] = {"measure": self.measure, "names": list(self.names), "scores": _nan_to_none(self.scores)}
+        if self.col_names is not None:
+            out["col_names"] = list(self.col_names)
+        for key in ("mean_rho", "null_mean_rho"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = _nan_to_none(value)
         if self.rank is not None:
             out["rank"] = self.rank.tolist()
         if self.details:
             out["details"] = _jsonable(self.details)
         return out
+
+    def to_frame(self) -> Any:
+        """A pandas ``DataFrame`` of the scores (rows ``names``, columns ``column_names``); needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError("to_frame needs pandas: pip install pandas (or use to_dict())") from exc
+        return pd.DataFrame(self.scores, index=list(self.row_names), columns=list(self.column_names))
+
+
+def _nan_to_none(a: np.ndarray) -> list[Any]:
+    """Nested lists with NaN as None (valid JSON)."""
+    return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.asarray(a, dtype=np.float64)]

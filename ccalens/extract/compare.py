@@ -38,6 +38,7 @@ import numpy as np
 from ccalens.core.dual import check_memory_budget
 from ccalens.core.many import plan_stream_groups
 from ccalens.core.measures import similarity_matrix
+from ccalens.core.result import SimilarityMatrix
 from ccalens.core.stats import SufficientStats
 from ccalens.core.whitening import DEFAULT_TOL
 
@@ -59,49 +60,29 @@ DFT_MEASURES = ("cca", "svcca", "pwcca")
 
 
 @dataclass(frozen=True)
-class CrossSimilarity:
-    """Similarity of every layer of model A (rows) with every layer of model B (columns).
+class CrossSimilarity(SimilarityMatrix):
+    """A :class:`~ccalens.core.result.SimilarityMatrix` of every layer of model A (rows, ``names``) against every
+    layer of model B (columns, ``col_names``), with how it was computed and a heat map.
 
-    Attributes:
-        measure: the measure (``"svcca"``, ``"linear_cka"``...).
-        scores: ``(L_a, L_b)``; ``scores[i, j] = measure(A layer i, B layer j)`` (PWCCA: weights from A's layer).
-        row_names, col_names: the layers of model A and of model B.
-        mean_rho: ``(L_a, L_b)`` mean canonical correlation (CCA family), else None.
+    Attributes (beyond SimilarityMatrix's ``measure``, ``scores: (L_a, L_b)``, ``mean_rho``):
         conv: how conv maps were compared (``"pooled"``, ``"flatten"``, ``"dft"``).
         n_samples: rows compared (images, or tokens for sequence layers).
         models: names of the two models (plot titles, frames).
     """
 
-    measure: str
-    scores: np.ndarray
-    row_names: tuple[str, ...]
-    col_names: tuple[str, ...]
-    mean_rho: np.ndarray | None = None
     conv: str = "pooled"
     n_samples: int = 0
     models: tuple[str, str] = ("A", "B")
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "measure": self.measure,
-            "conv": self.conv,
-            "models": list(self.models),
-            "row_names": list(self.row_names),
-            "col_names": list(self.col_names),
-            "scores": self.scores.tolist(),
-            "n_samples": self.n_samples,
-        }
-        if self.mean_rho is not None:
-            out["mean_rho"] = self.mean_rho.tolist()
+        out = super().to_dict()
+        out.update(conv=self.conv, models=list(self.models), n_samples=self.n_samples,
+                   row_names=list(self.row_names))
         return out
 
     def to_frame(self) -> Any:
         """A pandas ``DataFrame`` of the scores: index model A's layers, columns model B's."""
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - pandas is optional
-            raise ImportError("to_frame needs pandas: pip install pandas (or use to_dict())") from exc
-        frame = pd.DataFrame(self.scores, index=list(self.row_names), columns=list(self.col_names))
+        frame = super().to_frame()
         frame.index.name, frame.columns.name = self.models
         return frame
 
@@ -113,7 +94,7 @@ class CrossSimilarity:
             self.scores,
             stem,
             row_names=self.row_names,
-            col_names=self.col_names,
+            col_names=self.column_names,
             title=title if title is not None else f"{self.measure} ({self.conv}): {self.models[0]} vs {self.models[1]}",
             annotate=annotate,
             row_label=self.models[0],
@@ -226,9 +207,10 @@ class _StatsGroup:
     def update(self, blocks: Sequence[np.ndarray]) -> None:
         self.stats.update(*(blocks[r] for r in self.reps), names=self.names)
 
-    def results(self, measure: str, variance: float, tol: float) -> Iterator[tuple[int, int, float, float | None]]:
-        matrix = similarity_matrix(self.stats, measure, names=self.names, variance=variance, tol=tol)
+    def results(self, measure: str, options: dict[str, Any]) -> Iterator[tuple[int, int, float, float | None]]:
         position = {r: k for k, r in enumerate(self.reps)}
+        wanted = [(position[i], position[j]) for i, j in self.pairs]  # cross pairs only, not within a model
+        matrix = similarity_matrix(self.stats, measure, names=self.names, pairs=wanted, **options)
         for i, j in self.pairs:
             a, b = position[i], position[j]
             yield i, j, float(matrix.scores[a, b]), None if matrix.mean_rho is None else float(matrix.mean_rho[a, b])
@@ -250,9 +232,9 @@ class _DFTGroup:
         for (i, j), stats in self.stats.items():
             stats.update(blocks[i], blocks[j])
 
-    def results(self, measure: str, variance: float, tol: float) -> Iterator[tuple[int, int, float, float | None]]:
+    def results(self, measure: str, options: dict[str, Any]) -> Iterator[tuple[int, int, float, float | None]]:
         for (i, j), stats in self.stats.items():
-            result = stats.result(measure, variance=variance, tol=tol)  # type: ignore[arg-type]
+            result = stats.result(measure, **options)  # type: ignore[arg-type]
             yield i, j, float(result.score), float(result.mean_rho)
 
 
@@ -326,7 +308,8 @@ def compare_models(
     ids_position: int | str | None = None,
     forward_a: Any = None,
     forward_b: Any = None,
-    variance: float = 0.99,
+    keep: str = "singular_values",
+    threshold: float = 0.99,
     tol: float = DEFAULT_TOL,
     memory_budget: int | None = None,
     model_names: tuple[str, str] = ("A", "B"),
@@ -353,7 +336,8 @@ def compare_models(
             to the model.
         forward_a, forward_b: how to run each model (see ``extract(forward=)``): None, a method name, or a
             callable ``forward(model, inputs)``.
-        variance: SVCCA's kept fraction of variance; tol: relative eigenvalue cut-off of the whitening.
+        keep, threshold: SVCCA's truncation rule (the appendix's sum of singular values, or the variance) and the
+            fraction kept; tol: relative eigenvalue cut-off of the whitening.
         memory_budget: bytes the statistics may take (default: the engine's, a share of the available memory).
         model_names: the two models' names for titles and frames.
         progress: show a progress bar over batches.
@@ -370,6 +354,9 @@ def compare_models(
         raise ValueError(f"measure must be one of {', '.join(map(repr, allowed))} with conv={conv!r}, got {measure!r}")
     if not (isinstance(model_names, tuple) and len(model_names) == 2 and all(isinstance(n, str) for n in model_names)):
         raise TypeError(f"model_names must be a pair of strings, got {model_names!r}")
+    options: dict[str, Any] = {"tol": tol}
+    if measure == "svcca":
+        options.update(keep=keep, threshold=threshold)
     la, lb = len(names_a), len(names_b)
     labels = [f"{model_names[0]}:{n}" for n in names_a] + [f"{model_names[1]}:{n}" for n in names_b]
     pairs = [(i, la + j) for i in range(la) for j in range(lb)]
@@ -420,7 +407,7 @@ def compare_models(
     for k, group in enumerate(groups):
         if k > 0:
             run_pass(group.layers(), batches(), [group])
-        for i, j, score, rho in group.results(measure, variance, tol):
+        for i, j, score, rho in group.results(measure, options):
             scores[i, j - la] = score
             if rho is not None:
                 mean_rho[i, j - la] = rho
@@ -428,8 +415,9 @@ def compare_models(
     return CrossSimilarity(
         measure=measure,
         scores=scores,
-        row_names=tuple(names_a),
+        names=tuple(names_a),
         col_names=tuple(names_b),
+        details=dict(options),
         mean_rho=None if np.isnan(mean_rho).all() else mean_rho,
         conv=conv,
         n_samples=int(n_samples),
