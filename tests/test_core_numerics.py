@@ -88,6 +88,25 @@ def test_error_does_not_depend_on_the_offset(log_offset, seed, batches):
     np.testing.assert_allclose(halves.comoment, reference, rtol=1e-12, atol=1e-13 * np.abs(reference).max())
 
 
+@pytest.mark.parametrize("case", ["outliers_first", "drifting_stream", "small_means"])
+def test_a_poor_provisional_offset_is_corrected(case):
+    """The first offset comes from the leading rows (or is 0 for features centred near 0); a batch whose mean lies
+    far from it is shifted anew, so no case loses digits."""
+    X, Y = latent_pair(1200, 5, 4, seed=4, noise=1e-3)
+    if case == "outliers_first":
+        X[:256] += 1e7 * X.std(axis=0)  # the leading rows sit far from the mean of the batch
+    elif case == "drifting_stream":
+        X[600:] += 1e7 * X.std(axis=0)  # the second batch sits far from the first one's offset
+    else:
+        X += 0.5 * X.std(axis=0)  # within one standard deviation of 0: raw products, no shift
+    stats = SufficientStats.from_arrays(X[:600], Y[:600]).update(X[600:], Y[600:])
+    Z = np.hstack([X, Y])
+    Zc = Z - Z.mean(axis=0)
+    reference = Zc.T @ Zc
+    np.testing.assert_allclose(stats.comoment, reference, rtol=1e-11, atol=1e-12 * np.abs(reference).max())
+    np.testing.assert_allclose(stats.mean, Z.mean(axis=0), rtol=1e-14, atol=1e-14)
+
+
 def test_constant_features_are_exact_whatever_the_batches():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((300, 4)) + 1e6
