@@ -141,6 +141,20 @@ def test_streaming_equals_in_memory(seed, cuts):
     np.testing.assert_allclose(stats.comoment, whole.comoment, rtol=1e-10, atol=1e-10 * np.abs(whole.comoment).max())
 
 
+def test_updates_after_load_select_and_merge_continue_the_statistics(tmp_path):
+    X, Y = latent_pair(900, 4, 3, seed=14)
+    X += 1e6 * X.std(axis=0)
+    whole = SufficientStats.from_arrays(X, Y)
+    loaded = SufficientStats.load(SufficientStats.from_arrays(X[:300], Y[:300]).save(tmp_path / "s.npz"))
+    selected = SufficientStats.from_arrays(Y[:300], X[:300]).select([1, 0])
+    merged = SufficientStats.from_arrays(X[:100], Y[:100]) + SufficientStats.from_arrays(X[100:300], Y[100:300])
+    for s in (loaded, selected, merged):
+        s.update(X[300:600], Y[300:600]).update(X[600:], Y[600:])
+        assert s.n_samples == 900
+        np.testing.assert_allclose(s.mean, whole.mean, rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(s.comoment, whole.comoment, rtol=1e-9, atol=1e-9 * np.abs(whole.comoment).max())
+
+
 # ------------------------------------------------------------------ dtypes
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_every_float_dtype_gives_the_float64_answer_of_its_values(dtype):

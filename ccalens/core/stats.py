@@ -289,7 +289,7 @@ class SufficientStats:
         """Add one batch: ``blocks[l]: (n_batch, d_l)``, the same samples in every block. Returns self."""
         if not blocks:
             raise ValueError("update needs at least one array")
-        # the NaN/Inf scan rides on the column sums the means need anyway; a full scan runs only to name the culprit
+        # NaN/Inf show in the products (see _batch_comoment); a full scan runs only to name the culprit
         checked = check_paired(*blocks, names=names, min_samples=1, check_finite=False)
         sizes = tuple(int(b.shape[1]) for b in checked)
         if self.sizes is None:
@@ -298,7 +298,7 @@ class SufficientStats:
         elif sizes != self.sizes:
             raise ValueError(f"batch feature counts {sizes} differ from the earlier batches' {self.sizes}")
         n_b = checked[0].shape[0]
-        names = names or default_names(len(checked))
+        names = names or self.names or default_names(len(checked))
         first_row = np.concatenate([blk[0].astype(np.float64) for blk in checked])
         float32 = _FLOAT32_PRODUCTS and all(blk.dtype == np.float32 for blk in checked)
         if self.n_samples == 0:  # the provisional offset: the mean of this first batch's leading rows
@@ -360,11 +360,24 @@ class SufficientStats:
         Statistics made otherwise (:meth:`merge`, :meth:`load`, or ``mean`` changed by hand) restart from the
         current mean.
         """
-        assert self.mean is not None
-        if self._offset is None or not np.array_equal(self._offset + self._shifted_mean, self.mean):
-            self._offset = _provisional_offset(first_row, self.mean)
-            self._shifted_mean = self.mean - self._offset  # exact: the two differ by a few ulps at most
+        assert self.mean is not None and self.comoment is not None
+        if not self._mean_parts_valid():
+            # as for a first batch: offset 0 for features whose mean lies within a standard deviation of 0
+            with np.errstate(all="ignore"):
+                small = self.mean**2 <= np.diag(self.comoment) / self.n_samples
+            self._offset = _provisional_offset(first_row, np.where(small, 0.0, self.mean))
+            self._shifted_mean = self.mean - self._offset  # exact: 0, or a difference of a few ulps at most
+        assert self._offset is not None
         return self._offset
+
+    def _mean_parts_valid(self) -> bool:
+        """Whether ``_offset + _shifted_mean`` is the mean (not so after :meth:`load`, or ``mean`` set by hand)."""
+        return (
+            self._offset is not None
+            and self._shifted_mean is not None
+            and self.mean is not None
+            and np.array_equal(self._offset + self._shifted_mean, self.mean)
+        )
 
     def _culprit(self, bad: np.ndarray, names: Sequence[str]) -> str:
         """The name of the representation that owns the first flagged stacked feature."""
@@ -375,7 +388,8 @@ class SufficientStats:
     def _merge_in(self, other: SufficientStats) -> None:
         """Add the statistics of another (non-empty) sample set to these (non-empty) ones."""
         assert self.mean is not None and other.mean is not None and other.comoment is not None
-        if self._offset is not None and other._offset is not None and other._shifted_mean is not None:
+        if self._mean_parts_valid() and other._mean_parts_valid():
+            assert self._offset is not None and other._offset is not None and other._shifted_mean is not None
             # offsets near each other subtract exactly: delta keeps its digits however large the means
             delta = (other._offset - self._offset) + (other._shifted_mean - self._shifted_mean)
         else:
@@ -392,7 +406,8 @@ class SufficientStats:
         # stays exactly symmetric
         v = np.sqrt(n_a * n_b / n) * delta
         self.comoment += np.multiply.outer(v, v)
-        if self._offset is not None and np.array_equal(self._offset + self._shifted_mean, self.mean):
+        if self._mean_parts_valid():
+            assert self._offset is not None and self._shifted_mean is not None
             self._shifted_mean = self._shifted_mean + delta * (n_b / n)
             self.mean = self._offset + self._shifted_mean
         else:
