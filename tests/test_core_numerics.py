@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import pickle
@@ -14,12 +15,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import ccalens.core.cca as cca_module
-import ccalens.core.stats as stats_module
 from ccalens.core import CCA, SufficientStats, UnderdeterminedWarning, cca_from_covariances, cca_from_stats, cca_qr
 from ccalens.core.measures import cca_similarity
 from ccalens.core.validation import NotFittedError, RankCutWarning, check_features
 from ccalens.core.whitening import CholeskyWhitening, Whitening, whiten
+
+# the modules (ccalens.core.cca, the attribute, is the measure function)
+cca_module = importlib.import_module("ccalens.core.cca")
+stats_module = importlib.import_module("ccalens.core.stats")
 
 
 def latent_pair(n: int, p: int, q: int, seed: int, noise: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +238,6 @@ def test_rescaled_signal_neurons_keep_their_directions():
     assert cut.rank_x == 15 and cut.mean_rho < 0.1
 
 
-@pytest.mark.xfail(strict=True, reason="wired at integration: measures.py passes standardize=True for CCA/PWCCA")
 def test_cca_similarity_is_invariant_to_rescaling_neurons():
     """Issue #11.10 (measure level): the score fell from 0.518 to 0.057 without a warning."""
     X, scaled, Y = scaled_signal_pair()
@@ -296,8 +298,8 @@ def test_exact_dependencies_are_cut_silently():
 def test_overflow_is_reported_by_name():
     rng = np.random.default_rng(7)
     X, Y = rng.standard_normal((50, 3)), rng.standard_normal((50, 2))
-    with pytest.raises(ValueError, match="Y has values too large"):
-        cca_similarity(X, Y * 1e200)
+    # the measures rescale by a power of two first (scale-free), so a huge but finite Y gives the same value
+    assert cca_similarity(X, Y * 1e200).score == pytest.approx(cca_similarity(X, Y).score, rel=1e-12)
     with pytest.raises(ValueError, match=r"representations\[2\] has values too large"):
         SufficientStats.from_arrays(X, Y, X * 1e300)
     with pytest.raises(ValueError, match="covariance of layer1 contains NaN/Inf"):
@@ -314,7 +316,7 @@ def test_complex_input_is_called_complex():
 
 def test_one_sample_errors_name_the_arguments():
     one = np.ones((1, 2))
-    with pytest.raises(ValueError, match="X and Y need at least 2 samples, got 1"):
+    with pytest.raises(ValueError, match="X needs at least 2 samples, got 1"):
         cca_similarity(one, one)
     with pytest.raises(ValueError, match="X needs at least 2 samples, got 1"):
         CCA().fit(one, one)

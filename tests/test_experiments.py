@@ -19,7 +19,12 @@ from ccalens.experiments.projection import (
     project_features,
     run_projection,
 )
-from ccalens.experiments.svcca_studies import abc_example, invariance_sanity
+from ccalens.experiments.svcca_studies import (
+    abc_example,
+    demo_activations,
+    invariance_sanity,
+    svd_kept_dimensions,
+)
 
 NC = 5
 
@@ -44,7 +49,8 @@ def _class_data(seed: int = 0, n: int = 600, m: int = 300, p: int = 24, noise: f
 
 
 def _net(name, Xtr, Xva, y_tr, epochs=30):
-    (W, b), = train_linear_layers([Xtr], y_tr, NC, RetrainConfig(epochs=epochs, lr=1e-2, weight_decay=1e-4))
+    cfg = RetrainConfig(epochs=epochs, lr=1e-2, weight_decay=1e-4, init="zero")
+    (W, b), = train_linear_layers([Xtr], y_tr, NC, cfg)
     return NetworkFeatures(name, Xtr, Xva, W, b)
 
 
@@ -103,7 +109,7 @@ def test_cca_highest_at_nc_recovers_accuracy_lowest_does_not(data):
         assert res.score_at("cca_highest", 24, clf) == pytest.approx(res.baseline[clf]["accuracy"], abs=0.02)
     # random methods: repeats give a mean and a std
     rows = [r for r in res.summary() if r["method"] == "cca_random" and r["k"] == NC]
-    assert all(r["n_repeats"] == 3 for r in rows)
+    assert all(r["n_runs"] == 3 for r in rows)
     recs = [r for r in res.records if r["method"] == "random_selection" and r["k"] == NC and
             r["classifier"] == "original"]
     assert len(recs) == 3 and len({r["accuracy"] for r in recs}) > 1
@@ -147,7 +153,7 @@ def test_method_directions_errors(data):
 
 def test_retraining_matches_separate_runs_and_is_deterministic(data):
     y_tr, _, (X1tr, _, _), (X2tr, _, _), _ = data
-    cfg = RetrainConfig(epochs=2, group_size=2)
+    cfg = RetrainConfig(epochs=2, group_size=2, init="zero")
     both = train_linear_layers([X1tr, X2tr], y_tr, NC, cfg)
     alone = train_linear_layers([X2tr], y_tr, NC, cfg)
     np.testing.assert_allclose(both[1][0], alone[0][0], rtol=1e-4, atol=1e-6)
@@ -196,11 +202,33 @@ def test_fusion_grid_writes_files(tmp_path, data):
         run_fusion(nets, y_tr, y_va, pairs=[("a", "zzz")])
 
 
-def test_abc_example_cca_cannot_tell_apart_svcca_can():
+def test_abc_example_is_the_appendix_one():
+    # SVCCA appendix B.0.1: A 50-d; B = 50 directions aligned with A + 150 noise; C = the 50 aligned + 150 useful
     r = abc_example(n=2000)
-    assert abs(r["AB"]["cca"] - r["AC"]["cca"]) < 0.03
-    assert r["AB"]["svcca"] > 0.95
-    assert r["AC"]["svcca"] < 0.35
+    assert r["dims"] == {"A": 50, "B": 200, "C": 200}
+    for pair in ("AB", "AC"):
+        # A's 50 directions are in both B and C: 50 correlations of 1, whichever the aggregation
+        assert len(r[pair]["cca_correlations"]) == 50 and min(r[pair]["cca_correlations"]) > 1 - 1e-9
+        assert r[pair]["cca"] == pytest.approx(1.0, abs=1e-9)
+        assert r[pair]["svcca"] > 0.99
+    # what tells them apart: the SVD keeps ~50 directions of B and ~200 of C (appendix rule: singular values)
+    assert r["kept"]["A"] == {"singular_values": 50, "variance": 50}
+    assert r["kept"]["B"] == {"singular_values": 50, "variance": 50}
+    assert r["kept"]["C"]["singular_values"] >= 195 and r["kept"]["C"]["variance"] >= 190
+    rank_a, rank_b = r["AB"]["svcca_ranks"]
+    assert rank_a == 50 and rank_b == 50 and r["AC"]["svcca_ranks"][1] >= 190
+
+
+def test_svd_kept_dimensions_rules():
+    rng = np.random.default_rng(0)
+    # singular values 10, 1, 1 (orthonormal centred columns): cumulative 10, 11, 12 of 12; variances 100, 101, 102
+    Q = rng.standard_normal((500, 3))
+    Q = np.linalg.qr(Q - Q.mean(axis=0))[0]
+    Z = Q * np.array([10.0, 1.0, 1.0]) + 5.0  # an offset changes nothing
+    assert svd_kept_dimensions(Z) == {"singular_values": 3, "variance": 2}  # 11/12 < 0.99; 101/102 >= 0.99
+    assert svd_kept_dimensions(Z, threshold=0.9) == {"singular_values": 2, "variance": 1}  # 11/12; 100/102
+    with pytest.raises(ValueError, match="threshold"):
+        svd_kept_dimensions(Z, threshold=0.0)
 
 
 def test_invariance_sanity():
@@ -208,8 +236,35 @@ def test_invariance_sanity():
     cca, neuron = r["cca"], r["neuronwise"]
     np.testing.assert_allclose(cca, cca[[0]].repeat(4, axis=0), atol=1e-8)  # same for every transform
     assert cca[0, 0] == pytest.approx(1.0, abs=1e-9)
-    perm, rot = r["transforms"].index("permutation"), r["transforms"].index("rotation")
+    perm, rot, scal = (r["transforms"].index(t) for t in ("permutation", "rotation", "scaling"))
     assert neuron[perm, 0] < 0.2 and neuron[rot, 0] < 0.5
+    # a correlation IS invariant to per-neuron scaling: neuron-wise equals the identity's
+    np.testing.assert_allclose(neuron[scal], neuron[0], atol=1e-12)
+    # the single neuron: CCA recovers it from any mixture (1 without noise), its slot loses it
+    np.testing.assert_allclose(r["neuron_cca"][:, 0], 1.0, atol=1e-9)
+    np.testing.assert_allclose(r["neuron_cca"], r["neuron_cca"][[0]].repeat(4, axis=0), atol=1e-8)
+    assert r["neuron_corr"][scal, 0] == pytest.approx(1.0, abs=1e-12)
+    assert r["neuron_corr"][perm, 0] < 0.2 and r["neuron_corr"][rot, 0] < 0.9
+    assert r["source"].startswith("synthetic") and len(r["neurons"]) == 10
+    with pytest.raises(ValueError, match="top_k"):
+        invariance_sanity(n=200, d=4, top_k=5)
+
+
+@pytest.mark.slow  # trains a small demo network (about a second unloaded, with the torch import)
+def test_invariance_sanity_on_a_neuron_of_a_demo_network():
+    acts = demo_activations(view="pix", seed=0, epochs=1)
+    assert acts.shape == (2000, 128) and np.isfinite(acts).all()
+    r = invariance_sanity(acts, top_k=8, noise_levels=(0.0, 1.0))
+    assert r["neurons"][0] == int(np.argmax(acts.std(axis=0)))  # the top neuron of the trained layer
+    perm, rot, scal = (r["transforms"].index(t) for t in ("permutation", "rotation", "scaling"))
+    np.testing.assert_allclose(r["neuron_cca"][:, 0], 1.0, atol=1e-8)  # recovered whatever the mixing
+    assert r["neuron_corr"][scal, 0] == pytest.approx(1.0, abs=1e-12)
+    assert r["neuron_corr"][perm, 0] < 0.99 and r["neuron_corr"][rot, 0] < 0.99
+    recovered = np.asarray(r["trace"]["rotation"])
+    np.testing.assert_allclose(recovered, r["trace"]["neuron"], atol=1e-8 * np.abs(recovered).max())
+    # dead (constant) neurons cannot be chosen: top_k is bounded by the neurons that vary
+    with pytest.raises(ValueError, match="top_k"):
+        invariance_sanity(np.hstack([acts[:, :3], np.zeros((2000, 5))]), top_k=4)
 
 
 @pytest.mark.parametrize("optimizer,class_weighted", [("adam", False), ("adam", True), ("sgd", False)])
@@ -222,7 +277,7 @@ def test_retraining_follows_torch_optimizers(optimizer, class_weighted):
     y = rng.integers(0, c, n)
     y[:3] = [0, 1, 2]
     cfg = RetrainConfig(optimizer=optimizer, lr=0.05, weight_decay=0.01, epochs=3, batch_size=32,
-                        class_weighted=class_weighted, seed=11)
+                        class_weighted=class_weighted, seed=11, init="zero")
     (W, b), = train_linear_layers([X], y, c, cfg)
     # reference: torch.nn.Linear from zero, the same permutations
     lin = torch.nn.Linear(p, c)

@@ -30,9 +30,9 @@ def test_shl2018_config_runs_on_synthetic_shl(tmp_path):
     root = write_synthetic_shl(tmp_path / "shl", n_segments_per_class=12, seed=0)
     res = _run("shl2018", tmp_path / "out", {
         "data": {"root": str(root), "n_val": 0.25},
-        "training": {"epochs": 2},
-        "projection": {"repeats": 1, "retrain": False},
-        "cross_sensor": {"repeats": 1, "retrain": False},
+        "training": {"epochs": 2, "seeds": [0, 1]},
+        "projection": {"repeats": 1, "retrain": False, "pairs": 1},
+        "cross_sensor": {"repeats": 1, "retrain": False, "pairs": 1},
         "learning_dynamics": {"checkpoint_every": 4, "probe_samples": 40},
         "two_initialisations": {"probe_samples": 40},
         "compression": {"probe_samples": 40},
@@ -48,11 +48,46 @@ def test_cifar10_config_runs_on_fake_cifar(tmp_path):
     res = _run("cifar10_resnet", tmp_path / "out", {
         "data": {"root": str(root)},
         "model": {"depth": 8},
-        "training": {"epochs": 1, "max_steps": 8, "batch_size": 32, "lr_milestones": []},
-        "projection": {"repeats": 1, "retrain": False},
+        "training": {"epochs": 1, "max_steps": 8, "batch_size": 32, "lr_milestones": [], "seeds": [0, 1]},
+        "projection": {"repeats": 1, "retrain": False, "pairs": 1},
         "learning_dynamics": {"checkpoint_every": 4, "probe_samples": 40},
         "two_initialisations": {"probe_samples": 40},
         "compression": {"probe_samples": 40},
     })
     assert res["metric"] == "accuracy"
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_cifar10_moreau_config_is_their_network_and_schedule(tmp_path):
+    from ccalens.experiments.runner import _train_config, load_config
+    from ccalens.experiments.sources import Source
+    from ccalens.models.training import _current_lr
+
+    cfg, _ = load_config("cifar10_moreau")
+    assert cfg["model"] == {"depth": 38, "shortcut": "conv3x3"}
+    tc = _train_config(cfg)
+    assert (tc.optimizer, tc.lr, tc.weight_decay, tc.batch_size, tc.epochs) == ("adam", 1e-3, 0.0, 128, 80)
+    assert tc.max_steps is None and not tc.class_weighted
+    # lr / 3 every 20 epochs: 1e-3 for epochs 0-19, 1e-3 / 3 for 20-39, ..., 1e-3 / 27 for 60-79
+    lrs = [_current_lr(tc, 0, e) for e in (0, 19, 20, 39, 40, 60, 79)]
+    expected = [1e-3, 1e-3, 1e-3 / 3, 1e-3 / 3, 1e-3 / 9, 1e-3 / 27, 1e-3 / 27]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+    src = Source("cifar", ["images"], 10, {}, {}, None, None, "cifar_resnet", dict(cfg["model"]))
+    model = src.make_model("images")
+    assert model.depth == 38 and sum(p.numel() for p in model.parameters()) == 584_602
+
+
+@pytest.mark.slow
+def test_cifar10_moreau_config_runs_on_fake_cifar(tmp_path):
+    root = write_fake_cifar(tmp_path / "cifar", n_per_batch=40, seed=0)
+    res = _run("cifar10_moreau", tmp_path / "out", {
+        "data": {"root": str(root)},
+        "model": {"depth": 8},  # the conv3x3 shortcuts at n = 1, to keep the smoke run short
+        "training": {"epochs": 1, "max_steps": 2, "batch_size": 32},
+        "projection": {"repeats": 1, "retrain": False},
+    })
+    assert res["metric"] == "accuracy"
+    saved = json.loads((tmp_path / "out" / "models" / "training.json").read_text())["config"]
+    assert saved["optimizer"] == "adam" and saved["lr_milestones"] == [20, 40, 60]
+    assert saved["lr_gamma"] == pytest.approx(1 / 3)
     assert (tmp_path / "out" / "report.html").is_file()

@@ -102,6 +102,9 @@ class Whitening(_Products):
         eigenvectors: ``(d, r)`` kept principal directions (orthonormal columns).
         n_features: d.
         total_variance: trace of the covariance (all directions, kept or not).
+        total_deviation: sum over ALL principal directions, kept or not, of ``sqrt(eigenvalue)`` (the centred
+            data's singular values up to the factor ``sqrt(n - 1)``), for SVCCA's rule in :meth:`top`; None
+            where only the kept directions are known (then :meth:`top` sums those).
         feature_scale: None, or ``(d,)`` standard deviations of the features when the whitening was computed on
             the correlation matrix (``whiten(..., standardize=True)``): eigenvalues, eigenvectors and total
             variance are then those of the correlation matrix (rows of dropped constant features are 0), and
@@ -112,6 +115,7 @@ class Whitening(_Products):
     eigenvectors: np.ndarray
     n_features: int
     total_variance: float
+    total_deviation: float | None = None
     feature_scale: np.ndarray | None = None
 
     @property
@@ -146,7 +150,46 @@ class Whitening(_Products):
         # first index where the cumulative fraction reaches the target (with a rounding margin)
         keep = int(np.searchsorted(cumulative, fraction - 1e-12)) + 1
         keep = min(keep, self.rank)
-        return Whitening(self.eigenvalues[:keep], self.eigenvectors[:, :keep], self.n_features, self.total_variance)
+        return Whitening(
+            self.eigenvalues[:keep], self.eigenvectors[:, :keep], self.n_features, self.total_variance,
+            self.total_deviation, self.feature_scale,
+        )
+
+    def top(
+        self, threshold: float = 0.99, keep: Literal["singular_values", "variance"] = "singular_values"
+    ) -> Whitening:
+        """SVCCA's truncation: the fewest top principal directions reaching ``threshold`` of the total.
+
+        ``keep="singular_values"`` (the SVCCA appendix): the smallest m with
+        ``sum_{i<=m} s_i >= threshold * sum_i s_i``, s = singular values of the centred data (all of them, kept
+        by the cut-off or not: :attr:`total_deviation`). ``keep="variance"`` (Kornblith et al.'s reading): the
+        same with ``s_i^2``, i.e. :meth:`top_variance`. The result keeps :attr:`total_variance` and
+        :attr:`total_deviation`, so :meth:`explained` stays relative to every direction.
+        """
+        if keep not in ("singular_values", "variance"):
+            raise ValueError(f"keep must be 'singular_values' or 'variance', got {keep!r}")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        parts, total = self._spectrum(keep)
+        cumulative = np.cumsum(parts) / total
+        count = min(int(np.searchsorted(cumulative, threshold - 1e-12)) + 1, self.rank)
+        return Whitening(
+            self.eigenvalues[:count], self.eigenvectors[:, :count], self.n_features, self.total_variance,
+            self.total_deviation, self.feature_scale,
+        )
+
+    def _spectrum(self, keep: str) -> tuple[np.ndarray, float]:
+        """Per-direction parts ``(r,)`` (variances or deviations) and their total over every direction."""
+        if keep == "variance":
+            return self.eigenvalues, self.total_variance
+        deviations = np.sqrt(self.eigenvalues)
+        known = float(deviations.sum())
+        return deviations, known if self.total_deviation is None else max(self.total_deviation, known)
+
+    def explained(self, keep: Literal["singular_values", "variance"] = "variance") -> float:
+        """Fraction of the total variance (or of the sum of singular values) in the kept directions."""
+        parts, total = self._spectrum(keep)
+        return float(parts.sum() / total)
 
 
 @dataclass(frozen=True)

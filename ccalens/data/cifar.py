@@ -8,6 +8,10 @@ horizontally with probability 1/2.
 
 :func:`write_fake_cifar` writes small files in exactly that format (class-dependent colour patterns plus
 noise) for tests; nothing is downloaded.
+
+Safety: the batches are pickles, and unpickling an arbitrary file can run code. They are read with a restricted
+unpickler that builds only what the format holds: dicts, lists, ints, bytes and plain numeric numpy arrays. Any
+other object in the file (e.g. a planted ``os.system`` call) raises a ValueError before anything runs.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,13 +69,125 @@ def _resolve(folder: str | os.PathLike) -> Path:
     )
 
 
+# The numpy functions that pickles of plain arrays call (their module moved from numpy.core to numpy._core in
+# numpy 2; asking an array how it pickles gives the right ones for the installed numpy).
+_NP_RECONSTRUCT = np.empty(0).__reduce__()[0]
+_NP_FROMBUFFER = np.empty(1).__reduce_ex__(5)[0]
+_NUMERIC_KINDS = "biuf"
+
+
+class _NdarrayMarker:
+    """Stands for ``numpy.ndarray`` in a pickle: accepted as the type argument of ``_reconstruct`` and nothing else
+    (so a pickle cannot call the ndarray constructor with arguments of its choosing)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise pickle.UnpicklingError("numpy.ndarray: only rebuilt through _reconstruct, never called")
+
+
+_NDARRAY = _NdarrayMarker()
+
+
+def _safe_reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
+    """``numpy.core.multiarray._reconstruct`` as ndarray pickles call it, ``(ndarray, (0,), b'b')``: an empty plain
+    array, which the pickle's BUILD step then fills (``ndarray.__setstate__``)."""
+    if subtype is not _NDARRAY or shape != (0,) or dtype_code not in (b"b", "b"):
+        raise pickle.UnpicklingError("_reconstruct: only a plain numpy.ndarray may be rebuilt")
+    return _NP_RECONSTRUCT(np.ndarray, (0,), b"b")
+
+
+def _safe_dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    """``numpy.dtype`` for a numeric type code (``'u1'``, ``b'<i8'``, ...) only: no object or structured types."""
+    if isinstance(spec, bytes):
+        spec = spec.decode("ascii", errors="replace")
+    if not isinstance(spec, str) or len(spec) > 8:
+        raise pickle.UnpicklingError(f"dtype: only a numeric type code is allowed, got {spec!r}")
+    try:
+        dtype = np.dtype(spec)
+    except TypeError as e:
+        raise pickle.UnpicklingError(f"dtype: {spec!r} is not a numpy type code") from e
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise pickle.UnpicklingError(f"dtype: only numeric arrays are allowed, got {dtype}")
+    return np.dtype(spec, bool(align), bool(copy))
+
+
+def _safe_frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """``numpy._core.numeric._frombuffer`` (pickle protocol 5) for bytes of a numeric array only."""
+    if not (isinstance(buffer, bytes | bytearray) and isinstance(dtype, np.dtype) and dtype.kind in _NUMERIC_KINDS
+            and isinstance(shape, tuple) and order in ("C", "F")):
+        raise pickle.UnpicklingError("_frombuffer: only the bytes of a plain numeric array are allowed")
+    return _NP_FROMBUFFER(buffer, dtype, shape, order)
+
+
+def _safe_codecs_encode(text: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
+    """``_codecs.encode`` as Python 3 protocol-2 pickles use it for bytes: ``(str, 'latin1')`` only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise pickle.UnpicklingError("_codecs.encode: only (str, 'latin1') is allowed")
+    return text.encode("latin1")
+
+
+def _safe_bytes(*args: Any) -> bytes:
+    """``bytes()`` (an empty bytes object in protocol-2 pickles) or a copy of bytes; never ``bytes(huge_int)``."""
+    if not args:
+        return b""
+    if len(args) == 1 and isinstance(args[0], bytes | bytearray):
+        return bytes(args[0])
+    raise pickle.UnpicklingError("bytes: only bytes() or bytes(b'...') is allowed")
+
+
+# (module, name) -> the callable returned for it; every other global is refused.
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,  # real CIFAR files (Python 2, numpy 1)
+    ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,  # numpy >= 2
+    ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,  # pickle protocol 5
+    ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _safe_dtype,
+    ("_codecs", "encode"): _safe_codecs_encode,
+    ("__builtin__", "bytes"): _safe_bytes,
+    ("builtins", "bytes"): _safe_bytes,
+}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler that builds only dicts, lists, ints, bytes and plain numeric numpy arrays."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return allowed
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")  # the CIFAR format is a pickle: load trusted files only
+        try:
+            d = _CifarUnpickler(f, encoding="bytes").load()
+        except pickle.UnpicklingError as e:
+            raise ValueError(
+                f"{path}: not a CIFAR-10 python batch, refused to unpickle it ({_first_line(e)}); the format holds "
+                "only a dict of numpy arrays, lists and bytes"
+            ) from e
+        except Exception as e:  # anything else a malformed file can raise (EOF, bad state, recursion, memory)
+            reason = f"{type(e).__name__}: {_first_line(e)}"
+            raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({reason})") from e
+    if isinstance(d, dict):  # a file re-saved from Python 3 may have str keys
+        d = {k.encode("latin1") if isinstance(k, str) else k: v for k, v in d.items()}
     if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
         raise ValueError(f"{path}: expected a pickled dict with b'data' and b'labels'")
-    data = np.asarray(d[b"data"], dtype=np.uint8)
-    labels = np.asarray(d[b"labels"], dtype=np.int64)
+    raw_data, raw_labels = d[b"data"], d[b"labels"]
+    if not isinstance(raw_data, np.ndarray) or raw_data.dtype != np.uint8:
+        raise ValueError(f"{path}: b'data' must be a uint8 numpy array, got {type(raw_data).__name__}")
+    if not isinstance(raw_labels, list | np.ndarray) or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in raw_labels
+    ):
+        raise ValueError(f"{path}: b'labels' must be a list of ints")
+    data = np.asarray(raw_data, dtype=np.uint8)
+    labels = np.asarray(raw_labels, dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
         raise ValueError(
             f"{path}: b'data' must be (n, 3072) with one label per row, got {data.shape}, {labels.shape}"

@@ -128,9 +128,13 @@ def pca_reduce(X: np.ndarray, variance: float = 0.9999, name: str = "X") -> PCAR
 @dataclass(frozen=True)
 class RetrainConfig:
     """Hyper-parameters for retraining a last layer (multinomial logistic regression), by default the
-    original training's: Adam (L2 weight decay as in ``torch.optim.Adam``), mini-batches, fixed epochs.
+    original training's recipe, as the code of Moreau et al. does: Adam (L2 weight decay as in
+    ``torch.optim.Adam``), mini-batches, the same epochs and learning-rate schedule.
 
-    The layer starts at zero, mini-batch order comes from ``seed``: the result is deterministic.
+    ``init="original"`` starts from the network's own last layer (the paper's protocol); ``init="zero"`` from a
+    zero layer (a variant that measures what the projected features support on their own). The schedule
+    multiplies the learning rate by ``lr_gamma`` at each of ``lr_milestones``, counted in epochs or optimizer
+    steps (``lr_milestone_unit``). Mini-batch order comes from ``seed``: the result is deterministic.
     """
 
     optimizer: str = "adam"
@@ -140,6 +144,10 @@ class RetrainConfig:
     epochs: int = 40
     batch_size: int = 64
     class_weighted: bool = False
+    lr_milestones: tuple[int, ...] = ()
+    lr_milestone_unit: str = "epoch"
+    lr_gamma: float = 0.1
+    init: str = "original"
     seed: int = 0
     group_size: int = 64
 
@@ -156,16 +164,45 @@ class RetrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if int(self.group_size) < 1:
             raise ValueError(f"group_size must be >= 1, got {self.group_size}")
+        object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
+        if any(m < 0 for m in self.lr_milestones):
+            raise ValueError(f"lr_milestones must be non-negative, got {list(self.lr_milestones)}")
+        if self.lr_milestone_unit not in ("epoch", "step"):
+            raise ValueError(f"lr_milestone_unit must be 'epoch' or 'step', got {self.lr_milestone_unit!r}")
+        if not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"lr_gamma must lie in (0, 1], got {self.lr_gamma}")
+        if self.init not in ("original", "zero"):
+            raise ValueError(f"init must be 'original' or 'zero', got {self.init!r}")
+
+    def lr_at(self, step: int, epoch: int) -> float:
+        """Learning rate of optimizer step ``step`` (1-based) in epoch ``epoch`` (0-based)."""
+        t = step - 1 if self.lr_milestone_unit == "step" else epoch
+        return self.lr * self.lr_gamma ** sum(1 for m in self.lr_milestones if t >= m)
 
     @classmethod
     def from_mapping(cls, d: dict[str, Any] | None) -> RetrainConfig:
-        """Build from a config table, ignoring training-only keys (lr schedule, checkpoints, device...)."""
+        """Build from a training config's dictionary, leaving out what only the network's training uses
+        (checkpoints, device, step limit, progress bars)."""
         d = dict(d or {})
         fields = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in fields})
 
+    @classmethod
+    def from_training(cls, training: dict[str, Any], overrides: dict[str, Any] | None = None) -> RetrainConfig:
+        """The network's own recipe (``training``: a training config's dictionary) with ``overrides`` (a config
+        table, e.g. ``[projection.retrain_hparams]``) on top; an unknown override key is an error that names it."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"unknown retrain_hparams key(s) {unknown}; expected some of {sorted(cls.__dataclass_fields__)}"
+            )
+        return cls.from_mapping({**training, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+        out = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        out["lr_milestones"] = list(self.lr_milestones)
+        return out
 
 
 def train_linear_layers(
@@ -173,18 +210,34 @@ def train_linear_layers(
     y: np.ndarray,
     n_classes: int,
     config: RetrainConfig | None = None,
+    *,
+    initial_layer: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Train one multinomial logistic layer per feature set, all at once (batched numpy, float32).
 
     ``train_sets``: G arrays ``(n, p)`` of the same samples (same ``p``); ``y: (n,)`` labels in 0..c-1.
-    Returns G pairs ``(W (c, p), b (c,))``. Each problem gets exactly the updates of a separate run: mean (or
-    class-weighted mean) cross-entropy over the mini-batch, L2 weight decay added to the gradient of W and b,
-    then Adam or SGD with momentum with the update rules of ``torch.optim`` (the training loop's optimizers).
-    Zero initialisation and a seeded mini-batch order make the result deterministic.
+    ``initial_layer``: the network's own ``(W (c, p), b (c,))``, where every layer starts when
+    ``config.init == "original"`` (required then). Returns G pairs ``(W (c, p), b (c,))``. Each problem gets
+    exactly the updates of a separate run: mean (or class-weighted mean) cross-entropy over the mini-batch, L2
+    weight decay added to the gradient of W and b, then Adam or SGD with momentum with the update rules of
+    ``torch.optim`` (the training loop's optimizers) at the scheduled learning rate. A fixed start and a
+    seeded mini-batch order make the result deterministic.
     """
     config = config or RetrainConfig()
     if len(train_sets) == 0:
         return []
+    start_layer = None
+    if config.init == "original":
+        if initial_layer is None:
+            raise ValueError("config.init='original' needs initial_layer=(W, b), the network's own last layer")
+        W0 = np.asarray(initial_layer[0], dtype=np.float32)
+        b0 = np.asarray(initial_layer[1], dtype=np.float32).ravel()
+        p_sets = np.asarray(train_sets[0]).shape[1]
+        if W0.shape != (n_classes, p_sets) or b0.shape != (n_classes,):
+            raise ValueError(
+                f"initial_layer must be W ({n_classes}, {p_sets}) and b ({n_classes},), got {W0.shape} and {b0.shape}"
+            )
+        start_layer = (W0, b0)
     y = np.asarray(y).astype(np.int64).ravel()
     shapes = {np.asarray(t).shape for t in train_sets}
     if len(shapes) != 1:
@@ -200,25 +253,34 @@ def train_linear_layers(
         weights = np.divide(n, n_classes * counts, out=np.zeros(n_classes), where=counts > 0).astype(np.float32)
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for start in range(0, len(train_sets), config.group_size):
-        out.extend(_train_group(train_sets[start : start + config.group_size], y, n_classes, weights, config))
+        group = train_sets[start : start + config.group_size]
+        out.extend(_train_group(group, y, n_classes, weights, config, start_layer))
     return out
 
 
 def _train_group(
-    group: Sequence[np.ndarray], y: np.ndarray, n_classes: int, weights: np.ndarray | None, config: RetrainConfig
+    group: Sequence[np.ndarray],
+    y: np.ndarray,
+    n_classes: int,
+    weights: np.ndarray | None,
+    config: RetrainConfig,
+    start_layer: tuple[np.ndarray, np.ndarray] | None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     X = np.stack([np.asarray(t, dtype=np.float32) for t in group])  # (G, n, p)
     G, n, p = X.shape
     W = np.zeros((G, p, n_classes), dtype=np.float32)
     b = np.zeros((G, 1, n_classes), dtype=np.float32)
+    if start_layer is not None:
+        W[:] = start_layer[0].T
+        b[:] = start_layer[1]
     state = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(W), np.zeros_like(b)]  # m_W, m_b, v_W, v_b
     beta1, beta2, eps = 0.9, 0.999, 1e-8
-    lr, wd = np.float32(config.lr), np.float32(config.weight_decay)
+    wd = np.float32(config.weight_decay)
     rng = np.random.default_rng(int(config.seed))
     bs = int(config.batch_size)
     step = 0
     eye = np.eye(n_classes, dtype=np.float32)
-    for _epoch in range(int(config.epochs)):
+    for epoch in range(int(config.epochs)):
         perm = rng.permutation(n)
         Xe = np.take(X, perm, axis=1)  # (G, n, p), contiguous mini-batches below
         ye = y[perm]
@@ -237,6 +299,7 @@ def _train_group(
             gW = Xb.transpose(0, 2, 1) @ P + wd * W
             gb = P.sum(axis=1, keepdims=True) + wd * b
             step += 1
+            lr = np.float32(config.lr_at(step, epoch))
             if config.optimizer == "adam":
                 for param, grad, m, v in ((W, gW, state[0], state[2]), (b, gb, state[1], state[3])):
                     m *= beta1

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ccalens.experiments.common import NetworkFeatures
-from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection
+from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection_pairs
 
 __all__ = ["run_sensor_grid"]
 
@@ -22,7 +22,7 @@ __all__ = ["run_sensor_grid"]
 def run_sensor_grid(
     nets: Mapping[tuple[str, int], NetworkFeatures],
     sensors: Sequence[str],
-    seeds: Sequence[int],
+    seed_pairs: Sequence[tuple[int, int]],
     y_train: np.ndarray,
     y_val: np.ndarray,
     config: ProjectionConfig | None = None,
@@ -30,26 +30,24 @@ def run_sensor_grid(
     out_dir: str | Path | None = None,
     progress: bool = False,
 ) -> dict[tuple[str, str], ProjectionResult]:
-    """``{(a, b): ProjectionResult}`` for every ordered pair of ``sensors``.
+    """``{(a, b): ProjectionResult}`` for every ordered pair of ``sensors``: the network of sensor ``a`` is
+    projected on canonical directions found against the network of sensor ``b``.
 
-    ``nets[(sensor, seed)]``: features of each trained network; row networks use ``seeds[0]``; the diagonal
-    needs ``seeds[1]`` (left out with a single seed). With ``out_dir``, each cell is saved as ``{a}_vs_{b}``.
+    ``nets[(sensor, seed)]``: features of each trained network. ``seed_pairs``: ``(s, t)`` pairs; for each one,
+    ``a``'s seed-``s`` network meets ``b``'s seed-``t`` network (Moreau et al.: seed i against seed i + P, also
+    across sensors), and the cell pools the pairs. With ``out_dir``, each cell is saved as ``{a}_vs_{b}``.
     """
-    if not seeds:
-        raise ValueError("seeds must list at least one seed")
-    missing = [(s, seeds[0]) for s in sensors if (s, seeds[0]) not in nets]
+    if not seed_pairs:
+        raise ValueError("seed_pairs must list at least one (seed, seed) pair")
+    missing = sorted({(s, seed) for s in sensors for pair in seed_pairs for seed in pair} - set(nets))
     if missing:
         raise KeyError(f"no features for {missing}")
     grid: dict[tuple[str, str], ProjectionResult] = {}
-    pairs = list(itertools.product(sensors, sensors))
-    for a, b in tqdm(pairs, desc="sensor grid", disable=not progress):
-        if a == b:
-            if len(seeds) < 2 or (a, seeds[1]) not in nets:
-                continue
-            ref = nets[(a, seeds[1])]
-        else:
-            ref = nets[(b, seeds[0])]
-        res = run_projection(nets[(a, seeds[0])], ref.train, y_train, y_val, config, reference=ref.name)
+    cells = list(itertools.product(sensors, sensors))
+    for a, b in tqdm(cells, desc="sensor grid", disable=not progress):
+        pairs = [(nets[(a, s)], nets[(b, t)]) for s, t in seed_pairs]
+        res = run_projection_pairs([(net, ref.train) for net, ref in pairs], y_train, y_val, config,
+                                   name=f"{a}<-{b}", references=[ref.name for _, ref in pairs])
         if out_dir is not None:
             res.save(out_dir, f"{a}_vs_{b}")
         grid[(a, b)] = res

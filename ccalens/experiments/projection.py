@@ -20,6 +20,7 @@ training features (:func:`ccalens.experiments.common.train_linear_layers`). Metr
 from __future__ import annotations
 
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ __all__ = [
     "project",
     "project_features",
     "run_projection",
+    "run_projection_pairs",
 ]
 
 METHODS: tuple[str, ...] = (
@@ -260,6 +262,7 @@ class ProjectionConfig:
 
     methods: tuple[str, ...] = METHODS
     repeats: int = 5
+    pairs: int = 3
     k_values: tuple[int, ...] | None = None
     pca_variance: float = 0.9999
     retrain: bool = True
@@ -272,6 +275,8 @@ class ProjectionConfig:
             raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {list(self.methods)}")
         if int(self.repeats) < 1:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if int(self.pairs) < 1:
+            raise ValueError(f"pairs must be >= 1, got {self.pairs}")
         if self.k_values is not None and (not self.k_values or min(self.k_values) < 1):
             raise ValueError(f"k_values must be positive integers, got {self.k_values}")
         if not 0 < self.pca_variance <= 1:
@@ -280,7 +285,7 @@ class ProjectionConfig:
     @classmethod
     def from_mapping(cls, d: dict[str, Any] | None, retrain: RetrainConfig | None = None) -> ProjectionConfig:
         d = dict(d or {})
-        unknown = set(d) - {"methods", "repeats", "k_values", "pca_variance", "retrain", "seed"}
+        unknown = set(d) - {"methods", "repeats", "pairs", "k_values", "pca_variance", "retrain", "seed"}
         if unknown:
             raise ValueError(f"unknown projection settings: {sorted(unknown)}")
         if "methods" in d:
@@ -293,6 +298,7 @@ class ProjectionConfig:
         return {
             "methods": list(self.methods),
             "repeats": self.repeats,
+            "pairs": self.pairs,
             "k_values": None if self.k_values is None else list(self.k_values),
             "pca_variance": self.pca_variance,
             "retrain": self.retrain,
@@ -302,17 +308,18 @@ class ProjectionConfig:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof = 0, as ``np.std`` in the code of Moreau et al.)."""
     arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return float(arr.mean()), float(arr.std(ddof=0))
 
 
 @dataclass
 class ProjectionResult:
     """Every score of one projection experiment.
 
-    ``records``: one dict per (method, k, repeat, classifier) with ``k_effective`` (k capped at the number
+    ``records``: one dict per (method, k, pair, repeat, classifier) with ``k_effective`` (k capped at the number
     of directions of the method), ``accuracy`` and ``macro_f1``. ``baseline``: the unprojected scores per
-    classifier. ``canonical_correlations``: of X1 vs X2 after PCA.
+    classifier (mean over pairs). ``canonical_correlations`` and ``pca_ranks``: of the first pair, after PCA.
     """
 
     name: str
@@ -328,20 +335,25 @@ class ProjectionResult:
     pca_ranks: tuple[int, int]
     config: dict[str, Any]
     wall_time_s: float = 0.0
+    references: list[str] = field(default_factory=list)
+
+    @property
+    def n_pairs(self) -> int:
+        return max(1, len({r.get("pair", 0) for r in self.records}))
 
     @property
     def classifiers(self) -> list[str]:
         return sorted({r["classifier"] for r in self.records}, key=["original", "retrained"].index)
 
     def summary(self) -> list[dict[str, Any]]:
-        """Mean and std over repeats per (method, k, classifier), for both metrics."""
+        """Mean and std (ddof = 0) over pairs and random draws per (method, k, classifier), for both metrics."""
         groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
         for r in self.records:
             groups[(r["method"], r["k"], r["classifier"])].append(r)
         rows = []
         for (method, k, clf), rs in groups.items():
             row: dict[str, Any] = {"method": method, "k": k, "k_effective": rs[0]["k_effective"], "classifier": clf,
-                                   "n_repeats": len(rs)}
+                                   "n_runs": len(rs)}
             for metric in ("accuracy", "macro_f1"):
                 row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([r[metric] for r in rs])
             rows.append(row)
@@ -379,6 +391,8 @@ class ProjectionResult:
             "k_grid": self.k_grid,
             "methods": self.methods,
             "repeats": self.repeats,
+            "pairs": self.n_pairs,
+            "references": self.references,
             "pca_ranks": list(self.pca_ranks),
             "baseline": self.baseline,
             "canonical_correlations": self.canonical_correlations,
@@ -398,6 +412,32 @@ class ProjectionResult:
         }
 
 
+def _nested_draws(
+    method: str, ks: Sequence[int], rng: np.random.Generator, *, X_train: np.ndarray, cca: Basis | None,
+    neurons: Basis,
+) -> list[tuple[int, int, Basis, np.ndarray]]:
+    """One random draw of ``method`` and its prefixes for every k: ``(k, k_effective, basis, components)``.
+
+    The k-subsets are nested (the directions kept at k are among those kept at every larger k), so a curve
+    varies with k only, not with a new draw at every point (Moreau et al. draw once per repeat).
+    """
+    p = X_train.shape[1]
+    if method == "cca_random":
+        assert cca is not None
+        order = rng.permutation(cca.rank)
+        return [(k, min(k, cca.rank), cca, np.sort(order[: min(k, cca.rank)])) for k in ks]
+    if method == "random_selection":
+        order = rng.permutation(p)
+        return [(k, min(k, p), neurons, np.sort(order[: min(k, p)])) for k in ks]
+    full = random_orthonormal_basis(X_train, p, rng)  # random_projection: the first k of one Haar basis
+    return [(k, min(k, p), full, np.arange(min(k, p))) for k in ks]
+
+
+def _view_key(name: str) -> int:
+    """A stable integer for a view's name, so that every view gets its own random draws."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
 def run_projection(
     net: NetworkFeatures,
     X2_train: np.ndarray,
@@ -408,26 +448,101 @@ def run_projection(
     reference: str = "X2",
     progress: bool = False,
 ) -> ProjectionResult:
-    """Run the projection experiment on one network.
+    """Run the projection experiment on one network against one reference (one pair; see
+    :func:`run_projection_pairs`). ``X2_train: (n, q)``: the reference's features of the same training samples."""
+    return run_projection_pairs([(net, X2_train)], y_train, y_val, config, name=net.name, references=[reference],
+                                progress=progress)
 
-    ``net``: its features (train ``(n, p)``, val ``(m, p)``) and last layer; ``X2_train: (n, q)``: features of
-    the same training samples from the reference network (another initialisation or another sensor);
-    ``y_train: (n,)``, ``y_val: (m,)`` labels in 0..c-1.
+
+def run_projection_pairs(
+    pairs: Sequence[tuple[NetworkFeatures, np.ndarray]],
+    y_train: np.ndarray,
+    y_val: np.ndarray,
+    config: ProjectionConfig | None = None,
+    *,
+    name: str,
+    references: Sequence[str] | None = None,
+    progress: bool = False,
+) -> ProjectionResult:
+    """Run the projection experiment on several network pairs of one view (Moreau et al.: seed i against seed
+    i + P), pooling the scores: the spread is over pairs and random draws, so deterministic methods get a band.
+
+    ``pairs``: ``(net, X2_train)`` with ``net`` the projected network's features (train ``(n, p)``, val
+    ``(m, p)``) and last layer, ``X2_train: (n, q)`` the reference network's features of the same training
+    samples; ``y_train: (n,)``, ``y_val: (m,)`` labels in 0..c-1. ``name`` (the view) seeds the random draws.
     """
     config = config or ProjectionConfig()
+    if not pairs:
+        raise ValueError("pairs is empty: give at least one (network, reference features) pair")
+    references = list(references) if references is not None else [f"reference {i}" for i in range(len(pairs))]
+    if len(references) != len(pairs):
+        raise ValueError(f"references has {len(references)} names for {len(pairs)} pairs")
     t0 = time.perf_counter()
-    X1_train = np.asarray(net.train, dtype=np.float64)
-    X1_val = np.asarray(net.val, dtype=np.float64)
     y_train = np.asarray(y_train).astype(np.int64).ravel()
     y_val = np.asarray(y_val).astype(np.int64).ravel()
+    first = pairs[0][0]
+    c, p = first.n_classes, first.n_features
+    for net, _ in pairs:
+        if (net.n_classes, net.n_features) != (c, p):
+            raise ValueError(f"every pair must have the same classes and width; {net.name} differs from {first.name}")
+    ks = list(config.k_values) if config.k_values is not None else k_grid(c, p)
+    ks = sorted({min(int(k), p) for k in ks})
+    records: list[dict[str, Any]] = []
+    baselines: list[dict[str, dict[str, float]]] = []
+    correlations: list[np.ndarray] = []
+    ranks: list[tuple[int, int]] = []
+    bar = tqdm(total=len(pairs), desc=f"projection {name}", disable=not progress, leave=False)
+    for index, (net, X2_train) in enumerate(pairs):
+        pair_records, pair_baseline, corr, rank = _project_pair(
+            index, net, X2_train, y_train, y_val, ks, config, view=_view_key(name)
+        )
+        records.extend(pair_records)
+        baselines.append(pair_baseline)
+        correlations.append(corr)
+        ranks.append(rank)
+        bar.update(1)
+    bar.close()
+    baseline = {
+        clf: {metric: float(np.mean([b[clf][metric] for b in baselines])) for metric in baselines[0][clf]}
+        for clf in baselines[0]
+    }
+    return ProjectionResult(
+        name=name,
+        reference=references[0] if len(references) == 1 else f"{len(references)} references",
+        n_classes=c,
+        n_features=p,
+        k_grid=ks,
+        methods=list(config.methods),
+        repeats=config.repeats,
+        records=records,
+        baseline=baseline,
+        canonical_correlations=correlations[0],
+        pca_ranks=ranks[0],
+        config=config.to_dict(),
+        wall_time_s=time.perf_counter() - t0,
+        references=references,
+    )
+
+
+def _project_pair(
+    index: int,
+    net: NetworkFeatures,
+    X2_train: np.ndarray,
+    y_train: np.ndarray,
+    y_val: np.ndarray,
+    ks: list[int],
+    config: ProjectionConfig,
+    *,
+    view: int,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]], np.ndarray, tuple[int, int]]:
+    """Every (method, k, draw) of one pair: its records, its unprojected baseline, its canonical correlations."""
+    X1_train = np.asarray(net.train, dtype=np.float64)
+    X1_val = np.asarray(net.val, dtype=np.float64)
     if y_train.shape[0] != X1_train.shape[0]:
         raise ValueError(f"y_train has {y_train.shape[0]} labels, {net.name} has {X1_train.shape[0]} training rows")
     if y_val.shape[0] != X1_val.shape[0]:
         raise ValueError(f"y_val has {y_val.shape[0]} labels, {net.name} has {X1_val.shape[0]} validation rows")
     c, p = net.n_classes, net.n_features
-    ks = list(config.k_values) if config.k_values is not None else k_grid(c, p)
-    ks = sorted({min(int(k), p) for k in ks})
-
     cca = None
     correlations = np.zeros(0)
     ranks = (0, 0)
@@ -436,31 +551,33 @@ def run_projection(
     pca = pca_basis(X1_train) if "pca" in config.methods else None
     neurons = identity_basis(X1_train)
 
-    # tasks: (method, k, repeat) -> (basis, components); the first task is the unprojected baseline
+    # tasks: (method, k, repeat, k_effective, basis, components); the first task is the unprojected baseline
     baseline_task = "__baseline__"
     tasks: list[tuple[str, int, int, int, Basis, np.ndarray]] = [(baseline_task, p, 0, p, neurons, np.arange(p))]
     method_index = {m: i for i, m in enumerate(METHODS)}
     for method in config.methods:
-        n_rep = config.repeats if method in RANDOM_METHODS else 1
+        if method in RANDOM_METHODS:
+            for rep in range(config.repeats):
+                rng = np.random.default_rng([config.seed, view, index, method_index[method], rep])
+                for k, k_eff, basis, comps in _nested_draws(method, ks, rng, X_train=X1_train, cca=cca,
+                                                            neurons=neurons):
+                    tasks.append((method, k, rep, k_eff, basis, comps))
+            continue
         for k in ks:
-            for rep in range(n_rep):
-                rng = np.random.default_rng([config.seed, method_index[method], k, rep])
-                basis, comps = method_directions(
-                    method, k, X_train=X1_train, rng=rng, cca=cca, pca=pca, neurons=neurons
-                )
-                tasks.append((method, k, rep, int(comps.size), basis, comps))
+            basis, comps = method_directions(method, k, X_train=X1_train, cca=cca, pca=pca, neurons=neurons)
+            tasks.append((method, k, 0, int(comps.size), basis, comps))
 
     baseline: dict[str, dict[str, float]] = {}
     records: list[dict[str, Any]] = []
-    group = config.retrain_config.group_size
-    bar = tqdm(total=len(tasks), desc=f"projection {net.name} vs {reference}", disable=not progress, leave=False)
+    retrain = config.retrain_config
+    group = retrain.group_size
     for start in range(0, len(tasks), group):
         chunk = tasks[start : start + group]
         vals = [project_features(X1_val, basis, comps) for (_, _, _, _, basis, comps) in chunk]
         layers: list[tuple[np.ndarray, np.ndarray]] = []
         if config.retrain:
             trains = [project_features(X1_train, basis, comps) for (_, _, _, _, basis, comps) in chunk]
-            layers = train_linear_layers(trains, y_train, c, config.retrain_config)
+            layers = train_linear_layers(trains, y_train, c, retrain, initial_layer=(net.weight, net.bias))
             del trains
         for j, (method, k, rep, k_eff, _, _) in enumerate(chunk):
             s_orig = scores(y_val, net.logits(vals[j]).argmax(axis=1), c)
@@ -473,24 +590,8 @@ def run_projection(
                 if s_re is not None:
                     baseline["retrained"] = s_re
                 continue
-            base = {"method": method, "k": k, "k_effective": k_eff, "repeat": rep}
+            base = {"method": method, "k": k, "k_effective": k_eff, "pair": index, "repeat": rep}
             records.append({**base, "classifier": "original", **s_orig})
             if s_re is not None:
                 records.append({**base, "classifier": "retrained", **s_re})
-        bar.update(len(chunk))
-    bar.close()
-    return ProjectionResult(
-        name=net.name,
-        reference=reference,
-        n_classes=c,
-        n_features=p,
-        k_grid=ks,
-        methods=list(config.methods),
-        repeats=config.repeats,
-        records=records,
-        baseline=baseline,
-        canonical_correlations=correlations,
-        pca_ranks=ranks,
-        config=config.to_dict(),
-        wall_time_s=time.perf_counter() - t0,
-    )
+    return records, baseline, correlations, ranks

@@ -15,6 +15,11 @@ Config tables (see ``ccalens/experiments/configs/*.toml``); a stage runs when it
 
 Output folder: ``report.html``, ``results.json`` (key numbers), ``config.toml`` (the config used),
 ``timings.json``, ``models/``, ``projection/``, ``cross_sensor/``, ``fusion/``, ``svcca/``, ``sanity/``.
+
+Safety: sensor (view) names become file names, so they must match :data:`~ccalens.experiments.paths.SAFE_NAME_PATTERN`
+(letters, digits, ``_ - .``, no leading dot); every path written or read under the output folder goes through
+:func:`~ccalens.experiments.paths.out_path` / :func:`~ccalens.experiments.paths.check_inside` and must resolve inside
+it (a planted symbolic link to elsewhere is refused); checkpoints load with ``torch.load(weights_only=True)`` only.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from tqdm.auto import tqdm
 
 from ccalens.experiments import svcca_studies
 from ccalens.experiments.common import NetworkFeatures, RetrainConfig
+from ccalens.experiments.config_types import check_config_types
 from ccalens.experiments.cross_sensor import run_sensor_grid
 from ccalens.experiments.fusion import FusionConfig, run_fusion
-from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection
+from ccalens.experiments.paths import check_inside, check_name, out_path
+from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection_pairs
 from ccalens.experiments.sources import Source, load_source
 from ccalens.io import atomic_write_bytes, atomic_write_text, write_csv, write_json
 from ccalens.report import plots
@@ -77,10 +84,22 @@ def load_config(path: str | Path) -> tuple[dict[str, Any], str]:
     unknown = set(cfg) - _KNOWN_TABLES
     if unknown:
         raise ValueError(f"config {p}: unknown tables/keys {sorted(unknown)}; known: {sorted(_KNOWN_TABLES)}")
+    check_config_types(cfg, str(p))
     return cfg, text
 
 
 # ------------------------------------------------------------------------------------------------ training
+_TRAINING_PRESETS = ("multiview_default", "shl_paper", "cifar_resnet_paper")
+
+
+def _stage_sensor(cfg: Mapping[str, Any], table: str, sensors: list[str]) -> str:
+    """The ``sensor`` key of ``[table]`` (default: the first sensor), checked to be one of ``sensors``."""
+    sensor = cfg[table].get("sensor", sensors[0])
+    if sensor not in sensors:
+        raise ValueError(f"[{table}] sensor must be one of the data's sensors {sensors}, got {sensor!r}")
+    return sensor
+
+
 def _train_config(cfg: Mapping[str, Any]) -> Any:
     from ccalens.models.training import TrainConfig
 
@@ -89,10 +108,9 @@ def _train_config(cfg: Mapping[str, Any]) -> Any:
     tcfg.pop("seeds", None)
     if "lr_milestones" in tcfg:
         tcfg["lr_milestones"] = tuple(tcfg["lr_milestones"])
-    factory = getattr(TrainConfig, preset, None)
-    if factory is None or preset.startswith("_"):
-        raise ValueError(f"[training] preset must name a TrainConfig preset (e.g. 'multiview_default'), got {preset!r}")
-    return factory(**tcfg)
+    if preset not in _TRAINING_PRESETS:
+        raise ValueError(f"[training] preset must be one of {list(_TRAINING_PRESETS)}, got {preset!r}")
+    return getattr(TrainConfig, preset)(**tcfg)
 
 
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
@@ -107,8 +125,13 @@ class _Networks:
     """Trains (or resumes) one network per (sensor, seed) and keeps its features and last layer."""
 
     def __init__(self, source: Source, cfg: Mapping[str, Any], out: Path, progress: bool) -> None:
-        self.source, self.cfg, self.out, self.progress = source, cfg, out / "models", progress
-        self.seeds = [int(s) for s in cfg.get("training", {}).get("seeds", [0, 1])]
+        self.source, self.cfg, self.root, self.progress = source, cfg, out, progress
+        for sensor in source.sensors:
+            check_name(sensor, "sensor (view) name")
+        seeds = cfg.get("training", {}).get("seeds", [0, 1])
+        if not isinstance(seeds, list | tuple) or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+            raise ValueError(f"[training] seeds must be a list of integers, got {seeds!r}")
+        self.seeds = [int(s) for s in seeds]
         if len(self.seeds) < 1:
             raise ValueError("[training] seeds must list at least one seed")
         self.train_config = _train_config(cfg)
@@ -116,10 +139,11 @@ class _Networks:
         self.features: dict[tuple[str, int], NetworkFeatures] = {}
         self.summary: list[dict[str, Any]] = []
         self.checkpointed: set[tuple[str, int]] = set()
-        ld = cfg.get("learning_dynamics")
-        if ld is not None:
-            sensor = ld.get("sensor", source.sensors[0])
-            self.checkpointed.add((sensor, self.seeds[0]))
+        for table in ("learning_dynamics", "two_initialisations", "compression"):
+            if table in cfg:
+                _stage_sensor(cfg, table, source.sensors)
+        if "learning_dynamics" in cfg:
+            self.checkpointed.add((_stage_sensor(cfg, "learning_dynamics", source.sensors), self.seeds[0]))
 
     def train_all(self) -> None:
         from ccalens.models.training import TrainConfig, extract_penultimate, seed_everything, train_classifier
@@ -142,6 +166,7 @@ class _Networks:
                 tc,
                 checkpoint_dir=self.ckpt_dir(sensor, seed),
             )
+            self.checkpoints(sensor, seed)  # what training wrote must still lie inside the output folder
             model.eval()
             feats = NetworkFeatures(
                 name=f"{sensor}/seed{seed}",
@@ -156,25 +181,51 @@ class _Networks:
             s = scores(self.source.y_val, logits.argmax(axis=1), self.source.n_classes)
             self.models[(sensor, seed)] = model
             self.features[(sensor, seed)] = feats
-            atomic_write_bytes(self.out / f"{sensor}_seed{seed}_features.npz", _npz_bytes(
+            atomic_write_bytes(out_path(self.root, "models", f"{sensor}_seed{seed}_features.npz"), _npz_bytes(
                 features_train=feats.train, features_val=feats.val, classifier_weight=feats.weight,
                 classifier_bias=feats.bias, y_train=self.source.y_train, y_val=self.source.y_val))
             self.summary.append({"sensor": sensor, "seed": seed, "n_features": feats.n_features,
                                  "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
                                  "epochs": tc.epochs, "steps": history.total_steps,
                                  "wall_time_s": time.perf_counter() - t0})
-        write_json(self.out / "training.json", {"config": self.train_config.to_dict(), "runs": self.summary})
-        write_csv(self.out / "training.csv", self.summary)
+        write_json(out_path(self.root, "models", "training.json"),
+                   {"config": self.train_config.to_dict(), "runs": self.summary})
+        write_csv(out_path(self.root, "models", "training.csv"), self.summary)
 
     def ckpt_dir(self, sensor: str, seed: int) -> Path:
-        return self.out / "checkpoints" / f"{sensor}_seed{seed}"
+        """``out/models/checkpoints/{sensor}_seed{seed}``, checked to resolve inside the output folder, as is
+        every checkpoint already there (a planted link to a file elsewhere is refused before training resumes)."""
+        folder = out_path(self.root, "models", "checkpoints", f"{sensor}_seed{seed}")
+        self._check_checkpoints(folder)
+        return folder
+
+    def checkpoints(self, sensor: str, seed: int) -> list[tuple[int, Path]]:
+        """``(step, path)`` of the checkpoints of one network, each checked to resolve inside the output folder."""
+        return self._check_checkpoints(self.ckpt_dir(sensor, seed))
+
+    def _check_checkpoints(self, folder: Path) -> list[tuple[int, Path]]:
+        from ccalens.models.training import list_checkpoints
+
+        found = list_checkpoints(folder)
+        for _, path in found:
+            check_inside(self.root, path, "checkpoint")
+        return found
 
 
 # ------------------------------------------------------------------------------------------------- stages
 def _retrain_config(table: Mapping[str, Any], nets: _Networks) -> RetrainConfig:
-    base = nets.train_config.to_dict()
-    base.update(dict(table.get("retrain_hparams", {})))
-    return RetrainConfig.from_mapping(base)
+    """The networks' own training recipe (optimizer, epochs, lr schedule), overridden by ``retrain_hparams``."""
+    return RetrainConfig.from_training(nets.train_config.to_dict(), dict(table.get("retrain_hparams", {})))
+
+
+def _seed_pairs(nets: _Networks, pairs: int, table: str) -> list[tuple[int, int]]:
+    """Moreau et al.'s pairs: seed i against seed i + P, for i < P (P = ``pairs``)."""
+    if len(nets.seeds) < 2 * pairs:
+        raise ValueError(
+            f"[{table}] pairs = {pairs} needs at least {2 * pairs} seeds in [training] seeds (seed i is compared "
+            f"with seed i + {pairs}), got {len(nets.seeds)}: add seeds or lower pairs"
+        )
+    return [(nets.seeds[i], nets.seeds[i + pairs]) for i in range(pairs)]
 
 
 def _projection_cfg(table: Mapping[str, Any], nets: _Networks) -> ProjectionConfig:
@@ -198,29 +249,36 @@ def _at_nc(res: ProjectionResult, metric: str) -> dict[str, Any]:
 def _stage_projection(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Report, metric: str,
                       results: dict[str, Any], progress: bool) -> None:
     table = cfg["projection"]
-    if len(nets.seeds) < 2:
-        raise ValueError("[projection] (same sensor) needs at least 2 seeds in [training] seeds")
     pcfg = _projection_cfg(table, nets)
+    seed_pairs = _seed_pairs(nets, pcfg.pairs, "projection")
+    described = ", ".join(f"{a} vs {b}" for a, b in seed_pairs)
+    retrain = pcfg.retrain_config
     sec = report.section("Projection experiment, same sensor (Moreau et al. 2021, section 4.2)")
     sec.paragraphs.append(
-        f"Penultimate features of each network (seed {nets.seeds[0]}) are projected on k directions fitted on "
-        f"training features only; canonical directions come from a second initialisation (seed {nets.seeds[1]}) on "
-        f"the same sensor. Curves: mean and std over {pcfg.repeats} repeats for random methods; dotted line: "
-        "k = number of classes; dashed: no projection.")
+        f"Penultimate features of each network are projected on k directions fitted on training features only; "
+        f"canonical directions come from another initialisation on the same sensor ({len(seed_pairs)} network "
+        f"pair(s): seeds {described}). Curves: mean and population std (ddof = 0, as the paper's code) over the "
+        f"pairs and, for random methods, {pcfg.repeats} nested draws per pair; dotted lines: k = number of classes "
+        "and CCA_highest's score there; dashed: no projection."
+        + (f" The retrained last layer starts from the network's own weights (init = {retrain.init!r}) and runs "
+           f"{retrain.epochs} epochs of {retrain.optimizer} at lr {retrain.lr:g}"
+           + (f", multiplied by {retrain.lr_gamma:g} at {retrain.lr_milestone_unit}s "
+              f"{', '.join(str(m) for m in retrain.lr_milestones)}" if retrain.lr_milestones else "")
+           + "." if pcfg.retrain else ""))
     rows = []
     for sensor in nets.source.sensors:
-        net = nets.features[(sensor, nets.seeds[0])]
-        ref = nets.features[(sensor, nets.seeds[1])]
-        res = run_projection(net, ref.train, nets.source.y_train, nets.source.y_val, pcfg, reference=ref.name,
-                             progress=progress)
-        stem = f"{sensor}_seed{nets.seeds[0]}_vs_seed{nets.seeds[1]}"
-        files = res.save(out / "projection", stem)
-        fig = plots.plot_projection(res, out / "projection" / stem, metric=metric)
+        pairs = [(nets.features[(sensor, a)], nets.features[(sensor, b)]) for a, b in seed_pairs]
+        res = run_projection_pairs([(net, ref.train) for net, ref in pairs], nets.source.y_train,
+                                   nets.source.y_val, pcfg, name=sensor, references=[ref.name for _, ref in pairs],
+                                   progress=progress)
+        stem = f"{sensor}_" + "_".join(f"seed{a}_vs_seed{b}" for a, b in seed_pairs)
+        files = res.save(out_path(out, "projection"), stem)
+        fig = plots.plot_projection(res, out_path(out, "projection", stem), metric=metric)
         sec.add_figure(fig, out, f"{sensor}: projection on k directions ({metric})")
         sec.add_files(list(files.values()), out)
         rows.append(_at_nc(res, metric))
     sec.tables.insert(0, (f"Validation {metric} at k = nc = {nets.source.n_classes}", rows))
-    write_csv(out / "projection" / "at_nc.csv", rows)
+    write_csv(out_path(out, "projection", "at_nc.csv"), rows)
     results["projection_same_sensor_at_nc"] = rows
 
 
@@ -229,17 +287,18 @@ def _stage_cross(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Rep
     table = cfg["cross_sensor"]
     pcfg = _projection_cfg(table, nets)
     sensors = nets.source.sensors
-    s0 = nets.seeds[0]
-    grid = run_sensor_grid(nets.features, sensors, nets.seeds, nets.source.y_train, nets.source.y_val, pcfg,
-                           out_dir=out / "cross_sensor", progress=progress)
+    seed_pairs = _seed_pairs(nets, pcfg.pairs, "cross_sensor")
+    grid = run_sensor_grid(nets.features, sensors, seed_pairs, nets.source.y_train, nets.source.y_val, pcfg,
+                           out_dir=out_path(out, "cross_sensor"), progress=progress)
     sec = report.section("Projection experiment, grid of sensor pairs (Moreau et al. 2021, Fig. 5)")
     sec.paragraphs.append(
-        f"Row: the network whose features are projected (seed {s0}); column: the network whose features define "
-        "the canonical directions (diagonal: same sensor, another seed).")
+        "Column: the network whose features are projected (\"data from\"); row: the network whose features define "
+        "the canonical directions (\"CCA with\"; diagonal: the same sensor, another seed), as in the paper's Fig. 5. "
+        f"Network pairs: seeds {', '.join(f'{a} vs {b}' for a, b in seed_pairs)}.")
     nc = nets.source.n_classes
     clfs = grid[next(iter(grid))].classifiers
     for clf in clfs:
-        fig = plots.plot_sensor_grid(grid, sensors, out / "cross_sensor" / f"grid_{clf}",
+        fig = plots.plot_sensor_grid(grid, sensors, out_path(out, "cross_sensor", f"grid_{clf}"),
                                      methods=[m for m in ("cca_highest", "cca_lowest", "cca_random", "pca")
                                               if m in pcfg.methods], classifier=clf, metric=metric)
         sec.add_figure(fig, out, f"Grid of sensor pairs, {clf} last layer ({metric})")
@@ -251,17 +310,17 @@ def _stage_cross(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Rep
             M[i, j] = res.score_at("cca_highest", nc, clfs[0], metric)
             rel[i, j] = M[i, j] / max(res.baseline[clfs[0]][metric], 1e-12)
     if np.isfinite(M).any():
-        fig = plots.plot_heatmap(rel, sensors, sensors, out / "cross_sensor" / "cca_highest_at_nc",
+        fig = plots.plot_heatmap(rel, sensors, sensors, out_path(out, "cross_sensor", "cca_highest_at_nc"),
                                  title=f"CCA_highest at k = {nc}, relative to no projection ({clfs[0]} layer)",
                                  colorbar_label=f"{metric} / unprojected {metric}", xlabel="directions from",
                                  ylabel="projected network", vmin=0, vmax=max(1.0, float(np.nanmax(rel))))
         sec.add_figure(fig, out, "CCA_highest at k = nc for every pair, relative to the unprojected score")
     rows = [_at_nc(res, metric) for res in grid.values()]
     sec.tables.append((f"Validation {metric} at k = nc", rows))
-    write_csv(out / "cross_sensor" / "at_nc.csv", rows)
-    write_json(out / "cross_sensor" / "grid.json", {"sensors": sensors, "cca_highest_at_nc": M,
+    write_csv(out_path(out, "cross_sensor", "at_nc.csv"), rows)
+    write_json(out_path(out, "cross_sensor", "grid.json"), {"sensors": sensors, "cca_highest_at_nc": M,
                                                     "relative_to_baseline": rel, "classifier": clfs[0]})
-    sec.add_files([out / "cross_sensor" / "at_nc.csv", out / "cross_sensor" / "grid.json"], out)
+    sec.add_files([out_path(out, "cross_sensor", "at_nc.csv"), out_path(out, "cross_sensor", "grid.json")], out)
     results["cross_sensor_at_nc"] = rows
 
 
@@ -273,16 +332,19 @@ def _stage_fusion(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Re
         raise ValueError("[fusion] needs at least two sensors")
     s0 = nets.seeds[0]
     pairs = [tuple(p) for p in table.get("pairs", [])] or list(itertools.combinations(sensors, 2))
+    for pair in pairs:
+        if len(pair) != 2 or not all(isinstance(s, str) and s in sensors for s in pair):
+            raise ValueError(f"[fusion] pairs must list pairs of the data's sensors {sensors}, got {list(pair)!r}")
     named = {s: nets.features[(s, s0)] for s in sensors}
     fres = run_fusion(named, nets.source.y_train, nets.source.y_val, pairs=pairs,  # type: ignore[arg-type]
-                      config=FusionConfig.from_mapping(table), out_dir=out / "fusion", progress=progress)
+                      config=FusionConfig.from_mapping(table), out_dir=out_path(out, "fusion"), progress=progress)
     sec = report.section("Fusion: CCA fusion vs logit averaging (DESIGN section 4)")
     sec.paragraphs.append(
         "CCA fusion (PCA 99.99%, CCA on training features, canonical variates summed or concatenated, linear SVM) "
         "against averaging the two networks' logits. Principal angles: between the class components (rows of W) "
         "and the top nc canonical directions; 'variates' measures them on the training samples (invariant to the "
         "feature coordinates), 'centred' removes the common shift of the logits (nc - 1 dimensions).")
-    fig = plots.plot_fusion(fres, out / "fusion" / "fusion", metric=metric)
+    fig = plots.plot_fusion(fres, out_path(out, "fusion", "fusion"), metric=metric)
     sec.add_figure(fig, out, f"Fusion scores ({metric}) and agreement with logit averaging")
     rows = []
     for r in fres:
@@ -300,8 +362,8 @@ def _stage_fusion(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Re
             "median angle a centred weights (deg)": float(np.median(r.principal_angles_deg["a_centred_weights"])),
         })
     sec.tables.append((f"Fusion, validation {metric}", rows))
-    sec.add_files([out / "fusion" / "fusion.json", out / "fusion" / "fusion.csv",
-                   out / "fusion" / "fusion_angles.csv"], out)
+    sec.add_files([out_path(out, "fusion", "fusion.json"), out_path(out, "fusion", "fusion.csv"),
+                   out_path(out, "fusion", "fusion_angles.csv")], out)
     results["fusion"] = rows
 
 
@@ -318,31 +380,29 @@ def _layers(model: Any) -> list[str]:
 
 def _stage_svcca(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Report, metric: str,
                  results: dict[str, Any], progress: bool) -> None:
-    from ccalens.models.training import list_checkpoints
-
     sec = report.section("SVCCA-paper studies (Raghu et al. 2017)")
-    folder = out / "svcca"
+    folder = out_path(out, "svcca")
     s0 = nets.seeds[0]
     if "learning_dynamics" in cfg:
         t = cfg["learning_dynamics"]
-        sensor = t.get("sensor", nets.source.sensors[0])
+        sensor = _stage_sensor(cfg, "learning_dynamics", nets.source.sensors)
         model = nets.models[(sensor, s0)]
         X = _probe(nets, sensor, t.get("probe_samples"))
-        ckpts = list_checkpoints(nets.ckpt_dir(sensor, s0))
+        ckpts = nets.checkpoints(sensor, s0)
         max_ckpts = int(t.get("max_checkpoints", 40))
         if len(ckpts) > max_ckpts:
             keep = np.unique(np.linspace(0, len(ckpts) - 1, max_ckpts).astype(int))
             ckpts = [ckpts[i] for i in keep]
         ld = svcca_studies.learning_dynamics(lambda: copy.deepcopy(model), ckpts, X, _layers(model),
                                              variance=float(t.get("variance", 0.99)), progress=progress)
-        write_json(folder / "learning_dynamics.json", {"sensor": sensor, **ld})
-        write_csv(folder / "learning_dynamics.csv", [
+        write_json(out_path(folder, "learning_dynamics.json"), {"sensor": sensor, **ld})
+        write_csv(out_path(folder, "learning_dynamics.csv"), [
             {"layer": layer, "step": step, "svcca_to_final": ld["similarity"][i, j]}
             for i, layer in enumerate(ld["layers"]) for j, step in enumerate(ld["steps"])])
-        fig = plots.plot_learning_dynamics(ld, folder / "learning_dynamics",
+        fig = plots.plot_learning_dynamics(ld, out_path(folder, "learning_dynamics"),
                                            title=f"Learning dynamics ({sensor}, seed {s0}): SVCCA to final")
         sec.add_figure(fig, out, "Learning dynamics: SVCCA similarity of each layer to its final representation")
-        sec.add_files([folder / "learning_dynamics.json", folder / "learning_dynamics.csv"], out)
+        sec.add_files([out_path(folder, "learning_dynamics.json"), out_path(folder, "learning_dynamics.csv")], out)
         # step at which each layer first reaches 0.9 of its final similarity
         rows = []
         for i, layer in enumerate(ld["layers"]):
@@ -353,27 +413,28 @@ def _stage_svcca(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Rep
         results["learning_dynamics"] = rows
     if "two_initialisations" in cfg and len(nets.seeds) >= 2:
         t = cfg["two_initialisations"]
-        sensor = t.get("sensor", nets.source.sensors[0])
+        sensor = _stage_sensor(cfg, "two_initialisations", nets.source.sensors)
         X = _probe(nets, sensor, t.get("probe_samples"))
         ma, mb = nets.models[(sensor, nets.seeds[0])], nets.models[(sensor, nets.seeds[1])]
         layers = _layers(ma)
         acts_a = svcca_studies.layer_activations(ma, X, layers)
         acts_b = svcca_studies.layer_activations(mb, X, layers)
         ti = svcca_studies.two_init_heatmap(acts_a, acts_b, variance=float(t.get("variance", 0.99)))
-        write_json(folder / "two_initialisations.json", {"sensor": sensor, **ti})
-        write_csv(folder / "two_initialisations.csv", [
+        write_json(out_path(folder, "two_initialisations.json"), {"sensor": sensor, **ti})
+        write_csv(out_path(folder, "two_initialisations.csv"), [
             {"layer_seed_a": a, "layer_seed_b": b, "svcca": ti["similarity"][i, j]}
             for i, a in enumerate(ti["layers_a"]) for j, b in enumerate(ti["layers_b"])])
-        fig = plots.plot_heatmap(ti["similarity"], ti["layers_a"], ti["layers_b"], folder / "two_initialisations",
+        fig = plots.plot_heatmap(ti["similarity"], ti["layers_a"], ti["layers_b"],
+                                 out_path(folder, "two_initialisations"),
                                  title=f"SVCCA between two initialisations ({sensor})", colorbar_label="SVCCA",
                                  xlabel=f"layer, seed {nets.seeds[1]}", ylabel=f"layer, seed {nets.seeds[0]}")
         sec.add_figure(fig, out, "Layer x layer SVCCA similarity between two trainings")
-        sec.add_files([folder / "two_initialisations.json", folder / "two_initialisations.csv"], out)
+        sec.add_files([out_path(folder, "two_initialisations.json"), out_path(folder, "two_initialisations.csv")], out)
         results["two_initialisations_diagonal"] = dict(zip(ti["layers_a"], np.diag(ti["similarity"]).tolist(),
                                                            strict=True))
     if "compression" in cfg:
         t = cfg["compression"]
-        sensor = t.get("sensor", nets.source.sensors[0])
+        sensor = _stage_sensor(cfg, "compression", nets.source.sensors)
         model = nets.models[(sensor, s0)]
         other = nets.models[(sensor, nets.seeds[1])] if len(nets.seeds) > 1 else None
         X = _probe(nets, sensor, t.get("probe_samples"))
@@ -395,37 +456,37 @@ def _stage_svcca(cfg: Mapping[str, Any], nets: _Networks, out: Path, report: Rep
                 comp.update({"reference": ref, "n_classes": nets.source.n_classes})
                 comps.append(comp)
         if comps:
-            write_json(folder / "compression.json", {"sensor": sensor, "results": comps})
-            write_csv(folder / "compression.csv", [
+            write_json(out_path(folder, "compression.json"), {"sensor": sensor, "results": comps})
+            write_csv(out_path(folder, "compression.csv"), [
                 {"layer": c["layer"], "reference": c["reference"], "method": m, "k": k,
                  "accuracy_mean": cols["accuracy_mean"][i], "accuracy_std": cols["accuracy_std"][i],
                  "macro_f1_mean": cols["macro_f1_mean"][i], "macro_f1_std": cols["macro_f1_std"][i]}
                 for c in comps for m, cols in c["methods"].items() for i, k in enumerate(c["k"])])
-            fig = plots.plot_compression(comps, folder / "compression", metric=metric)
+            fig = plots.plot_compression(comps, out_path(folder, "compression"), metric=metric)
             sec.add_figure(fig, out, f"Compression of {sensor} layers on top-k SVCCA directions vs PCA and random")
-            sec.add_files([folder / "compression.json", folder / "compression.csv"], out)
+            sec.add_files([out_path(folder, "compression.json"), out_path(folder, "compression.csv")], out)
 
 
 def _stage_sanity(cfg: Mapping[str, Any], out: Path, report: Report, results: dict[str, Any]) -> None:
     t = cfg["sanity"]
-    folder = out / "sanity"
+    folder = out_path(out, "sanity")
     sec = report.section("Sanity figures (SVCCA paper)")
     inv = svcca_studies.invariance_sanity(n=int(t.get("n_samples", 2000)), seed=int(t.get("seed", 0)))
     abc = svcca_studies.abc_example(n=int(t.get("abc_samples", 4000)), seed=int(t.get("seed", 0)))
-    write_json(folder / "invariance.json", inv)
-    write_json(folder / "abc.json", abc)
-    write_csv(folder / "invariance.csv", [
+    write_json(out_path(folder, "invariance.json"), inv)
+    write_json(out_path(folder, "abc.json"), abc)
+    write_csv(out_path(folder, "invariance.csv"), [
         {"transform": tr, "noise_std": s, "cca": inv["cca"][i, j], "neuronwise": inv["neuronwise"][i, j]}
         for i, tr in enumerate(inv["transforms"]) for j, s in enumerate(inv["noise_levels"])])
     rows = [{"pair": f"A vs {p[1]}", "plain CCA (mean rho)": abc[p]["cca"], "SVCCA (mean rho)": abc[p]["svcca"]}
             for p in ("AB", "AC")]
-    write_csv(folder / "abc.csv", rows)
-    sec.add_figure(plots.plot_invariance(inv, folder / "invariance"), out,
+    write_csv(out_path(folder, "abc.csv"), rows)
+    sec.add_figure(plots.plot_invariance(inv, out_path(folder, "invariance")), out,
                    "CCA is unchanged by permuting, rotating or scaling neurons; a neuron-wise correlation is not")
-    sec.add_figure(plots.plot_abc(abc, folder / "abc"), out,
+    sec.add_figure(plots.plot_abc(abc, out_path(folder, "abc")), out,
                    "A/B/C: plain CCA scores both pairs alike, SVCCA separates them")
     sec.tables.append(("A/B/C example", rows))
-    sec.add_files([folder / "invariance.json", folder / "invariance.csv", folder / "abc.json", folder / "abc.csv"],
+    sec.add_files([out_path(folder, name) for name in ("invariance.json", "invariance.csv", "abc.json", "abc.csv")],
                   out)
     results["abc"] = rows
 
@@ -481,7 +542,7 @@ def _run(cfg: dict[str, Any], text: str, out: Path, progress: bool) -> dict[str,
 def _run_stages(cfg: dict[str, Any], text: str, out: Path, progress: bool) -> dict[str, Any]:
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.toml", text)
+    atomic_write_text(out_path(out, "config.toml"), text)
     metric = cfg.get("report", {}).get("metric", "accuracy")
     if metric not in ("accuracy", "macro_f1"):
         raise ValueError(f"[report] metric must be 'accuracy' or 'macro_f1', got {metric!r}")
@@ -510,7 +571,7 @@ def _run_stages(cfg: dict[str, Any], text: str, out: Path, progress: bool) -> di
         sec.paragraphs.append(f"Data: {source.name}; sensors: {', '.join(source.sensors)}; "
                               f"{len(source.y_train)} training / {len(source.y_val)} validation samples.")
         sec.tables.append(("Validation scores of the trained networks", nets.summary))
-        sec.add_files([out / "models" / "training.json", out / "models" / "training.csv"], out)
+        sec.add_files([out_path(out, "models", "training.json"), out_path(out, "models", "training.csv")], out)
         results["networks"] = nets.summary
         if "projection" in cfg:
             timed("projection (same sensor)", _stage_projection, cfg, nets, out, report, metric, results, progress)
@@ -525,9 +586,9 @@ def _run_stages(cfg: dict[str, Any], text: str, out: Path, progress: bool) -> di
     timings["total"] = time.perf_counter() - t_start
     report.timings = timings
     results["timings_s"] = timings
-    write_json(out / "timings.json", timings)
-    write_json(out / "results.json", results)
-    report.write(out / "report.html")
+    write_json(out_path(out, "timings.json"), timings)
+    write_json(out_path(out, "results.json"), results)
+    report.write(out_path(out, "report.html"))
     if progress:
         tqdm.write(f"[ccalens] report: {out / 'report.html'} ({timings['total']:.1f} s)")
     return results

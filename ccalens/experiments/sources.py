@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ccalens.experiments.paths import check_name
+
 __all__ = ["Source", "load_source"]
 
 
@@ -65,6 +67,17 @@ class Source:
         return DataLoader(ds, batch_size=batch_size, shuffle=True)
 
 
+def _folder(data: Mapping[str, Any], key: str) -> str | None:
+    """``[data] key``, a folder the user names (read from, or for ``cache_dir`` a cache written to): a non-empty
+    string without NUL characters, or None when absent."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ValueError(f"[data] {key} must be a non-empty folder path (a string), got {value!r}")
+    return value
+
+
 def load_source(data: Mapping[str, Any], model: Mapping[str, Any] | None = None) -> Source:
     """Build the :class:`Source` described by a config's ``[data]`` (and ``[model]``) tables."""
     data = dict(data)
@@ -91,10 +104,16 @@ def load_source(data: Mapping[str, Any], model: Mapping[str, Any] | None = None)
 
         if "root" not in data:
             raise ValueError("[data] root must name the SHL 2018 folder (holding train/) for dataset 'shl2018'")
+        table = data.get("sensors", {"gyrometer": "Gyr_y", "accelerometer": "Acc_norm", "magnetometer": "Mag_norm"})
+        if not isinstance(table, Mapping) or not table:
+            raise ValueError(f"[data.sensors] must be a non-empty table of sensor name = SHL channel, got {table!r}")
+        sensors = dict(table)
+        for sensor, channel in sensors.items():
+            check_name(sensor, "[data.sensors] key (sensor name)")
+            check_name(channel, f"[data.sensors] {sensor} (SHL channel name)")
         n_val = data.get("n_val", 3310)
-        shl = SHLDataset(data["root"], "train", cache_dir=data.get("cache_dir"), n_val=n_val, progress=True)
-        sensors = dict(data.get("sensors", {"gyrometer": "Gyr_y", "accelerometer": "Acc_norm",
-                                            "magnetometer": "Mag_norm"}))
+        shl = SHLDataset(_folder(data, "root"), "train", cache_dir=_folder(data, "cache_dir"), n_val=n_val,
+                         progress=True)
         train, val = {}, {}
         y_train = y_val = None
         for sensor, channel in sensors.items():
@@ -111,7 +130,7 @@ def load_source(data: Mapping[str, Any], model: Mapping[str, Any] | None = None)
 
         if "root" not in data:
             raise ValueError("[data] root must name the CIFAR-10 python folder for dataset 'cifar10'")
-        cd = load_cifar10(data["root"])
+        cd = load_cifar10(_folder(data, "root"))
         kwargs = {**model_kwargs, "_mean": cd.mean, "_std": cd.std}
         src = Source(
             name="CIFAR-10", sensors=["images"], n_classes=10,

@@ -2,7 +2,7 @@
 
 - :func:`list_layers`, :func:`describe_layers`, :func:`extract`, :func:`iter_activations` (``hooks``, torch).
 - :class:`ActivationStore`, :func:`aligned_batches`, :func:`stats_from_store` (``store``, numpy only).
-- :func:`stats_with_dask`, :func:`store_to_dask_array` (``distributed``, dask).
+- :func:`stats_with_dask`, :func:`store_to_dask_array`, :class:`DaskWorkersLostError` (``distributed``, dask).
 
 torch and dask are imported lazily: ``import ccalens.extract`` works with numpy alone.
 """

@@ -16,4 +16,4 @@ HOOKS = (
     "list_layers",
     "model_fingerprint",
 )
-DASK = ("stats_with_dask", "store_to_dask_array")
+DASK = ("DaskWorkersLostError", "stats_with_dask", "store_to_dask_array")

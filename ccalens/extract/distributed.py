@@ -14,11 +14,19 @@ Lustre, a shared volume), then::
 
 Without ``client`` the default Dask scheduler is used (the threaded one, or a distributed ``Client``
 created earlier in this process). dask is imported inside the functions.
+
+On a distributed cluster the computation waits while workers are alive, however long it takes; if the
+cluster has no live worker (every worker died, or none joined) for ``timeout`` seconds (default
+:data:`DEFAULT_TIMEOUT`, 60 s), :class:`DaskWorkersLostError` names the lost workers and what was not
+computed instead of waiting forever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +48,14 @@ from .store import (
     stats_chunk_rows,
 )
 
-__all__ = list(DASK)
+__all__ = [*DASK, "DEFAULT_TIMEOUT"]
+
+# seconds a distributed computation waits while the cluster has no live worker before giving up
+DEFAULT_TIMEOUT = 60.0
+
+
+class DaskWorkersLostError(RuntimeError):
+    """The Dask cluster had no live worker for longer than the timeout, so the statistics cannot be computed."""
 
 
 def _require_dask() -> Any:
@@ -120,6 +135,7 @@ def stats_with_dask(
     transform: Any = None,
     verify: Verify | None = None,
     split_every: int = 8,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> SufficientStats:
     """:class:`SufficientStats` of stored layers computed with Dask; equal to :func:`stats_from_store`.
 
@@ -133,12 +149,26 @@ def stats_with_dask(
             it must be picklable for process-based workers (cloudpickle handles lambdas).
         verify: checksum policy for the shards (default: the store's).
         split_every: fan-in of the tree reduction.
+        timeout: seconds to wait while a distributed cluster has no live worker (all died, or none joined)
+            before raising :class:`DaskWorkersLostError` (default :data:`DEFAULT_TIMEOUT` = 60 s; None
+            waits forever). A computation with live workers may take any time.
+
+    Raises:
+        DaskWorkersLostError: the cluster had no worker for ``timeout`` seconds; the message names the lost
+            workers and the layers and rows whose statistics were not computed.
     """
     dask = _require_dask()
     if not isinstance(store, ActivationStore):
         raise TypeError(f"store must be an ActivationStore, got {type(store).__name__}")
     if not isinstance(split_every, int) or split_every < 2:
         raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
+    if timeout is not None and (
+        not isinstance(timeout, (int, float))
+        or isinstance(timeout, bool)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     keys = _normalise_keys(keys)
     v = store._resolve_verify(verify)
     transforms = _transforms(transform, len(keys))
@@ -159,8 +189,59 @@ def stats_with_dask(
     while len(level) > 1:
         level = [merge_task(*level[i : i + split_every]) for i in range(0, len(level), split_every)]
     result = level[0]
-    if client is not None:
-        if not hasattr(client, "compute"):
-            raise TypeError(f"client must be a dask.distributed.Client or None, got {type(client).__name__}")
-        return client.compute(result).result()
-    return result.compute()
+    if client is not None and not hasattr(client, "compute"):
+        raise TypeError(f"client must be a dask.distributed.Client or None, got {type(client).__name__}")
+    client = client if client is not None else _default_client()
+    if client is None:  # threaded (or synchronous) scheduler in this process: no worker can be lost
+        return result.compute()
+    what = f"the statistics of {', '.join(f'{m}/{lay}' for m, lay in keys)} ({n} rows in {len(bounds) - 1} chunk tasks)"
+    return _result_while_workers_live(client, client.compute(result), timeout, what)
+
+
+def _default_client() -> Any:
+    """The distributed ``Client`` that dask's default scheduler goes to, or None (threads, processes, sync)."""
+    import dask.base
+
+    scheduler = dask.base.get_scheduler()
+    owner = getattr(scheduler, "__self__", None)
+    return owner if owner is not None and hasattr(owner, "nthreads") else None
+
+
+def _live_workers(client: Any) -> set[str]:
+    """Addresses of the workers the scheduler knows now (none if the scheduler cannot be reached)."""
+    try:
+        return set(client.nthreads(callback_timeout=10))
+    except (OSError, asyncio.CancelledError):  # the scheduler is gone or unreachable: no worker can run tasks either
+        return set()
+
+
+def _result_while_workers_live(client: Any, future: Any, timeout: float | None, what: str) -> Any:
+    """``future.result()``, polling the cluster: raises :class:`DaskWorkersLostError` once it has had no live
+    worker for ``timeout`` seconds."""
+    poll = 1.0 if timeout is None else min(1.0, timeout / 4)
+    seen = _live_workers(client)
+    without_workers_since: float | None = None
+    try:
+        while True:
+            try:
+                return future.result(timeout=poll)
+            except TimeoutError:
+                pass
+            live = _live_workers(client)
+            seen |= live
+            if live or timeout is None:
+                without_workers_since = None
+                continue
+            now = time.monotonic()
+            without_workers_since = now if without_workers_since is None else without_workers_since
+            if now - without_workers_since >= timeout:
+                lost = ", ".join(sorted(seen)) or "none had joined"
+                scheduler = getattr(getattr(client, "scheduler", None), "address", None) or repr(client)
+                raise DaskWorkersLostError(
+                    f"the Dask cluster at {scheduler} has had no worker for {timeout:g} s (workers lost: {lost}); "
+                    f"{what} were not computed. Start workers that see the store at the same path and run "
+                    "again, or pass a larger timeout="
+                )
+    finally:
+        if not future.done():
+            future.cancel()

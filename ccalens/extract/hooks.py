@@ -24,6 +24,7 @@ from .store import (
     SampleMismatchError,
     ShardWriter,
     _normalise_ids,
+    _WriterLock,
     check_compatible,
     stats_from_store,
 )
@@ -580,7 +581,9 @@ def extract(
         store: write to this :class:`ActivationStore` under ``model_name`` instead of returning arrays.
             An interrupted extraction resumes: committed shards are kept (their ids are checked against
             the data) and the model is run only on the rest; other weights or settings raise
-            :class:`StoreMismatchError`.
+            :class:`StoreMismatchError`. A committed shard that fails its checksum is extracted again
+            (with a warning naming it). The layers' writer locks are taken first: a layer that another
+            writer holds raises :class:`LayerLockedError`, and nothing is deleted or written.
         flatten: reshape each output to ``(n, features)``; by default conv maps keep ``(n, C, H, W)``.
         progress: show a tqdm progress bar.
         shard_rows, overwrite: rows per shard (default ~64 MB shards); start the stored layers again.
@@ -664,19 +667,17 @@ def _extract_to_store(
     }
     layer_settings = {name: {**settings, "module": type(mod).__name__} for name, mod in modules.items()}
 
-    # what an earlier (interrupted) run already committed, per layer
-    committed: dict[str, int] = {}
-    stored_ids: dict[str, np.ndarray] = {}
-    for name in names:
-        if (model_name, name) in store and overwrite:
-            store.delete(model_name, name)
-        if (model_name, name) in store:
-            manifest = store.manifest(model_name, name)
-            check_compatible(manifest, f"{model_name}/{name} in {store.root}", settings=layer_settings[name])
-            committed[name] = int(manifest["n_samples"])
-            stored_ids[name] = store.sample_ids(model_name, name, allow_incomplete=True)
-        else:
-            committed[name] = 0
+    # every layer's writer lock first (LayerLockedError if another writer holds one), before anything is
+    # deleted or read: an overwrite must not wipe the shards that another process is writing
+    locks: dict[str, _WriterLock] = {}
+    try:
+        for name in names:
+            locks[name] = store._lock_layer(model_name, name)
+        committed, stored_ids = _prepare_layers(store, model_name, names, layer_settings, overwrite)
+    except BaseException:
+        for lock in locks.values():
+            lock.release()
+        raise
     resume_rows = min(committed.values())
 
     def skip(start: int, stop: int) -> bool:
@@ -703,13 +704,15 @@ def _extract_to_store(
                 continue
             for name, arr in batch.arrays.items():
                 if name not in writers:
-                    writers[name] = store.writer(
+                    writers[name] = ShardWriter(
+                        store,
                         model_name,
                         name,
                         sample_shape=arr.shape[1:],
                         dtype=arr.dtype,
                         shard_rows=shard_rows,
                         settings=layer_settings[name],
+                        lock=locks[name],
                     )
                 writers[name].write(batch.start, arr, batch.ids)
         if n_total == 0:
@@ -717,13 +720,15 @@ def _extract_to_store(
         for name in names:
             if name not in writers:  # every row was already committed by an earlier run
                 info = store.info(model_name, name)
-                writers[name] = store.writer(
+                writers[name] = ShardWriter(
+                    store,
                     model_name,
                     name,
                     sample_shape=info.sample_shape,
                     dtype=info.dtype,
                     shard_rows=shard_rows,
                     settings=layer_settings[name],
+                    lock=locks[name],
                 )
             writers[name].finish(n_total)
     except BaseException:
@@ -732,4 +737,32 @@ def _extract_to_store(
         raise
     finally:
         gen.close()
+        for lock in locks.values():  # layers without a writer yet (a writer releases its own when it ends)
+            lock.release()
     return StoredActivations(store, model_name, names)
+
+
+def _prepare_layers(
+    store: ActivationStore,
+    model_name: str,
+    names: Sequence[str],
+    layer_settings: dict[str, dict[str, Any]],
+    overwrite: bool,
+) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """Under the layers' locks: delete them (``overwrite``), or check an earlier run's settings and shards (a
+    corrupted shard is cut off with a warning, to be extracted again). Returns the rows committed per layer and
+    their sample ids."""
+    committed: dict[str, int] = {}
+    stored_ids: dict[str, np.ndarray] = {}
+    for name in names:
+        if overwrite:
+            store._delete_files(model_name, name)
+        if (model_name, name) in store:
+            manifest = store.manifest(model_name, name)
+            check_compatible(manifest, f"{model_name}/{name} in {store.root}", settings=layer_settings[name])
+            manifest = store._repair(model_name, name, manifest)
+            committed[name] = int(manifest["n_samples"])
+            stored_ids[name] = store.sample_ids(model_name, name, allow_incomplete=True)
+        else:
+            committed[name] = 0
+    return committed, stored_ids

@@ -12,12 +12,17 @@ Every file is written to a temporary name in the same folder and renamed into pl
 the manifest is rewritten the same way after each shard: the manifest is the single source of truth, so a
 process killed at any point leaves either the previous or the next consistent state, never a half-written
 file that is believed. A shard or ids file listed in the manifest whose size or sha256 differs is reported
-as :class:`CorruptShardError` naming the file.
+as :class:`CorruptShardError` naming the file. The manifest is data only: every field is checked on read, its
+file entries must be plain names inside the layer folder (an absolute or ``../`` path, or a shard that is a symlink
+out of the folder, is refused), and shards are loaded with ``allow_pickle=False``. A writer resuming a layer whose
+committed shards are corrupted warns naming them and writes them (and the shards after them) again.
 
 One writer per layer: a :class:`ShardWriter` holds an exclusive ``flock`` on ``root/<model>/.<layer>.lock``
 until it is closed (or its process dies, which releases the lock), and a second writer of the same layer, in
-this process or another, gets :class:`LayerLockedError` instead of interleaving shards. Readers do not lock:
-they trust only what the manifest lists. On platforms without ``fcntl`` (Windows) there is no lock.
+this process or another, gets :class:`LayerLockedError` instead of interleaving shards. Deleting a layer
+(:meth:`ActivationStore.delete`, ``overwrite=True``) takes the same lock first and deletes nothing while it is
+held. Readers do not lock: they trust only what the manifest lists. On platforms without ``fcntl`` (Windows)
+there is no lock.
 
 This module does not import torch.
 """
@@ -33,6 +38,7 @@ import os
 import platform
 import socket
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,7 +99,11 @@ class _WriterLock:
         except ImportError:  # pragma: no cover - Windows: no lock
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # O_NOFOLLOW: a lock file planted as a symlink must not truncate its target
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            kind = "is a symlink (not followed)" if path.is_symlink() else f"cannot be opened ({exc.strerror})"
+            raise OSError(exc.errno, f"lock file {path} of {what} {kind}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -145,6 +155,97 @@ def _check_name(value: Any, what: str) -> str:
             "surrounding spaces)"
         )
     return value
+
+
+def _entry_name(value: Any) -> bool:
+    """Whether a manifest's file entry is a plain file name (no folder part, not absolute, not hidden)."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and not any(c in value for c in ("/", "\\", "\0"))
+        and not value.startswith(".")
+        and os.path.basename(value) == value
+    )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _validate_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    """Check every field a reader uses (types, ranges, file names inside the layer folder); the manifest is only
+    data: nothing in it is executed or followed outside the layer. Raises :class:`CorruptShardError` naming the
+    manifest and the field."""
+
+    def bad(reason: str) -> CorruptShardError:
+        return CorruptShardError(path, reason)
+
+    if not isinstance(manifest, dict):
+        raise bad(f"the manifest must be a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise bad(f"not a {FORMAT} manifest")
+    version = manifest.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f"'version' must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path} has format version {version}; this ccalens reads <= {FORMAT_VERSION}")
+    for key in ("sample_shape", "dtype", "shard_rows", "settings", "n_samples", "complete", "shards"):
+        if key not in manifest:
+            raise bad(f"the manifest has no {key!r}")
+    shape = manifest["sample_shape"]
+    if not isinstance(shape, list) or not all(_is_count(s) for s in shape):
+        raise bad(f"'sample_shape' must be a list of non-negative integers, got {shape!r}")
+    dtype = manifest["dtype"]
+    try:
+        ok = isinstance(dtype, str) and np.dtype(dtype).kind in "fiub" and not np.dtype(dtype).hasobject
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise bad(f"'dtype' must be a numeric dtype string such as '<f4', got {dtype!r}")
+    if not _is_count(manifest["shard_rows"]) or manifest["shard_rows"] < 1:
+        raise bad(f"'shard_rows' must be a positive integer, got {manifest['shard_rows']!r}")
+    if not isinstance(manifest["settings"], dict):
+        raise bad(f"'settings' must be an object, got {manifest['settings']!r}")
+    if manifest.get("ids_kind") not in (None, "int", "str"):
+        raise bad(f"'ids_kind' must be null, 'int' or 'str', got {manifest.get('ids_kind')!r}")
+    if not isinstance(manifest["complete"], bool):
+        raise bad(f"'complete' must be true or false, got {manifest['complete']!r}")
+    shards = manifest["shards"]
+    if not isinstance(shards, list):
+        raise bad(f"'shards' must be a list, got {type(shards).__name__}")
+    total = 0
+    for i, entry in enumerate(shards):
+        if not isinstance(entry, dict):
+            raise bad(f"shards[{i}] must be an object, got {entry!r}")
+        for key in ("file", "ids_file"):
+            if not _entry_name(entry.get(key)):
+                raise bad(
+                    f"shards[{i}][{key!r}] must be a file name inside the layer folder (no folder part, "
+                    f"not absolute, no leading '.'), got {entry.get(key)!r}"
+                )
+        for key in ("rows", "bytes", "ids_bytes"):
+            if not _is_count(entry.get(key)):
+                raise bad(f"shards[{i}][{key!r}] must be a non-negative integer, got {entry.get(key)!r}")
+        for key in ("sha256", "ids_sha256"):
+            if not _is_sha256(entry.get(key)):
+                raise bad(f"shards[{i}][{key!r}] must be a sha256 (64 lowercase hex digits), got {entry.get(key)!r}")
+        total += entry["rows"]
+    if manifest["n_samples"] != total:
+        raise bad(f"'n_samples' is {manifest['n_samples']!r} but the shards hold {total} rows")
+    return manifest
+
+
+def _write_manifest_file(folder: Path, manifest: dict[str, Any], fsync: bool) -> None:
+    """Atomically replace ``folder/manifest.json`` (the commit point of every change to a layer)."""
+    manifest["updated"] = _now()
+    text = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    _atomic_write(folder / MANIFEST, [text], fsync)
+    if fsync:
+        _fsync_dir(folder)
 
 
 def _npy_header(arr: np.ndarray) -> bytes:
@@ -299,15 +400,9 @@ class ActivationStore:
             ) from None
         try:
             manifest = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise CorruptShardError(path, f"manifest is not valid JSON ({exc})") from None
-        if manifest.get("format") != FORMAT:
-            raise CorruptShardError(path, f"not a {FORMAT} manifest")
-        if manifest.get("version", 0) > FORMAT_VERSION:
-            raise ValueError(
-                f"{path} has format version {manifest['version']}; this ccalens reads <= {FORMAT_VERSION}"
-            )
-        return manifest
+        return _validate_manifest(manifest, path)
 
     def info(self, model: str, layer: str) -> LayerInfo:
         """Samples, shape, dtype, completion and shard count of a stored layer."""
@@ -324,13 +419,68 @@ class ActivationStore:
         )
 
     def delete(self, model: str, layer: str) -> None:
-        """Remove a stored layer (manifest first, so a half-deleted layer is never read as valid)."""
+        """Remove a stored layer (manifest first, so a half-deleted layer is never read as valid).
+
+        Takes the layer's writer lock first: while another writer holds it, :class:`LayerLockedError` is
+        raised and nothing is deleted.
+        """
+        folder = self.layer_dir(model, layer)
+        if not folder.is_dir():
+            return
+        lock = self._lock_layer(model, layer)
+        try:
+            self._delete_files(model, layer)
+        finally:
+            lock.release()
+
+    def _lock_layer(self, model: str, layer: str) -> _WriterLock:
+        """The exclusive writer lock of a layer (:class:`LayerLockedError` if another writer holds it)."""
+        folder = self.layer_dir(model, layer)
+        return _WriterLock(folder.parent / f".{layer}.lock", f"{model}/{layer} in {self.root}")
+
+    def _delete_files(self, model: str, layer: str) -> None:
+        """Remove a layer's folder; the caller holds its lock."""
         folder = self.layer_dir(model, layer)
         (folder / MANIFEST).unlink(missing_ok=True)
         if folder.is_dir():
             for p in folder.iterdir():
                 p.unlink()
             folder.rmdir()
+
+    def _repair(self, model: str, layer: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Check the committed shards of a layer (sizes, and checksums per the verify policy); if some are corrupt,
+        warn naming them and cut the layer back to the shards before the first bad one, incomplete, so that the
+        next write extracts the rest again. The caller holds the layer's lock. Returns the (new) manifest."""
+        folder = self.layer_dir(model, layer)
+        verify = self.verify_policy
+        bad: list[tuple[int, CorruptShardError]] = []
+        for i in range(len(manifest["shards"])):
+            for loader in (self._shard, self._shard_ids):
+                try:
+                    loader(folder, manifest, i, verify)
+                except CorruptShardError as exc:
+                    bad.append((i, exc))
+        if not bad:
+            return manifest
+        first = bad[0][0]
+        kept = manifest["shards"][:first]
+        dropped = manifest["shards"][first:]
+        n_kept = sum(int(s["rows"]) for s in kept)
+        details = "; ".join(f"{exc.path.name} is corrupted ({exc.reason})" for _, exc in bad)
+        warnings.warn(
+            f"{model}/{layer}: {details}. Rows {n_kept}..{manifest['n_samples']} (shards {first} onwards) are "
+            "extracted again.",
+            UserWarning,
+            stacklevel=3,
+        )
+        manifest = {**manifest, "shards": kept, "n_samples": n_kept, "complete": False}
+        _write_manifest_file(folder, manifest, self.fsync)  # commit the cut first, then remove the files
+        for entry in dropped:
+            for key in ("file", "ids_file"):
+                path = folder / entry[key]  # a plain name (checked): inside the folder; a symlink goes, not its target
+                if path.is_symlink() or path.is_file():
+                    path.unlink(missing_ok=True)
+        return manifest
 
     # ---------------------------------------------------------------- writing
     def writer(
@@ -387,6 +537,10 @@ class ActivationStore:
 
     # ---------------------------------------------------------------- reading
     def _check_shard_file(self, path: Path, nbytes: int, sha256: str, verify: Verify) -> None:
+        if path.is_symlink():
+            target = path.resolve()
+            if target.parent != path.parent.resolve():
+                raise CorruptShardError(path, f"is a symlink to {target}, outside the layer folder")
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -575,6 +729,11 @@ class ShardWriter:
     order is an error rather than silent misalignment. Use as a context manager: leaving the block
     normally flushes the last partial shard and marks the layer complete; leaving it with an exception
     keeps only the shards already committed (the buffered rows are dropped), ready to resume.
+
+    The layer's lock is taken before anything is read or deleted (``lock`` hands over one already taken with
+    ``store._lock_layer``; the writer releases it when it ends). On resume the committed shards are checked
+    (per the store's verify policy); corrupted ones, and those after them, are dropped with a warning and
+    must be written again.
     """
 
     def __init__(
@@ -588,12 +747,16 @@ class ShardWriter:
         shard_rows: int | None = None,
         settings: dict[str, Any] | None = None,
         overwrite: bool = False,
+        lock: _WriterLock | None = None,
     ) -> None:
         self.store = store
         self.model = model
         self.layer = layer
         self.folder = store.layer_dir(model, layer)
-        self._lock = _WriterLock(self.folder.parent / f".{layer}.lock", f"{model}/{layer} in {store.root}")
+        if lock is not None and lock.path != self.folder.parent / f".{layer}.lock":
+            raise ValueError(f"lock {lock.path} is not the lock of {model}/{layer}")
+        # taken (or handed over, already taken) before anything is read, deleted or written
+        self._lock = lock if lock is not None else store._lock_layer(model, layer)
         try:
             self._open(sample_shape, dtype, shard_rows, settings, overwrite)
         except BaseException:
@@ -616,8 +779,8 @@ class ShardWriter:
         if self.dtype.kind not in "fiub" or self.dtype.hasobject:
             raise TypeError(f"dtype must be a numeric dtype, got {self.dtype}")
         manifest_path = self.folder / MANIFEST
-        if overwrite and manifest_path.exists():
-            store.delete(model, layer)
+        if overwrite and self.folder.is_dir():
+            store._delete_files(model, layer)  # under the lock taken in __init__
         existing = store.manifest(model, layer) if manifest_path.exists() else None
         row_bytes = max(1, int(np.prod(self.sample_shape, dtype=np.int64)) * self.dtype.itemsize)
         if shard_rows is None:
@@ -628,7 +791,6 @@ class ShardWriter:
         self.settings = json.loads(json.dumps(settings or {}, sort_keys=True, default=str))
 
         if existing is not None:
-            self.manifest = existing
             check_compatible(
                 existing,
                 f"{model}/{layer} in {store.root}",
@@ -637,6 +799,7 @@ class ShardWriter:
                 shard_rows=self.shard_rows,
                 settings=self.settings,
             )
+            self.manifest = store._repair(model, layer, existing)
         else:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.manifest = {
@@ -695,11 +858,7 @@ class ShardWriter:
                 p.unlink(missing_ok=True)
 
     def _write_manifest(self) -> None:
-        self.manifest["updated"] = _now()
-        text = json.dumps(self.manifest, indent=1, sort_keys=True).encode()
-        _atomic_write(self.folder / MANIFEST, [text], self.store.fsync)
-        if self.store.fsync:
-            _fsync_dir(self.folder)
+        _write_manifest_file(self.folder, self.manifest, self.store.fsync)
 
     def _stored_ids(self, start: int, stop: int) -> np.ndarray:
         parts = []

@@ -7,8 +7,11 @@ resumed from any checkpoint ends with the same weights as an uninterrupted run.
 
 Checkpoints: ``checkpoint_dir/step_{step:08d}.pt``, written atomically (temporary file + ``os.replace``), each
 a dict with ``model`` (state dict), ``optimizer``, ``step``, ``epoch``, ``batch_in_epoch``, ``rng_state``,
-``history`` and ``config``. With ``checkpoint_every = k > 0`` they are written at step 0 (the initialisation),
-every k optimizer steps and at the last step; with ``k = 0`` and a ``checkpoint_dir``, at the last step only.
+``history`` and ``config``: tensors and plain Python data only, so that they load with
+``torch.load(weights_only=True)``, the only way this module loads them (a checkpoint holding anything else,
+e.g. a planted pickle that would run code, is refused with a ValueError naming the file). With
+``checkpoint_every = k > 0`` they are written at step 0 (the initialisation), every k optimizer steps and at the
+last step; with ``k = 0`` and a ``checkpoint_dir``, at the last step only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import pickle
 import random
 import time
 from collections.abc import Iterator
@@ -294,11 +298,53 @@ def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[tuple[int, Path]
     return sorted(found)
 
 
+_CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": dict,
+    "optimizer": dict,
+    "step": int,
+    "epoch": int,
+    "batch_in_epoch": int,
+    "loss_sum": (float, int),
+    "loss_count": int,
+    "rng_state": torch.Tensor,
+    "history": dict,
+    "config": dict,
+}
+
+
 def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None) -> dict[str, Any]:
-    """Read a checkpoint (a dict, see the module docstring); with ``model``, also load its weights into it."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    """Read a checkpoint (a dict, see the module docstring); with ``model``, also load its weights into it.
+
+    Loaded with ``torch.load(weights_only=True)`` only (tensors and plain data; never arbitrary pickled objects):
+    a file holding anything else, or missing a field, raises a one-line ValueError naming it.
+    """
+    path = Path(path)
+    fix = f"delete the checkpoint folder {path.parent} (or re-train with resume=False)"
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"checkpoint {path} was refused: it holds more than tensors and plain data, which could run code when "
+            f"loaded ({reason[:200]}); {fix}"
+        ) from e
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"checkpoint {path} is not a readable torch checkpoint ({type(e).__name__}); {fix}") from e
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"checkpoint {path} must hold a dict, got {type(ckpt).__name__}; {fix}")
+    for key, kind in _CHECKPOINT_FIELDS.items():
+        if key not in ckpt:
+            raise ValueError(f"checkpoint {path} has no {key!r} field; {fix}")
+        if not isinstance(ckpt[key], kind) or isinstance(ckpt[key], bool):
+            raise ValueError(f"checkpoint {path}: field {key!r} has the wrong type {type(ckpt[key]).__name__}; {fix}")
     if model is not None:
-        model.load_state_dict(ckpt["model"])
+        try:
+            model.load_state_dict(ckpt["model"])
+        except (RuntimeError, KeyError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"checkpoint {path} does not fit the model ({first[:200]}); {fix}") from e
     return ckpt
 
 
@@ -424,14 +470,14 @@ def train_classifier(
             return
         path = ckpt_dir / f"{_CHECKPOINT_PREFIX}{step:08d}.pt"
         history.checkpoints = [c for c in history.checkpoints if c[0] != step] + [(step, str(path))]
-        state = {
+        state = {  # tensors and plain data only: loadable with torch.load(weights_only=True)
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
-            "step": step,
-            "epoch": epoch,
-            "batch_in_epoch": batch_in_epoch,
-            "loss_sum": loss_sum,
-            "loss_count": loss_count,
+            "step": int(step),
+            "epoch": int(epoch),
+            "batch_in_epoch": int(batch_in_epoch),
+            "loss_sum": float(loss_sum),
+            "loss_count": int(loss_count),
             "rng_state": torch.get_rng_state(),
             "history": history.to_dict(),
             "config": config.to_dict(),

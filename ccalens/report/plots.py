@@ -74,11 +74,22 @@ def save_figure(fig: Any, stem: str | Path) -> dict[str, Path]:
     return out
 
 
+def _k_ticks(ks: Sequence[int], n_classes: int) -> list[int]:
+    """Tick positions on the log-k axis: nc and the last k always, then 1, 2, 4, 8 and the powers of two from
+    16, each only if it stands at least a factor 2^0.5 from every tick already kept (no colliding labels)."""
+    wanted = [k for k in ks if k in (1, 2, 4, 8) or (k >= 16 and (k & (k - 1)) == 0)]
+    kept = sorted({n_classes, ks[-1]} & set(ks)) or [ks[-1]]
+    for k in wanted:
+        if all(abs(np.log2(k) - np.log2(t)) >= 0.5 for t in kept):
+            kept.append(k)
+    return sorted(kept)
+
+
 def _k_axis(ax: Any, ks: Sequence[int], n_classes: int) -> None:
     ax.set_xscale("log", base=2)
-    ticks = [k for k in ks if k in (1, 2, 4, 8) or k == n_classes or (k >= 16 and (k & (k - 1)) == 0) or k == ks[-1]]
-    ax.set_xticks(sorted(set(ticks)))
-    ax.set_xticklabels([str(k) for k in sorted(set(ticks))])
+    ticks = _k_ticks(ks, n_classes)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(k) for k in ticks])
     ax.minorticks_off()
     ax.axvline(n_classes, color="k", linestyle=":", linewidth=1.0, label=f"k = nc = {n_classes}")
     ax.set_xlabel("k (directions kept)")
@@ -97,6 +108,11 @@ def _curves(ax: Any, result: Any, methods: Sequence[str], classifier: str, metri
     base = result.baseline.get(classifier, {}).get(metric)
     if base is not None:
         ax.axhline(base, color="k", linestyle="--", linewidth=0.8, alpha=0.6, label="no projection")
+    if "cca_highest" in methods and result.n_classes in result.k_grid:
+        # Moreau et al.'s dotted reference: CCA_highest's score at k = nc, across the whole k range
+        at_nc = result.score_at("cca_highest", result.n_classes, classifier, metric)
+        colour = METHOD_STYLE.get("cca_highest", (None,))[0]
+        ax.axhline(at_nc, color=colour, linestyle=":", linewidth=1.0, label="CCA_highest at k = nc")
     _k_axis(ax, result.k_grid, result.n_classes)
     ax.set_ylim(0.0, 1.02)
     ax.grid(alpha=0.25, linewidth=0.5)
@@ -135,14 +151,15 @@ def plot_sensor_grid(
     classifier: str = "original",
     metric: str = "accuracy",
 ) -> dict[str, Path]:
-    """Grid of sensor pairs (Moreau et al. Fig. 5): row = network whose features are projected, column = the
-    network the canonical directions come from (diagonal: another initialisation on the same sensor)."""
+    """Grid of sensor pairs oriented as Moreau et al.'s Fig. 5: column = the network whose features are
+    projected ("data from"), row = the network the canonical directions come from ("CCA with"); the diagonal
+    pairs two initialisations on the same sensor. ``results[(projected, directions)]``."""
     V = len(views)
     with plt.rc_context(_RC):
         fig, axes = plt.subplots(V, V, figsize=(1.9 * V + 0.8, 1.6 * V + 0.8), squeeze=False, sharex=False,
                                  sharey=True)
-        for i, a in enumerate(views):
-            for j, b in enumerate(views):
+        for i, b in enumerate(views):  # row: where the directions come from
+            for j, a in enumerate(views):  # column: the projected network
                 ax = axes[i, j]
                 res = results.get((a, b))
                 if res is None:
@@ -152,15 +169,15 @@ def plot_sensor_grid(
                 ax.set_xlabel("")
                 ax.tick_params(labelsize=6)
                 if i == 0:
-                    ax.set_title(f"directions from {b}", fontsize=8)
+                    ax.set_title(f"data from {a}", fontsize=8)
                 if j == 0:
-                    ax.set_ylabel(f"{a}\n{_METRIC_LABEL.get(metric, metric)}", fontsize=8)
+                    ax.set_ylabel(f"CCA with {b}\n{_METRIC_LABEL.get(metric, metric)}", fontsize=8)
                 if i == V - 1:
                     ax.set_xlabel("k", fontsize=7)
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
                    bbox_to_anchor=(0.5, -0.01))
-        fig.suptitle(f"Projection on k canonical directions, {classifier} last layer (row: projected network)",
+        fig.suptitle(f"Projection on k canonical directions, {classifier} last layer (column: projected network)",
                      fontsize=10)
         fig.tight_layout(rect=(0, 0.04, 1, 0.97))
         return save_figure(fig, stem)

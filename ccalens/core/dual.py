@@ -1,0 +1,369 @@
+"""Wide representations: the sample-space (dual) path and the memory planner that chooses it.
+
+When a representation has more features than samples (flattened conv maps, wide layers on a small probe
+set), its ``d x d`` co-moment is the wrong object: it costs ``n d^2`` to build, ``d^3`` to decompose and
+``8 d^2`` bytes to hold, while the centred data ``Xc: (n, d)`` span at most ``n - 1`` dimensions. Everything a
+linear measure needs is then in the centred Gram matrix ``K = Xc Xc': (n, n)`` (Kornblith et al. 2019):
+
+* its eigendecomposition ``K = U diag(s^2) U'`` gives the left singular vectors ``U`` and the singular values
+  ``s`` of ``Xc = U diag(s) V'`` (the covariance eigenvalues are ``s^2 / (n - 1)``, so the relative cut-off,
+  the ranks kept and SVCCA's truncation rules are the same as on the primal path);
+* CCA: the canonical correlations are the singular values of ``Ux' Uy`` (orthonormal bases of the kept
+  column spaces, the dual of whitening); SVCCA keeps the top directions first;
+* PWCCA: ``<h_i, x_j> = (Xc' h_i)_j`` for the canonical variates ``h_i = Ux a_i``, one product with the data;
+* linear CKA: ``<Kc, Lc>_F / (||Kc||_F ||Lc||_F)``; debiased CKA: the unbiased HSIC of ``K``, ``L`` with zeroed
+  diagonals; Procrustes: ``||Xc' Yc||_* = ||diag(sx) Ux' Uy diag(sy)||_*`` and ``tr(Xc' Xc) = tr K``.
+
+The Gram matrix is accumulated over column blocks of the data: each block is centred in float64 (no
+cancellation, whatever the offset), multiplied in float64 (or, for linear CKA of float32 input, in float32) and
+added into a float64 ``K``; the data are never copied whole.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .validation import check_features
+
+__all__ = [
+    "DEFAULT_COLUMN_BLOCK",
+    "Gram",
+    "Plan",
+    "SampleBasis",
+    "available_memory",
+    "centred_gram",
+    "default_memory_budget",
+    "plan_pair",
+]
+
+#: Columns centred and multiplied at a time: wide enough for GEMM efficiency, small enough to stay in cache
+#: budgets (``n x 512`` float64 is 20 MB at n = 5,000).
+DEFAULT_COLUMN_BLOCK = 512
+
+Method = Literal["auto", "primal", "dual"]
+
+
+# --------------------------------------------------------------------------------- memory
+def available_memory() -> int:
+    """Bytes of memory available now (``MemAvailable`` on Linux, else the physical memory; 8 GiB if unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
+def default_memory_budget() -> int:
+    """The default ``memory_budget``: a quarter of the memory available when the call starts."""
+    return available_memory() // 4
+
+
+def check_memory_budget(memory_budget: int | None) -> int:
+    """``memory_budget`` in bytes (None: :func:`default_memory_budget`); a clear error for nonsense."""
+    if memory_budget is None:
+        return default_memory_budget()
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, np.integer)) or memory_budget <= 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    return int(memory_budget)
+
+
+# --------------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class Plan:
+    """How one comparison is computed, and why.
+
+    Attributes:
+        method: ``"primal"`` (feature-space co-moments, streamed over samples) or ``"dual"`` (sample-space Gram
+            matrices of the centred data).
+        bytes_needed: the plan's estimated working memory (the inputs excluded).
+        memory_budget: the budget it was chosen under.
+        reason: one sentence for the record.
+    """
+
+    method: str
+    bytes_needed: int
+    memory_budget: int
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "method": self.method,
+            "bytes_needed": self.bytes_needed,
+            "memory_budget": self.memory_budget,
+            "reason": self.reason,
+        }
+
+
+def _primal_cost(n: int, widths: tuple[int, ...], needs_basis: bool) -> tuple[float, int]:
+    """(flops, bytes) of the feature-space path: joint co-moment, then one eigendecomposition per side."""
+    total = sum(widths)
+    flops = float(n) * total * total + (sum(9.0 * d**3 for d in widths) if needs_basis else 0.0)
+    memory = 8 * (total * total + (2 * max(widths) ** 2 if needs_basis else 0))
+    return flops, memory
+
+
+def _dual_cost(n: int, widths: tuple[int, ...], needs_basis: bool) -> tuple[float, int]:
+    """(flops, bytes) of the sample-space path: one Gram per side, one eigendecomposition per side."""
+    L = len(widths)
+    flops = float(n) * n * sum(widths) + (L * 9.0 * n**3 if needs_basis else 0.0)
+    memory = 8 * (L * n * n + (2 * n * n if needs_basis else 0) + n * DEFAULT_COLUMN_BLOCK)
+    return flops, memory
+
+
+def plan_pair(
+    n_samples: int,
+    widths: tuple[int, ...],
+    *,
+    needs_basis: bool,
+    method: Method = "auto",
+    memory_budget: int | None = None,
+) -> Plan:
+    """Choose the primal or the dual path for representations of ``widths`` features over ``n_samples``.
+
+    ``needs_basis``: the measure needs each side's principal basis (CCA family) rather than second moments only
+    (CKA, Procrustes). ``auto`` takes the cheaper path in flops among those that fit ``memory_budget``
+    (bytes; default a quarter of the available memory); ``primal``/``dual`` force one and still check the
+    budget. Raises ``MemoryError`` with what would fit when nothing does.
+    """
+    budget = check_memory_budget(memory_budget)
+    if method not in ("auto", "primal", "dual"):
+        raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
+    primal = _primal_cost(n_samples, widths, needs_basis)
+    dual = _dual_cost(n_samples, widths, needs_basis)
+    options = {"primal": primal, "dual": dual}
+    candidates = [method] if method != "auto" else ["primal", "dual"]
+    fitting = [m for m in candidates if options[m][1] <= budget]
+    if not fitting:
+        need = min(options[m][1] for m in candidates)
+        raise MemoryError(
+            f"no plan fits memory_budget={budget:,} bytes: the {'/'.join(candidates)} path needs about {need:,} "
+            f"bytes for {n_samples} samples of widths {list(widths)}. Raise memory_budget, use fewer samples, "
+            "pool conv maps or use DFT-CCA (ccalens.conv) instead of flattening them, or estimate CKA with "
+            "ccalens.core.minibatch (minibatch CKA)."
+        )
+    chosen = min(fitting, key=lambda m: options[m][0])
+    flops, memory = options[chosen]
+    if method != "auto":
+        reason = f"{chosen} path forced by method={method!r}"
+    elif len(fitting) == 1 and len(candidates) == 2:
+        reason = f"only the {chosen} path fits the memory budget"
+    else:
+        other = "dual" if chosen == "primal" else "primal"
+        reason = f"{chosen} path: {flops:.3g} flops against {options[other][0]:.3g} for the {other} path"
+    return Plan(method=chosen, bytes_needed=int(memory), memory_budget=budget, reason=reason)
+
+
+# --------------------------------------------------------------------------------- Gram matrices
+@dataclass(frozen=True)
+class Gram:
+    """Centred Gram matrix of one representation ``X: (n, d)``.
+
+    Attributes:
+        matrix: ``(n, n)`` float64 ``Xc Xc'`` (of the standardised features if ``standardized``).
+        mean: ``(d,)`` feature means.
+        scale: ``(d,)`` feature standard deviations used (ones unless ``standardized``; 0 for constant features,
+            which are then left out).
+        n_features: d.
+        standardized: whether the features were divided by their standard deviations.
+    """
+
+    matrix: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    n_features: int
+    standardized: bool
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def trace(self) -> float:
+        """``tr(Xc' Xc) = tr(K)``: the total sum of squares."""
+        return float(np.trace(self.matrix))
+
+
+def _compute_dtype(arr: np.ndarray, low_precision: bool = True) -> np.dtype:
+    """float32 products for float32/float16 input (bfloat16 is widened upstream) when ``low_precision``; else
+    float64."""
+    low = low_precision and arr.dtype in (np.float32, np.float16)
+    return np.dtype(np.float32) if low else np.dtype(np.float64)
+
+
+def centred_block(X: np.ndarray, lo: int, hi: int, mean: np.ndarray, scale: np.ndarray | None, dtype: np.dtype):
+    """Columns ``lo:hi`` of X, centred in float64 (and divided by ``scale`` where positive), cast to ``dtype``."""
+    block = np.asarray(X[:, lo:hi], dtype=np.float64) - mean[lo:hi]
+    if scale is not None:
+        s = scale[lo:hi]
+        block *= np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
+    return block.astype(dtype, copy=False)
+
+
+def centred_gram(
+    X: np.ndarray,
+    *,
+    standardize: bool = False,
+    block_columns: int = DEFAULT_COLUMN_BLOCK,
+    name: str = "X",
+    low_precision: bool = False,
+) -> Gram:
+    """``K = Xc Xc'`` of ``X: (n, d)``, accumulated over column blocks (see the module docstring).
+
+    ``low_precision=True`` multiplies float32 input in float32 (relative error ~1e-7 on the entries: enough for
+    inner products of Gram matrices such as linear CKA, not for a rank cut at 1e-10 of the spectrum, which the CCA
+    family makes); otherwise the products are float64.
+    """
+    X = check_features(X, name)
+    n, d = X.shape
+    with np.errstate(all="ignore"):
+        mean = X.mean(axis=0, dtype=np.float64)
+    if not np.isfinite(mean).all():
+        raise ValueError(f"{name} has values too large to average in float64")
+    dtype = _compute_dtype(X, low_precision)
+    scale = None
+    if standardize:
+        sq = np.zeros(d)
+        for lo in range(0, d, block_columns):
+            block = np.asarray(X[:, lo : lo + block_columns], dtype=np.float64) - mean[lo : lo + block_columns]
+            sq[lo : lo + block_columns] = np.einsum("ij,ij->j", block, block)
+        scale = np.sqrt(sq)
+    K = np.zeros((n, n), dtype=np.float64)
+    for lo in range(0, d, block_columns):
+        block = centred_block(X, lo, min(d, lo + block_columns), mean, scale, dtype)
+        K += block @ block.T  # syrk
+    K = (K + K.T) * 0.5  # exactly symmetric
+    if not np.isfinite(K).all():
+        raise ValueError(f"{name} has values whose products overflow float64; rescale it")
+    return Gram(
+        matrix=K,
+        mean=mean,
+        scale=scale if scale is not None else np.ones(d),
+        n_features=d,
+        standardized=standardize,
+    )
+
+
+# --------------------------------------------------------------------------------- sample-space bases
+@dataclass(frozen=True)
+class SampleBasis:
+    """The kept part of the thin SVD ``Xc = U diag(s) V'`` of one representation, from its Gram matrix.
+
+    Attributes:
+        left: ``(n, r)`` orthonormal left singular vectors, descending ``s``.
+        singular_values: ``(r,)`` kept singular values of the centred data.
+        all_singular_values: every singular value above the float noise floor, kept or not (truncation rules).
+        n_features: d.
+    """
+
+    left: np.ndarray
+    singular_values: np.ndarray
+    all_singular_values: np.ndarray
+    n_features: int
+
+    @property
+    def rank(self) -> int:
+        return int(self.singular_values.shape[0])
+
+    @classmethod
+    def from_gram(cls, gram: Gram, *, tol: float, name: str = "X") -> SampleBasis:
+        """Eigendecomposition of ``K``; directions with ``s^2 <= tol * s_1^2`` are dropped (the primal cut), and
+        always those below the float noise floor ``max(n, d) * eps * s_1^2`` (rounding noise of exact zeros)."""
+        vals, vecs = np.linalg.eigh(gram.matrix)
+        vals, vecs = vals[::-1], vecs[:, ::-1]
+        largest = float(vals[0]) if vals.size else 0.0
+        if not largest > 0.0:
+            raise ValueError(
+                f"{name} has no variance: every feature is constant over the samples, so no correlation with "
+                "it is defined"
+            )
+        # every singular value above the float noise floor (below it, eigenvalues are rounding noise of exact
+        # zeros), kept by the cut or not: SVCCA's singular-value rule sums them all, as the primal path does
+        floor = max(gram.n_samples, gram.n_features) * np.finfo(np.float64).eps * largest
+        keep = int(np.count_nonzero(vals > max(tol * largest, floor)))
+        s_all = np.sqrt(vals[vals > floor])
+        return cls(
+            left=np.ascontiguousarray(vecs[:, :keep]),
+            singular_values=np.sqrt(vals[:keep]),
+            all_singular_values=s_all,
+            n_features=gram.n_features,
+        )
+
+    def explained(self, keep: str = "variance") -> float:
+        """Fraction of the total variance (or of the sum of singular values) in the kept directions."""
+        if keep == "variance":
+            return float((self.singular_values**2).sum() / (self.all_singular_values**2).sum())
+        return float(self.singular_values.sum() / self.all_singular_values.sum())
+
+    def top(self, threshold: float, keep: str) -> SampleBasis:
+        """SVCCA's truncation: the smallest top set whose singular values (``keep="singular_values"``, the
+        SVCCA appendix) or variances (``keep="variance"``) reach ``threshold`` of the total."""
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        if keep == "singular_values":
+            weights, kept = self.all_singular_values, self.singular_values
+        elif keep == "variance":
+            weights, kept = self.all_singular_values**2, self.singular_values**2
+        else:
+            raise ValueError(f"keep must be 'singular_values' or 'variance', got {keep!r}")
+        cumulative = np.cumsum(kept) / weights.sum()
+        m = min(int(np.searchsorted(cumulative, threshold - 1e-12)) + 1, self.rank)
+        return SampleBasis(self.left[:, :m], self.singular_values[:m], self.all_singular_values, self.n_features)
+
+
+def feature_loadings(X: np.ndarray, mean: np.ndarray, H: np.ndarray, block_columns: int = DEFAULT_COLUMN_BLOCK):
+    """``Xc' H: (d, k)`` for ``H: (n, k)`` (e.g. canonical variates), column block by column block."""
+    d = X.shape[1]
+    dtype = np.dtype(np.float64)
+    out = np.empty((d, H.shape[1]))
+    Hc = H.astype(dtype, copy=False)
+    for lo in range(0, d, block_columns):
+        hi = min(d, lo + block_columns)
+        out[lo:hi] = centred_block(X, lo, hi, mean, None, dtype).T @ Hc
+    return out
+
+
+def linear_cka_from_grams(K: np.ndarray, L: np.ndarray) -> float:
+    """``<K, L>_F / (||K||_F ||L||_F)`` of two centred Gram matrices (scale-free: each is normalised first)."""
+    nk, nl = float(np.linalg.norm(K)), float(np.linalg.norm(L))
+    if not (nk > 0 and nl > 0):
+        raise ValueError("linear CKA is undefined: a representation has no variance")
+    return float(np.vdot(K / nk, L / nl))
+
+
+def unbiased_hsic(K: np.ndarray, L: np.ndarray) -> float:
+    """Unbiased HSIC estimator (Song et al. 2012) of two ``(n, n)`` Gram matrices, n >= 4."""
+    n = K.shape[0]
+    Kt = K - np.diag(np.diag(K))
+    Lt = L - np.diag(np.diag(L))
+    k1, l1 = Kt.sum(axis=1), Lt.sum(axis=1)
+    term = float(np.vdot(Kt, Lt)) + float(k1.sum()) * float(l1.sum()) / ((n - 1) * (n - 2))
+    term -= 2.0 / (n - 2) * float(k1 @ l1)
+    return term / (n * (n - 3))
+
+
+def procrustes_nuclear(bx: SampleBasis, by: SampleBasis) -> float:
+    """``||Xc' Yc||_*`` from the two sample bases: the nuclear norm of ``diag(sx) Ux' Uy diag(sy)``."""
+    M = (bx.left * bx.singular_values).T @ (by.left * by.singular_values)
+    return float(np.linalg.svd(M, compute_uv=False).sum())
+
+
+def canonical_correlations(bx: SampleBasis, by: SampleBasis, *, vectors: bool = False):
+    """Canonical correlations (descending, in [0, 1]) of the kept subspaces, and if asked the variates' coordinates.
+
+    Returns ``(rho, Hx)`` with ``Hx: (n, k)`` the unit-norm canonical variates of X (``Ux a_i``) when ``vectors``.
+    """
+    M = bx.left.T @ by.left
+    if not vectors:
+        return np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0), None
+    A, s, _ = np.linalg.svd(M, full_matrices=False)
+    return np.clip(s, 0.0, 1.0), bx.left @ A

@@ -1,0 +1,246 @@
+"""Many representations with memory linear in their number: prepare each one once, then every pair.
+
+``similarity_matrix`` of L representations through one joint co-moment needs ``8 (sum d_l)^2`` bytes before
+the first pair (48 layers of 1,024 features: 19 GB). Here each representation ``X_l: (n, d_l)`` is reduced
+once to coordinates ``R_l: (n, r_l)`` such that every pair is a function of the small product ``R_i' R_j``:
+
+* CCA, PWCCA: ``R = Xc W`` with the whitener ``W`` of the representation (``W' C W = I``), so
+  ``R_i' R_j / (n - 1)`` is the whitened cross-covariance whose singular values are the canonical
+  correlations; SVCCA: the same with the top principal directions only;
+* linear CKA, Procrustes: ``R = Xc`` (or ``U diag(s)`` from the sample-space path when ``d > n``), so that
+  ``R_i' R_j`` has the Frobenius and nuclear norms of ``Xc_i' Xc_j``.
+
+Wide representations (``d_l`` above the sample count or over the budget) are reduced in sample space
+(:mod:`ccalens.core.dual`): ``R = U`` (left singular vectors) for the CCA family. Reductions are kept in
+memory while they fit ``memory_budget``; the others are recomputed when a pair needs them, so memory stays
+linear in L whatever the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .dual import Gram, SampleBasis, centred_gram, check_memory_budget
+from .stats import SufficientStats
+from .whitening import Whitening
+
+__all__ = ["ReducedPairs", "Reduction", "reduce_representation"]
+
+#: Rows centred and multiplied at a time when the coordinates are formed.
+ROW_BLOCK = 4096
+
+
+@dataclass
+class Reduction:
+    """One representation prepared for every pair.
+
+    Attributes:
+        name: the representation's name (errors and warnings name it).
+        kind: ``"whitened"`` (CCA family: ``R' R = (n - 1) I``) or ``"centred"`` (second-moment measures).
+        rank: r, the columns of ``R``.
+        n_features: d.
+        n_samples: n.
+        path: ``"primal"`` or ``"dual"``.
+        loadings_basis: ``(d, r)`` maps whitened coordinates to neuron loadings (PWCCA), primal path only.
+        self_norm: ``||Xc' Xc||_F`` (linear CKA) and ``trace``: ``tr(Xc' Xc)`` (Procrustes).
+        explained: fraction of the spectrum kept under the truncation rule (SVCCA), else None.
+        whitening, basis, mean: the feature-space whitening or the sample basis kept (CCA family), and the means.
+    """
+
+    name: str
+    kind: str
+    rank: int
+    n_features: int
+    n_samples: int
+    path: str
+    make: Callable[[], np.ndarray]
+    loadings_basis: np.ndarray | None = None
+    self_norm: float = 0.0
+    trace: float = 0.0
+    explained: float | None = None
+    whitening: Whitening | None = None
+    basis: SampleBasis | None = None
+    mean: np.ndarray | None = None
+    _coords: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._coords is None else int(self._coords.nbytes)
+
+    def coords(self) -> np.ndarray:
+        """``R: (n, r)``: kept if :meth:`keep` was called, else computed now (and not kept)."""
+        return self._coords if self._coords is not None else self.make()
+
+    def keep(self) -> None:
+        if self._coords is None:
+            self._coords = self.make()
+
+
+def _product_dtype(X: np.ndarray) -> np.dtype:
+    return np.dtype(np.float32) if X.dtype in (np.float32, np.float16) else np.dtype(np.float64)
+
+
+def _project_rows(X: np.ndarray, mean: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``(X - mean) @ W`` row block by row block: centred in float64, multiplied in the input's precision."""
+    dtype = _product_dtype(X)
+    Wc = W.astype(dtype, copy=False)
+    out = np.empty((X.shape[0], W.shape[1]), dtype=dtype)
+    for lo in range(0, X.shape[0], ROW_BLOCK):
+        block = (np.asarray(X[lo : lo + ROW_BLOCK], dtype=np.float64) - mean).astype(dtype, copy=False)
+        out[lo : lo + ROW_BLOCK] = block @ Wc
+    return out
+
+
+def reduce_representation(
+    X: np.ndarray,
+    kind: str,
+    *,
+    name: str,
+    dual: bool,
+    primal_whitening: Callable[[np.ndarray], Whitening] | None = None,
+    dual_basis: Callable[[Gram], SampleBasis] | None = None,
+    standardize: bool = False,
+) -> Reduction:
+    """Prepare ``X: (n, d)`` once for every pair.
+
+    ``kind="whitened"`` (CCA family): ``primal_whitening(covariance)`` gives the whitening on the feature-space
+    path (``dual=False``), ``dual_basis(gram)`` the kept sample basis on the sample-space path (``standardize``:
+    the Gram of the standardised features). ``kind="centred"`` (linear CKA, Procrustes): the centred data, or
+    ``U diag(s)`` from the Gram.
+    """
+    n, d = X.shape
+    if dual:
+        gram = centred_gram(X, name=name, standardize=standardize and kind == "whitened")
+        if kind == "whitened":
+            assert dual_basis is not None
+            basis = dual_basis(gram)
+            left = basis.left * np.sqrt(n - 1.0)
+            return Reduction(name, kind, basis.rank, d, n, "dual", make=lambda: left, basis=basis, mean=gram.mean)
+        plain = SampleBasis.from_gram(gram, tol=0.0, name=name)
+        coords = plain.left * plain.singular_values
+        return Reduction(name, kind, plain.rank, d, n, "dual", make=lambda: coords,
+                         self_norm=float(np.linalg.norm(gram.matrix)), trace=gram.trace)
+    stats = SufficientStats.from_arrays(X, names=(name,))
+    mean = stats.means(0).copy()
+    if kind == "whitened":
+        assert primal_whitening is not None
+        w = primal_whitening(stats.covariance(0))
+        W = np.ascontiguousarray(w.whitener)
+        return Reduction(name, kind, w.rank, d, n, "primal", make=lambda: _project_rows(X, mean, W),
+                         loadings_basis=np.ascontiguousarray(w.dewhitener), whitening=w, mean=mean)
+    co = stats.block(0, 0)
+    identity = np.eye(d)
+    return Reduction(name, kind, d, d, n, "primal", make=lambda: _project_rows(X, mean, identity),
+                     self_norm=float(np.linalg.norm(co)), trace=float(np.trace(co)))
+
+
+class ReducedPairs:
+    """Pairs of prepared representations: keeps reductions while they fit ``memory_budget`` bytes."""
+
+    def __init__(self, reductions: Sequence[Reduction], *, memory_budget: int | None = None) -> None:
+        self.reductions = list(reductions)
+        self.memory_budget = check_memory_budget(memory_budget)
+        used = 0
+        for r in self.reductions:
+            size = r.rank * r.n_samples * 8
+            if used + size <= self.memory_budget:
+                r.keep()
+                used += r.nbytes
+        self.bytes_kept = used
+
+    def product(self, i: int, j: int) -> np.ndarray:
+        """``R_i' R_j`` in float64."""
+        a = self.reductions[i].coords()
+        b = a if i == j else self.reductions[j].coords()
+        out = a.T @ b
+        return out.astype(np.float64, copy=False)
+
+
+
+# --------------------------------------------------------------------------------- streams
+def plan_stream_groups(
+    widths: Sequence[int], pairs: Sequence[tuple[int, int]], *, memory_budget: int | None = None
+) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Split ``pairs`` of streamed representations into groups whose joint co-moment fits ``memory_budget``.
+
+    ``widths[l]``: features of representation l. Returns ``[(representations, pairs), ...]``: one pass over the
+    data per group accumulates the statistics of its representations only (``8 (sum of their widths)^2``
+    bytes, twice for the merge of each batch), and every pair is computed in exactly one group. Greedy: pairs
+    that share representations (e.g. T checkpoints of a layer against its final state) are packed together.
+    """
+    budget = check_memory_budget(memory_budget)
+    widths = [int(w) for w in widths]
+
+    def cost(reps: set[int]) -> int:
+        total = sum(widths[r] for r in reps)
+        return 2 * 8 * total * total
+
+    groups: list[tuple[set[int], list[tuple[int, int]]]] = []
+    for i, j in pairs:
+        if not (0 <= i < len(widths) and 0 <= j < len(widths)):
+            raise IndexError(f"pair ({i}, {j}) names a representation outside 0..{len(widths) - 1}")
+        need = {i, j}
+        if cost(need) > budget:
+            raise MemoryError(
+                f"the pair ({i}, {j}) alone needs {cost(need):,} bytes of statistics, over memory_budget={budget:,}: "
+                "raise the budget, pool conv maps or reduce the representations first"
+            )
+        best = None
+        for g in groups:
+            if need <= g[0]:
+                best = g
+                break
+            if best is None and cost(g[0] | need) <= budget:
+                best = g
+        if best is None:
+            groups.append((set(need), [(i, j)]))
+        else:
+            best[0].update(need)
+            best[1].append((i, j))
+    return [(sorted(reps), prs) for reps, prs in groups]
+
+
+def stream_similarities(
+    make_batches: Callable[[], Any],
+    widths: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+    measure: Callable[..., Any],
+    *,
+    memory_budget: int | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> dict[tuple[int, int], Any]:
+    """``measure`` of every pair of streamed representations, one pass over the data per group that fits.
+
+    ``make_batches()`` returns a fresh iterable of batches, each a sequence of L arrays ``(n_b, widths[l])``
+    (the same samples in every array); it is called once per group (:func:`plan_stream_groups`). ``measure``
+    takes ``stats=, i=, j=`` (every statistics-path measure of :mod:`ccalens.core.measures`). Returns
+    ``{(i, j): result}``.
+    """
+    groups = plan_stream_groups(widths, pairs, memory_budget=memory_budget)
+    results: dict[tuple[int, int], Any] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pairs), desc="pairs (streamed)", unit="pair")
+    for reps, group_pairs in groups:
+        position = {r: k for k, r in enumerate(reps)}
+        stats = SufficientStats()
+        for batch in make_batches():
+            if len(batch) != len(widths):
+                raise ValueError(f"each batch must hold {len(widths)} arrays, got {len(batch)}")
+            stats.update(*(batch[r] for r in reps))
+        if stats.n_samples == 0:
+            raise ValueError("make_batches() yielded no batches")
+        for i, j in group_pairs:
+            results[(i, j)] = measure(stats=stats, i=position[i], j=position[j], **options)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
