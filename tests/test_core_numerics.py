@@ -15,8 +15,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ccalens.core import CCA, SufficientStats, UnderdeterminedWarning, cca_from_covariances, cca_from_stats, cca_qr
-from ccalens.core.measures import cca_similarity
+from ccalens.core import CCA, SufficientStats, UnderdeterminedWarning
+from ccalens.core import cca as cca_similarity
+from ccalens.core.linalg import cca_from_covariances, cca_from_stats, cca_qr
 from ccalens.core.validation import NotFittedError, RankCutWarning, check_features
 from ccalens.core.whitening import CholeskyWhitening, Whitening, whiten
 
