@@ -15,13 +15,15 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ccalens.core import CCA, SufficientStats, UnderdeterminedWarning, cca_from_covariances, cca_from_stats, cca_qr
-from ccalens.core.measures import cca_similarity
+from ccalens.core import CCA, SufficientStats, UnderdeterminedWarning
+from ccalens.core import cca as cca_similarity
+from ccalens.core.linalg import cca_from_covariances, cca_from_stats, cca_qr
 from ccalens.core.validation import NotFittedError, RankCutWarning, check_features
 from ccalens.core.whitening import CholeskyWhitening, Whitening, whiten
 
-# the module (ccalens.core.cca, the attribute, is the measure function)
+# the modules (ccalens.core.cca, the attribute, is the measure function)
 cca_module = importlib.import_module("ccalens.core.cca")
+stats_module = importlib.import_module("ccalens.core.stats")
 
 
 def latent_pair(n: int, p: int, q: int, seed: int, noise: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +93,24 @@ def test_error_does_not_depend_on_the_offset(log_offset, seed, batches):
     np.testing.assert_allclose(halves.comoment, reference, rtol=1e-12, atol=1e-13 * np.abs(reference).max())
 
 
+@pytest.mark.parametrize("case", ["poor_first_offset", "small_means"])
+def test_a_poor_provisional_offset_is_corrected(case, monkeypatch):
+    """The first offset comes from the leading rows (or is 0 for features centred near 0); a batch whose mean lies
+    far from its offset is shifted anew, so neither loses digits."""
+    X, Y = latent_pair(1200, 5, 4, seed=4, noise=1e-3)
+    Z = np.hstack([X, Y])
+    if case == "poor_first_offset":  # as if the leading rows were 1e6 standard deviations off
+        monkeypatch.setattr(stats_module, "_leading_mean", lambda blocks: Z.mean(axis=0) + 1e6 * Z.std(axis=0))
+    else:  # within one standard deviation of 0: raw products, no shift
+        X += 0.5 * X.std(axis=0)
+        Z = np.hstack([X, Y])
+    stats = SufficientStats.from_arrays(X[:600], Y[:600]).update(X[600:], Y[600:])
+    Zc = Z - Z.mean(axis=0)
+    reference = Zc.T @ Zc
+    np.testing.assert_allclose(stats.comoment, reference, rtol=1e-11, atol=1e-12 * np.abs(reference).max())
+    np.testing.assert_allclose(stats.mean, Z.mean(axis=0), rtol=1e-14, atol=1e-14)
+
+
 def test_constant_features_are_exact_whatever_the_batches():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((300, 4)) + 1e6
@@ -123,6 +143,20 @@ def test_streaming_equals_in_memory(seed, cuts):
     assert stats.n_samples == 200
     np.testing.assert_allclose(stats.mean, whole.mean, rtol=1e-14, atol=1e-14)
     np.testing.assert_allclose(stats.comoment, whole.comoment, rtol=1e-10, atol=1e-10 * np.abs(whole.comoment).max())
+
+
+def test_updates_after_load_select_and_merge_continue_the_statistics(tmp_path):
+    X, Y = latent_pair(900, 4, 3, seed=14)
+    X += 1e6 * X.std(axis=0)
+    whole = SufficientStats.from_arrays(X, Y)
+    loaded = SufficientStats.load(SufficientStats.from_arrays(X[:300], Y[:300]).save(tmp_path / "s.npz"))
+    selected = SufficientStats.from_arrays(Y[:300], X[:300]).select([1, 0])
+    merged = SufficientStats.from_arrays(X[:100], Y[:100]) + SufficientStats.from_arrays(X[100:300], Y[100:300])
+    for s in (loaded, selected, merged):
+        s.update(X[300:600], Y[300:600]).update(X[600:], Y[600:])
+        assert s.n_samples == 900
+        np.testing.assert_allclose(s.mean, whole.mean, rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(s.comoment, whole.comoment, rtol=1e-9, atol=1e-9 * np.abs(whole.comoment).max())
 
 
 # ------------------------------------------------------------------ dtypes

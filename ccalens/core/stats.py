@@ -14,17 +14,17 @@ pairwise update of Chan, Golub and LeVeque (1979),
 
 so the same code serves arrays in memory, minibatches during training, shards on disk and Dask chunks.
 
-Each batch's co-moment is computed from the data shifted by a provisional per-feature offset (the mean
-of the data seen before, or of the batch itself when it is the first; see :func:`_provisional_offset`):
+Each batch's co-moment is computed from the data shifted by a provisional per-feature offset (the mean of
+the first batch's leading rows, kept for the later batches; see :func:`_provisional_offset`):
 ``Zc' Zc = (Z - c)' (Z - c) - n (m - c)(m - c)'``. With ``c`` close to the mean the raw products of the
 shifted data suffer no cancellation, so the error does not depend on how far the features sit from 0.
-Accumulation is in float64 whatever the input dtype; float32 input is shifted and multiplied in float32,
-chunk by chunk (:data:`_FLOAT32_CHUNK_ROWS` rows), each chunk's products added to the float64 sums.
+Features whose mean lies within a standard deviation of 0 keep offset 0: raw products lose at most a bit
+there, and a representation with only such features enters the products without a copy.
+Products and accumulation are in float64 whatever the input dtype (see :data:`_FLOAT32_PRODUCTS`).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -45,11 +45,21 @@ _CHUNK_ELEMENTS = 1 << 25
 _PARALLEL_MIN_FLOPS = 1e8
 # ... and below this many elements, a parallel shift of the rows.
 _PARALLEL_MIN_ELEMENTS = 1 << 20
+# Rows are shifted and summed this many elements at a time (256 KB of float64: in cache for the sum).
+_SUM_ELEMENTS = 1 << 15
 # The offset is a feature's first value where that lies within this many ulps of its mean (constant features).
 _SNAP_ULPS = 64
-# Rows per chunk of float32 products (each chunk's float32 sums are added to the float64 accumulator).
-_FLOAT32_CHUNK_ROWS = 1024
+# The first batch's offset is the mean of its leading rows ...
+_OFFSET_ROWS = 256
+# ... and a batch is shifted anew if (offset - mean)^2 exceeds this many variances (about 2 bits lost).
+_MAX_OFFSET_ERROR = 4.0
+# Float32 products (sgemm on float32 chunks of _FLOAT32_CHUNK_ROWS rows shifted by float32 offsets, each chunk's
+# products added to the float64 accumulator) are implemented but off: against the float64 products of the same
+# float32 values (n = 20,000, p = 24, q = 16, offsets 0..1e3 std) the canonical correlations differ by up to
+# 2e-6 (1,024-row chunks) at covariance condition 1, and 3e-5 (64-row chunks) to 8e-5 (8,192) at condition 1e6,
+# far above issue #12.5's 1e-6. float32 input is widened chunk by chunk into the float64 buffer instead.
 _FLOAT32_PRODUCTS = False
+_FLOAT32_CHUNK_ROWS = 1024
 
 
 def _makespan(costs: list[float], workers: int) -> float:
@@ -126,15 +136,15 @@ def _block_products(blocks: Sequence[np.ndarray], out: np.ndarray, *, accumulate
     run_tasks([product(a, b) for a, b in pairs], workers=workers)
 
 
-def _column_sums(blocks: Sequence[np.ndarray]) -> np.ndarray:
-    """Float64 column sums of the stacked blocks, one task per block (NaN/Inf propagate, silently)."""
-
-    def task(blk: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return blk.sum(axis=0, dtype=np.float64)
-
-    workers = None if sum(blk.size for blk in blocks) > 1e6 else 1
-    return np.concatenate(run_tasks([lambda blk=blk: task(blk) for blk in blocks], workers=workers))
+def _leading_mean(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """A first offset from the first :data:`_OFFSET_ROWS` rows of the stacked blocks: their mean, or 0 for a feature
+    whose mean there lies within one standard deviation of 0 (raw products lose at most a bit: no shift needed).
+    """
+    with np.errstate(all="ignore"):  # NaN/Inf are reported from the products, by name
+        lead = [blk[:_OFFSET_ROWS].astype(np.float64) for blk in blocks]
+        mean = np.concatenate([x.mean(axis=0) for x in lead])
+        var = np.concatenate([x.var(axis=0) for x in lead])
+        return np.where((mean * mean <= var) & np.isfinite(var), 0.0, mean)
 
 
 def _provisional_offset(first_row: np.ndarray, estimate: np.ndarray) -> np.ndarray:
@@ -145,7 +155,8 @@ def _provisional_offset(first_row: np.ndarray, estimate: np.ndarray) -> np.ndarr
     whatever the offset of the features; a constant feature gets the offset of its value exactly, so its
     shifted column, co-moment row and mean are exact (0, 0 and its value).
     """
-    close = np.abs(first_row - estimate) <= _SNAP_ULPS * np.finfo(np.float64).eps * np.abs(estimate)
+    with np.errstate(all="ignore"):  # NaN/Inf are reported from the products, by name
+        close = np.abs(first_row - estimate) <= _SNAP_ULPS * np.finfo(np.float64).eps * np.abs(estimate)
     return np.where(close, first_row, estimate)
 
 
@@ -154,41 +165,66 @@ def _shifted_comoment(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(Z - offset)' (Z - offset)`` and the column sums of ``Z - offset``, accumulated in float64, chunk by chunk.
 
-    ``Z`` are the column-stacked blocks. Each chunk of rows is shifted into one preallocated buffer of ``dtype``
-    (no stacked copy of the data; the subtraction runs one row slab per BLAS thread) whose last column holds
-    ones, so the products of the chunk by :func:`_block_products` carry its shifted column sums too (exact for
-    a column that the offset zeroes, and free of the offset's size). ``dtype=float32`` (float32 input only)
-    keeps BLAS at float32 speed; ``chunk_rows`` then bounds the float32 rounding of each chunk's products.
+    ``Z`` are the column-stacked blocks. A block whose offset is 0 and whose dtype is ``dtype`` enters the
+    products as it is (row slices, no copy). The others are shifted, one chunk of rows at a time, into one
+    preallocated buffer of ``dtype`` (no stacked copy of the data) by one task per row slab, which also sums the
+    rows it has just written while they are in cache (exact for a column that the offset zeroes, free of the
+    offset's size). The chunk's products are then added by :func:`_block_products`. ``dtype=float32`` (float32
+    input only) keeps BLAS at float32 speed; ``chunk_rows`` then bounds the float32 rounding of each chunk's
+    products (float64 blocks that need no shift are not chunked at all).
     Returns ``(products (d, d), sums (d,))``.
     """
     n = blocks[0].shape[0]
     edges = np.concatenate([[0], np.cumsum([blk.shape[1] for blk in blocks])]).tolist()
     total = edges[-1]
-    rows = max(1, min(n, chunk_rows))
-    buf = np.empty((rows, total + 1), dtype=dtype)
-    buf[:, total] = 1.0
+    spans = list(zip(blocks, edges[:-1], edges[1:], strict=True))
+    as_is = [blk.dtype == dtype and not offset[lo:hi].any() for blk, lo, hi in spans]
+    shifted = [span for span, keep in zip(spans, as_is, strict=True) if not keep]
+    width = sum(hi - lo for _, lo, hi in shifted)
+    rows = n if not shifted and dtype == np.float64 else max(1, min(n, chunk_rows))
+    buf = np.empty((rows, width), dtype=dtype)
+    buf_edges = np.concatenate([[0], np.cumsum([hi - lo for _, lo, hi in shifted])]).tolist()
     shift = offset.astype(dtype)
-    acc = np.zeros((total + 1, total + 1), dtype=np.float64)
+    acc = np.zeros((total, total), dtype=np.float64)
     workers = blas_threads() if rows * total > _PARALLEL_MIN_ELEMENTS else 1
     slab = -(-rows // workers)
+    step = max(8, _SUM_ELEMENTS // total)  # rows shifted and summed at a time, in cache
 
-    def shifter(start: int, stop: int) -> Callable[[], None]:
-        """Task: rows ``start:stop`` of the data, shifted, into the buffer's rows from ``start % rows``."""
+    def shifter(start: int, stop: int) -> Callable[[], np.ndarray]:
+        """Task: rows ``start:stop`` shifted into the buffer (from row ``start % rows``); the sums of all columns."""
 
-        def task() -> None:
-            out = buf[start % rows : start % rows + stop - start]
-            with np.errstate(all="ignore"):  # NaN/Inf input is reported from the sums, by name
-                for blk, lo, hi in zip(blocks, edges[:-1], edges[1:], strict=True):
-                    np.subtract(blk[start:stop], shift[lo:hi], out=out[:, lo:hi], casting="unsafe")
+        def task() -> np.ndarray:
+            sums = np.zeros(total, dtype=np.float64)
+            with np.errstate(all="ignore"):  # NaN/Inf input is reported from the products, by name
+                for (blk, lo, hi), keep in zip(spans, as_is, strict=True):
+                    if keep:
+                        sums[lo:hi] = blk[start:stop].sum(axis=0, dtype=np.float64)
+                for r0 in range(start, stop, step):
+                    r1 = min(stop, r0 + step)
+                    out = buf[r0 % rows : r0 % rows + r1 - r0]
+                    for (blk, lo, hi), b0, b1 in zip(shifted, buf_edges[:-1], buf_edges[1:], strict=True):
+                        np.subtract(blk[r0:r1], shift[lo:hi], out=out[:, b0:b1], casting="unsafe")
+                        sums[lo:hi] += out[:, b0:b1].sum(axis=0, dtype=np.float64)
+            return sums
 
         return task
 
+    total_sums = np.zeros(total, dtype=np.float64)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        run_tasks([shifter(a, min(stop, a + slab)) for a in range(start, stop, slab)], workers=workers)
+        tasks = [shifter(a, min(stop, a + slab)) for a in range(start, stop, slab)]
+        for sums in run_tasks(tasks, workers=workers):
+            total_sums += sums
         chunk = buf[: stop - start]
-        _block_products([chunk[:, lo:hi] for lo, hi in itertools.pairwise([*edges, total + 1])], acc, accumulate=True)
-    return np.ascontiguousarray(acc[:total, :total]), acc[total, :total].copy()
+        views, k = [], 0
+        for blk, keep in zip(blocks, as_is, strict=True):
+            if keep:
+                views.append(blk[start:stop])
+            else:
+                views.append(chunk[:, buf_edges[k] : buf_edges[k + 1]])
+                k += 1
+        _block_products(views, acc, accumulate=True)
+    return acc, total_sums
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
@@ -253,7 +289,7 @@ class SufficientStats:
         """Add one batch: ``blocks[l]: (n_batch, d_l)``, the same samples in every block. Returns self."""
         if not blocks:
             raise ValueError("update needs at least one array")
-        # the NaN/Inf scan rides on the column sums the means need anyway; a full scan runs only to name the culprit
+        # NaN/Inf show in the products (see _batch_comoment); a full scan runs only to name the culprit
         checked = check_paired(*blocks, names=names, min_samples=1, check_finite=False)
         sizes = tuple(int(b.shape[1]) for b in checked)
         if self.sizes is None:
@@ -262,42 +298,59 @@ class SufficientStats:
         elif sizes != self.sizes:
             raise ValueError(f"batch feature counts {sizes} differ from the earlier batches' {self.sizes}")
         n_b = checked[0].shape[0]
-        sums = _column_sums(checked)
-        names = names or default_names(len(checked))
-        if not np.isfinite(sums).all():
-            check_paired(*checked, names=names, min_samples=1)
-            culprit = self._culprit(~np.isfinite(sums), names)
-            raise ValueError(f"{culprit} has values too large: their sums overflow float64 (rescale the features)")
+        names = names or self.names or default_names(len(checked))
         first_row = np.concatenate([blk[0].astype(np.float64) for blk in checked])
         float32 = _FLOAT32_PRODUCTS and all(blk.dtype == np.float32 for blk in checked)
-        if self.n_samples == 0:  # the provisional offset: this first batch's mean (a float32 value for float32 data)
-            offset = _provisional_offset(first_row, sums / n_b)
-            if float32:
-                offset = offset.astype(np.float32).astype(np.float64)
-        else:  # later batches keep it, so that the means are compared without rounding (see _shifted_mean)
+        if self.n_samples == 0:  # the provisional offset: the mean of this first batch's leading rows
+            offset = _provisional_offset(first_row, _leading_mean(checked))
+        else:  # later batches keep it, so that the means are compared without rounding (see _current_offset)
             offset = self._current_offset(first_row)
             float32 = float32 and np.array_equal(offset.astype(np.float32), offset)
-        chunk_rows = _FLOAT32_CHUNK_ROWS if float32 else max(256, _CHUNK_ELEMENTS // sum(sizes))
-        comoment_b, shifted_sums = _shifted_comoment(
-            checked, offset, dtype=np.float32 if float32 else np.float64, chunk_rows=chunk_rows
-        )
-        # co-moment about the batch mean: raw products minus n d d', d = mean - offset, as v v' (exactly symmetric)
-        shifted_mean = shifted_sums / n_b
-        v = np.sqrt(float(n_b)) * shifted_mean
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below, by name
-            comoment_b -= np.multiply.outer(v, v)
-        if not np.isfinite(np.diag(comoment_b)).all():
-            raise ValueError(
-                f"{self._culprit(~np.isfinite(np.diag(comoment_b)), names)} has values too large: their squares "
-                "overflow float64 (rescale the features)"
-            )
+        if float32 and self.n_samples == 0:
+            offset = offset.astype(np.float32).astype(np.float64)  # float32 data are shifted by float32 values
+        comoment_b, shifted_mean = self._batch_comoment(checked, offset, float32, names)
+        far = n_b * shifted_mean**2 > _MAX_OFFSET_ERROR * np.maximum(np.diag(comoment_b), 0.0)
+        if far.any():
+            # the offset lies far from this batch's mean (an outlier among the leading rows, a drifting stream):
+            # it would cost digits, so once more, shifted by the batch's mean
+            offset = _provisional_offset(first_row, offset + shifted_mean)
+            if float32:
+                offset = offset.astype(np.float32).astype(np.float64)
+            comoment_b, shifted_mean = self._batch_comoment(checked, offset, float32, names)
         if self.n_samples == 0:
             self.n_samples, self.comoment = n_b, comoment_b
             self._offset, self._shifted_mean = offset, shifted_mean
             self.mean = offset + shifted_mean
-        else:
-            self._combine(n_b, shifted_mean - self._shifted_mean, comoment_b)
+        else:  # offsets near each other subtract exactly (and are equal unless the batch was shifted anew)
+            assert self._offset is not None and self._shifted_mean is not None
+            self._combine(n_b, (offset - self._offset) + (shifted_mean - self._shifted_mean), comoment_b)
         return self
+
+    def _batch_comoment(
+        self, blocks: Sequence[np.ndarray], offset: np.ndarray, float32: bool, names: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Co-moment ``(d, d)`` of one batch about its mean, and its mean minus ``offset`` ``(d,)``.
+
+        NaN/Inf in the data, or values whose squares overflow, show in the diagonal: then a full scan names the
+        representation and the value (:func:`check_paired`), or the overflow is reported by name.
+        """
+        n_b = blocks[0].shape[0]
+        chunk_rows = _FLOAT32_CHUNK_ROWS if float32 else max(256, _CHUNK_ELEMENTS // sum(b.shape[1] for b in blocks))
+        dtype = np.float32 if float32 else np.float64
+        comoment, sums = _shifted_comoment(blocks, offset, dtype=dtype, chunk_rows=chunk_rows)
+        shifted_mean = sums / n_b
+        # about the batch mean: raw products minus n d d', d = mean - offset, as v v' (exactly symmetric)
+        v = np.sqrt(float(n_b)) * shifted_mean
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are reported just below, by name
+            comoment -= np.multiply.outer(v, v)
+        bad = ~np.isfinite(np.diag(comoment)) | ~np.isfinite(shifted_mean)
+        if bad.any():
+            check_paired(*blocks, names=tuple(names), min_samples=1)
+            raise ValueError(
+                f"{self._culprit(bad, names)} has values too large: their squares overflow float64 (rescale the "
+                "features)"
+            )
+        return comoment, shifted_mean
 
     def _current_offset(self, first_row: np.ndarray) -> np.ndarray:
         """The provisional offset of the next batch, with ``_shifted_mean`` the current mean relative to it.
@@ -307,11 +360,24 @@ class SufficientStats:
         Statistics made otherwise (:meth:`merge`, :meth:`load`, or ``mean`` changed by hand) restart from the
         current mean.
         """
-        assert self.mean is not None
-        if self._offset is None or not np.array_equal(self._offset + self._shifted_mean, self.mean):
-            self._offset = _provisional_offset(first_row, self.mean)
-            self._shifted_mean = self.mean - self._offset  # exact: the two differ by a few ulps at most
+        assert self.mean is not None and self.comoment is not None
+        if not self._mean_parts_valid():
+            # as for a first batch: offset 0 for features whose mean lies within a standard deviation of 0
+            with np.errstate(all="ignore"):
+                small = self.mean**2 <= np.diag(self.comoment) / self.n_samples
+            self._offset = _provisional_offset(first_row, np.where(small, 0.0, self.mean))
+            self._shifted_mean = self.mean - self._offset  # exact: 0, or a difference of a few ulps at most
+        assert self._offset is not None
         return self._offset
+
+    def _mean_parts_valid(self) -> bool:
+        """Whether ``_offset + _shifted_mean`` is the mean (not so after :meth:`load`, or ``mean`` set by hand)."""
+        return (
+            self._offset is not None
+            and self._shifted_mean is not None
+            and self.mean is not None
+            and np.array_equal(self._offset + self._shifted_mean, self.mean)
+        )
 
     def _culprit(self, bad: np.ndarray, names: Sequence[str]) -> str:
         """The name of the representation that owns the first flagged stacked feature."""
@@ -322,7 +388,8 @@ class SufficientStats:
     def _merge_in(self, other: SufficientStats) -> None:
         """Add the statistics of another (non-empty) sample set to these (non-empty) ones."""
         assert self.mean is not None and other.mean is not None and other.comoment is not None
-        if self._offset is not None and other._offset is not None and other._shifted_mean is not None:
+        if self._mean_parts_valid() and other._mean_parts_valid():
+            assert self._offset is not None and other._offset is not None and other._shifted_mean is not None
             # offsets near each other subtract exactly: delta keeps its digits however large the means
             delta = (other._offset - self._offset) + (other._shifted_mean - self._shifted_mean)
         else:
@@ -339,7 +406,8 @@ class SufficientStats:
         # stays exactly symmetric
         v = np.sqrt(n_a * n_b / n) * delta
         self.comoment += np.multiply.outer(v, v)
-        if self._offset is not None and np.array_equal(self._offset + self._shifted_mean, self.mean):
+        if self._mean_parts_valid():
+            assert self._offset is not None and self._shifted_mean is not None
             self._shifted_mean = self._shifted_mean + delta * (n_b / n)
             self.mean = self._offset + self._shifted_mean
         else:
