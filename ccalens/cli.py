@@ -1,27 +1,63 @@
-"""Command line: ``ccalens compare``, ``ccalens matrix`` and the experiment commands."""
+"""Command line: ``ccalens compare``, ``ccalens matrix`` and the experiment commands.
+
+A user error (a bad file, argument or config value, a missing optional dependency) ends with one line on stderr,
+``ccalens COMMAND: error: <what was wrong, naming the file/key/argument>``, and exit status 2; ``--debug`` (anywhere
+before ``--``, or ``CCALENS_DEBUG=1``) shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
-from .core.measures import MEASURES, compare, similarity_matrix
-from .core.validation import UnderdeterminedWarning
-from .io import load_features, write_json
+from .core.measures import MEASURES, STATS_MEASURES, compare, similarity_matrix
+from .errors import install_hint
+from .io import INDEX_COLUMN_CHOICES, FeatureFileNotice, load_features, write_json
 
-MATRIX_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
+EXIT_USER_ERROR = 2
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+# OSErrors about a path the user gave or must fix (exit 2); other OSErrors (disk full, I/O error) exit 1
+_USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS,
+                errno.ENAMETOOLONG}
+
+MATRIX_MEASURES = STATS_MEASURES
 
 # Commands owned by other layers: ``ccalens NAME ARGS...`` calls ``module.main(ARGS)`` (imported lazily, so that
 # ``ccalens compare`` never imports torch).
 DELEGATED: dict[str, tuple[str, str]] = {
     "train-multiview": ("ccalens.models.train_multiview", "train one MLP per view and seed on the bundled digits"),
 }
+
+
+@contextmanager
+def _notices() -> Iterator[None]:
+    """Print the loaders' :class:`FeatureFileNotice` warnings as ``note:`` lines on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FeatureFileNotice)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, FeatureFileNotice):
+                    print(f"note: {w.message}", file=sys.stderr)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def _load(path: str, key: str | None, index_column: str) -> np.ndarray:
+    with _notices():
+        return _as_2d(load_features(path, key, index_column=index_column), path)
 
 
 def _as_2d(arr: np.ndarray, path: str) -> np.ndarray:
@@ -33,47 +69,117 @@ def _as_2d(arr: np.ndarray, path: str) -> np.ndarray:
     return arr
 
 
+def _write_output(path: str, payload: object) -> None:
+    try:
+        write_json(path, payload)
+    except OSError as exc:
+        reason = exc.strerror or _one_line(str(exc))
+        raise UsageError(f"argument --output: cannot write {path}: {reason}") from exc
+
+
+def _measure_options(args: argparse.Namespace) -> dict[str, object]:
+    """The measures' options from the command line (``--variance F`` is the old spelling of ``--keep variance
+    --threshold F``)."""
+    keep, threshold = args.keep, args.threshold
+    if args.variance is not None:
+        print("note: --variance is deprecated: use --keep variance --threshold F", file=sys.stderr)
+        keep, threshold = "variance", args.variance
+    options: dict[str, object] = {"tol": args.tol, "keep": keep, "threshold": threshold, "method": args.method}
+    if args.memory_budget is not None:
+        options["memory_budget"] = args.memory_budget
+    return options
+
+
+def _memory_bytes(text: str) -> int:
+    """``--memory-budget``: bytes, or a number with K, M, G or T (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().removesuffix("B")
+    factor = units.get(value[-1:], 1)
+    number = value[:-1] if value[-1:] in units else value
+    try:
+        out = int(float(number) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected bytes such as 2000000000 or 4G, got {text!r}") from None
+    if out <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return out
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     measures = args.measure or ["cca", "svcca", "pwcca", "linear_cka", "procrustes"]
-    X = _as_2d(load_features(args.a, args.key), args.a)
-    Y = _as_2d(load_features(args.b, args.key_b or args.key), args.b)
+    X = _load(args.a, args.key, args.index_column)
+    Y = _load(args.b, args.key_b or args.key, args.index_column)
+    options = _measure_options(args)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UnderdeterminedWarning)
-        results = compare(X, Y, measures, tol=args.tol, variance=args.variance)
-    notes = sorted({str(w.message) for w in caught})
+        warnings.simplefilter("always", UserWarning)
+        results = compare(X, Y, measures, **options)
+        intervals = {}
+        if args.bootstrap:
+            from .core.resampling import bootstrap
+
+            for m in measures:
+                # replicates are merges of block statistics (the feature-space path): no plan options
+                own = {k: v for k, v in options.items() if k in _accepted(m) - {"method", "memory_budget"}}
+                b = bootstrap(X, Y, m, n_resamples=args.bootstrap, confidence_level=args.confidence, seed=args.seed,
+                              **own)
+                intervals[m] = b
+    notes = sorted({str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)})
     payload = {
         "a": {"path": args.a, "shape": list(X.shape)},
         "b": {"path": args.b, "shape": list(Y.shape)},
         "results": {m: r.to_dict() for m, r in results.items()},
         "warnings": notes,
     }
+    for m, b in intervals.items():
+        payload["results"][m]["bootstrap"] = b.to_dict()
     if not args.correlations:
         for r in payload["results"].values():
             r.pop("correlations", None)
-            r["details"].pop("weights", None)
+            r.pop("weights", None)
+            r.get("bootstrap", {}).pop("bootstrap_distribution", None)
     if args.output:
-        write_json(args.output, payload)
+        _write_output(args.output, payload)
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     print(f"A: {args.a} {tuple(X.shape)}   B: {args.b} {tuple(Y.shape)}")
-    print(f"{'measure':<22}{'score':>10}{'mean rho':>12}{'mean rho^2':>12}")
+    header = f"{'measure':<22}{'score':>10}{'mean rho':>12}{'null rho':>10}"
+    if intervals:
+        header += f"{f'{args.confidence:.0%} interval':>22}"
+    print(header)
     for m, r in results.items():
         rho = "" if r.mean_rho is None else f"{r.mean_rho:.6f}"
-        rho2 = "" if r.mean_rho2 is None else f"{r.mean_rho2:.6f}"
-        print(f"{m:<22}{r.score:>10.6f}{rho:>12}{rho2:>12}")
+        null = "" if r.null_mean_rho is None else f"{r.null_mean_rho:.4f}"
+        line = f"{m:<22}{r.score:>10.6f}{rho:>12}{null:>10}"
+        if m in intervals:
+            low, high = intervals[m].confidence_interval
+            line += f"{f'[{low:.4f}, {high:.4f}]':>22}"
+        print(line)
     return 0
 
 
+def _accepted(measure: str) -> set[str]:
+    """Option names a measure accepts (from its signature)."""
+    import inspect
+
+    return set(inspect.signature(MEASURES[measure]).parameters) - {"X", "Y", "stats", "i", "j"}
+
+
 def _cmd_matrix(args: argparse.Namespace) -> int:
-    reps = [_as_2d(load_features(p, args.key), p) for p in args.files]
+    reps = [_load(p, args.key, args.index_column) for p in args.files]
     names = [Path(p).stem for p in args.files]
-    M = similarity_matrix(reps, args.measure, names=names, tol=args.tol, variance=args.variance,
-                          progress=not args.json)
+    options = {k: v for k, v in _measure_options(args).items() if k in _accepted(args.measure)}
+    M = similarity_matrix(reps, args.measure, names=names, progress=not args.json, **options)
+    if args.plot:
+        from .report.plots import plot_heatmap
+
+        files = plot_heatmap(M.scores, names, names, args.plot, title=f"{args.measure} similarity",
+                             colorbar_label=args.measure, vmin=min(0.0, float(M.scores.min())), vmax=1.0)
+        print(f"heatmap: {', '.join(str(f) for f in files.values())}", file=sys.stderr)
     if args.output:
-        write_json(args.output, M.to_dict())
+        _write_output(args.output, M.to_dict())
     if args.json:
         print(json.dumps(M.to_dict(), indent=2))
         return 0
@@ -95,45 +201,83 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .experiments.runner import list_builtin_configs, run_config
 
-    if args.list or args.config is None:
+    if args.list:
         print("built-in configs: " + ", ".join(list_builtin_configs()))
-        return 0 if args.list else 2
+        return 0
+    if args.config is None:
+        raise UsageError("argument config: give a TOML file or a built-in name: " + ", ".join(list_builtin_configs()))
     out = args.out or str(Path("results") / Path(args.config).stem)
     run_config(args.config, out, progress=not args.no_progress)
     print(f"report: {Path(out) / 'report.html'}")
     return 0
 
 
+class UsageError(Exception):
+    """A wrong command line (argparse's errors, and the commands' own argument checks); ``prog``: the command
+    whose usage it is (``"ccalens compare"``), if known."""
+
+    def __init__(self, message: str, prog: str | None = None) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line (``ccalens compare: error: argument --tol: ...``) and
+    exit status 2, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')", prog=self.prog)
+
+
 def build_parser() -> argparse.ArgumentParser:
     epilog = "more commands:\n" + "\n".join(f"  {name:<18}{doc}" for name, (_, doc) in DELEGATED.items())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ccalens",
         description="CCA-family similarity of neural-network features.",
         epilog=epilog + "\n(run 'ccalens COMMAND --help' for their options)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (also after the command, or CCALENS_DEBUG=1)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--key", help="array name inside an .npz / .pt container")
         p.add_argument("--tol", type=float, default=1e-10, help="relative eigenvalue cut-off of the whitening")
-        p.add_argument("--variance", type=float, default=0.99, help="SVCCA: variance fraction kept (default 0.99)")
+        p.add_argument("--keep", choices=("singular_values", "variance"), default="singular_values",
+                       help="SVCCA's truncation rule: the SVCCA appendix's sum of singular values (default) or "
+                            "the variance")
+        p.add_argument("--threshold", type=float, default=0.99, help="SVCCA: fraction kept under --keep (0.99)")
+        p.add_argument("--variance", type=float, default=None, help=argparse.SUPPRESS)  # old spelling
+        p.add_argument("--method", choices=("auto", "primal", "dual"), default="auto",
+                       help="feature-space (primal) or sample-space (dual, Gram matrices) path; auto picks by cost")
+        p.add_argument("--memory-budget", type=_memory_bytes, default=None,
+                       help="working memory allowed, bytes or e.g. 4G (default: a quarter of the available)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         p.add_argument("--output", "-o", help="also write the JSON result to this file")
+        p.add_argument("--index-column", choices=INDEX_COLUMN_CHOICES, default="auto",
+                       help="CSV/text files: drop the first column (drop), never (keep), or when it is a pandas "
+                            "index, empty or 'Unnamed: 0' header and values 0..n-1 (auto, the default)")
 
     cmp_ = sub.add_parser("compare", help="compare two feature files (rows = the same samples)")
-    cmp_.add_argument("a", help="features A: .npy, .npz, .pt or .csv, shape (n_samples, n_features)")
+    cmp_.add_argument("a", help="features A: .npy, .npz, .pt or .csv/.tsv/.txt, shape (n_samples, n_features)")
     cmp_.add_argument("b", help="features B, the same samples in the same order")
     cmp_.add_argument("--measure", "-m", action="append", choices=sorted(MEASURES),
                       help="measure to compute (repeatable; default: cca, svcca, pwcca, linear_cka, procrustes)")
     cmp_.add_argument("--key-b", help="array name inside B's container (default: --key)")
-    cmp_.add_argument("--correlations", action="store_true", help="include all canonical correlations in the JSON")
+    cmp_.add_argument("--correlations", action="store_true",
+                      help="include all canonical correlations, PWCCA weights and bootstrap replicates in the JSON")
+    cmp_.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                      help="confidence interval of every measure from N bootstrap replicates (ccalens.bootstrap)")
+    cmp_.add_argument("--confidence", type=float, default=0.95, help="confidence level of --bootstrap (0.95)")
+    cmp_.add_argument("--seed", type=int, default=0, help="seed of --bootstrap (0)")
     common(cmp_)
     cmp_.set_defaults(func=_cmd_compare)
 
     mat = sub.add_parser("matrix", help="pairwise similarity of many feature files (one joint pass)")
     mat.add_argument("files", nargs="+", help="feature files of the same samples")
     mat.add_argument("--measure", "-m", default="svcca", choices=MATRIX_MEASURES)
+    mat.add_argument("--plot", metavar="STEM", help="also draw the annotated heatmap to STEM.png and STEM.svg")
     common(mat)
     mat.set_defaults(func=_cmd_matrix)
 
@@ -143,29 +287,97 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
 
-    run = sub.add_parser("run", help="run an experiment config (a TOML path or a built-in name)")
+    run = sub.add_parser(
+        "run", help="run an experiment config (a TOML path or a built-in name)",
+        epilog="Data folders may be read-only: the SHL 2018 loader writes its spectrogram caches into "
+               "ROOT/train/.ccalens_cache unless the config sets [data] cache_dir = \"a/writable/folder\".",
+    )
     run.add_argument("config", nargs="?", help="config file, or a built-in name (see --list)")
-    run.add_argument("--out", help="output folder (default results/<config name>)")
+    run.add_argument("--out", help="output folder (default results/<config name>); rerunning into the same "
+                                   "folder resumes the training checkpoints there")
     run.add_argument("--list", action="store_true", help="list the built-in configs")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
     return parser
 
 
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _describe(exc: BaseException) -> tuple[str, int] | None:
+    """``(one-line message, exit status)`` for an error the user must fix, None for anything else (a bug)."""
+    if isinstance(exc, UsageError):
+        return _one_line(str(exc)), EXIT_USER_ERROR
+    if isinstance(exc, ModuleNotFoundError) and exc.name and install_hint(exc.name):
+        return f"this needs {exc.name.partition('.')[0]}, which is not installed: {install_hint(exc.name)}", \
+            EXIT_USER_ERROR
+    if isinstance(exc, ImportError):
+        # MissingDependencyError and the like already say what to install; other ImportErrors are bugs
+        return (_one_line(str(exc)), EXIT_USER_ERROR) if "pip install" in str(exc) else None
+    if isinstance(exc, OSError):
+        status = EXIT_USER_ERROR if exc.errno in _USER_ERRNOS or exc.errno is None else EXIT_FAILURE
+        if not (exc.strerror and exc.filename is not None):
+            return _one_line(str(exc)) or type(exc).__name__, status  # ccalens' own FileNotFoundError("no such...")
+        where = os.fspath(exc.filename)
+        message = f"{exc.strerror}: {where}"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and ".ccalens_cache" in Path(where).parts:
+            message += (" (the SHL data folder is read-only: set [data] cache_dir in the config to a writable "
+                        "folder for the spectrogram caches)")
+        return message, status
+    if type(exc) is KeyError:  # a bare KeyError: its str() is the quoted key only
+        return f"missing key {exc.args[0]!r}" if exc.args else "missing key", EXIT_USER_ERROR
+    if isinstance(exc, KeyError | ValueError | TypeError):
+        # ccalens raises these for bad input with a message naming the file, key or argument
+        return _one_line(str(exc)) or type(exc).__name__, EXIT_USER_ERROR
+    return None
+
+
+def _run_guarded(command: str, debug: bool, call: Callable[[], int]) -> int:
+    prefix = f"ccalens {command}".rstrip()
+    try:
+        return int(call() or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if debug:
+            raise
+        described = _describe(exc)
+        if described is None:
+            print(f"{prefix}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+                  "(run again with --debug for the traceback, and please report it)", file=sys.stderr)
+            return EXIT_FAILURE
+        message, status = described
+        print(f"{prefix}: error: {message}", file=sys.stderr)
+        return status
+
+
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Remove ``--debug`` from anywhere before a ``--``; also on with the environment variable CCALENS_DEBUG."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    args = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    return args, debug or os.environ.get("CCALENS_DEBUG", "") not in ("", "0")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status (0, 1, 2 or 130)."""
+    argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     if argv and argv[0] in DELEGATED:
         import importlib
 
-        module = importlib.import_module(DELEGATED[argv[0]][0])
-        return int(module.main(argv[1:]) or 0)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+        name = argv[0]
+        return _run_guarded(name, debug, lambda: importlib.import_module(DELEGATED[name][0]).main(argv[1:]))
+
     try:
-        return int(args.func(args))
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
-        print(f"ccalens {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"{exc.prog or 'ccalens'}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return _run_guarded(args.command, debug, lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from ccalens.conv import (
     conv_stats,
     frequency_plan,
 )
-from ccalens.core import UnderdeterminedWarning, cca_from_whitenings, cca_qr, whiten
+from ccalens.core import SimilarityResult, UnderdeterminedWarning
+from ccalens.core.linalg import cca_from_whitenings, cca_qr, principal_whitening
 
 # ---------------------------------------------------------------------------- data
 
@@ -130,35 +131,54 @@ def test_dft_cca_differs_from_flattened_cca_without_translation_invariance() -> 
     assert np.abs(res.correlations - ref.correlations).max() > 1e-3
 
 
-def test_global_svcca_equals_svcca_of_flattened_maps() -> None:
+@pytest.mark.parametrize("keep", ["variance", "singular_values"])
+def test_global_svcca_equals_svcca_of_flattened_maps(keep: str) -> None:
     A, B = invariant_pair(3, 12, 3, 3, 4, 4)
     n = len(A)
 
     def flat_cov(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (flat(x) - flat(x).mean(0)).T @ (flat(y) - flat(y).mean(0)) / (n - 1)
 
+    def parts(eig: np.ndarray) -> np.ndarray:  # what the rule sums: variances or singular values
+        return eig if keep == "variance" else np.sqrt(np.clip(eig, 0.0, None))
+
     cov_aa, cov_bb, cov_ab = flat_cov(A, A), flat_cov(B, B), flat_cov(A, B)
-    # choose a variance at a gap between distinct eigenvalues (mirrored frequencies repeat them)
+    # choose a threshold at a gap between distinct eigenvalues (mirrored frequencies repeat them)
     eig = np.sort(np.linalg.eigvalsh(cov_aa))[::-1]
-    cum = np.cumsum(eig) / eig.sum()
+    cum = np.cumsum(parts(eig)) / parts(eig).sum()
     gaps = [k for k in range(len(eig) - 1) if eig[k] - eig[k + 1] > 1e-6 * eig[0] and 0.8 < cum[k] < 0.97]
-    variance = float(cum[gaps[0]]) - 1e-9
+    threshold = float(cum[gaps[0]]) - 1e-9
     eig_b = np.sort(np.linalg.eigvalsh(cov_bb))[::-1]
-    cum_b = np.cumsum(eig_b) / eig_b.sum()
-    k_b = int(np.searchsorted(cum_b, variance - 1e-12))
+    cum_b = np.cumsum(parts(eig_b)) / parts(eig_b).sum()
+    k_b = int(np.searchsorted(cum_b, threshold - 1e-12))
     assert eig_b[k_b] - eig_b[k_b + 1] > 1e-6 * eig_b[0], "the cut of B must also fall between distinct eigenvalues"
-    wa = whiten(cov_aa).top_variance(variance)
-    wb = whiten(cov_bb).top_variance(variance)
+    wa = principal_whitening(cov_aa).top(threshold, keep)  # type: ignore[arg-type]
+    wb = principal_whitening(cov_bb).top(threshold, keep)  # type: ignore[arg-type]
     ref = cca_from_whitenings(wa, wb, cov_ab, n_samples=n)
-    res = DFTStats.from_arrays(A, B).result("svcca", variance=variance)
+    res = DFTStats.from_arrays(A, B).result("svcca", keep=keep, threshold=threshold)  # type: ignore[arg-type]
+    assert (res.keep, res.threshold) == (keep, threshold)
     assert int((res.rank_a * res.multiplicity).sum()) == wa.rank
     assert int((res.rank_b * res.multiplicity).sum()) == wb.rank
     assert res.n_zeros > 0  # kept ranks differ between A and B at some frequencies
     np.testing.assert_allclose(res.correlations, ref.correlations, atol=1e-8)
     assert res.score == pytest.approx(ref.mean_rho, abs=1e-10)
-    # per-frequency scope keeps a share of every frequency's variance instead
-    per_freq = DFTStats.from_arrays(A, B).result("svcca", variance=variance, svcca_scope="frequency")
+    # per-frequency scope keeps a share of every frequency's spectrum instead
+    per_freq = DFTStats.from_arrays(A, B).result(
+        "svcca", keep=keep, threshold=threshold, svcca_scope="frequency"  # type: ignore[arg-type]
+    )
     assert (per_freq.rank_a >= 1).all() and not np.array_equal(per_freq.rank_a, res.rank_a)
+
+
+def test_dft_svcca_rules_differ_and_variance_is_a_deprecated_alias() -> None:
+    A, B = invariant_pair(3, 12, 3, 3, 4, 4)
+    stats = DFTStats.from_arrays(A, B)
+    by_sv = stats.result("svcca", threshold=0.9)
+    by_var = stats.result("svcca", keep="variance", threshold=0.9)
+    # the singular-value rule keeps more directions than the variance rule at the same threshold
+    assert (by_sv.rank_a @ by_sv.multiplicity) > (by_var.rank_a @ by_var.multiplicity)
+    with pytest.warns(DeprecationWarning, match="variance= is deprecated"):
+        old = stats.result("svcca", variance=0.9)
+    np.testing.assert_array_equal(old.correlations, by_var.correlations)
 
 
 def test_pwcca_weights_and_score() -> None:
@@ -301,10 +321,15 @@ def test_measure_svcca_positions_and_pooled_keep_top_variance() -> None:
     rng = np.random.default_rng(11)
     a, b = layer_pair(rng, 80, 6, 6, 4, 4)
     full = conv_similarity(a, b, convention="positions", measure="cca")
-    sv = conv_similarity(a, b, convention="positions", measure="svcca", variance=0.6)
-    assert sv.details["rank_a"] < full.details["rank_a"]
+    sv = conv_similarity(a, b, convention="positions", measure="svcca", keep="variance", threshold=0.6)
+    assert sv.rank_x is not None and full.rank_x is not None and sv.rank_x < full.rank_x
+    assert sv.correlations is not None and full.correlations is not None
     assert sv.correlations.size < full.correlations.size
-    dft_sv = conv_similarity(a, b, convention="dft", measure="svcca", variance=0.6)
+    assert (sv.details["keep"], sv.details["threshold"]) == ("variance", 0.6)
+    with pytest.warns(DeprecationWarning):
+        old = conv_similarity(a, b, convention="positions", measure="svcca", variance=0.6)
+    assert old.score == sv.score and old.rank_x == sv.rank_x
+    dft_sv = conv_similarity(a, b, convention="dft", measure="svcca", keep="variance", threshold=0.6)
     assert (
         dft_sv.dft is not None and dft_sv.correlations.size < conv_similarity(a, b, convention="dft").correlations.size
     )
@@ -341,8 +366,10 @@ def test_validation_errors_name_the_argument() -> None:
         conv_similarity(a, b, convention="flatten")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="measure"):
         conv_similarity(a, b, convention="dft", measure="cka")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="variance"):
-        conv_similarity(a, b, convention="pooled", measure="svcca", variance=1.5)
+    with pytest.raises(ValueError, match="threshold"):
+        conv_similarity(a, b, convention="pooled", measure="svcca", threshold=1.5)
+    with pytest.raises(ValueError, match="keep"):
+        conv_similarity(a, b, convention="pooled", measure="svcca", keep="energy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="svcca_scope"):
         conv_similarity(a, b, convention="dft", measure="svcca", svcca_scope="layer")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="A must be 4-D"):
@@ -391,3 +418,22 @@ def test_too_few_images_per_frequency_warn() -> None:
         DFTStats.from_arrays(a, b).result()
     with pytest.warns(UnderdeterminedWarning):
         conv_similarity(a[:6], b[:6], convention="pooled")
+
+
+@pytest.mark.parametrize("convention", ["positions", "pooled", "dft"])
+def test_conv_results_are_similarity_results(convention: str) -> None:
+    import json
+
+    a, b = layer_pair(np.random.default_rng(14), 60, 3, 4, 4, 4)
+    for measure in ("cca", "svcca", "pwcca"):
+        res = conv_similarity(a, b, convention=convention, measure=measure)  # type: ignore[arg-type]
+        assert isinstance(res, SimilarityResult) and res.convention == convention and res.measure == measure
+        assert res.rank_x is not None and res.rank_y is not None and res.rank_x >= 1
+        assert res.correlations is not None and res.correlations.size == min(res.rank_x, res.rank_y)
+        d = json.loads(json.dumps(res.to_dict()))
+        assert d["convention"] == convention and d["rank_x"] == res.rank_x
+        assert ("per_frequency" in d) == (convention == "dft")
+        if measure == "pwcca" and convention != "dft":
+            assert res.weights is not None and res.weights.sum() == pytest.approx(1.0)
+    with pytest.raises(TypeError):
+        type(res)(measure="cca", score=1.0)  # type: ignore[call-arg]  # convention is required

@@ -37,7 +37,7 @@ def test_second_moment_measures_match_primal(n: int, p: int, q: int, offset: flo
 def test_float32_blocks_accumulate_in_float64() -> None:
     X, _ = _pair(200, 700, 10, offset=1e3)
     g64 = dual.centred_gram(X)
-    g32 = dual.centred_gram(X.astype(np.float32))
+    g32 = dual.centred_gram(X.astype(np.float32), low_precision=True)
     g_ref = dual.centred_gram(X.astype(np.float32).astype(np.float64))
     assert g32.matrix.dtype == np.float64
     rel = np.linalg.norm(g32.matrix - g_ref.matrix) / np.linalg.norm(g_ref.matrix)
@@ -78,3 +78,111 @@ def test_planner_error_says_what_would_fit() -> None:
         dual.plan_pair(100_000, (65_536, 65_536), needs_basis=False, memory_budget=1 << 30)
     with pytest.raises(ValueError, match="memory_budget"):
         dual.plan_pair(10, (3, 3), needs_basis=False, memory_budget=-1)
+
+
+# --------------------------------------------------------------------------------- the measures on both paths
+import ccalens  # noqa: E402
+
+PAIR_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
+
+
+def _corpus() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Degenerate pairs: n < d, rank-deficient, constant and duplicated neurons, offsets, scales, float32."""
+    rng = np.random.default_rng(11)
+    out = []
+    n = 60
+    lat = rng.standard_normal((n, 6))
+    X = lat @ rng.standard_normal((6, 150)) + 0.5 * rng.standard_normal((n, 150))
+    Y = lat @ rng.standard_normal((6, 90)) + 0.5 * rng.standard_normal((n, 90))
+    out.append(("n<d", X, Y))
+    R = rng.standard_normal((200, 8)) @ rng.standard_normal((8, 40))  # rank 8 of 40
+    out.append(("rank-deficient", R, R[:, :20] + 0.1 * rng.standard_normal((200, 20))))
+    C = rng.standard_normal((120, 30))
+    C[:, 3] = 7.0  # constant neuron
+    C[:, 10] = C[:, 11]  # duplicated neurons
+    out.append(("constant+duplicated", C, C[:, ::-1] @ rng.standard_normal((30, 30)) + rng.standard_normal((120, 30))))
+    O = rng.standard_normal((150, 25)) + 1e6
+    out.append(("offset 1e6", O, O[:, :12] * 3 - 1e4 + rng.standard_normal((150, 12))))
+    S = rng.standard_normal((150, 25)) * np.logspace(-2.9, 3, 25)  # no variance ratio at the 1e-10 cut
+    out.append(("neuron scales", S, S[:, ::2] + 1e-3 * rng.standard_normal((150, 13))))
+    out.append(("float32", X.astype(np.float32), Y.astype(np.float32)))
+    return out
+
+
+@pytest.mark.parametrize("case", _corpus(), ids=lambda c: c[0])
+@pytest.mark.parametrize("measure", PAIR_MEASURES)
+def test_primal_equals_dual_on_the_degenerate_corpus(case, measure: str) -> None:
+    _, X, Y = case
+    fn = getattr(ccalens, measure)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = fn(X, Y, method="primal")
+        b = fn(X, Y, method="dual")
+    rel = 1e-5 if X.dtype == np.float32 else 1e-9  # float32 input: both paths multiply in float32
+    assert b.score == pytest.approx(a.score, rel=rel, abs=1e-12)
+    assert (a.rank_x, a.rank_y) == (b.rank_x, b.rank_y)
+    if a.correlations is not None:
+        np.testing.assert_allclose(b.correlations, a.correlations, atol=1e-7 if rel > 1e-9 else 1e-9)
+        assert b.null_mean_rho == a.null_mean_rho
+    if a.weights is not None:
+        np.testing.assert_allclose(b.weights, a.weights, atol=1e-7)
+    assert a.details["plan"]["method"] == "primal" and b.details["plan"]["method"] == "dual"
+    assert {k: v for k, v in a.details.items() if k != "plan"}.keys() == {
+        k for k in b.details if k != "plan"
+    }
+
+
+def test_auto_plan_takes_the_dual_path_for_wide_data_and_records_it() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3000))
+    Y = X[:, :1500] + rng.standard_normal((40, 1500))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = ccalens.linear_cka(X, Y)
+        tall = ccalens.linear_cka(X[:, :5], Y[:, :5])
+    assert res.details["plan"]["method"] == "dual"
+    assert tall.details["plan"]["method"] == "primal"
+    assert res.score == pytest.approx(ccalens.linear_cka(X, Y, method="primal").score, rel=1e-9)
+
+
+def test_plan_errors_are_clear() -> None:
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((30, 4)), rng.standard_normal((30, 5))
+    stats = ccalens.SufficientStats.from_arrays(X, Y)
+    with pytest.raises(ValueError, match="method='dual' needs the data"):
+        ccalens.cca(stats=stats, method="dual")
+    with pytest.raises(ValueError, match="method must be"):
+        ccalens.svcca(X, Y, method="gram")
+    with pytest.raises(MemoryError, match="memory_budget=100 bytes"):
+        ccalens.linear_cka(X, Y, memory_budget=100)
+
+
+@pytest.mark.parametrize("measure", PAIR_MEASURES)
+def test_similarity_matrix_prepared_path_equals_the_joint_path(measure: str) -> None:
+    rng = np.random.default_rng(4)
+    n = 80
+    lat = rng.standard_normal((n, 5))
+    reps = [lat @ rng.standard_normal((5, d)) + rng.standard_normal((n, d)) + 2.0 for d in (6, 12, 30, 140)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joint = ccalens.similarity_matrix(reps[:3], measure)
+        small_budget = ccalens.similarity_matrix(reps[:3], measure, memory_budget=2_000)  # no joint co-moment
+        wide = ccalens.similarity_matrix(reps, measure)  # a representation wider than n: prepared path
+        pairwise = np.array([[getattr(ccalens, measure)(a, b).score for b in reps] for a in reps])
+    assert joint.details["plan"]["method"] == "primal"
+    assert small_budget.details["plan"]["method"] == "prepared"
+    assert wide.details["plan"]["method"] == "prepared"
+    tol = 1e-6  # the prepared path multiplies whitened coordinates; the joint one whitens co-moment blocks
+    np.testing.assert_allclose(small_budget.scores, joint.scores, atol=tol)
+    np.testing.assert_allclose(wide.scores, pairwise, atol=tol)
+
+
+def test_similarity_matrix_warns_once_per_call() -> None:
+    rng = np.random.default_rng(0)
+    reps = [rng.standard_normal((40, 15)) for _ in range(4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ccalens.similarity_matrix(reps, "cca")
+    categories = [w.category.__name__ for w in caught]
+    assert categories.count("SmallSampleWarning") == 1
+    assert "pairs" in str(caught[0].message)

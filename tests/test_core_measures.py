@@ -9,21 +9,21 @@ from hypothesis import strategies as st
 from scipy.stats import ortho_group
 
 from ccalens.core import SufficientStats, UnderdeterminedWarning
-from ccalens.core.kernel import rbf_cka
 from ccalens.core.measures import (
     MEASURES,
-    cca_similarity,
+    cca,
     compare,
     debiased_linear_cka,
     linear_cka,
     procrustes,
     pwcca,
+    rbf_cka,
     similarity_matrix,
     svcca,
 )
 
 SYMMETRIC = {
-    "cca": cca_similarity,
+    "cca": cca,
     "svcca": svcca,
     "linear_cka": linear_cka,
     "procrustes": procrustes,
@@ -60,7 +60,7 @@ def test_invariance_to_rotation_scaling_permutation(seed, scale):
     assert pwcca(scaled, Y).score == pytest.approx(pwcca(X, Y).score, abs=1e-9)
     # CCA (not SVCCA, CKA) is invariant to any invertible linear map
     A = rng.standard_normal((X.shape[1], X.shape[1])) + 3 * np.eye(X.shape[1])
-    assert cca_similarity(X @ A, Y).score == pytest.approx(cca_similarity(X, Y).score, abs=1e-8)
+    assert cca(X @ A, Y).score == pytest.approx(cca(X, Y).score, abs=1e-8)
 
 
 @settings(max_examples=10, deadline=None)
@@ -73,7 +73,7 @@ def test_symmetry_and_bounds(seed):
         lower = -0.1 if name == "debiased_linear_cka" else 0.0  # the unbiased estimator can dip below 0
         assert lower <= a <= 1.0 + 1e-12, name
     res = pwcca(X, Y)
-    assert 0.0 <= res.score <= 1.0 and res.details["weights"].sum() == pytest.approx(1.0)
+    assert 0.0 <= res.score <= 1.0 and res.weights is not None and res.weights.sum() == pytest.approx(1.0)
     assert np.all(np.diff(res.correlations) <= 1e-12)
 
 
@@ -107,7 +107,8 @@ def test_linear_cka_and_procrustes_match_definitions():
     B = np.hstack([Yc, np.zeros((Yc.shape[0], X.shape[1] - Y.shape[1]))]) / np.linalg.norm(Yc)
     U, _, Vt = np.linalg.svd(B.T @ A)
     dist = np.linalg.norm(A - B @ (U @ Vt)) ** 2
-    assert procrustes(X, Y).details["distance"] == pytest.approx(dist, abs=1e-10)
+    assert procrustes(X, Y).distance ** 2 == pytest.approx(dist, abs=1e-10)
+    assert linear_cka(X, Y).distance == pytest.approx(np.arccos(cka), abs=1e-12)
 
 
 def test_debiased_cka_matches_u_statistic():
@@ -150,8 +151,9 @@ def test_rbf_cka_exact_and_approximation():
 def test_svcca_keeps_variance_fraction():
     rng = np.random.default_rng(7)
     X = rng.standard_normal((500, 10)) * np.array([10, 8, 6, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2])
-    res = svcca(X, rng.standard_normal((500, 4)))
-    assert res.details["rank_x"] == 3 and res.details["explained_x"] >= 0.99
+    res = svcca(X, rng.standard_normal((500, 4)), keep="variance")
+    assert res.rank_x == 3 and res.details["explained_x"] >= 0.99
+    assert (res.details["keep"], res.details["threshold"]) == ("variance", 0.99)
 
 
 def test_a_b_c_example_svcca_tells_apart():
@@ -163,9 +165,9 @@ def test_a_b_c_example_svcca_tells_apart():
     B = np.hstack([signal @ ortho_group.rvs(50, random_state=1), rng.standard_normal((n, 150)) * 0.1])
     C = rng.standard_normal((n, 200))
     # plain CCA: B is a noisy copy of A only on 50 of 200 dims, so the mean rho is ~1/4 for both
-    assert cca_similarity(A, B).score < 0.45
-    assert svcca(A, B).score > 0.98
-    assert svcca(A, C).score < 0.4  # unrelated: only the finite-sample bias of ~sqrt(d / n) remains
+    assert cca(A, B).score < 0.45
+    assert svcca(A, B, keep="variance").score > 0.98
+    assert svcca(A, C, keep="variance").score < 0.4  # unrelated: only the finite-sample bias of ~sqrt(d / n) remains
 
 
 def test_streaming_equals_in_memory_and_merge():
@@ -190,7 +192,7 @@ def test_float32_float16_accumulate_in_float64_and_large_offsets():
     assert s32.comoment.dtype == np.float64
     np.testing.assert_allclose(s32.comoment, ref.comoment, rtol=1e-12)
     s16 = SufficientStats.from_arrays(X.astype(np.float16), Y.astype(np.float16))
-    assert cca_similarity(stats=s16).score == pytest.approx(cca_similarity(X, Y).score, abs=2e-3)
+    assert cca(stats=s16).score == pytest.approx(cca(X, Y).score, abs=2e-3)
     # a huge common offset: raw products would cancel catastrophically; the engine falls back to centring
     offset = 1e8
     shifted = SufficientStats.from_arrays(X + offset, Y - offset)
@@ -246,7 +248,7 @@ def test_compare_shares_one_pass():
 )
 def test_bad_input_errors_name_the_argument(X, Y, match):
     with pytest.raises((ValueError, TypeError), match=match):
-        cca_similarity(X, Y)
+        cca(X, Y)
 
 
 def test_constant_inputs_raise_clearly():
@@ -260,4 +262,4 @@ def test_constant_inputs_raise_clearly():
 def test_underdetermined_measure_warns():
     rng = np.random.default_rng(14)
     with pytest.warns(UnderdeterminedWarning):
-        cca_similarity(rng.standard_normal((10, 8)), rng.standard_normal((10, 8)))
+        cca(rng.standard_normal((10, 8)), rng.standard_normal((10, 8)))

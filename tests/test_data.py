@@ -17,6 +17,7 @@ from ccalens.data.shl import (
     compute_spectrograms,
     log_frequency_axis,
     spectrogram,
+    spectrogram_axes,
     write_synthetic_shl,
 )
 
@@ -142,6 +143,23 @@ def test_synthetic_shl_folder_has_the_official_layout(shl_root):
     assert json.loads((folder / "synthetic_info.json").read_text())["synthetic"] is True
 
 
+def test_synthetic_shl_writer_leaves_nothing_half_written(tmp_path, monkeypatch):
+    from ccalens.data import shl_synthetic
+
+    real, calls = shl_synthetic.simulate_segment, []
+
+    def failing(cls, rng):
+        calls.append(cls)
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return real(cls, rng)
+
+    monkeypatch.setattr(shl_synthetic, "simulate_segment", failing)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        write_synthetic_shl(tmp_path / "shl", n_segments_per_class=1)
+    assert list((tmp_path / "shl" / "train").iterdir()) == []  # no channel file, no temporary file
+
+
 def test_shl_labels_split_and_channels(shl_root):
     ds = SHLDataset(shl_root, n_val=0.25)
     info = _info(shl_root)
@@ -210,10 +228,14 @@ def test_spectrogram_shape_and_peak_of_a_sine():
     t = np.arange(6000) / fs
     S = spectrogram(np.sin(2 * np.pi * f0 * t) + 9.81)
     assert S.shape == (48, 48) and S.dtype == np.float32
-    f = log_frequency_axis()
-    assert f[0] == pytest.approx(np.sqrt(0.2 * 0.2 * (50 / 0.2) ** (1 / 48)))
+    f, _ = spectrogram_axes()
+    assert f[0] == 0.0 and np.all(np.diff(f) > 0) and 40 < f[-1] < 50
     band = int(S.mean(axis=1).argmax())
     assert abs(f[band] - f0) / f0 < 0.12
+    bands = spectrogram(np.sin(2 * np.pi * f0 * t) + 9.81, method="log_bands")
+    f_bands = log_frequency_axis()
+    assert f_bands[0] == pytest.approx(np.sqrt(0.2 * 0.2 * (50 / 0.2) ** (1 / 48)))
+    assert abs(f_bands[int(bands.mean(axis=1).argmax())] - f0) / f0 < 0.12
     # batched = one by one; chunking does not change the result
     X = np.stack([np.sin(2 * np.pi * f * t) for f in (1.0, 3.0, 7.0)])
     batch = spectrogram(X)
@@ -228,7 +250,7 @@ def test_spectrogram_shape_and_peak_of_a_sine():
 def test_synthetic_walk_peaks_at_its_gait_frequency(shl_root):
     ds = SHLDataset(shl_root, n_val=0.25)
     S = ds.spectrograms("Acc_norm")
-    f = log_frequency_axis()
+    f, _ = spectrogram_axes()
     checked = 0
     for line in _info(shl_root):
         if line["class_name"] in ("Walk", "Run"):

@@ -19,7 +19,12 @@ from ccalens.experiments.projection import (
     project_features,
     run_projection,
 )
-from ccalens.experiments.svcca_studies import abc_example, invariance_sanity
+from ccalens.experiments.svcca_studies import (
+    abc_example,
+    demo_activations,
+    invariance_sanity,
+    svd_kept_dimensions,
+)
 
 NC = 5
 
@@ -197,11 +202,33 @@ def test_fusion_grid_writes_files(tmp_path, data):
         run_fusion(nets, y_tr, y_va, pairs=[("a", "zzz")])
 
 
-def test_abc_example_cca_cannot_tell_apart_svcca_can():
+def test_abc_example_is_the_appendix_one():
+    # SVCCA appendix B.0.1: A 50-d; B = 50 directions aligned with A + 150 noise; C = the 50 aligned + 150 useful
     r = abc_example(n=2000)
-    assert abs(r["AB"]["cca"] - r["AC"]["cca"]) < 0.03
-    assert r["AB"]["svcca"] > 0.95
-    assert r["AC"]["svcca"] < 0.35
+    assert r["dims"] == {"A": 50, "B": 200, "C": 200}
+    for pair in ("AB", "AC"):
+        # A's 50 directions are in both B and C: 50 correlations of 1, whichever the aggregation
+        assert len(r[pair]["cca_correlations"]) == 50 and min(r[pair]["cca_correlations"]) > 1 - 1e-9
+        assert r[pair]["cca"] == pytest.approx(1.0, abs=1e-9)
+        assert r[pair]["svcca"] > 0.99
+    # what tells them apart: the SVD keeps ~50 directions of B and ~200 of C (appendix rule: singular values)
+    assert r["kept"]["A"] == {"singular_values": 50, "variance": 50}
+    assert r["kept"]["B"] == {"singular_values": 50, "variance": 50}
+    assert r["kept"]["C"]["singular_values"] >= 195 and r["kept"]["C"]["variance"] >= 190
+    rank_a, rank_b = r["AB"]["svcca_ranks"]
+    assert rank_a == 50 and rank_b == 50 and r["AC"]["svcca_ranks"][1] >= 190
+
+
+def test_svd_kept_dimensions_rules():
+    rng = np.random.default_rng(0)
+    # singular values 10, 1, 1 (orthonormal centred columns): cumulative 10, 11, 12 of 12; variances 100, 101, 102
+    Q = rng.standard_normal((500, 3))
+    Q = np.linalg.qr(Q - Q.mean(axis=0))[0]
+    Z = Q * np.array([10.0, 1.0, 1.0]) + 5.0  # an offset changes nothing
+    assert svd_kept_dimensions(Z) == {"singular_values": 3, "variance": 2}  # 11/12 < 0.99; 101/102 >= 0.99
+    assert svd_kept_dimensions(Z, threshold=0.9) == {"singular_values": 2, "variance": 1}  # 11/12; 100/102
+    with pytest.raises(ValueError, match="threshold"):
+        svd_kept_dimensions(Z, threshold=0.0)
 
 
 def test_invariance_sanity():
@@ -209,8 +236,35 @@ def test_invariance_sanity():
     cca, neuron = r["cca"], r["neuronwise"]
     np.testing.assert_allclose(cca, cca[[0]].repeat(4, axis=0), atol=1e-8)  # same for every transform
     assert cca[0, 0] == pytest.approx(1.0, abs=1e-9)
-    perm, rot = r["transforms"].index("permutation"), r["transforms"].index("rotation")
+    perm, rot, scal = (r["transforms"].index(t) for t in ("permutation", "rotation", "scaling"))
     assert neuron[perm, 0] < 0.2 and neuron[rot, 0] < 0.5
+    # a correlation IS invariant to per-neuron scaling: neuron-wise equals the identity's
+    np.testing.assert_allclose(neuron[scal], neuron[0], atol=1e-12)
+    # the single neuron: CCA recovers it from any mixture (1 without noise), its slot loses it
+    np.testing.assert_allclose(r["neuron_cca"][:, 0], 1.0, atol=1e-9)
+    np.testing.assert_allclose(r["neuron_cca"], r["neuron_cca"][[0]].repeat(4, axis=0), atol=1e-8)
+    assert r["neuron_corr"][scal, 0] == pytest.approx(1.0, abs=1e-12)
+    assert r["neuron_corr"][perm, 0] < 0.2 and r["neuron_corr"][rot, 0] < 0.9
+    assert r["source"].startswith("synthetic") and len(r["neurons"]) == 10
+    with pytest.raises(ValueError, match="top_k"):
+        invariance_sanity(n=200, d=4, top_k=5)
+
+
+@pytest.mark.slow  # trains a small demo network (about a second unloaded, with the torch import)
+def test_invariance_sanity_on_a_neuron_of_a_demo_network():
+    acts = demo_activations(view="pix", seed=0, epochs=1)
+    assert acts.shape == (2000, 128) and np.isfinite(acts).all()
+    r = invariance_sanity(acts, top_k=8, noise_levels=(0.0, 1.0))
+    assert r["neurons"][0] == int(np.argmax(acts.std(axis=0)))  # the top neuron of the trained layer
+    perm, rot, scal = (r["transforms"].index(t) for t in ("permutation", "rotation", "scaling"))
+    np.testing.assert_allclose(r["neuron_cca"][:, 0], 1.0, atol=1e-8)  # recovered whatever the mixing
+    assert r["neuron_corr"][scal, 0] == pytest.approx(1.0, abs=1e-12)
+    assert r["neuron_corr"][perm, 0] < 0.99 and r["neuron_corr"][rot, 0] < 0.99
+    recovered = np.asarray(r["trace"]["rotation"])
+    np.testing.assert_allclose(recovered, r["trace"]["neuron"], atol=1e-8 * np.abs(recovered).max())
+    # dead (constant) neurons cannot be chosen: top_k is bounded by the neurons that vary
+    with pytest.raises(ValueError, match="top_k"):
+        invariance_sanity(np.hstack([acts[:, :3], np.zeros((2000, 5))]), top_k=4)
 
 
 @pytest.mark.parametrize("optimizer,class_weighted", [("adam", False), ("adam", True), ("sgd", False)])

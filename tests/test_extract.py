@@ -421,3 +421,130 @@ def test_dask_local_cluster_equals_single_process(two_models):
         distributed.Client(cluster) as client,
     ):
         _assert_close(stats_with_dask(store, keys, client=client, transform=flat), single)
+
+
+# ------------------------------------------------------------------------------------------- one capture path
+class WithFeatures(nn.Module):
+    """``features(x)`` -> (n, 12), ``forward(x)`` -> logits (n, 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU())
+        self.head = nn.Linear(12, 5)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _manual(cnn: nn.Module, images: torch.Tensor, index: int) -> np.ndarray:
+    cnn.eval()
+    with torch.no_grad():
+        return cnn[: index + 1](images).numpy()
+
+
+def test_transform_mean_flatten_callable_and_per_layer(images):
+    cnn = make_cnn()
+    cnn.train()
+    pooled = extract(cnn, images, ["0", "3"], transform="mean", batch_size=32, progress=False)
+    ref0, ref3 = _manual(cnn, images, 0), _manual(cnn, images, 3)
+    np.testing.assert_allclose(pooled["0"], ref0.mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pooled["3"], ref3.mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
+    flat = extract(cnn, images, ["3"], transform="flatten", batch_size=32, progress=False)
+    np.testing.assert_allclose(flat["3"], ref3.reshape(90, -1), rtol=1e-5, atol=1e-6)
+    mixed = extract(
+        cnn, images, ["0", "3"], transform={"0": lambda t: t.amax(dim=(2, 3))}, batch_size=32, progress=False
+    )
+    np.testing.assert_allclose(mixed["0"], ref0.max(axis=(2, 3)), rtol=1e-5, atol=1e-6)
+    assert mixed["3"].shape == (90, 6, 4, 4)  # layers missing from the mapping keep their maps
+    cnn.train()
+    with pytest.raises(ValueError, match="transform must be one of"):
+        extract(cnn, images, ["0"], transform="max", progress=False)
+    with pytest.raises(ValueError, match="not extracted"):
+        extract(cnn, images, ["0"], transform={"9": "mean"}, progress=False)
+    with pytest.raises(ValueError, match="batch axis first"):
+        extract(cnn, images, ["0"], transform=lambda t: t.mean(dim=0), progress=False)
+    assert cnn.training and all(not m._forward_hooks for m in cnn.modules())
+
+
+def test_output_is_a_layer_and_forward_picks_the_method(images):
+    model = WithFeatures()
+    acts = extract(model, images, ["body", "output"], batch_size=40, progress=False)
+    model.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(acts["output"], model(images).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(acts["body"], model.features(images).numpy(), rtol=1e-6)
+    pen = extract(model, images, "output", forward="features", batch_size=40, progress=False)
+    np.testing.assert_allclose(pen["output"], acts["body"], rtol=1e-6)
+    with pytest.raises(AttributeError, match="no method 'penultimate'"):
+        extract(model, images, "output", forward="penultimate", progress=False)
+
+
+def test_into_streams_batches_into_statistics(images):
+    from ccalens.conv import DFTStats
+
+    cnn = make_cnn()
+    seen = count_forward_rows(cnn)
+    stats = extract(cnn, images, ["0", "6", "output"], into=SufficientStats(), transform="mean", batch_size=32,
+                    progress=False)
+    assert seen == [32, 32, 26]
+    acts = extract(cnn, images, ["0", "6", "output"], transform="mean", batch_size=90, progress=False)
+    ref = SufficientStats.from_arrays(acts["0"], acts["6"], acts["output"])
+    assert stats.n_samples == 90 and stats.sizes == (4, 10, 3)
+    np.testing.assert_allclose(stats.comoment, ref.comoment, rtol=1e-9, atol=1e-9)
+    # conv maps kept as they are feed the DFT statistics of two layers
+    dft = extract(cnn, images, ["0", "3"], into=DFTStats(), batch_size=32, progress=False)
+    full = extract(cnn, images, ["0", "3"], batch_size=90, progress=False)
+    np.testing.assert_allclose(
+        dft.result("cca").score, DFTStats.from_arrays(full["0"], full["3"]).result("cca").score, atol=1e-10
+    )
+    with pytest.raises(ValueError, match=r"layer '3' gives blocks of shape .*transform='mean'"):
+        extract(cnn, images, ["3"], into=SufficientStats(), progress=False)
+    with pytest.raises(TypeError, match="update"):
+        extract(cnn, images, ["3"], into=object(), progress=False)
+    assert cnn.training and all(not m._forward_hooks for m in cnn.modules())
+
+
+def test_into_sink_with_names_gets_the_layer_names(images):
+    class Sink:
+        def __init__(self) -> None:
+            self.names: tuple[str, ...] | None = None
+            self.rows = 0
+
+        def update(self, *blocks: np.ndarray) -> None:
+            assert len(blocks) == 2
+            self.rows += len(blocks[0])
+
+    sink = extract(TinyMLP(), images, ["fc1", "output"], into=Sink(), batch_size=50, progress=False)
+    assert sink.names == ("fc1", "output") and sink.rows == 90
+
+
+def test_mapping_batches_and_tokens_as_samples():
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(4)
+            self.embed = nn.Embedding(11, 6)
+            self.proj = nn.Linear(6, 4)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+            h = self.embed(input_ids) * attention_mask[..., None]
+            return {"hidden": h, "logits": self.proj(h)}
+
+    ids = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0], [6, 7, 8, 9]])
+    mask = (ids != 0).long()
+    data = {"input_ids": ids, "attention_mask": mask, "sid": np.array(["a", "b", "c"])}
+    acts = extract(Tagger(), data, ["embed", "output"], tokens=True, ids_position="sid", batch_size=2,
+                   progress=False)
+    assert acts["embed"].shape == (9, 6) and acts["output"].shape == (9, 4)
+    assert acts.sample_ids.tolist() == ["a"] * 3 + ["b"] * 2 + ["c"] * 4
+    model = Tagger().eval()
+    with torch.no_grad():
+        out = model(ids, mask)
+    np.testing.assert_allclose(acts["output"], out["logits"][mask.bool()].numpy(), rtol=1e-6)
+    loader = [{"input_ids": ids[:2], "attention_mask": mask[:2]}, {"input_ids": ids[2:], "attention_mask": mask[2:]}]
+    streamed = extract(Tagger(), loader, ["output"], tokens=True, progress=False)
+    np.testing.assert_allclose(streamed["output"], acts["output"], rtol=1e-6)

@@ -81,6 +81,28 @@ def test_shl_cnn_interface_and_shapes():
         model(torch.randn(2, 1, 32, 32))
 
 
+def test_shl_cnn_is_the_papers_network():
+    # Moreau et al.'s code: conv 3x3 16/32/64 with padding 1, 1, 0; 48 -> 24 -> 12 -> 10 -> 5; FC 1,600 -> 128 -> 8
+    model = SHLCNN(n_classes=8, in_channels=1)
+    assert [b[0].padding for b in (model.block1, model.block2, model.block3)] == [(1, 1), (1, 1), (0, 0)]
+    assert model.fc.in_features == 1600
+    assert _n_params(model) == 229_256
+    # 160 + 4,640 + 18,496 conv, 204,928 + 1,032 fully connected
+    assert _n_params(model) == (16 * 9 + 16) + (32 * 16 * 9 + 32) + (64 * 32 * 9 + 64) + (1600 * 128 + 128) + (
+        128 * 8 + 8
+    )
+    shapes = []
+    hooks = [getattr(model, b).register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+             for b in ("block1", "block2", "block3")]
+    model.eval()(torch.randn(2, 1, 48, 48))
+    for h in hooks:
+        h.remove()
+    assert shapes == [(16, 24, 24), (32, 12, 12), (64, 5, 5)]
+    assert SHLCNN(input_size=16).fc.in_features == 64  # 16 -> 8 -> 4 -> 2 -> 1
+    with pytest.raises(ValueError, match="input_size must be >= 16"):
+        SHLCNN(input_size=12)
+
+
 @pytest.mark.parametrize("shortcut", ["A", "B"])
 def test_resnet20_interface(shortcut):
     torch.manual_seed(0)
@@ -99,6 +121,20 @@ def test_resnet_parameter_counts_match_he_et_al():
     # option B adds two 1x1 projections with batch norm: 16*32 + 64 + 32*64 + 128 parameters
     extra = _n_params(CifarResNet(depth=20, shortcut="B")) - _n_params(CifarResNet(depth=20, shortcut="A"))
     assert extra == 16 * 32 + 2 * 32 + 32 * 64 + 2 * 64
+
+
+def test_moreau_resnet38_with_3x3_projection_shortcuts():
+    # Moreau et al.'s CIFAR network: ResNet-38 (n = 6), 3x3 conv + BN projection shortcuts where the shape changes
+    model = CifarResNet(depth=38, shortcut="conv3x3")
+    assert model.n == 6
+    projections = [m.projection for m in model.modules() if getattr(m, "projection", None) is not None]
+    assert [tuple(p[0].weight.shape) for p in projections] == [(32, 16, 3, 3), (64, 32, 3, 3)]
+    assert all(p[0].stride == (2, 2) and p[0].padding == (1, 1) and p[0].bias is None for p in projections)
+    option_a = _n_params(CifarResNet(depth=38, shortcut="A"))
+    assert option_a == 561_370
+    assert _n_params(model) - option_a == (16 * 32 * 9 + 2 * 32) + (32 * 64 * 9 + 2 * 64)  # 23,232
+    assert _n_params(model) == 584_602  # "about 0.585M"
+    _check_interface(model, torch.randn(2, 3, 32, 32), 64, 10)
 
 
 def test_resnet_option_a_shortcut_is_identity_with_zero_padding():

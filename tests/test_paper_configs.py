@@ -56,3 +56,38 @@ def test_cifar10_config_runs_on_fake_cifar(tmp_path):
     })
     assert res["metric"] == "accuracy"
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_cifar10_moreau_config_is_their_network_and_schedule(tmp_path):
+    from ccalens.experiments.runner import load_config
+    from ccalens.experiments.sources import Source
+    from ccalens.models.loop import _current_lr
+
+    cfg, _ = load_config("cifar10_moreau")
+    assert cfg.model.to_kwargs() == {"depth": 38, "shortcut": "conv3x3"}
+    tc = cfg.training.train
+    assert (tc.optimizer, tc.lr, tc.weight_decay, tc.batch_size, tc.epochs) == ("adam", 1e-3, 0.0, 128, 80)
+    assert tc.max_steps is None and not tc.class_weighted
+    # lr / 3 every 20 epochs: 1e-3 for epochs 0-19, 1e-3 / 3 for 20-39, ..., 1e-3 / 27 for 60-79
+    lrs = [_current_lr(tc, 0, e) for e in (0, 19, 20, 39, 40, 60, 79)]
+    expected = [1e-3, 1e-3, 1e-3 / 3, 1e-3 / 3, 1e-3 / 9, 1e-3 / 27, 1e-3 / 27]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+    src = Source("cifar", ["images"], 10, {}, {}, None, None, "cifar_resnet", cfg.model.to_kwargs())
+    model = src.make_model("images")
+    assert model.depth == 38 and sum(p.numel() for p in model.parameters()) == 584_602
+
+
+@pytest.mark.slow
+def test_cifar10_moreau_config_runs_on_fake_cifar(tmp_path):
+    root = write_fake_cifar(tmp_path / "cifar", n_per_batch=40, seed=0)
+    res = _run("cifar10_moreau", tmp_path / "out", {
+        "data": {"root": str(root)},
+        "model": {"depth": 8},  # the conv3x3 shortcuts at n = 1, to keep the smoke run short
+        "training": {"epochs": 1, "max_steps": 2, "batch_size": 32},
+        "projection": {"repeats": 1, "retrain": False},
+    })
+    assert res["metric"] == "accuracy"
+    saved = json.loads((tmp_path / "out" / "models" / "training.json").read_text())["config"]
+    assert saved["optimizer"] == "adam" and saved["lr_milestones"] == [20, 40, 60]
+    assert saved["lr_gamma"] == pytest.approx(1 / 3)
+    assert (tmp_path / "out" / "report.html").is_file()

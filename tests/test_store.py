@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ccalens.core.stats import SufficientStats
-from ccalens.extract import store as store_mod
+from ccalens.extract import files as files_mod
 from ccalens.extract.store import (
     ActivationStore,
     CorruptShardError,
@@ -218,7 +218,7 @@ def test_resume_with_other_ids_or_shape_raises(store, rng):
 
 def test_failed_shard_write_leaves_nothing_half_written(store, rng, monkeypatch):
     X = rng.normal(size=(300, 3))
-    real = store_mod._atomic_write
+    real = files_mod.atomic_write
     calls = {"n": 0}
 
     def failing(path, parts, fsync):
@@ -229,10 +229,10 @@ def test_failed_shard_write_leaves_nothing_half_written(store, rng, monkeypatch)
             raise OSError("disk full")
         return real(path, parts, fsync)
 
-    monkeypatch.setattr(store_mod, "_atomic_write", failing)
+    monkeypatch.setattr(files_mod, "atomic_write", failing)
     with pytest.raises(OSError, match="disk full"):
         store.write_array("m", "l", X, shard_rows=100)
-    monkeypatch.setattr(store_mod, "_atomic_write", real)
+    monkeypatch.setattr(files_mod, "atomic_write", real)
     folder = store.root / "m" / "l"
     assert not (folder / "shard-000001.npy").exists()
     assert store.info("m", "l").n_samples == 100  # the manifest lists only the committed shard

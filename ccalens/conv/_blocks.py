@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from ccalens.core.cca import cca_from_whitenings
-from ccalens.core.whitening import Whitening
+from ccalens.core.linalg import Whitening, cca_from_whitenings
 
-__all__ = ["MEASURES", "BlockResult", "Measure", "block_measure", "check_measure"]
+__all__ = ["MEASURES", "BlockResult", "Measure", "block_measure", "check_measure", "svcca_rule"]
 
 Measure = Literal["cca", "svcca", "pwcca"]
 MEASURES: tuple[str, ...] = ("cca", "svcca", "pwcca")
 
 
-def check_measure(measure: object, variance: float) -> str:
+def check_measure(measure: object, threshold: float, keep: str = "singular_values") -> str:
     if not isinstance(measure, str) or measure not in MEASURES:
         raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
-    if not 0.0 < variance <= 1.0:
-        raise ValueError(f"variance must be in (0, 1], got {variance}")
+    if not (isinstance(threshold, (int, float)) and 0.0 < threshold <= 1.0):
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    if keep not in ("singular_values", "variance"):
+        raise ValueError(f"keep must be 'singular_values' or 'variance', got {keep!r}")
     return measure
+
+
+def svcca_rule(keep: str, threshold: float, variance: float | None) -> tuple[str, float]:
+    """SVCCA's ``(keep, threshold)``; the deprecated ``variance=f`` means ``("variance", f)``."""
+    if variance is None:
+        return keep, threshold
+    warnings.warn(
+        "variance= is deprecated: use threshold= with keep='variance' (the old rule), or keep='singular_values' "
+        "(the SVCCA appendix's rule, now the default)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return "variance", variance
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from typing import Any, Literal
 import numpy as np
 import scipy.fft
 
+from ccalens.core.linalg import DEFAULT_TOL, Whitening
 from ccalens.core.validation import UnderdeterminedWarning
-from ccalens.core.whitening import DEFAULT_TOL, Whitening
 
-from ._blocks import BlockResult, block_measure, check_measure
+from ._blocks import BlockResult, block_measure, check_measure, svcca_rule
 from ._input import check_layout, check_map_pair, to_nchw
 from .frequencies import FrequencyPlan, frequency_plan
 
@@ -78,6 +78,7 @@ class DFTResult:
         rank_a, rank_b: ``(F,)`` dimensions kept per frequency on each side.
         pwcca_weights: for PWCCA, ``F`` arrays ``(k_f,)`` of normalised weights (summing to 1 over all
             frequencies with multiplicity); None otherwise.
+        keep, threshold: SVCCA's truncation rule (see :meth:`DFTStats.result`); recorded for every measure.
     """
 
     measure: str
@@ -93,6 +94,8 @@ class DFTResult:
     rank_a: np.ndarray
     rank_b: np.ndarray
     pwcca_weights: list[np.ndarray] | None = field(default=None, repr=False)
+    keep: str = "singular_values"
+    threshold: float = 0.99
 
     @property
     def mean_rho(self) -> float:
@@ -278,9 +281,11 @@ class DFTStats:
         self,
         measure: Literal["cca", "svcca", "pwcca"] = "cca",
         *,
-        variance: float = 0.99,
+        keep: Literal["singular_values", "variance"] = "singular_values",
+        threshold: float = 0.99,
         svcca_scope: Literal["global", "frequency"] = "global",
         tol: float = DEFAULT_TOL,
+        variance: float | None = None,
     ) -> DFTResult:
         """DFT-CCA from the accumulated statistics.
 
@@ -290,16 +295,20 @@ class DFTStats:
 
         ``measure``:
             ``'cca'``: every canonical correlation; score = their mean (mirrored frequencies counted twice).
-            ``'svcca'``: first keep the top principal directions explaining ``variance`` of the variance,
-            then CCA. ``svcca_scope='global'`` (default) ranks the eigenvalues of all frequencies together,
-            which for translation-invariant data is exactly SVCCA on the flattened maps;
-            ``'frequency'`` keeps ``variance`` of each frequency's own variance (``Whitening.top_variance``).
+            ``'svcca'``: first keep the fewest top principal directions reaching ``threshold`` of the sum of
+            the singular values (``keep='singular_values'``, the SVCCA appendix's rule) or of the variance
+            (``keep='variance'``), then CCA. ``svcca_scope='global'`` (default) ranks the eigenvalues of all
+            frequencies together (mirrored frequencies twice), which for translation-invariant data is exactly
+            SVCCA on the flattened maps (the DFT is unitary up to a scale, so the flattened maps' singular values
+            are the union of the blocks'); ``'frequency'`` applies the rule to each frequency's own spectrum
+            (``Whitening.top``). ``variance=f`` is the deprecated spelling of ``keep='variance', threshold=f``.
             ``'pwcca'``: CCA with Morcos et al.'s weights, the "neurons" of A being its channels' Fourier
             coefficients at each frequency; weights are normalised over all frequencies (with
             multiplicity; the ``n_zeros`` padding zeros carry no weight). PWCCA is not rotation invariant,
             so this differs from PWCCA on flattened pixels.
         """
-        measure = check_measure(measure, variance)
+        keep, threshold = svcca_rule(keep, threshold, variance)
+        measure = check_measure(measure, threshold, keep)
         if svcca_scope not in ("global", "frequency"):
             raise ValueError(f"svcca_scope must be 'global' or 'frequency', got {svcca_scope!r}")
         if not 0.0 <= tol < 1.0:
@@ -314,7 +323,7 @@ class DFTStats:
         cov_ab = self.s_ab / (n - 1)
         whitenings = []
         for name, cov in (("A", cov_aa), ("B", cov_bb)):
-            whitenings.append(self._whitenings(cov, mult, name, measure, variance, svcca_scope, tol))
+            whitenings.append(self._whitenings(cov, mult, name, measure, (keep, threshold), svcca_scope, tol))
         wa_list, wb_list = whitenings
 
         rank_a = np.array([w.rank if w else 0 for w in wa_list], dtype=np.int64)
@@ -368,11 +377,13 @@ class DFTStats:
             rank_a=rank_a,
             rank_b=rank_b,
             pwcca_weights=pw,
+            keep=keep,
+            threshold=threshold,
         )
 
     @staticmethod
     def _whitenings(
-        cov: np.ndarray, mult: np.ndarray, name: str, measure: str, variance: float, scope: str, tol: float
+        cov: np.ndarray, mult: np.ndarray, name: str, measure: str, rule: tuple[str, float], scope: str, tol: float
     ) -> list[Whitening | None]:
         """One :class:`Whitening` per frequency (None where nothing is kept), with a global relative cut-off."""
         values, vectors = np.linalg.eigh(cov)  # (F, C) ascending, (F, C, C)
@@ -385,13 +396,18 @@ class DFTStats:
             )
         traces = np.real(np.trace(cov, axis1=1, axis2=2))
         keep = values > tol * largest
+        rule, threshold = rule
+        # singular values of the centred data ~ sqrt(eigenvalues), over every direction above the noise floor
+        deviations = np.sqrt(np.where(values > values.size * np.finfo(np.float64).eps * largest, values, 0.0))
         if measure == "svcca" and scope == "global":
             # eigenvalues of the flattened covariance: every block's, mirrored frequencies twice
+            parts = values if rule == "variance" else deviations
+            total = float(traces @ mult) if rule == "variance" else float(deviations.sum(axis=1) @ mult)
             flat = values[keep]
             weight = np.broadcast_to(mult[:, None], values.shape)[keep]
             order = np.argsort(flat)[::-1]
-            cumulative = np.cumsum(flat[order] * weight[order]) / float(traces @ mult)
-            stop = min(int(np.searchsorted(cumulative, variance - 1e-12)), order.size - 1)
+            cumulative = np.cumsum(parts[keep][order] * weight[order]) / total
+            stop = min(int(np.searchsorted(cumulative, threshold - 1e-12)), order.size - 1)
             keep &= values >= flat[order][stop]
         out: list[Whitening | None] = []
         for f in range(cov.shape[0]):
@@ -404,8 +420,9 @@ class DFTStats:
                 eigenvectors=np.ascontiguousarray(vectors[f, :, :r]),
                 n_features=cov.shape[1],
                 total_variance=max(float(traces[f]), float(values[f, :r].sum())),
+                total_deviation=float(deviations[f].sum()),
             )
             if measure == "svcca" and scope == "frequency":
-                w = w.top_variance(variance)
+                w = w.top(threshold, rule)  # type: ignore[arg-type]
             out.append(w)
         return out

@@ -23,11 +23,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ccalens.core.measures import cca_similarity, pwcca, svcca
+from ccalens.core.measures import cca, pwcca, svcca
+from ccalens.core.result import SimilarityResult
 from ccalens.core.stats import SufficientStats
 from ccalens.core.whitening import DEFAULT_TOL
 
-from ._blocks import check_measure
+from ._blocks import check_measure, svcca_rule
 from ._input import check_layout, check_map_pair, to_nchw
 from .dft import DEFAULT_CHUNK_BYTES, DFTResult, DFTStats
 
@@ -50,30 +51,35 @@ def _check_convention(convention: object) -> str:
     return convention
 
 
-@dataclass(frozen=True)
-class ConvSimilarityResult:
-    """Similarity of two conv layers.
+@dataclass(frozen=True, kw_only=True)
+class ConvSimilarityResult(SimilarityResult):
+    """Similarity of two conv layers: a :class:`~ccalens.core.result.SimilarityResult` plus its convention.
+
+    The shared fields mean what they mean for core results (``rank_x``/``rank_y``: dimensions kept, summed over
+    frequencies with multiplicity for DFT; ``weights``: PWCCA weights of ``correlations`` for the spatial
+    conventions; ``n_samples``: ``N*H*W`` for positions, ``N`` for pooled and dft). Extra fields:
 
     Attributes:
         convention: ``'positions'``, ``'pooled'`` or ``'dft'``.
-        measure: ``'cca'``, ``'svcca'`` or ``'pwcca'``.
-        score: the similarity (mean canonical correlation; PWCCA: weighted mean).
-        mean_rho, mean_rho2: mean of the correlations and of their squares.
-        correlations: ``(k,)`` canonical correlations, descending (DFT: gathered over frequencies).
-        n_samples: samples of the CCA: ``N*H*W`` (positions), ``N`` (pooled, dft).
-        dft: the per-frequency result for ``convention='dft'``, else None.
-        details: convention-specific extras (ranks, PWCCA weights, ...).
+        dft: the per-frequency result (:class:`~ccalens.conv.dft.DFTResult`) for ``convention='dft'``, else None.
     """
 
     convention: str
-    measure: str
-    score: float
-    mean_rho: float
-    mean_rho2: float
-    correlations: np.ndarray
-    n_samples: int
-    dft: DFTResult | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    dft: DFTResult | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["convention"] = self.convention
+        if self.dft is not None:
+            d = self.dft
+            out["per_frequency"] = {
+                "frequencies": d.frequencies.tolist(),
+                "multiplicity": d.multiplicity.tolist(),
+                "score": [None if np.isnan(v) else float(v) for v in d.per_frequency_score],
+                "rank_x": d.rank_a.tolist(),
+                "rank_y": d.rank_b.tolist(),
+            }
+        return out
 
 
 @dataclass
@@ -126,38 +132,34 @@ class SpatialStats:
         return SpatialStats(self.convention, self.layout, self.stats.merge(other.stats), self.n_images + other.n_images)
 
     def result(
-        self, measure: Literal["cca", "svcca", "pwcca"] = "cca", *, variance: float = 0.99, tol: float = DEFAULT_TOL
+        self,
+        measure: Literal["cca", "svcca", "pwcca"] = "cca",
+        *,
+        keep: Literal["singular_values", "variance"] = "singular_values",
+        threshold: float = 0.99,
+        weights_from: Literal["x", "y", "smaller"] = "x",
+        tol: float = DEFAULT_TOL,
+        variance: float | None = None,
     ) -> ConvSimilarityResult:
-        """CCA / SVCCA (top ``variance`` of each side's variance kept) / PWCCA from the statistics."""
-        measure = check_measure(measure, variance)
+        """CCA / SVCCA (``keep``, ``threshold`` as in :func:`ccalens.svcca`) / PWCCA from the statistics.
+
+        ``variance=f`` is the deprecated spelling of ``keep='variance', threshold=f``.
+        """
+        keep, threshold = svcca_rule(keep, threshold, variance)
+        measure = check_measure(measure, threshold, keep)
         st = self.stats
         if st.n_samples < 2:
             raise ValueError(f"need at least 2 samples, the statistics have {st.n_samples}")
         # the core measures, from the same statistics (one implementation of CCA / SVCCA / PWCCA)
         if measure == "svcca":
-            res = svcca(stats=st, variance=variance, tol=tol)
+            res = svcca(stats=st, keep=keep, threshold=threshold, tol=tol)  # type: ignore[arg-type]
         elif measure == "pwcca":
-            res = pwcca(stats=st, tol=tol)
+            res = pwcca(stats=st, weights_from=weights_from, tol=tol)
         else:
-            res = cca_similarity(stats=st, tol=tol)
-        assert res.correlations is not None
-        rho = res.correlations
-        score = res.score
-        details: dict[str, Any] = {
-            "rank_a": res.details["rank_x"], "rank_b": res.details["rank_y"], "n_images": self.n_images
-        }
-        if "weights" in res.details:
-            details["pwcca_weights"] = res.details["weights"]
-        return ConvSimilarityResult(
-            convention=self.convention,
-            measure=measure,
-            score=score,
-            mean_rho=float(rho.mean()),
-            mean_rho2=float(np.mean(rho**2)),
-            correlations=rho,
-            n_samples=st.n_samples,
-            details=details,
-        )
+            res = cca(stats=st, tol=tol)
+        fields = {f: getattr(res, f) for f in SimilarityResult.__dataclass_fields__}
+        fields["details"] = {**res.details, "n_images": self.n_images}
+        return ConvSimilarityResult(**fields, convention=self.convention)
 
 
 def conv_stats(
@@ -170,11 +172,16 @@ def conv_stats(
 
 
 def _finish(
-    stats: SpatialStats | DFTStats, measure: str, variance: float, tol: float, svcca_scope: str
+    stats: SpatialStats | DFTStats, measure: str, keep: str, threshold: float, tol: float, svcca_scope: str
 ) -> ConvSimilarityResult:
     if isinstance(stats, SpatialStats):
-        return stats.result(measure, variance=variance, tol=tol)  # type: ignore[arg-type]
-    res = stats.result(measure, variance=variance, tol=tol, svcca_scope=svcca_scope)  # type: ignore[arg-type]
+        return stats.result(measure, keep=keep, threshold=threshold, tol=tol)  # type: ignore[arg-type]
+    res = stats.result(
+        measure, keep=keep, threshold=threshold, tol=tol, svcca_scope=svcca_scope  # type: ignore[arg-type]
+    )
+    details: dict[str, Any] = {"grid": res.grid, "n_frequencies": int(res.frequencies.shape[0])}
+    if measure == "svcca":
+        details.update(keep=keep, threshold=threshold, svcca_scope=svcca_scope)
     return ConvSimilarityResult(
         convention="dft",
         measure=res.measure,
@@ -183,8 +190,10 @@ def _finish(
         mean_rho2=res.mean_rho2,
         correlations=res.correlations,
         n_samples=res.n_samples,
+        rank_x=int(res.rank_a @ res.multiplicity),
+        rank_y=int(res.rank_b @ res.multiplicity),
         dft=res,
-        details={"grid": res.grid, "n_frequencies": int(res.frequencies.shape[0])},
+        details=details,
     )
 
 
@@ -195,21 +204,25 @@ def conv_similarity(
     convention: Convention,
     layout: Literal["NCHW", "NHWC"] = "NCHW",
     measure: Literal["cca", "svcca", "pwcca"] = "cca",
-    variance: float = 0.99,
+    keep: Literal["singular_values", "variance"] = "singular_values",
+    threshold: float = 0.99,
     tol: float = DEFAULT_TOL,
     svcca_scope: Literal["global", "frequency"] = "global",
     batch_size: int = 1024,
+    variance: float | None = None,
 ) -> ConvSimilarityResult:
     """Similarity of conv maps ``A`` and ``B`` of the same N images under an explicit ``convention``.
 
     ``A: (N, C_a, H_a, W_a)`` and ``B: (N, C_b, H_b, W_b)`` for ``layout='NCHW'`` (``(N, H, W, C)`` for
     ``'NHWC'``); numpy arrays, memory maps or torch tensors. Images are processed ``batch_size`` at a time,
-    so memory-mapped inputs are never loaded whole. ``measure``: ``'cca'``, ``'svcca'`` (``variance``
-    kept; ``svcca_scope`` for DFT, see :meth:`DFTStats.result`) or ``'pwcca'``.
+    so memory-mapped inputs are never loaded whole. ``measure``: ``'cca'``, ``'svcca'`` (truncation rule
+    ``keep``/``threshold`` as in :func:`ccalens.svcca`; ``svcca_scope`` for DFT, see :meth:`DFTStats.result`) or
+    ``'pwcca'``. ``variance=f`` is the deprecated spelling of ``keep='variance', threshold=f``.
     """
     layout = check_layout(layout)
     stats = conv_stats(convention, layout=layout)
-    check_measure(measure, variance)
+    keep, threshold = svcca_rule(keep, threshold, variance)
+    check_measure(measure, threshold, keep)
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     A = A if hasattr(A, "shape") else np.asarray(A)
@@ -218,7 +231,7 @@ def conv_similarity(
         check_map_pair(A, B, layout)  # raises the precise error
     for start in range(0, A.shape[0], batch_size):
         stats.update(A[start : start + batch_size], B[start : start + batch_size])
-    return _finish(stats, measure, variance, tol, svcca_scope)
+    return _finish(stats, measure, keep, threshold, tol, svcca_scope)
 
 
 def conv_similarity_from_batches(
@@ -227,17 +240,20 @@ def conv_similarity_from_batches(
     convention: Convention,
     layout: Literal["NCHW", "NHWC"] = "NCHW",
     measure: Literal["cca", "svcca", "pwcca"] = "cca",
-    variance: float = 0.99,
+    keep: Literal["singular_values", "variance"] = "singular_values",
+    threshold: float = 0.99,
     tol: float = DEFAULT_TOL,
     svcca_scope: Literal["global", "frequency"] = "global",
+    variance: float | None = None,
 ) -> ConvSimilarityResult:
     """:func:`conv_similarity` over an iterator of ``(A_batch, B_batch)`` pairs (e.g. a data loader)."""
     stats = conv_stats(convention, layout=layout)
-    check_measure(measure, variance)
+    keep, threshold = svcca_rule(keep, threshold, variance)
+    check_measure(measure, threshold, keep)
     seen = False
     for a, b in batches:
         stats.update(a, b)
         seen = True
     if not seen:
         raise ValueError("batches was empty: no images to compare")
-    return _finish(stats, measure, variance, tol, svcca_scope)
+    return _finish(stats, measure, keep, threshold, tol, svcca_scope)

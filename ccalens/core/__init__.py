@@ -1,22 +1,96 @@
-"""The similarity engine: pure numpy/scipy, imports nothing else of ccalens and never torch."""
+"""The similarity engine: pure numpy/scipy, imports nothing else of ccalens and never torch.
 
-from .cca import CCA, CCAResult, cca_from_covariances, cca_from_stats, cca_from_whitenings, cca_qr
+The vocabulary: the measures (:func:`cca`, :func:`svcca`, :func:`pwcca`, :func:`linear_cka`,
+:func:`debiased_linear_cka`, :func:`rbf_cka`, :func:`procrustes`), :func:`compare` and :func:`similarity_matrix`,
+the types :class:`CCA`, :class:`SufficientStats`, :class:`SimilarityResult`, :class:`SimilarityMatrix`. The
+low-level building blocks (whitenings, ``cca_from_*``, ``cca_qr``) live in :mod:`ccalens.core.linalg`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from . import linalg
+from .cca import CCA, CCAResult
+from .measures import (
+    MEASURES,
+    STATS_MEASURES,
+    cca,
+    cca_similarity,
+    compare,
+    debiased_linear_cka,
+    linear_cka,
+    procrustes,
+    pwcca,
+    rbf_cka,
+    similarity_matrix,
+    svcca,
+)
+from .minibatch import MinibatchCKA, minibatch_cka
+from .null import SmallSampleWarning, null_mean_rho
+from .resampling import (
+    BootstrapMatrixResult,
+    BootstrapResult,
+    ConfidenceInterval,
+    PermutationTestResult,
+    bootstrap,
+    bootstrap_matrix,
+    permutation_test,
+)
+from .result import SimilarityMatrix, SimilarityResult
+from .significance import CCATestResult, cca_test
 from .stats import SufficientStats
 from .validation import UnderdeterminedWarning, check_features, check_paired
-from .whitening import DEFAULT_TOL, Whitening, whiten
+from .whitening import DEFAULT_TOL
 
 __all__ = [
     "CCA",
     "DEFAULT_TOL",
+    "MEASURES",
+    "STATS_MEASURES",
+    "BootstrapMatrixResult",
+    "BootstrapResult",
     "CCAResult",
+    "CCATestResult",
+    "ConfidenceInterval",
+    "MinibatchCKA",
+    "PermutationTestResult",
+    "SimilarityMatrix",
+    "SimilarityResult",
+    "SmallSampleWarning",
     "SufficientStats",
     "UnderdeterminedWarning",
-    "Whitening",
-    "cca_from_covariances",
-    "cca_from_stats",
-    "cca_from_whitenings",
-    "cca_qr",
+    "bootstrap",
+    "bootstrap_matrix",
+    "cca",
+    "cca_similarity",
+    "cca_test",
     "check_features",
     "check_paired",
-    "whiten",
+    "compare",
+    "debiased_linear_cka",
+    "linalg",
+    "linear_cka",
+    "minibatch_cka",
+    "null_mean_rho",
+    "permutation_test",
+    "procrustes",
+    "pwcca",
+    "rbf_cka",
+    "similarity_matrix",
+    "svcca",
 ]
+
+#: Building blocks that moved to :mod:`ccalens.core.linalg`; still reachable here, with a DeprecationWarning.
+_MOVED = ("Whitening", "CholeskyWhitening", "whiten", "cca_from_covariances", "cca_from_stats",
+          "cca_from_whitenings", "cca_qr")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        warnings.warn(
+            f"ccalens.core.{name} moved to ccalens.core.linalg.{name}", DeprecationWarning, stacklevel=2
+        )
+        return getattr(linalg, name)
+    raise AttributeError(f"module 'ccalens.core' has no attribute {name!r}")

@@ -6,8 +6,14 @@ Two paths, one result type:
   (:mod:`ccalens.core.whitening`: eigendecomposition with a relative cut-off, or a Cholesky factor where
   the covariance is so well conditioned that the cut-off cannot drop anything), then SVD of the whitened
   cross-covariance ``M = Wx^H Sxy Wy``. Needs only the sufficient statistics, so it streams and merges.
-* QR path (:func:`cca_qr`, ``CCA(method="qr")``): QR with column pivoting of the centred data, then SVD
-  of ``Qx^H Qy``. Exact reference when the data fit in memory (no squaring of the condition number).
+* QR path (:func:`cca_qr`, ``CCA(method="qr")``): QR of the centred data, then SVD of ``Qx^H Qy``. Exact
+  reference when the data fit in memory (no squaring of the condition number).
+
+Both paths keep the same directions: the eigh path drops covariance eigenvalues below ``tol`` times the
+largest, the QR path singular values of R (those of the centred data) below ``sqrt(tol)`` times the largest,
+and ``sigma_i^2 = (n - 1) lambda_i``. With ``standardize=True`` (the default: CCA does not change when a neuron
+is rescaled, so neither may its cut-off) both cut on the standardised features instead: the eigenvalues of
+the correlation matrix, or the singular values of the centred data with unit-norm columns.
 
 Canonical weights are scaled so that canonical variates have unit sample variance (divisor n - 1).
 """
@@ -22,8 +28,8 @@ import scipy.linalg
 
 from .stats import SufficientStats
 from .threads import MIN_PARALLEL_WIDTH, run_tasks
-from .validation import check_features, check_paired, warn_if_underdetermined
-from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
+from .validation import check_features, check_paired, not_fitted_error, warn_if_underdetermined
+from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, warn_if_cut_drops_signal, whiten
 
 __all__ = ["CCA", "CCAResult", "cca_from_covariances", "cca_from_stats", "cca_from_whitenings", "cca_qr"]
 
@@ -141,11 +147,13 @@ def cca_from_covariances(
     tol: float = DEFAULT_TOL,
     x_mean: np.ndarray | None = None,
     y_mean: np.ndarray | None = None,
+    standardize: bool = True,
 ) -> CCAResult:
     """CCA from covariance blocks (real, or complex Hermitian for DFT-CCA).
 
     ``cov_xx: (p, p)``, ``cov_yy: (q, q)``, ``cov_xy: (p, q)``. Eigenvalues below ``tol`` times the
-    largest are dropped on each side (see :mod:`ccalens.core.whitening`).
+    largest are dropped on each side: those of the correlation matrix with ``standardize=True`` (the default,
+    invariant to rescaling single features), of the covariance otherwise (see :mod:`ccalens.core.whitening`).
     """
     if cov_xy.shape != (cov_xx.shape[0], cov_yy.shape[0]):
         raise ValueError(
@@ -156,8 +164,8 @@ def cca_from_covariances(
     workers = None if max(cov_xx.shape[0], cov_yy.shape[0]) >= MIN_PARALLEL_WIDTH else 1
     wx, wy = run_tasks(
         [
-            lambda: whiten(cov_xx, tol=tol, name="X", method="auto"),
-            lambda: whiten(cov_yy, tol=tol, name="Y", method="auto"),
+            lambda: whiten(cov_xx, tol=tol, name="X", method="auto", standardize=standardize),
+            lambda: whiten(cov_yy, tol=tol, name="Y", method="auto", standardize=standardize),
         ],
         workers=workers,
     )
@@ -165,64 +173,86 @@ def cca_from_covariances(
     return cca_from_whitenings(wx, wy, cov_xy, n_samples=n_samples, x_mean=x_mean, y_mean=y_mean)
 
 
-def cca_from_stats(stats: SufficientStats, i: int = 0, j: int = 1, *, tol: float = DEFAULT_TOL) -> CCAResult:
+def cca_from_stats(
+    stats: SufficientStats, i: int = 0, j: int = 1, *, tol: float = DEFAULT_TOL, standardize: bool = True
+) -> CCAResult:
     """CCA of representations ``i`` and ``j`` of a :class:`SufficientStats` (eigh path)."""
-    if stats.n_samples < 2:
-        raise ValueError(f"CCA needs at least 2 samples, the statistics have {stats.n_samples}")
+    cross = stats.covariance(i, j)  # first: a too-small sample count is reported naming both representations
     return cca_from_covariances(
         stats.covariance(i),
         stats.covariance(j),
-        stats.covariance(i, j),
+        cross,
         n_samples=stats.n_samples,
         tol=tol,
         x_mean=stats.means(i).copy(),
         y_mean=stats.means(j).copy(),
+        standardize=standardize,
     )
 
 
-def _pivoted_qr(Xc: np.ndarray, tol: float, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Orthonormal basis ``Q (n, r)``, ``R (r, r)`` and the kept columns of a pivoted QR of ``Xc``.
+def _orthonormal_basis(
+    X: np.ndarray, mean: np.ndarray, tol: float, name: str, standardize: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centred data ``Xc = X - mean`` and an orthonormal basis of their kept subspace.
 
-    The rank cut-off is ``|R_ii| > sqrt(tol) * |R_00|``: R's diagonal scales like singular values of the
-    data, i.e. square roots of covariance eigenvalues, so this matches the eigh path's ``tol``.
+    Returns ``Xc: (n, d)`` (float64), ``Q: (n, r)`` and ``C: (d, r)`` with ``Xc @ C = Q`` (to rounding). QR of the
+    centred data (columns scaled to unit norm if ``standardize``; constant columns dropped), then SVD of R:
+    the singular values of R are those of the data, and the ones below ``sqrt(tol)`` times the largest are
+    cut, which is the eigh path's cut (``sigma^2`` is proportional to the covariance, or correlation, eigenvalues).
     """
-    Q, R, piv = scipy.linalg.qr(Xc, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(R))
-    if diag.size == 0 or not diag[0] > 0:
+    if not np.isfinite(mean).all():
+        raise ValueError(f"{name} has values too large: their sums overflow float64 (rescale the features)")
+    Xc = np.subtract(X, mean, dtype=np.float64)
+    live = ~np.all(X == X[:1], axis=0)  # exactly constant columns carry no variance
+    if not live.any():
         raise ValueError(f"{name} has no variance: every feature is constant over the samples")
-    r = int(np.count_nonzero(diag > np.sqrt(tol) * diag[0]))
-    return Q[:, :r], R[:r, :r], piv[:r]
+    cols = np.flatnonzero(live)
+    A = Xc[:, cols]
+    if standardize:  # unit-norm columns; the largest value first, so that no square overflows
+        largest = np.abs(A).max(axis=0)
+        A = A / largest
+        scale = np.linalg.norm(A, axis=0)
+        A /= scale
+        scale *= largest
+    else:
+        scale = np.ones(cols.shape[0])
+    Q, R = scipy.linalg.qr(A, mode="economic")
+    W, sigma, Vh = np.linalg.svd(R, full_matrices=False)  # A / scale = (Q W) diag(sigma) Vh
+    r = int(np.count_nonzero(sigma > np.sqrt(tol) * sigma[0]))
+    warn_if_cut_drops_signal(sigma**2, r, name, tol)  # the warning of the eigh path, on the same eigenvalues
+    C = np.zeros((X.shape[1], r))
+    C[cols] = (Vh[:r].T / sigma[:r]) / scale[:, None]
+    return Xc, Q @ W[:, :r], C
 
 
-def cca_qr(X: Any, Y: Any, *, tol: float = DEFAULT_TOL) -> CCAResult:
-    """Exact CCA by pivoted QR of the centred data (in memory). ``X: (n, p)``, ``Y: (n, q)``."""
+def cca_qr(X: Any, Y: Any, *, tol: float = DEFAULT_TOL, standardize: bool = True) -> CCAResult:
+    """Exact CCA from the centred data in memory (QR, then SVD of R). ``X: (n, p)``, ``Y: (n, q)``.
+
+    Keeps the directions the eigh path keeps for the same ``tol`` and ``standardize`` (see the module docstring).
+    """
     X, Y = check_paired(X, Y)
     n = X.shape[0]
     x_mean = X.mean(axis=0, dtype=np.float64)
     y_mean = Y.mean(axis=0, dtype=np.float64)
-    Qx, Rx, px = _pivoted_qr(X - x_mean, tol, "X")
-    Qy, Ry, py = _pivoted_qr(Y - y_mean, tol, "Y")
+    Xc, Qx, Cx = _orthonormal_basis(X, x_mean, tol, "X", standardize)
+    Yc, Qy, Cy = _orthonormal_basis(Y, y_mean, tol, "Y", standardize)
     warn_if_underdetermined(n, Qx.shape[1], Qy.shape[1], stacklevel=3)
     U, s, V = _directions(Qx.T @ Qy)
     scale = np.sqrt(n - 1.0)
-
-    def basis_and_pinv(R: np.ndarray, piv: np.ndarray, W: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
-        # centred columns kept: Xc[:, piv] = Q R  ->  canonical coords = Xc[:, piv] R^-1 W * sqrt(n - 1)
-        coef = np.zeros((d, W.shape[1]))
-        coef[piv] = scipy.linalg.solve_triangular(R, W) * scale
-        # pseudo-inverse of coef.T, on the full feature space (dropped columns are linear in kept ones)
-        return coef.T, np.linalg.pinv(coef.T)
-
-    x_basis, x_pinv = basis_and_pinv(Rx, px, U, X.shape[1])
-    y_basis, y_pinv = basis_and_pinv(Ry, py, V, Y.shape[1])
+    # canonical variates (unit sample variance): Xc @ (Cx U) sqrt(n - 1); like the eigh path's S W U, the
+    # pseudo-inverse of the basis is the covariance of the data with the variates, Xc' (Qx U) / sqrt(n - 1)
+    x_basis = (Cx @ U).T * scale
+    y_basis = (Cy @ V).T * scale
+    x_pinv = Xc.T @ (Qx @ U) / scale
+    y_pinv = Yc.T @ (Qy @ V) / scale
     k = s.shape[0]
     return CCAResult(
         correlations=s,
         x_weights=x_basis[:k].T,
         y_weights=y_basis[:k].T,
-        x_basis=x_basis,
+        x_basis=np.ascontiguousarray(x_basis),
         x_basis_pinv=x_pinv,
-        y_basis=y_basis,
+        y_basis=np.ascontiguousarray(y_basis),
         y_basis_pinv=y_pinv,
         x_mean=x_mean,
         y_mean=y_mean,
@@ -232,59 +262,139 @@ def cca_qr(X: Any, Y: Any, *, tol: float = DEFAULT_TOL) -> CCAResult:
     )
 
 
+_FITTED = (
+    "correlations", "x_weights", "y_weights", "x_mean", "y_mean", "x_basis", "x_basis_pinv",
+    "y_basis", "y_basis_pinv", "rank_x", "rank_y", "n_samples",
+)  # fmt: skip
+_PARAMS = ("method", "tol", "standardize")
+
+
 class CCA:
-    """Canonical correlation analysis estimator (scikit-learn style).
+    """Canonical correlation analysis estimator, compatible with scikit-learn (which it does not import).
 
     Parameters:
         method: ``"eigh"`` (sufficient statistics; also :meth:`partial_fit` for streams) or ``"qr"``
             (exact, in memory).
         tol: relative eigenvalue cut-off of the whitening (see :data:`ccalens.core.whitening.DEFAULT_TOL`).
+        standardize: cut on the standardised features (invariant to rescaling a neuron); see :mod:`ccalens.core.cca`.
 
     Fitted attributes: ``correlations_``, ``x_weights_``, ``y_weights_``, ``x_mean_``, ``y_mean_``,
     ``x_basis_``, ``x_basis_pinv_``, ``y_basis_``, ``y_basis_pinv_``, ``rank_x_``, ``rank_y_``,
-    ``n_samples_``, ``result_`` (the :class:`CCAResult`).
+    ``n_samples_``, ``result_`` (the :class:`CCAResult`), ``n_features_in_`` (p, X's features).
+
+    :meth:`partial_fit` only accumulates statistics; the CCA is solved on the first read of a fitted attribute
+    (or :meth:`transform`) after it. Reading a fitted attribute before any fit raises scikit-learn's
+    ``NotFittedError`` (see :func:`~ccalens.core.validation.not_fitted_error`). ``get_params``/``set_params``,
+    ``sklearn.base.clone`` and ``sklearn.utils.validation.check_is_fitted`` work as for scikit-learn estimators.
     """
 
-    def __init__(self, method: Literal["eigh", "qr"] = "eigh", tol: float = DEFAULT_TOL) -> None:
+    def __init__(self, method: Literal["eigh", "qr"] = "eigh", tol: float = DEFAULT_TOL, standardize: bool = True):
         self.method = method
         self.tol = tol
-        self._stats: SufficientStats | None = None
+        self.standardize = standardize
+
+    # ------------------------------------------------------------ scikit-learn protocol
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (``deep`` is accepted for scikit-learn; there are no nested estimators)."""
+        return {name: getattr(self, name) for name in _PARAMS}
+
+    def set_params(self, **params: Any) -> CCA:
+        """Set constructor parameters; raises ``ValueError`` naming an unknown one. Returns self."""
+        for key, value in params.items():
+            if key not in _PARAMS:
+                raise ValueError(f"invalid parameter {key!r} for CCA: valid parameters are {', '.join(_PARAMS)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        return f"CCA({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    def __sklearn_is_fitted__(self) -> bool:
+        if "result_" in self.__dict__:
+            return True
+        stats = self.__dict__.get("_stats")
+        return stats is not None and stats.n_samples >= 2
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags (only scikit-learn calls this, so importing it here costs nothing otherwise)."""
+        from sklearn.base import BaseEstimator
+
+        tags = BaseEstimator.__sklearn_tags__(self)  # type: ignore[arg-type]
+        tags.target_tags.required = True  # fit needs Y
+        return tags
+
+    # ------------------------------------------------------------ fitting
+    def _check_method(self) -> None:
+        if self.method not in ("eigh", "qr"):
+            raise ValueError(f"method must be 'eigh' or 'qr', got {self.method!r}")
+
+    def _forget(self) -> None:
+        """Drop the fitted attributes (they are recomputed from the statistics when next read)."""
+        for name in (*(n + "_" for n in _FITTED), "result_"):
+            self.__dict__.pop(name, None)
 
     def _set(self, result: CCAResult) -> CCA:
         self.result_ = result
-        for name in (
-            "correlations", "x_weights", "y_weights", "x_mean", "y_mean", "x_basis", "x_basis_pinv",
-            "y_basis", "y_basis_pinv", "rank_x", "rank_y", "n_samples",
-        ):
+        for name in _FITTED:
             setattr(self, name + "_", getattr(result, name))
         return self
 
+    def _solve(self) -> CCA:
+        stats = self.__dict__["_stats"]
+        return self._set(cca_from_stats(stats, tol=self.tol, standardize=self.standardize))
+
     def fit(self, X: Any, Y: Any) -> CCA:
         """Fit on ``X: (n, p)`` and ``Y: (n, q)``, rows of the same samples."""
+        self._check_method()
+        X, Y = check_paired(X, Y)
+        self._forget()
+        self.__dict__.pop("_stats", None)
+        self.n_features_in_ = X.shape[1]
         if self.method == "qr":
-            return self._set(cca_qr(X, Y, tol=self.tol))
-        if self.method != "eigh":
-            raise ValueError(f"method must be 'eigh' or 'qr', got {self.method!r}")
+            return self._set(cca_qr(X, Y, tol=self.tol, standardize=self.standardize))
         self._stats = SufficientStats.from_arrays(X, Y)
-        return self._set(cca_from_stats(self._stats, tol=self.tol))
+        return self._solve()
 
     def partial_fit(self, X: Any, Y: Any) -> CCA:
-        """Add a batch and refit from the accumulated statistics (eigh method only)."""
+        """Add a batch to the statistics (eigh method only); the CCA is solved when a result is next read."""
+        self._check_method()
         if self.method != "eigh":
             raise ValueError("partial_fit needs method='eigh' (the QR path is in-memory only)")
-        self._stats = (self._stats or SufficientStats()).update(X, Y)
-        if self._stats.n_samples >= 2:
-            self._set(cca_from_stats(self._stats, tol=self.tol))
+        stats = self.__dict__.get("_stats") or SufficientStats()
+        stats.update(X, Y)
+        self._forget()
+        self._stats = stats
+        assert stats.sizes is not None
+        self.n_features_in_ = stats.sizes[0]
         return self
 
     def fit_stats(self, stats: SufficientStats, i: int = 0, j: int = 1) -> CCA:
-        """Fit from precomputed statistics (e.g. merged across shards or workers)."""
-        self._stats = stats
-        return self._set(cca_from_stats(stats, i, j, tol=self.tol))
+        """Fit from precomputed statistics (e.g. merged across shards or workers) of representations i and j.
+
+        The estimator keeps its own copy: a later :meth:`partial_fit` does not change ``stats``.
+        """
+        if not isinstance(stats, SufficientStats):
+            raise TypeError(f"stats must be SufficientStats, got {type(stats).__name__}")
+        self._check_method()
+        if self.method != "eigh":
+            raise ValueError("fit_stats needs method='eigh' (the QR path needs the data)")
+        own = stats.select([i, j])
+        self._forget()
+        self._stats = own
+        self.n_features_in_ = own.sizes[0] if own.sizes else 0
+        return self._solve()
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for attributes not set: fitted ones are solved lazily after partial_fit
+        if name == "result_" or (name.endswith("_") and name[:-1] in _FITTED):
+            if self.__sklearn_is_fitted__():
+                return getattr(self._solve(), name)
+            raise not_fitted_error(f"this CCA is not fitted yet: call fit(X, Y) first ({name} is not available)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "result_"):
-            raise RuntimeError("this CCA is not fitted yet: call fit(X, Y) first")
+        if not self.__sklearn_is_fitted__():
+            raise not_fitted_error("this CCA is not fitted yet: call fit(X, Y), partial_fit(X, Y) or fit_stats first")
 
     def transform(self, X: Any, Y: Any | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Canonical variates of X (and Y)."""

@@ -15,8 +15,8 @@ linear measure needs is then in the centred Gram matrix ``K = Xc Xc': (n, n)`` (
   diagonals; Procrustes: ``||Xc' Yc||_* = ||diag(sx) Ux' Uy diag(sy)||_*`` and ``tr(Xc' Xc) = tr K``.
 
 The Gram matrix is accumulated over column blocks of the data: each block is centred in float64 (no
-cancellation, whatever the offset), multiplied in the input's precision (float32 input runs float32 GEMMs)
-and added into a float64 ``K``; the data are never copied whole.
+cancellation, whatever the offset), multiplied in float64 (or, for linear CKA of float32 input, in float32) and
+added into a float64 ``K``; the data are never copied whole.
 """
 
 from __future__ import annotations
@@ -193,9 +193,11 @@ class Gram:
         return float(np.trace(self.matrix))
 
 
-def _compute_dtype(arr: np.ndarray) -> np.dtype:
-    """float32 products for float32/float16 (and bfloat16 widened upstream); float64 otherwise."""
-    return np.dtype(np.float32) if arr.dtype in (np.float32, np.float16) else np.dtype(np.float64)
+def _compute_dtype(arr: np.ndarray, low_precision: bool = True) -> np.dtype:
+    """float32 products for float32/float16 input (bfloat16 is widened upstream) when ``low_precision``; else
+    float64."""
+    low = low_precision and arr.dtype in (np.float32, np.float16)
+    return np.dtype(np.float32) if low else np.dtype(np.float64)
 
 
 def centred_block(X: np.ndarray, lo: int, hi: int, mean: np.ndarray, scale: np.ndarray | None, dtype: np.dtype):
@@ -213,15 +215,21 @@ def centred_gram(
     standardize: bool = False,
     block_columns: int = DEFAULT_COLUMN_BLOCK,
     name: str = "X",
+    low_precision: bool = False,
 ) -> Gram:
-    """``K = Xc Xc'`` of ``X: (n, d)``, accumulated over column blocks (see the module docstring)."""
+    """``K = Xc Xc'`` of ``X: (n, d)``, accumulated over column blocks (see the module docstring).
+
+    ``low_precision=True`` multiplies float32 input in float32 (relative error ~1e-7 on the entries: enough for
+    inner products of Gram matrices such as linear CKA, not for a rank cut at 1e-10 of the spectrum, which the CCA
+    family makes); otherwise the products are float64.
+    """
     X = check_features(X, name)
     n, d = X.shape
     with np.errstate(all="ignore"):
         mean = X.mean(axis=0, dtype=np.float64)
     if not np.isfinite(mean).all():
         raise ValueError(f"{name} has values too large to average in float64")
-    dtype = _compute_dtype(X)
+    dtype = _compute_dtype(X, low_precision)
     scale = None
     if standardize:
         sq = np.zeros(d)
@@ -253,7 +261,7 @@ class SampleBasis:
     Attributes:
         left: ``(n, r)`` orthonormal left singular vectors, descending ``s``.
         singular_values: ``(r,)`` kept singular values of the centred data.
-        all_singular_values: ``(min(n, d),)`` every singular value (clipped at 0), for the truncation rules.
+        all_singular_values: every singular value above the float noise floor, kept or not (truncation rules).
         n_features: d.
     """
 
@@ -268,7 +276,8 @@ class SampleBasis:
 
     @classmethod
     def from_gram(cls, gram: Gram, *, tol: float, name: str = "X") -> SampleBasis:
-        """Eigendecomposition of ``K``; directions with ``s^2 <= tol * s_1^2`` are dropped (the primal cut)."""
+        """Eigendecomposition of ``K``; directions with ``s^2 <= tol * s_1^2`` are dropped (the primal cut), and
+        always those below the float noise floor ``max(n, d) * eps * s_1^2`` (rounding noise of exact zeros)."""
         vals, vecs = np.linalg.eigh(gram.matrix)
         vals, vecs = vals[::-1], vecs[:, ::-1]
         largest = float(vals[0]) if vals.size else 0.0
@@ -277,14 +286,23 @@ class SampleBasis:
                 f"{name} has no variance: every feature is constant over the samples, so no correlation with "
                 "it is defined"
             )
-        keep = int(np.count_nonzero(vals > tol * largest))
-        s_all = np.sqrt(np.clip(vals[: min(gram.n_samples, gram.n_features)], 0.0, None))
+        # every singular value above the float noise floor (below it, eigenvalues are rounding noise of exact
+        # zeros), kept by the cut or not: SVCCA's singular-value rule sums them all, as the primal path does
+        floor = max(gram.n_samples, gram.n_features) * np.finfo(np.float64).eps * largest
+        keep = int(np.count_nonzero(vals > max(tol * largest, floor)))
+        s_all = np.sqrt(vals[vals > floor])
         return cls(
             left=np.ascontiguousarray(vecs[:, :keep]),
             singular_values=np.sqrt(vals[:keep]),
             all_singular_values=s_all,
             n_features=gram.n_features,
         )
+
+    def explained(self, keep: str = "variance") -> float:
+        """Fraction of the total variance (or of the sum of singular values) in the kept directions."""
+        if keep == "variance":
+            return float((self.singular_values**2).sum() / (self.all_singular_values**2).sum())
+        return float(self.singular_values.sum() / self.all_singular_values.sum())
 
     def top(self, threshold: float, keep: str) -> SampleBasis:
         """SVCCA's truncation: the smallest top set whose singular values (``keep="singular_values"``, the
@@ -305,7 +323,7 @@ class SampleBasis:
 def feature_loadings(X: np.ndarray, mean: np.ndarray, H: np.ndarray, block_columns: int = DEFAULT_COLUMN_BLOCK):
     """``Xc' H: (d, k)`` for ``H: (n, k)`` (e.g. canonical variates), column block by column block."""
     d = X.shape[1]
-    dtype = _compute_dtype(X)
+    dtype = np.dtype(np.float64)
     out = np.empty((d, H.shape[1]))
     Hc = H.astype(dtype, copy=False)
     for lo in range(0, d, block_columns):

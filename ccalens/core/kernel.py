@@ -1,15 +1,36 @@
-"""RBF (Gaussian kernel) CKA: exact with n x n kernels, or random Fourier features for large n.
+"""RBF (Gaussian kernel) CKA: exact with n x n kernels within a memory budget, else random Fourier features.
 
-Exact (n <= ``max_exact_samples``): ``K_ij = exp(-|x_i - x_j|^2 / (2 sigma_x^2))``, same for L, and
+Exact: ``K_ij = exp(-|x_i - x_j|^2 / (2 sigma_x^2))``, same for L, and
 ``CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` with the biased estimator ``tr(HKHL)`` (Kornblith
-et al. 2019). The bandwidth is ``sigma = sigma_factor * median pairwise distance`` per representation.
+et al. 2019). Bandwidth: ``sigma^2 = sigma_factor^2 * median of the squared distances``, per representation,
+with two rules for which distances count:
+
+* ``median="distinct"`` (default): the n (n - 1) / 2 distances between distinct samples.
+* ``median="all"``: all n^2 entries of the distance matrix, the n zeros of its diagonal included, as the
+  reference code of Kornblith et al. computes it (``np.median`` of the full matrix of squared distances);
+  it gives a slightly smaller bandwidth.
+
+The exact method is deterministic: the median is exact (no subsample). It holds two n x n float64 kernels
+and the triangle of distances, about ``20 n^2`` bytes; ``method="auto"`` uses it while that fits in
+``memory_budget`` (default 2 GiB, n up to about 10,000) and ``method="exact"`` refuses beyond it.
+
+The kernel is computed as ``expm1(-d^2 / (2 sigma^2))`` (``K - 1``: centring removes the constant), so
+a bandwidth much wider than the data keeps full precision instead of rounding every entry to 1; any
+``sigma_factor`` works (as it grows, RBF CKA tends to linear CKA). Inputs are
+centred and scaled by a power of two first (RBF CKA with a median bandwidth is invariant to shifts and
+global scale), so any finite float64 scale, 1e-300 to 1e300, gives the same value.
+
+Estimator (``method="minibatch"``): unbiased HSIC averaged over seeded, shuffled minibatches of ``batch_size``
+rows (:mod:`ccalens.core.minibatch`), with the bandwidths of the random-features path; memory two
+``batch_size^2`` kernels.
 
 Approximation (larger n): random Fourier features (Rahimi & Recht 2007),
 ``z(x) = sqrt(2 / D) cos(W'x + b)`` with ``W ~ N(0, sigma^-2 I)``, ``b ~ U(0, 2 pi)``, so that
 ``z(x)'z(x') ~= k(x, x')`` with error O(1 / sqrt(D)). RBF CKA is then the linear CKA of the features,
-computed batch by batch through :class:`SufficientStats` (memory O(D^2), not O(n^2)). The median is
-estimated on a random subsample of ``median_samples`` points. With the default D = 4096 the
-approximation is within about 0.02 of the exact value in the tests (n = 600).
+computed batch by batch through :class:`SufficientStats` (memory O(D^2), not O(n^2)). The bandwidth comes
+from a seeded subsample of ``median_samples`` rows (all rows when n is smaller). With the default
+D = 4096 the approximation is within about 0.02 of the exact value in the tests (n = 600). Seeded: the same
+inputs and seed give the same value.
 """
 
 from __future__ import annotations
@@ -18,44 +39,150 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .measures import _linear_cka_stats
 from .result import SimilarityResult
 from .stats import SufficientStats
 from .validation import check_paired
 
-__all__ = ["median_distance", "rbf_cka"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "exact_memory_bytes", "median_distance", "rbf_cka"]
+
+DEFAULT_MEMORY_BUDGET = 2 * 1024**3
+"""Bytes the exact method may hold (two n x n kernels and a distance triangle: ``exact_memory_bytes(n)``)."""
+
+MedianRule = Literal["distinct", "all"]
+_MEDIAN_RULES = ("distinct", "all")
 
 
-def _squared_distances(A: np.ndarray) -> np.ndarray:
-    sq = np.einsum("ij,ij->i", A, A)
-    D = sq[:, None] + sq[None, :] - 2.0 * (A @ A.T)
+def exact_memory_bytes(n_samples: int) -> int:
+    """Peak memory of exact RBF CKA on ``n_samples`` samples: two n x n float64 kernels plus a triangle."""
+    return 8 * (2 * n_samples * n_samples + n_samples * (n_samples - 1) // 2)
+
+
+def _normalised(A: np.ndarray) -> tuple[np.ndarray, float]:
+    """``A: (n, d)`` as float64, centred and divided by a power of two near its largest value; and that scale.
+
+    Distances, hence RBF CKA with a median bandwidth, do not change under the shift; the power-of-two scale
+    is exact, so inputs of any finite magnitude are computed alike (no overflow of squared distances at
+    1e200, no underflow at 1e-200).
+    """
+    out = np.array(A, dtype=np.float64, copy=True)
+    scale = 1.0
+    for _ in range(2):  # bring values near 1 (no overflow in the mean), centre, bring the residuals near 1
+        peak = float(np.max(np.abs(out)))
+        if peak == 0.0:
+            break
+        step = float(np.ldexp(1.0, int(np.frexp(peak)[1]) - 1))  # peak / step in [1, 2): no overflow at 1e308
+        out /= step
+        scale *= step
+        out -= out.mean(axis=0)
+    return out, scale
+
+
+def _squared_distances(A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``(n, n)`` squared Euclidean distances between the rows of ``A: (n, d)``, into ``out`` if given."""
+    D = np.dot(A, A.T, out=out)
+    sq = np.diag(D).copy()
+    D *= -2.0
+    D += sq[:, None]
+    D += sq[None, :]
     np.maximum(D, 0.0, out=D)
     np.fill_diagonal(D, 0.0)
     return D
 
 
-def median_distance(X: np.ndarray, *, max_samples: int = 2000, seed: int = 0) -> float:
-    """Median Euclidean distance between distinct rows of ``X: (n, d)`` (on a subsample if n is large)."""
-    X = np.asarray(X, dtype=np.float64)
-    if X.shape[0] > max_samples:
-        X = X[np.random.default_rng(seed).choice(X.shape[0], max_samples, replace=False)]
-    D = _squared_distances(X)
-    iu = np.triu_indices(X.shape[0], 1)
-    med = float(np.sqrt(np.median(D[iu])))
-    if not med > 0:
-        raise ValueError("the median distance between samples is 0: the representation is (almost) constant")
-    return med
+def _median_squared(D: np.ndarray, rule: str) -> float:
+    """Median of the squared distances ``D: (n, n)`` under ``rule`` (exact; the triangle is copied once)."""
+    n = D.shape[0]
+    tri = np.empty(n * (n - 1) // 2)
+    pos = 0
+    for i in range(n - 1):  # row by row: no (n^2 / 2)-long index arrays
+        tri[pos : pos + n - 1 - i] = D[i, i + 1 :]
+        pos += n - 1 - i
+    if rule == "distinct":
+        count, zeros = tri.size, 0
+    else:  # all n^2 entries: n zeros (the diagonal), then every distinct pair twice
+        count, zeros = n * n, n
+    middle = [(count - 1) // 2, count // 2]  # one index when count is odd
+
+    def rank_in_triangle(k: int) -> int | None:
+        return None if k < zeros else (k - zeros) // (2 if rule == "all" else 1)
+
+    needed = sorted({r for r in map(rank_in_triangle, middle) if r is not None})
+    if needed:
+        tri.partition(needed)
+    values = [0.0 if (r := rank_in_triangle(k)) is None else float(tri[r]) for k in middle]
+    return (values[0] + values[1]) / 2.0
 
 
-def _centred_gaussian_kernel(A: np.ndarray, sigma: float) -> np.ndarray:
-    K = np.exp(_squared_distances(A) / (-2.0 * sigma**2))
+def _check_rule(median: str) -> None:
+    if median not in _MEDIAN_RULES:
+        raise ValueError(f"median must be 'distinct' or 'all', got {median!r}")
+
+
+def median_distance(
+    X: Any, *, median: MedianRule = "distinct", max_samples: int | None = None, seed: int = 0
+) -> float:
+    """Square root of the median squared Euclidean distance between the rows of ``X: (n, d)``.
+
+    ``median`` picks the distances (see the module docstring). Exact on all rows unless ``max_samples`` is
+    given and n exceeds it: then on a seeded random subsample of ``max_samples`` rows.
+    """
+    _check_rule(median)
+    (X,) = check_paired(X, names=("X",))
+    A, scale = _normalised(X)
+    if max_samples is not None and A.shape[0] > max_samples:
+        A = A[np.sort(np.random.default_rng(seed).choice(A.shape[0], max_samples, replace=False))]
+    return float(np.sqrt(_median_squared(_squared_distances(A), median))) * scale
+
+
+def _bandwidth_error(name: str, rule: str) -> ValueError:
+    return ValueError(
+        f"{name}: the median squared distance between samples (median={rule!r}) is 0, so the RBF bandwidth is 0: "
+        "the representation is constant or most samples are identical"
+        + (" (median='distinct' ignores the zero diagonal)" if rule == "all" else "")
+    )
+
+
+def _centred_kernel(A: np.ndarray, sigma_factor: float, rule: str, name: str) -> tuple[np.ndarray, float]:
+    """Double-centred ``K - 1`` of normalised ``A: (n, d)``, up to a positive factor, in one n x n buffer; and sigma.
+
+    CKA does not see the factor: the kernel is divided by its largest entry, so its squares cannot underflow.
+    When every ``d^2 / (2 sigma^2)`` is below 1e-12 the kernel is its first-order term ``-d^2`` (relative
+    error below 1e-12; for sigma -> infinity RBF CKA tends to linear CKA).
+    """
+    D = _squared_distances(A)
+    med = _median_squared(D, rule)
+    if not med > 0.0:
+        raise _bandwidth_error(name, rule)
+    rate = 0.5 / med / sigma_factor / sigma_factor  # 1 / (2 sigma^2); underflows to 0 rather than overflowing
+    if rate * float(D.max()) < 1e-12:
+        K = np.negative(D, out=D)
+    else:
+        D *= -rate
+        K = np.expm1(D, out=D)
     K -= K.mean(axis=0, keepdims=True)
     K -= K.mean(axis=1, keepdims=True)
-    return K
+    peak = float(np.max(np.abs(K)))
+    if peak > 0.0:
+        K /= peak
+    return K, sigma_factor * float(np.sqrt(med))
 
 
 def _fourier_features(A: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(2.0 / W.shape[1]) * np.cos(A @ W + b)
+
+
+def _linear_cka_of_stats(stats: SufficientStats) -> float:
+    """``||S_xy||_F^2 / (||S_xx||_F ||S_yy||_F)`` from the co-moment blocks of two representations."""
+    nx, ny = float(np.linalg.norm(stats.block(0, 0))), float(np.linalg.norm(stats.block(1, 1)))
+    if not (nx > 0.0 and ny > 0.0):
+        raise ValueError("the random Fourier features of a representation have no variance")
+    return float(np.linalg.norm(stats.block(0, 1)) ** 2 / (nx * ny))
+
+
+def _positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def rbf_cka(
@@ -63,43 +190,90 @@ def rbf_cka(
     Y: Any,
     *,
     sigma_factor: float = 1.0,
-    method: Literal["auto", "exact", "random_features"] = "auto",
-    max_exact_samples: int = 5000,
+    median: MedianRule = "distinct",
+    method: Literal["auto", "exact", "random_features", "minibatch"] = "auto",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
     n_features: int = 4096,
     batch_size: int = 4096,
     median_samples: int = 2000,
     seed: int = 0,
 ) -> SimilarityResult:
-    """RBF CKA of ``X: (n, p)`` and ``Y: (n, q)``. ``details`` says which method ran and the bandwidths."""
+    """RBF CKA of ``X: (n, p)`` and ``Y: (n, q)`` (see the module docstring for the definitions).
+
+    Args:
+        sigma_factor: bandwidth ``sigma = sigma_factor * sqrt(median squared distance)``.
+        median: ``"distinct"`` (pairs of distinct samples) or ``"all"`` (all n^2 entries, Kornblith's code).
+        method: ``"exact"`` (n x n kernels, deterministic), ``"random_features"`` (seeded approximation),
+            ``"minibatch"`` (seeded estimator: unbiased HSIC averaged over shuffled minibatches of
+            ``batch_size`` rows, :class:`~ccalens.core.minibatch.MinibatchCKA`) or ``"auto"`` (exact while
+            ``exact_memory_bytes(n) <= memory_budget``, else random features).
+        memory_budget: bytes the exact method may use (default 2 GiB).
+        n_features, batch_size, median_samples, seed: approximation options (random features, rows per
+            batch or per minibatch, rows of the seeded subsample for the bandwidth, seed).
+
+    ``details`` holds the method, the median rule and the bandwidths (in the input's units).
+    """
     X, Y = check_paired(X, Y)
-    if sigma_factor <= 0:
-        raise ValueError(f"sigma_factor must be positive, got {sigma_factor}")
-    if method not in ("auto", "exact", "random_features"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'random_features', got {method!r}")
+    if not (np.isfinite(sigma_factor) and sigma_factor > 0):
+        raise ValueError(f"sigma_factor must be positive and finite, got {sigma_factor}")
+    _check_rule(median)
+    if method not in ("auto", "exact", "random_features", "minibatch"):
+        raise ValueError(f"method must be 'auto', 'exact', 'random_features' or 'minibatch', got {method!r}")
+    memory_budget = _positive_int(memory_budget, "memory_budget")
     n = X.shape[0]
+    need = exact_memory_bytes(n)
     if method == "auto":
-        method = "exact" if n <= max_exact_samples else "random_features"
-    X64 = np.asarray(X, dtype=np.float64)
-    Y64 = np.asarray(Y, dtype=np.float64)
-    sx = sigma_factor * median_distance(X64, max_samples=median_samples, seed=seed)
-    sy = sigma_factor * median_distance(Y64, max_samples=median_samples, seed=seed)
-    details: dict[str, Any] = {"method": method, "sigma_x": sx, "sigma_y": sy}
+        method = "exact" if need <= memory_budget else "random_features"
+    elif method == "exact" and need > memory_budget:
+        raise ValueError(
+            f"method='exact' needs about {need / 2**30:.2f} GiB for n = {n} samples (two n x n kernels), more "
+            f"than memory_budget = {memory_budget} bytes; raise memory_budget or use method='random_features'"
+        )
+    A, scale_x = _normalised(X)
+    B, scale_y = _normalised(Y)
+    details: dict[str, Any] = {"method": method, "median": median}
     if method == "exact":
-        K = _centred_gaussian_kernel(X64, sx)
-        L = _centred_gaussian_kernel(Y64, sy)
-        score = float(np.vdot(K, L) / np.sqrt(np.vdot(K, K) * np.vdot(L, L)))
-        return SimilarityResult("rbf_cka", score, n_samples=n, details=details)
+        K, sx = _centred_kernel(A, sigma_factor, median, "X")
+        del A
+        L, sy = _centred_kernel(B, sigma_factor, median, "Y")
+        hxx, hyy = float(np.vdot(K, K)), float(np.vdot(L, L))
+        if not (hxx > 0.0 and hyy > 0.0):
+            raise ValueError("RBF CKA is undefined: a centred kernel is 0 (sigma_factor far too small or large)")
+        score = float(np.vdot(K, L)) / np.sqrt(hxx * hyy)
+        details.update(sigma_x=sx * scale_x, sigma_y=sy * scale_y)
+        return SimilarityResult("rbf_cka", min(1.0, score), n_samples=n, details=details)
+
+    n_features = _positive_int(n_features, "n_features")
+    batch_size = _positive_int(batch_size, "batch_size")
+    median_samples = _positive_int(median_samples, "median_samples")
+
+    def bandwidth(M: np.ndarray, name: str) -> float:
+        if M.shape[0] > median_samples:
+            M = M[np.sort(np.random.default_rng(seed).choice(M.shape[0], median_samples, replace=False))]
+        med = _median_squared(_squared_distances(M), median)
+        if not med > 0.0:
+            raise _bandwidth_error(name, median)
+        return sigma_factor * float(np.sqrt(med))
+
+    sx, sy = bandwidth(A, "X"), bandwidth(B, "Y")
+    details.update(sigma_x=sx * scale_x, sigma_y=sy * scale_y)
+    if method == "minibatch":
+        from .minibatch import minibatch_cka  # minibatch.py builds on this module's distances
+
+        res = minibatch_cka(A, B, batch_size=max(4, batch_size), seed=seed, kernel="rbf", sigmas=(sx, sy))
+        details.update(batch_size=res.details["batch_size"], n_minibatches=res.details["n_minibatches"])
+        return SimilarityResult("rbf_cka", res.score, n_samples=n, details=details)
+
     # each side draws from a generator seeded alike, so identical inputs get identical features (CKA = 1)
     def draw(width: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)
         return rng.standard_normal((width, n_features)) / sigma, rng.uniform(0.0, 2.0 * np.pi, n_features)
 
-    Wx, bx = draw(X.shape[1], sx)
-    Wy, by = draw(Y.shape[1], sy)
+    Wx, bx = draw(A.shape[1], sx)
+    Wy, by = draw(B.shape[1], sy)
     stats = SufficientStats()
     for start in range(0, n, batch_size):
         sl = slice(start, start + batch_size)
-        stats.update(_fourier_features(X64[sl], Wx, bx), _fourier_features(Y64[sl], Wy, by))
-    linear = _linear_cka_stats(stats, 0, 1)
+        stats.update(_fourier_features(A[sl], Wx, bx), _fourier_features(B[sl], Wy, by))
     details["n_random_features"] = n_features
-    return SimilarityResult("rbf_cka", linear.score, n_samples=n, details=details)
+    return SimilarityResult("rbf_cka", _linear_cka_of_stats(stats), n_samples=n, details=details)

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .dual import SampleBasis, centred_gram, check_memory_budget
+from .dual import Gram, SampleBasis, centred_gram, check_memory_budget
 from .stats import SufficientStats
-from .whitening import Whitening, whiten
+from .whitening import Whitening
 
 __all__ = ["ReducedPairs", "Reduction", "reduce_representation"]
 
@@ -48,6 +48,7 @@ class Reduction:
         loadings_basis: ``(d, r)`` maps whitened coordinates to neuron loadings (PWCCA), primal path only.
         self_norm: ``||Xc' Xc||_F`` (linear CKA) and ``trace``: ``tr(Xc' Xc)`` (Procrustes).
         explained: fraction of the spectrum kept under the truncation rule (SVCCA), else None.
+        whitening, basis, mean: the feature-space whitening or the sample basis kept (CCA family), and the means.
     """
 
     name: str
@@ -61,6 +62,9 @@ class Reduction:
     self_norm: float = 0.0
     trace: float = 0.0
     explained: float | None = None
+    whitening: Whitening | None = None
+    basis: SampleBasis | None = None
+    mean: np.ndarray | None = None
     _coords: np.ndarray | None = None
 
     @property
@@ -96,28 +100,26 @@ def reduce_representation(
     kind: str,
     *,
     name: str,
-    tol: float,
-    top: Callable[[Whitening], Whitening] | None = None,
-    top_dual: Callable[[SampleBasis], SampleBasis] | None = None,
     dual: bool,
-    whiten_options: dict[str, Any] | None = None,
+    primal_whitening: Callable[[np.ndarray], Whitening] | None = None,
+    dual_basis: Callable[[Gram], SampleBasis] | None = None,
+    standardize: bool = False,
 ) -> Reduction:
-    """Prepare ``X: (n, d)`` once. ``kind``: ``"whitened"`` or ``"centred"``; ``top``/``top_dual`` apply SVCCA's
-    truncation to the primal whitening / the sample basis; ``dual`` chooses the sample-space path."""
+    """Prepare ``X: (n, d)`` once for every pair.
+
+    ``kind="whitened"`` (CCA family): ``primal_whitening(covariance)`` gives the whitening on the feature-space
+    path (``dual=False``), ``dual_basis(gram)`` the kept sample basis on the sample-space path (``standardize``:
+    the Gram of the standardised features). ``kind="centred"`` (linear CKA, Procrustes): the centred data, or
+    ``U diag(s)`` from the Gram.
+    """
     n, d = X.shape
     if dual:
-        gram = centred_gram(X, name=name, standardize=bool((whiten_options or {}).get("standardize", False)))
-        basis = SampleBasis.from_gram(gram, tol=tol, name=name)
+        gram = centred_gram(X, name=name, standardize=standardize and kind == "whitened")
         if kind == "whitened":
-            if top_dual is not None:
-                basis = top_dual(basis)
-            explained = None
-            if top_dual is not None:
-                explained = float(basis.singular_values.sum() / basis.all_singular_values.sum())
-            left = basis.left
-            return Reduction(name, kind, basis.rank, d, n, "dual", make=lambda: left * np.sqrt(n - 1.0),
-                             explained=explained)
-        # centred: U diag(s) has the norms of Xc
+            assert dual_basis is not None
+            basis = dual_basis(gram)
+            left = basis.left * np.sqrt(n - 1.0)
+            return Reduction(name, kind, basis.rank, d, n, "dual", make=lambda: left, basis=basis, mean=gram.mean)
         plain = SampleBasis.from_gram(gram, tol=0.0, name=name)
         coords = plain.left * plain.singular_values
         return Reduction(name, kind, plain.rank, d, n, "dual", make=lambda: coords,
@@ -125,15 +127,11 @@ def reduce_representation(
     stats = SufficientStats.from_arrays(X, names=(name,))
     mean = stats.means(0).copy()
     if kind == "whitened":
-        w = whiten(stats.covariance(0), tol=tol, name=name, method="eigh", **(whiten_options or {}))
-        assert isinstance(w, Whitening)
-        explained = None
-        if top is not None:
-            w = top(w)
-            explained = float(w.explained_variance)
+        assert primal_whitening is not None
+        w = primal_whitening(stats.covariance(0))
         W = np.ascontiguousarray(w.whitener)
         return Reduction(name, kind, w.rank, d, n, "primal", make=lambda: _project_rows(X, mean, W),
-                         loadings_basis=np.ascontiguousarray(w.dewhitener), explained=explained)
+                         loadings_basis=np.ascontiguousarray(w.dewhitener), whitening=w, mean=mean)
     co = stats.block(0, 0)
     identity = np.eye(d)
     return Reduction(name, kind, d, d, n, "primal", make=lambda: _project_rows(X, mean, identity),

@@ -1,32 +1,49 @@
-"""Similarity measures, all computed from one :class:`~ccalens.core.stats.SufficientStats`.
+"""Similarity measures, all computed from one :class:`~ccalens.core.stats.SufficientStats` where they can be.
 
-Every measure takes ``X: (n, p)`` and ``Y: (n, q)`` (rows = the same samples) or precomputed ``stats``,
-and returns a :class:`SimilarityResult`. Definitions (C = covariances, W = whiteners):
+Every measure has one signature, ``measure(X=None, Y=None, *, stats=None, i=None, j=None, **options)``:
+``X: (n, p)`` and ``Y: (n, q)`` (rows = the same samples), or precomputed ``stats`` with ``i, j`` the two
+representations to compare (required when ``stats`` holds more than two). It returns a
+:class:`SimilarityResult`. Definitions (C = covariances, W = whiteners):
 
 * ``cca``: canonical correlations rho_i = singular values of ``Wx' Cxy Wy``; score = mean rho.
-* ``svcca``: same, after keeping on each side the top principal directions that explain ``variance``
-  (default 0.99) of the variance (Raghu et al. 2017); score = mean rho.
-* ``pwcca``: rho weighted by alpha_i ~ sum_j |<h_i, x_j>| (h_i: unit-norm canonical variates of X,
-  x_j: centred neurons of X; Morcos et al. 2018). Not symmetric: the weights come from X.
-* ``linear_cka``: ``||Cxy||_F^2 / (||Cxx||_F ||Cyy||_F)`` (Kornblith et al. 2019).
+* ``svcca``: the same after keeping on each side the top principal directions (Raghu et al. 2017). The rule is
+  ``keep``: ``"singular_values"`` (default, the SVCCA appendix: the fewest m with
+  ``sum_{i<=m} s_i >= threshold * sum_i s_i``, s = singular values of the centred data) or ``"variance"``
+  (Kornblith et al.'s reading: the same with ``s_i^2``); ``threshold`` defaults to 0.99. score = mean rho.
+* ``pwcca``: rho weighted by alpha_i ~ sum_j |<h_i, x_j>| (h_i: unit-variance canonical variates of one side,
+  x_j: its centred neurons; Morcos et al. 2018). ``weights_from="x" | "y" | "smaller"`` (the side with fewer kept
+  dimensions, as google's reference code does). Tied correlations share one weight per tied group,
+  ``sum_j ||P_g x_j||`` (P_g: projection on the group's variates), so that any basis of the group gives the same
+  score; for a single correlation this is the definition above.
+* ``linear_cka``: ``||Cxy||_F^2 / (||Cxx||_F ||Cyy||_F)`` (Kornblith et al. 2019); distance ``arccos(score)``.
 * ``debiased_linear_cka``: CKA with the unbiased HSIC estimator (Song et al. 2012); needs the data.
-* ``rbf_cka``: CKA with Gaussian kernels; see :mod:`ccalens.core.kernel`.
-* ``procrustes``: ``||Cxy||_* / sqrt(tr Cxx tr Cyy)``, one minus half the squared orthogonal Procrustes
+* ``rbf_cka``: CKA with Gaussian kernels; see :mod:`ccalens.core.kernel`; needs the data.
+* ``procrustes``: ``||Cxy||_* / sqrt(tr Cxx tr Cyy)``; distance ``sqrt(2 - 2 score)``, the orthogonal Procrustes
   distance between the centred, Frobenius-normalised representations (Ding et al. 2021).
 
-``similarity_matrix`` compares many representations with one joint pass over the data: each one is
-whitened once, then every pair costs its cross block and one small eigenproblem.
+Scale: every measure is invariant to rescaling one side. Arrays whose largest magnitude lies outside
+``[2^-32, 2^32]`` are first rescaled by a power of two (exact), so any scale over the float64 range gives the
+same value; statistics whose co-moments are too close to float64's limits raise a clear error.
+
+:func:`compare` computes several measures of one pair and :func:`similarity_matrix` one measure of every pair of
+L representations, with one joint pass over the data and one whitening per representation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 
-from .result import SimilarityMatrix, SimilarityResult
+from . import dual
+from .linalg import canonical_correlations, principal_whitening
+from .many import ReducedPairs, Reduction, reduce_representation
+from .null import null_mean_rho, warn_if_null_high
+from .result import SimilarityMatrix, SimilarityResult, angular_distance
 from .stats import SufficientStats
 from .threads import MIN_PARALLEL_WIDTH, blas_threads, run_tasks
 from .validation import check_paired, warn_if_underdetermined
@@ -34,8 +51,10 @@ from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
 
 __all__ = [
     "MEASURES",
+    "STATS_MEASURES",
     "SimilarityMatrix",
     "SimilarityResult",
+    "cca",
     "cca_similarity",
     "compare",
     "debiased_linear_cka",
@@ -47,23 +66,75 @@ __all__ = [
     "svcca",
 ]
 
+Keep = Literal["singular_values", "variance"]
+Method = Literal["auto", "primal", "dual"]
+
+#: How a measure given the data chooses its path (``method=`` and ``memory_budget=`` of every statistics measure).
+PLAN_DOC = """\
+``method="auto"`` (default) takes the feature-space path (co-moments, streamed over samples) or the sample-space
+path (centred Gram matrices, :mod:`ccalens.core.dual`) by their flops, among those whose working memory fits
+``memory_budget`` (bytes; default a quarter of the available memory); ``"primal"``/``"dual"`` force one. Both give
+the same result fields; ``details['plan']`` records the path taken and why. Given ``stats``, the path is primal.
+"""
+WeightsFrom = Literal["x", "y", "smaller"]
+
+#: Squared canonical correlations closer than this are one tied group for PWCCA's weights.
+PWCCA_TIE = 1e-9
+#: Arrays whose largest magnitude is outside [2^-SCALE_EXPONENT, 2^SCALE_EXPONENT] are rescaled by a power of 2.
+SCALE_EXPONENT = 32
+#: Co-moment diagonals (sums of squares) must lie within [2^-COMOMENT_EXPONENT, 2^COMOMENT_EXPONENT].
+COMOMENT_EXPONENT = 900
+
+
+# --------------------------------------------------------------------------------- scale
+def _unit_scale(A: np.ndarray) -> np.ndarray:
+    """``A`` itself, or ``A * 2^-e`` (float64, exact) when its largest magnitude is outside ``2^±SCALE_EXPONENT``."""
+    if A.dtype.kind != "f" or A.size == 0:
+        return A
+    peak = float(max(A.max(), -A.min()))
+    if peak == 0.0 or 2.0**-SCALE_EXPONENT <= peak <= 2.0**SCALE_EXPONENT:
+        return A
+    return np.ldexp(A.astype(np.float64), -math.frexp(peak)[1])
+
+
+def _check_comoment(stats: SufficientStats, index: int) -> None:
+    """Clear errors for co-moments with no variance, or too close to float64's limits to be accurate."""
+    diagonal = np.diagonal(stats.block(index, index))
+    largest = float(diagonal.max()) if diagonal.size else 0.0
+    if not np.isfinite(largest) or not np.isfinite(stats.block(index, index)).all():
+        raise ValueError(
+            f"the statistics of representation {index} are not finite (NaN or Inf in its co-moment: its features' "
+            "squares overflowed float64); rescale its features (e.g. by a power of 2) before accumulating"
+        )
+    if not largest > 0.0:
+        raise ValueError(
+            f"representation {index} has no variance: every feature is constant over the samples, so no "
+            "similarity with it is defined"
+        )
+    if not 2.0**-COMOMENT_EXPONENT <= largest <= 2.0**COMOMENT_EXPONENT:
+        raise ValueError(
+            f"the co-moment of representation {index} is {largest:.3g}, too close to float64's range limits to be "
+            "accurate: rescale its features (e.g. by a power of 2) before accumulating the statistics"
+        )
+
 
 # --------------------------------------------------------------------------------- per-representation
 @dataclass
 class _Prepared:
-    """What one representation contributes to every pair: its whitenings, computed once.
+    """What one representation contributes to every pair: its whitenings, each computed once.
 
-    ``full`` is the whitening CCA and PWCCA use: the Cholesky fast path when the covariance is well
-    conditioned, else (or when ``eigen`` exists anyway) the eigendecomposition. ``top`` is SVCCA's.
+    ``full`` is the whitening CCA and PWCCA use: cut on the correlation matrix (CCA is invariant to rescaling
+    single neurons, so its cut must be too), by the Cholesky fast path when well conditioned, else by the
+    eigendecomposition. ``eigen`` is the covariance's own eigendecomposition (principal directions);
+    ``top(keep, threshold)`` is SVCCA's truncation of it (not scale invariant, by definition).
     """
 
     stats: SufficientStats
     index: int
     tol: float
-    variance: float
     _full: Whitening | CholeskyWhitening | None = None
     _eigen: Whitening | None = None
-    _top: Whitening | None = None
+    _top: dict[tuple[str, float], Whitening] = field(default_factory=dict)
 
     @property
     def cov(self) -> np.ndarray:
@@ -76,126 +147,171 @@ class _Prepared:
     @property
     def eigen(self) -> Whitening:
         if self._eigen is None:
-            w = whiten(self.cov, tol=self.tol, name=self.name, method="eigh")
-            assert isinstance(w, Whitening)
-            self._eigen = w
+            self._eigen = principal_whitening(self.cov, tol=self.tol, name=self.name)
         return self._eigen
 
     @property
     def full(self) -> Whitening | CholeskyWhitening:
+        """CCA's and PWCCA's whitening: the cut on the correlation matrix (scale invariant, per neuron)."""
         if self._full is None:
-            if self._eigen is not None:
-                self._full = self._eigen
-            else:
-                self._full = whiten(self.cov, tol=self.tol, name=self.name, method="auto")
+            self._full = whiten(self.cov, tol=self.tol, name=self.name, method="auto", standardize=True)
         return self._full
 
-    @property
-    def top(self) -> Whitening:
-        if self._top is None:
-            self._top = self.eigen.top_variance(self.variance)
-        return self._top
+    def top(self, keep: str, threshold: float) -> Whitening:
+        key = (keep, threshold)
+        if key not in self._top:
+            self._top[key] = self.eigen.top(threshold, keep)  # type: ignore[arg-type]
+        return self._top[key]
 
 
-def _whiten_all(prepared: Sequence[_Prepared], kind: str) -> None:
-    """Compute the whitening ``kind`` needs for every representation, side by side (one BLAS thread each)."""
-    attr = "top" if kind == "svcca" else "full"
-    todo = [p for p in prepared if getattr(p, "_" + attr) is None]
+def _prepare_all(prepared: Sequence[_Prepared], task: Callable[[_Prepared], Any]) -> None:
+    """Run ``task`` (a whitening) for every representation, side by side (one BLAS thread each)."""
 
-    def task(p: _Prepared) -> None:
-        w = getattr(p, attr)
+    def run(p: _Prepared) -> None:
+        w = task(p)
         if isinstance(w, CholeskyWhitening):
             w.prepare()  # the triangular inverse, inside the worker
 
-    big = any(p.stats.sizes is not None and p.stats.sizes[p.index] >= MIN_PARALLEL_WIDTH for p in todo)
-    run_tasks([lambda p=p: task(p) for p in todo], workers=None if big else 1)
+    unique = list({id(p): p for p in prepared}.values())
+    big = any(p.stats.sizes is not None and p.stats.sizes[p.index] >= MIN_PARALLEL_WIDTH for p in unique)
+    run_tasks([lambda p=p: run(p) for p in unique], workers=None if big else 1)
 
 
 def _correlations_and_left_vectors(
     wx: Whitening | CholeskyWhitening, wy: Whitening | CholeskyWhitening, cross: np.ndarray, *, vectors: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Canonical correlations (descending) and, if asked, the left singular vectors of ``M = Wx' C Wy``.
-
-    Uses the eigendecomposition of the smaller Gram matrix of M: rho^2 are its eigenvalues. This is
-    about 3x faster than an SVD; rho near 0 are then accurate to ~1e-8 absolute, which is immaterial
-    for the summaries (the :class:`~ccalens.core.cca.CCA` estimator uses a full SVD).
-    """
-    M = wy.whiten_columns(wx.whiten_rows(cross))  # Wx' C Wy
-    left = M.shape[0] <= M.shape[1]
-    if vectors and not left:
-        # left vectors are needed but X is the wider side: take them from an SVD
-        U, s, _ = np.linalg.svd(M, full_matrices=False)
-        return np.clip(s, 0.0, 1.0), U
-    gram = M @ M.T if left else M.T @ M  # syrk
-    if vectors:
-        vals, vecs = np.linalg.eigh(gram)
-        U = vecs[:, ::-1]
-    else:
-        vals, U = np.linalg.eigvalsh(gram), None
-    rho = np.sqrt(np.clip(vals[::-1], 0.0, 1.0))
+    """Canonical correlations (descending) and, if asked, every left singular vector of ``Wx' C Wy``."""
+    rho, U, _ = canonical_correlations(wx, wy, cross, vectors=vectors)
     return rho, U
 
 
-def _cca_family(px: _Prepared, py: _Prepared, kind: str) -> SimilarityResult:
-    stats = px.stats
-    n = stats.n_samples
-    cross = stats.covariance(px.index, py.index)
-    _whiten_all((px, py), kind)
-    wx: Whitening | CholeskyWhitening
-    wy: Whitening | CholeskyWhitening
-    if kind == "svcca":
-        wx, wy = px.top, py.top
+# --------------------------------------------------------------------------------- the measures, per pair
+def _sample_size_warnings(n: int, rank_x: int, rank_y: int, null: float) -> None:
+    """One warning at most: too few samples for the ranks (forced correlations of 1), else a high null mean rho."""
+    if rank_x + rank_y > n - 1:
+        warn_if_underdetermined(n, rank_x, rank_y, stacklevel=7)
     else:
-        wx, wy = px.full, py.full
-    warn_if_underdetermined(n, wx.rank, wy.rank, stacklevel=4)
-    rho, U = _correlations_and_left_vectors(wx, wy, cross, vectors=kind == "pwcca")
-    details: dict[str, Any] = {"rank_x": wx.rank, "rank_y": wy.rank}
-    if kind == "svcca":
-        assert isinstance(wx, Whitening) and isinstance(wy, Whitening)
-        details.update(
-            variance=px.variance,
-            explained_x=wx.explained_variance,
-            explained_y=wy.explained_variance,
-        )
-    score = float(rho.mean())
-    if kind == "pwcca":
-        assert U is not None
-        # <h_i, x_j> for unit-norm variates h_i is proportional to (Cxx a_i)_j = (dewhitener @ U)_ji
-        alpha = np.abs(wx.unwhiten(U[:, : rho.shape[0]])).sum(axis=0)
-        alpha = alpha / alpha.sum()
-        score = float(alpha @ rho)
-        details["weights"] = alpha
+        warn_if_null_high(null, n, rank_x, rank_y, stacklevel=7)
+
+
+def _cca_result(
+    name: str, rho: np.ndarray, n: int, wx: Any, wy: Any, *, score: float | None = None, **extra: Any
+) -> SimilarityResult:
+    """The result of a CCA-family measure, with ``null_mean_rho`` (unrelated data of the same n and kept ranks)
+    and the sample-size warning."""
+    mean_rho = float(rho.mean()) if rho.size else 0.0
+    null = null_mean_rho(n, wx.rank, wy.rank) if n >= 3 else None
+    if null is not None:
+        _sample_size_warnings(n, wx.rank, wy.rank, null)
     return SimilarityResult(
-        measure=kind,
-        score=score,
-        mean_rho=float(rho.mean()),
-        mean_rho2=float(np.mean(rho**2)),
+        measure=name,
+        score=mean_rho if score is None else score,
+        mean_rho=mean_rho,
+        mean_rho2=float(np.mean(rho**2)) if rho.size else 0.0,
         correlations=rho,
         n_samples=n,
-        details=details,
+        rank_x=wx.rank,
+        rank_y=wy.rank,
+        null_mean_rho=null,
+        **extra,
     )
 
 
-def _frobenius(stats: SufficientStats, i: int, j: int) -> float:
-    return float(np.linalg.norm(stats.block(i, j)))
+def _cca_pair(px: _Prepared, py: _Prepared, *, tol: float = DEFAULT_TOL) -> SimilarityResult:
+    wx, wy = px.full, py.full
+    rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
+    return _cca_result("cca", rho, px.stats.n_samples, wx, wy)
+
+
+def _svcca_pair(
+    px: _Prepared, py: _Prepared, *, tol: float = DEFAULT_TOL, keep: str = "singular_values", threshold: float = 0.99
+) -> SimilarityResult:
+    wx, wy = px.top(keep, threshold), py.top(keep, threshold)
+    rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
+    details = {
+        "keep": keep,
+        "threshold": threshold,
+        "explained_x": wx.explained(keep),  # type: ignore[arg-type]
+        "explained_y": wy.explained(keep),  # type: ignore[arg-type]
+    }
+    return _cca_result("svcca", rho, px.stats.n_samples, wx, wy, details=details)
+
+
+def _tied_weights(projections: np.ndarray, squared: np.ndarray, k: int) -> np.ndarray:
+    """PWCCA weights ``(k,)`` of the first k correlations, one weight per group of tied correlations.
+
+    ``projections: (d, r)``: covariances of the d neurons with the r unit-variance canonical variates of the side
+    (every direction, descending); ``squared: (r,)`` their squared correlations. A group g of correlations equal
+    within :data:`PWCCA_TIE` weighs ``sum_j ||P_g x_j||`` (the norm of neuron j's covariances with the group's
+    variates, the same in any orthonormal basis of the group), times the fraction of the group among the first k
+    when the group extends past them; the group's weight is split evenly over its correlations.
+    """
+    r = squared.shape[0]
+    weights = np.zeros(k)
+    start = 0
+    while start < k:
+        stop = start + 1
+        while stop < r and squared[stop - 1] - squared[stop] <= PWCCA_TIE:
+            stop += 1
+        inside = min(stop, k) - start
+        norms = np.sqrt(np.sum(np.abs(projections[:, start:stop]) ** 2, axis=1))  # (d,)
+        weights[start : start + inside] = float(norms.sum()) / (stop - start)
+        start = stop
+    total = weights.sum()
+    if not total > 0.0:
+        raise ValueError("PWCCA weights are all zero: the representation has no variance along its canonical variates")
+    return weights / total
+
+
+def _pwcca_pair(
+    px: _Prepared, py: _Prepared, *, tol: float = DEFAULT_TOL, weights_from: str = "x"
+) -> SimilarityResult:
+    wx, wy = px.full, py.full
+    side = ("x" if wx.rank <= wy.rank else "y") if weights_from == "smaller" else weights_from
+    cross = px.stats.covariance(px.index, py.index)
+    own, other, c = (wx, wy, cross) if side == "x" else (wy, wx, cross.T)
+    rho, U, squared = canonical_correlations(own, other, c, vectors=True)
+    assert U is not None
+    weights = _tied_weights(own.unwhiten(U), squared, rho.shape[0])
+    details = {"weights_from": side, "weights_rule": weights_from}
+    return _cca_result(
+        "pwcca", rho, px.stats.n_samples, wx, wy, score=float(weights @ rho), weights=weights, details=details
+    )
+
+
+def _frobenius(A: np.ndarray) -> float:
+    """``||A||_F`` without overflow or underflow of the squares."""
+    peak = float(np.abs(A).max()) if A.size else 0.0
+    return 0.0 if peak == 0.0 else peak * float(np.linalg.norm(A / peak))
 
 
 def _linear_cka_stats(stats: SufficientStats, i: int, j: int) -> SimilarityResult:
-    nx, ny = _frobenius(stats, i, i), _frobenius(stats, j, j)
+    nx, ny = _frobenius(stats.block(i, i)), _frobenius(stats.block(j, j))
     _require_variance(nx, i)
     _require_variance(ny, j)
-    cross = _frobenius(stats, i, j)
-    return SimilarityResult("linear_cka", float(cross**2 / (nx * ny)), n_samples=stats.n_samples)
+    cross = _frobenius(stats.block(i, j))
+    score = (cross / nx) * (cross / ny)
+    return SimilarityResult("linear_cka", score, n_samples=stats.n_samples, distance=angular_distance(score))
 
 
-def _procrustes_stats(stats: SufficientStats, i: int, j: int) -> SimilarityResult:
+def _linear_cka_pair(px: _Prepared, py: _Prepared) -> SimilarityResult:
+    return _linear_cka_stats(px.stats, px.index, py.index)
+
+
+def _procrustes_pair(px: _Prepared, py: _Prepared) -> SimilarityResult:
+    stats, i, j = px.stats, px.index, py.index
     tx, ty = float(np.trace(stats.block(i, i))), float(np.trace(stats.block(j, j)))
     _require_variance(tx, i)
     _require_variance(ty, j)
     nuclear = float(np.linalg.svd(stats.block(i, j), compute_uv=False).sum())
-    score = min(1.0, nuclear / np.sqrt(tx * ty))
+    score = nuclear / math.sqrt(tx) / math.sqrt(ty)
+    if score > 1.0 + 1e-9:
+        raise ValueError(
+            f"Procrustes similarity {score} > 1: the statistics are not a valid co-moment (not positive semidefinite)"
+        )
+    score = min(score, 1.0)  # rounding only (Cauchy-Schwarz bounds the exact value by 1)
     return SimilarityResult(
-        "procrustes", score, n_samples=stats.n_samples, details={"distance": float(2.0 - 2.0 * score)}
+        "procrustes", score, n_samples=stats.n_samples, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score))
     )
 
 
@@ -204,71 +320,20 @@ def _require_variance(norm: float, index: int) -> None:
         raise ValueError(f"representation {index} has no variance: every feature is constant over the samples")
 
 
-# --------------------------------------------------------------------------------- public API
-def _stats_of(X: Any, Y: Any, stats: SufficientStats | None) -> SufficientStats:
-    if stats is not None:
-        if X is not None or Y is not None:
-            raise ValueError("give either X and Y, or stats, not both")
-        if stats.n_representations < 2:
-            raise ValueError("stats must hold at least two representations")
-        return stats
-    if X is None or Y is None:
-        raise ValueError("X and Y are required when stats is not given")
-    return SufficientStats.from_arrays(X, Y)
-
-
-def cca_similarity(
-    X: Any = None, Y: Any = None, *, stats: SufficientStats | None = None, tol: float = DEFAULT_TOL
-) -> SimilarityResult:
-    """Mean canonical correlation. ``X: (n, p)``, ``Y: (n, q)``; or ``stats`` of (X, Y)."""
-    s = _stats_of(X, Y, stats)
-    return _cca_family(_Prepared(s, 0, tol, 1.0), _Prepared(s, 1, tol, 1.0), "cca")
-
-
-def svcca(
-    X: Any = None,
-    Y: Any = None,
-    *,
-    stats: SufficientStats | None = None,
-    variance: float = 0.99,
-    tol: float = DEFAULT_TOL,
-) -> SimilarityResult:
-    """SVCCA: CCA on the top principal directions explaining ``variance`` of each side's variance."""
-    s = _stats_of(X, Y, stats)
-    return _cca_family(_Prepared(s, 0, tol, variance), _Prepared(s, 1, tol, variance), "svcca")
-
-
-def pwcca(
-    X: Any = None, Y: Any = None, *, stats: SufficientStats | None = None, tol: float = DEFAULT_TOL
-) -> SimilarityResult:
-    """Projection-weighted CCA (weights from X)."""
-    s = _stats_of(X, Y, stats)
-    return _cca_family(_Prepared(s, 0, tol, 1.0), _Prepared(s, 1, tol, 1.0), "pwcca")
-
-
-def linear_cka(X: Any = None, Y: Any = None, *, stats: SufficientStats | None = None) -> SimilarityResult:
-    """Linear CKA ``||Cxy||_F^2 / (||Cxx||_F ||Cyy||_F)``."""
-    return _linear_cka_stats(_stats_of(X, Y, stats), 0, 1)
-
-
-def procrustes(X: Any = None, Y: Any = None, *, stats: SufficientStats | None = None) -> SimilarityResult:
-    """Orthogonal Procrustes similarity ``||Cxy||_* / sqrt(tr Cxx tr Cyy)``; ``details['distance']``."""
-    return _procrustes_stats(_stats_of(X, Y, stats), 0, 1)
-
-
-def debiased_linear_cka(X: Any, Y: Any) -> SimilarityResult:
-    """Linear CKA with the unbiased HSIC estimator (Song et al. 2012). Needs the data (n >= 4).
-
-    With ``K = Xc Xc'`` and ``L = Yc Yc'`` with zeroed diagonals, HSIC_u = [tr(KL) + 1'K1 1'L1 /
-    ((n-1)(n-2)) - 2/(n-2) 1'KL1] / (n(n-3)). Computed in feature space in O(n (p + q) + n p q):
-    ``tr(KL) = ||Xc'Yc||_F^2 - sum_i |x_i|^2 |y_i|^2`` etc.; the n x n kernels are never formed.
-    The debiased value can be slightly negative for unrelated representations.
-    """
-    X, Y = check_paired(X, Y, min_samples=4)
+def _debiased_data(X: np.ndarray, Y: np.ndarray) -> SimilarityResult:
+    """Debiased linear CKA of validated, scaled ``X: (n, p)``, ``Y: (n, q)`` (see :func:`debiased_linear_cka`)."""
     n = X.shape[0]
-    stats = SufficientStats.from_arrays(X, Y)
-    Xc = np.asarray(X, dtype=np.float64) - stats.means(0)
-    Yc = np.asarray(Y, dtype=np.float64) - stats.means(1)
+    if n < 4:
+        raise ValueError(f"debiased_linear_cka needs at least 4 samples, got {n}")
+    Xc = np.asarray(X, dtype=np.float64)
+    Yc = np.asarray(Y, dtype=np.float64)
+    Xc = Xc - Xc.mean(axis=0)
+    Yc = Yc - Yc.mean(axis=0)
+    # per side, a power-of-2 scale so that the fourth powers below neither overflow nor underflow
+    for A, index in ((Xc, 0), (Yc, 1)):
+        peak = float(np.abs(A).max())
+        _require_variance(peak, index)
+        A *= 2.0 ** -math.frexp(peak)[1]
     sq_x = np.einsum("ij,ij->i", Xc, Xc)
     sq_y = np.einsum("ij,ij->i", Yc, Yc)
 
@@ -280,23 +345,385 @@ def debiased_linear_cka(X: Any, Y: Any) -> SimilarityResult:
         sum_k, sum_l = float(k1.sum()), float(l1.sum())
         return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * float(k1 @ l1)) / (n * (n - 3))
 
-    hxy = hsic(float(np.sum(stats.block(0, 1) ** 2)), sq_x, sq_y, Xc, Yc)
-    hxx = hsic(float(np.sum(stats.block(0, 0) ** 2)), sq_x, sq_x, Xc, Xc)
-    hyy = hsic(float(np.sum(stats.block(1, 1) ** 2)), sq_y, sq_y, Yc, Yc)
+    hxy = hsic(float(np.sum((Xc.T @ Yc) ** 2)), sq_x, sq_y, Xc, Yc)
+    hxx = hsic(float(np.sum((Xc.T @ Xc) ** 2)), sq_x, sq_x, Xc, Xc)
+    hyy = hsic(float(np.sum((Yc.T @ Yc) ** 2)), sq_y, sq_y, Yc, Yc)
     if not (hxx > 0 and hyy > 0):
         raise ValueError("debiased CKA is undefined: a representation has no (unbiased) self-similarity")
-    return SimilarityResult("debiased_linear_cka", float(hxy / np.sqrt(hxx * hyy)), n_samples=n)
+    score = hxy / math.sqrt(hxx) / math.sqrt(hyy)
+    return SimilarityResult("debiased_linear_cka", score, n_samples=n, distance=angular_distance(score))
 
 
-def rbf_cka(X: Any, Y: Any, **kwargs: Any) -> SimilarityResult:
-    """CKA with Gaussian kernels; see :func:`ccalens.core.kernel.rbf_cka` for the options."""
+def _rbf_data(X: np.ndarray, Y: np.ndarray, **options: Any) -> SimilarityResult:
     from .kernel import rbf_cka as _rbf
 
-    return _rbf(X, Y, **kwargs)
+    res = _rbf(X, Y, **options)
+    return res if res.distance is not None else replace(res, distance=angular_distance(res.score))
+
+
+# --------------------------------------------------------------------------------- the sample-space path
+#: CCA and PWCCA cut on the correlation matrix (scale-invariant), on both paths; SVCCA on the covariance.
+STANDARDIZE_CCA_CUT = True
+
+
+def _dual_pair(name: str, X: np.ndarray, Y: np.ndarray, opts: Mapping[str, Any]) -> SimilarityResult:
+    """``name`` of ``X: (n, p)``, ``Y: (n, q)`` from the centred Gram matrices (:mod:`ccalens.core.dual`): the same
+    definitions, cut-offs, ranks and result fields as the feature-space path, for representations wider than the
+    sample count (or whose co-moments do not fit the memory budget)."""
+    n = X.shape[0]
+    tol = opts.get("tol", DEFAULT_TOL)
+    standardize = STANDARDIZE_CCA_CUT and name in ("cca", "pwcca")
+    low = name == "linear_cka"  # an inner product of Grams: float32 products suffice for float32 input
+    gx = dual.centred_gram(X, name="X", standardize=standardize, low_precision=low)
+    gy = dual.centred_gram(Y, name="Y", standardize=standardize, low_precision=low)
+    if name == "linear_cka":
+        score = dual.linear_cka_from_grams(gx.matrix, gy.matrix)
+        return SimilarityResult("linear_cka", score, n_samples=n, distance=angular_distance(score))
+    if name == "procrustes":
+        bx = dual.SampleBasis.from_gram(gx, tol=0.0, name="X")
+        by = dual.SampleBasis.from_gram(gy, tol=0.0, name="Y")
+        score = dual.procrustes_nuclear(bx, by) / math.sqrt(gx.trace) / math.sqrt(gy.trace)
+        if score > 1.0 + 1e-9:
+            raise ValueError(f"Procrustes similarity {score} > 1: rounding beyond float64 precision")
+        score = min(score, 1.0)
+        return SimilarityResult("procrustes", score, n_samples=n, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)))
+    bx = dual.SampleBasis.from_gram(gx, tol=tol, name="X")
+    by = dual.SampleBasis.from_gram(gy, tol=tol, name="Y")
+    if name == "cca":
+        rho, _ = dual.canonical_correlations(bx, by)
+        return _cca_result("cca", rho, n, bx, by)
+    if name == "svcca":
+        keep, threshold = opts.get("keep", "singular_values"), opts.get("threshold", 0.99)
+        tx, ty = bx.top(threshold, keep), by.top(threshold, keep)
+        rho, _ = dual.canonical_correlations(tx, ty)
+        details = {"keep": keep, "threshold": threshold, "explained_x": tx.explained(keep),
+                   "explained_y": ty.explained(keep)}
+        return _cca_result("svcca", rho, n, tx, ty, details=details)
+    # pwcca: the weights' side, its whole canonical basis, covariances of its neurons with the unit-variance variates
+    weights_from = opts.get("weights_from", "x")
+    side = ("x" if bx.rank <= by.rank else "y") if weights_from == "smaller" else weights_from
+    own, other, data, gram = (bx, by, X, gx) if side == "x" else (by, bx, Y, gy)
+    M = own.left.T @ other.left
+    vals, vecs = np.linalg.eigh(M @ M.T)
+    squared = np.clip(vals[::-1], 0.0, 1.0)
+    k = min(M.shape)
+    rho = np.sqrt(squared[:k])
+    variates = own.left @ vecs[:, ::-1]  # unit-norm; unit variance after * sqrt(n - 1)
+    projections = dual.feature_loadings(data, gram.mean, variates) / math.sqrt(n - 1.0)
+    weights = _tied_weights(projections, squared, k)
+    details = {"weights_from": side, "weights_rule": weights_from}
+    return _cca_result("pwcca", rho, n, bx, by, score=float(weights @ rho), weights=weights, details=details)
+
+
+def _with_plan(result: SimilarityResult, plan: dual.Plan | None) -> SimilarityResult:
+    """``result`` with ``details['plan']`` (the path taken and why)."""
+    if plan is None:
+        return result
+    return replace(result, details={**result.details, "plan": plan.to_dict()})
+
+
+_CCA_FAMILY = ("cca", "svcca", "pwcca")
+_PLAN_DEFAULTS: dict[str, Any] = {"method": "auto", "memory_budget": None}
+
+
+def _split_plan(opts: dict[str, Any]) -> tuple[str, int | None, dict[str, Any]]:
+    """``(method, memory_budget, the measure's own options)``."""
+    rest = dict(opts)
+    method = rest.pop("method", "auto")
+    budget = rest.pop("memory_budget", None)
+    if method not in ("auto", "primal", "dual"):
+        raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
+    return method, budget, rest
+
+
+# --------------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class _Spec:
+    """One measure: how to compute it from two prepared representations and/or from the data, and its options."""
+
+    name: str
+    options: Mapping[str, Any]  # accepted options and their defaults
+    pair: Callable[..., SimilarityResult] | None = None  # (px, py, **options), from statistics
+    data: Callable[..., SimilarityResult] | None = None  # (X, Y, **options), needs the data
+    prepare: Callable[..., Any] | None = None  # (p, **options): the whitening a pair needs, to run in parallel
+    symmetric: bool = True
+    any_options: bool = False  # forwards every option it is given (rbf_cka)
+
+
+_SPECS: dict[str, _Spec] = {
+    "cca": _Spec("cca", {"tol": DEFAULT_TOL, **_PLAN_DEFAULTS}, _cca_pair, prepare=lambda p, **o: p.full),
+    "svcca": _Spec(
+        "svcca",
+        {"tol": DEFAULT_TOL, "keep": "singular_values", "threshold": 0.99, **_PLAN_DEFAULTS},
+        _svcca_pair,
+        prepare=lambda p, **o: p.top(o.get("keep", "singular_values"), o.get("threshold", 0.99)),
+    ),
+    "pwcca": _Spec(
+        "pwcca",
+        {"tol": DEFAULT_TOL, "weights_from": "x", **_PLAN_DEFAULTS},
+        _pwcca_pair,
+        prepare=lambda p, **o: p.full,
+        symmetric=False,
+    ),
+    "linear_cka": _Spec("linear_cka", dict(_PLAN_DEFAULTS), _linear_cka_pair),
+    "procrustes": _Spec("procrustes", dict(_PLAN_DEFAULTS), _procrustes_pair),
+    "debiased_linear_cka": _Spec("debiased_linear_cka", {}, data=_debiased_data),
+    "rbf_cka": _Spec("rbf_cka", {}, data=_rbf_data, any_options=True),
+}
+
+#: Measures computable from :class:`SufficientStats` alone (every one :func:`similarity_matrix` accepts).
+STATS_MEASURES: tuple[str, ...] = tuple(name for name, spec in _SPECS.items() if spec.pair is not None)
+
+
+def _check_measure(measure: object, allowed: Sequence[str]) -> str:
+    if not isinstance(measure, str) or measure not in allowed:
+        raise ValueError(f"measure must be one of {sorted(allowed)}, got {measure!r}")
+    return measure
+
+
+def _translate_variance(options: dict[str, Any]) -> dict[str, Any]:
+    """``variance=f`` (deprecated) means ``keep="variance", threshold=f``."""
+    if options.get("variance") is None:
+        options.pop("variance", None)
+        return options
+    variance = options.pop("variance")
+    if "threshold" in options or "keep" in options:
+        raise ValueError("give threshold= (and keep=), not the deprecated variance= with them")
+    warnings.warn(
+        "variance= is deprecated: use threshold= with keep='variance' (the old rule), or keep='singular_values' "
+        "(the SVCCA appendix's rule, now the default)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    options["keep"], options["threshold"] = "variance", variance
+    return options
+
+
+def _check_options(spec: _Spec, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``spec`` with its defaults filled in; clear errors for unknown or bad values."""
+    if spec.any_options:
+        return dict(options)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        accepted = ", ".join(sorted(spec.options)) or "none"
+        raise TypeError(f"{spec.name} got unknown option(s) {', '.join(unknown)} (it accepts: {accepted})")
+    out = {**spec.options, **options}
+    if "tol" in out and not 0.0 <= out["tol"] < 1.0:
+        raise ValueError(f"tol must be in [0, 1), got {out['tol']}")
+    if "keep" in out and out["keep"] not in ("singular_values", "variance"):
+        raise ValueError(f"keep must be 'singular_values' or 'variance', got {out['keep']!r}")
+    if "threshold" in out and not (isinstance(out["threshold"], (int, float)) and 0.0 < out["threshold"] <= 1.0):
+        raise ValueError(f"threshold must be in (0, 1], got {out['threshold']!r}")
+    if "weights_from" in out and out["weights_from"] not in ("x", "y", "smaller"):
+        raise ValueError(f"weights_from must be 'x', 'y' or 'smaller', got {out['weights_from']!r}")
+    return out
+
+
+def _resolve_pair(
+    X: Any, Y: Any, stats: SufficientStats | None, i: int | None, j: int | None, measure: str
+) -> tuple[SufficientStats | None, int, int, tuple[np.ndarray, np.ndarray] | None]:
+    """``(stats, i, j, data)``: the statistics and indices to use, and the scaled data if X and Y were given."""
+    if stats is not None:
+        if X is not None or Y is not None:
+            raise ValueError("give either X and Y, or stats (with i, j), not both")
+        if not isinstance(stats, SufficientStats):
+            raise TypeError(f"stats must be SufficientStats, got {type(stats).__name__}")
+        count = stats.n_representations
+        if count == 0 or stats.n_samples < 2:
+            raise ValueError(f"stats must hold at least 2 samples of data, got {stats.n_samples}")
+        if i is None and j is None:
+            if count != 2:
+                raise ValueError(
+                    f"stats holds {count} representations: give i and j, the two to compare (e.g. i=0, j=1)"
+                )
+            i, j = 0, 1
+        if i is None or j is None:
+            raise ValueError("give both i and j (the two representations of stats to compare)")
+        for arg, value in (("i", i), ("j", j)):
+            if not isinstance(value, (int, np.integer)) or not -count <= value < count:
+                raise ValueError(
+                    f"{arg} must be an index in 0..{count - 1} of the representations of stats, got {value!r}"
+                )
+        return stats, int(i) % count, int(j) % count, None
+    if i is not None or j is not None:
+        raise ValueError("i and j select representations of stats; leave them out when giving X and Y")
+    if X is None or Y is None:
+        raise ValueError(f"{measure} needs X and Y (or stats=)")
+    X, Y = check_paired(X, Y)
+    return None, 0, 1, (_unit_scale(X), _unit_scale(Y))
+
+
+def _measure(
+    name: str, X: Any, Y: Any, stats: SufficientStats | None, i: int | None, j: int | None, options: dict[str, Any]
+) -> SimilarityResult:
+    spec = _SPECS[name]
+    opts = _check_options(spec, _translate_variance(options) if name == "svcca" else options)
+    stats, i, j, data = _resolve_pair(X, Y, stats, i, j, name)
+    if spec.pair is None:
+        if data is None:
+            raise ValueError(
+                f"{name} needs the data X and Y: it has no statistics path (SufficientStats keeps no per-sample "
+                "values, which its estimator needs)"
+            )
+        assert spec.data is not None
+        return spec.data(*data, **opts)
+    method, budget, opts = _split_plan(opts)
+    plan = None
+    if stats is None:
+        assert data is not None
+        n, widths = data[0].shape[0], (data[0].shape[1], data[1].shape[1])
+        plan = dual.plan_pair(n, widths, needs_basis=name in _CCA_FAMILY, method=method, memory_budget=budget)
+        if plan.method == "dual":
+            return _with_plan(_dual_pair(name, *data, opts), plan)
+        stats = SufficientStats.from_arrays(*data)
+    elif method == "dual":
+        raise ValueError("method='dual' needs the data X and Y (statistics hold the feature-space co-moments only)")
+    for index in {i, j}:
+        _check_comoment(stats, index)
+    tol = opts.get("tol", DEFAULT_TOL)
+    px = _Prepared(stats, i, tol)
+    py = px if j == i else _Prepared(stats, j, tol)
+    if spec.prepare is not None:  # both sides' whitenings side by side
+        _prepare_all((px, py), lambda p: spec.prepare(p, **opts))  # type: ignore[misc]
+    return _with_plan(spec.pair(px, py, **opts), plan)
+
+
+# --------------------------------------------------------------------------------- public API
+def cca(
+    X: Any = None,
+    Y: Any = None,
+    *,
+    stats: SufficientStats | None = None,
+    i: int | None = None,
+    j: int | None = None,
+    tol: float = DEFAULT_TOL,
+    method: Method = "auto",
+    memory_budget: int | None = None,
+) -> SimilarityResult:
+    """Mean canonical correlation of ``X: (n, p)`` and ``Y: (n, q)``, or of representations i, j of ``stats``.
+
+    ``tol``: relative eigenvalue cut-off of the whitening. ``i, j`` default to 0, 1 when ``stats`` holds two.
+    ``method``/``memory_budget``: the feature-space or the sample-space path (see :data:`PLAN_DOC`).
+    """
+    return _measure("cca", X, Y, stats, i, j, {"tol": tol, "method": method, "memory_budget": memory_budget})
+
+
+def cca_similarity(X: Any = None, Y: Any = None, **kwargs: Any) -> SimilarityResult:
+    """Deprecated name of :func:`cca` (same arguments)."""
+    warnings.warn("cca_similarity is deprecated: use ccalens.cca", DeprecationWarning, stacklevel=2)
+    return cca(X, Y, **kwargs)
+
+
+def svcca(
+    X: Any = None,
+    Y: Any = None,
+    *,
+    stats: SufficientStats | None = None,
+    i: int | None = None,
+    j: int | None = None,
+    keep: Keep = "singular_values",
+    threshold: float = 0.99,
+    tol: float = DEFAULT_TOL,
+    variance: float | None = None,
+    method: Method = "auto",
+    memory_budget: int | None = None,
+) -> SimilarityResult:
+    """SVCCA: CCA on each side's top principal directions (Raghu et al. 2017).
+
+    ``keep="singular_values"`` (default; the SVCCA appendix): the fewest top directions whose singular values sum to
+    ``threshold`` (0.99) of the sum of all singular values of the centred data; ``keep="variance"``: the fewest
+    explaining ``threshold`` of the variance. The rule, threshold, kept ranks (``rank_x``, ``rank_y``) and the
+    fractions reached (``details['explained_x']``, ``['explained_y']``) are recorded in the result.
+    ``variance=f`` is the deprecated spelling of ``keep="variance", threshold=f``.
+    """
+    options: dict[str, Any] = {"tol": tol, "variance": variance, "method": method, "memory_budget": memory_budget}
+    if variance is None or keep != "singular_values" or threshold != 0.99:
+        options.update(keep=keep, threshold=threshold)
+    return _measure("svcca", X, Y, stats, i, j, options)
+
+
+def pwcca(
+    X: Any = None,
+    Y: Any = None,
+    *,
+    stats: SufficientStats | None = None,
+    i: int | None = None,
+    j: int | None = None,
+    weights_from: WeightsFrom = "x",
+    tol: float = DEFAULT_TOL,
+    method: Method = "auto",
+    memory_budget: int | None = None,
+) -> SimilarityResult:
+    """Projection-weighted CCA (Morcos et al. 2018); ``weights`` and ``details['weights_from']`` in the result.
+
+    ``weights_from``: ``"x"`` (default), ``"y"``, or ``"smaller"`` (the side with fewer kept dimensions; ties: x).
+    Tied correlations get one weight per group, so the score does not depend on round-off (module docstring).
+    """
+    options = {"tol": tol, "weights_from": weights_from, "method": method, "memory_budget": memory_budget}
+    return _measure("pwcca", X, Y, stats, i, j, options)
+
+
+def linear_cka(
+    X: Any = None,
+    Y: Any = None,
+    *,
+    stats: SufficientStats | None = None,
+    i: int | None = None,
+    j: int | None = None,
+    method: Method = "auto",
+    memory_budget: int | None = None,
+) -> SimilarityResult:
+    """Linear CKA ``||Cxy||_F^2 / (||Cxx||_F ||Cyy||_F)``; ``distance = arccos(score)``.
+
+    From data wider than the sample count, the same value from the centred Gram matrices (Kornblith et al.):
+    ``<Kc, Lc>_F / (||Kc||_F ||Lc||_F)``; ``method``/``memory_budget`` as in :data:`PLAN_DOC`.
+    """
+    return _measure("linear_cka", X, Y, stats, i, j, {"method": method, "memory_budget": memory_budget})
+
+
+def procrustes(
+    X: Any = None,
+    Y: Any = None,
+    *,
+    stats: SufficientStats | None = None,
+    i: int | None = None,
+    j: int | None = None,
+    method: Method = "auto",
+    memory_budget: int | None = None,
+) -> SimilarityResult:
+    """Orthogonal Procrustes similarity ``||Cxy||_* / sqrt(tr Cxx tr Cyy)``; ``distance = sqrt(2 - 2 score)``.
+    ``method``/``memory_budget`` as in :data:`PLAN_DOC`."""
+    return _measure("procrustes", X, Y, stats, i, j, {"method": method, "memory_budget": memory_budget})
+
+
+def debiased_linear_cka(
+    X: Any = None, Y: Any = None, *, stats: SufficientStats | None = None, i: int | None = None, j: int | None = None
+) -> SimilarityResult:
+    """Linear CKA with the unbiased HSIC estimator (Song et al. 2012). Needs the data (n >= 4), not ``stats``.
+
+    With ``K = Xc Xc'`` and ``L = Yc Yc'`` with zeroed diagonals, HSIC_u = [tr(KL) + 1'K1 1'L1 /
+    ((n-1)(n-2)) - 2/(n-2) 1'KL1] / (n(n-3)). Computed in feature space in O(n (p + q) + n p q):
+    ``tr(KL) = ||Xc'Yc||_F^2 - sum_i |x_i|^2 |y_i|^2`` etc.; the n x n kernels are never formed.
+    The debiased value can be slightly negative for unrelated representations.
+    """
+    return _measure("debiased_linear_cka", X, Y, stats, i, j, {})
+
+
+def rbf_cka(
+    X: Any = None,
+    Y: Any = None,
+    *,
+    stats: SufficientStats | None = None,
+    i: int | None = None,
+    j: int | None = None,
+    **options: Any,
+) -> SimilarityResult:
+    """CKA with Gaussian kernels; needs the data. Options: see :func:`ccalens.core.kernel.rbf_cka`."""
+    return _measure("rbf_cka", X, Y, stats, i, j, options)
 
 
 MEASURES: dict[str, Callable[..., SimilarityResult]] = {
-    "cca": cca_similarity,
+    "cca": cca,
     "svcca": svcca,
     "pwcca": pwcca,
     "linear_cka": linear_cka,
@@ -304,41 +731,189 @@ MEASURES: dict[str, Callable[..., SimilarityResult]] = {
     "rbf_cka": rbf_cka,
     "procrustes": procrustes,
 }
-_STATS_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
 
 
-def _check_measure(measure: str, allowed: Sequence[str]) -> None:
-    if measure not in allowed:
-        raise ValueError(f"measure must be one of {sorted(allowed)}, got {measure!r}")
+def _split_options(measures: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each measure's share of ``options``; an option no requested measure accepts is an error."""
+    options = dict(options)
+    if "svcca" in measures:
+        options = _translate_variance(options)
+    else:
+        options.pop("variance", None)  # SVCCA's (deprecated) option; nothing else takes it
+    claimed: set[str] = set()
+    out: dict[str, dict[str, Any]] = {}
+    for m in measures:
+        spec = _SPECS[m]
+        if not spec.any_options:
+            out[m] = {k: v for k, v in options.items() if k in spec.options}
+            claimed |= set(out[m])
+    # options of other measures (tol, threshold, ...) are ignored, so one set of options serves any list of measures
+    known = {k for spec in _SPECS.values() for k in spec.options}
+    leftover = {k: v for k, v in options.items() if k not in claimed and k not in known}
+    for m in measures:
+        if _SPECS[m].any_options:
+            out[m] = leftover
+            claimed |= set(leftover)
+    unknown = sorted(set(options) - claimed - known)
+    if unknown:
+        raise TypeError(f"option(s) {', '.join(unknown)} are accepted by none of the measures {list(measures)}")
+    return {m: _check_options(_SPECS[m], out[m]) for m in measures}
 
 
 def compare(
-    X: Any,
-    Y: Any,
+    X: Any = None,
+    Y: Any = None,
     measures: Sequence[str] = ("cca", "svcca", "pwcca", "linear_cka", "procrustes"),
     *,
-    tol: float = DEFAULT_TOL,
-    variance: float = 0.99,
+    stats: SufficientStats | None = None,
+    i: int | None = None,
+    j: int | None = None,
+    **options: Any,
 ) -> dict[str, SimilarityResult]:
-    """Several measures of (X, Y) sharing one pass over the data and one whitening per side."""
+    """Several measures of (X, Y) (or of representations i, j of ``stats``) sharing one pass and whitening.
+
+    ``options`` go to the measures that accept them (``tol``, ``keep``, ``threshold``, ``weights_from``, RBF
+    CKA's options; ``variance`` is deprecated); every result equals the measure's own call with its options.
+    """
+    if isinstance(measures, str):
+        measures = (measures,)
     for m in measures:
-        _check_measure(m, list(MEASURES))
-    X, Y = check_paired(X, Y)
-    stats = SufficientStats.from_arrays(X, Y)
-    px, py = _Prepared(stats, 0, tol, variance), _Prepared(stats, 1, tol, variance)
-    if "svcca" in measures:  # SVCCA needs the eigendecompositions; CCA and PWCCA then reuse them
-        _whiten_all((px, py), "svcca")
+        _check_measure(m, list(_SPECS))
+    per_measure = _split_options(measures, options)
+    stats, i, j, data = _resolve_pair(X, Y, stats, i, j, "compare")
+    needs_data = [m for m in measures if _SPECS[m].pair is None]
+    if needs_data and data is None:
+        raise ValueError(f"{', '.join(needs_data)} need(s) the data X and Y: they have no statistics path")
     out: dict[str, SimilarityResult] = {}
-    for m in measures:
-        if m in ("cca", "svcca", "pwcca"):
-            out[m] = _cca_family(px, py, m)
-        elif m == "linear_cka":
-            out[m] = _linear_cka_stats(stats, 0, 1)
-        elif m == "procrustes":
-            out[m] = _procrustes_stats(stats, 0, 1)
-        else:
-            out[m] = MEASURES[m](X, Y)
-    return out
+    stats_measures = [m for m in measures if _SPECS[m].pair is not None]
+    plans = {m: _split_plan(per_measure[m]) for m in stats_measures}
+    per_measure.update({m: plans[m][2] for m in stats_measures})
+    plan = None
+    if stats_measures and stats is None:
+        assert data is not None
+        method, budget = plans[stats_measures[0]][:2]
+        plan = dual.plan_pair(
+            data[0].shape[0], (data[0].shape[1], data[1].shape[1]),
+            needs_basis=any(m in _CCA_FAMILY for m in stats_measures), method=method, memory_budget=budget,
+        )
+        if plan.method == "dual":
+            for m in stats_measures:
+                out[m] = _with_plan(_dual_pair(m, *data, per_measure[m]), plan)
+            stats_measures = []
+    elif stats_measures and any(plans[m][0] == "dual" for m in stats_measures):
+        raise ValueError("method='dual' needs the data X and Y (statistics hold the feature-space co-moments only)")
+    if stats_measures:
+        if stats is None:
+            assert data is not None
+            stats = SufficientStats.from_arrays(*data)
+        for index in {i, j}:
+            _check_comoment(stats, index)
+        prepared: dict[float, tuple[_Prepared, _Prepared]] = {}
+        for m in stats_measures:
+            tol = per_measure[m].get("tol", DEFAULT_TOL)
+            if tol not in prepared:
+                px = _Prepared(stats, i, tol)
+                prepared[tol] = (px, px if j == i else _Prepared(stats, j, tol))
+        for m in stats_measures:
+            spec = _SPECS[m]
+            pair = prepared[per_measure[m].get("tol", DEFAULT_TOL)]
+            if spec.prepare is not None:
+                _prepare_all(pair, lambda p, spec=spec, m=m: spec.prepare(p, **per_measure[m]))  # type: ignore[misc]
+            assert spec.pair is not None
+            out[m] = _with_plan(spec.pair(*pair, **per_measure[m]), plan)
+    for m in needs_data:
+        assert data is not None and _SPECS[m].data is not None
+        out[m] = _SPECS[m].data(*data, **per_measure[m])  # type: ignore[misc]
+    return {m: out[m] for m in measures}
+
+
+def _reduced_pair(
+    measure: str, arrays: Sequence[np.ndarray], store: ReducedPairs, i: int, j: int, opts: Mapping[str, Any]
+) -> SimilarityResult:
+    """One pair of prepared representations (:mod:`ccalens.core.many`): the same result as the measure's call."""
+    ri, rj = store.reductions[i], store.reductions[j]
+    n = ri.n_samples
+    product = store.product(i, j)
+    if measure == "linear_cka":
+        cross = _frobenius(product)
+        score = (cross / ri.self_norm) * (cross / rj.self_norm)
+        return SimilarityResult("linear_cka", score, n_samples=n, distance=angular_distance(score))
+    if measure == "procrustes":
+        score = min(1.0, float(np.linalg.svd(product, compute_uv=False).sum()) / math.sqrt(ri.trace * rj.trace))
+        return SimilarityResult("procrustes", score, n_samples=n, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)))
+    M = product / (n - 1.0)  # whitened cross-covariance
+    if measure != "pwcca":
+        small = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
+        rho = np.sqrt(np.clip(np.linalg.eigvalsh(small)[::-1], 0.0, 1.0))
+        if measure == "cca":
+            return _cca_result("cca", rho, n, ri, rj)
+        keep, threshold = opts["keep"], opts["threshold"]
+        sides = [r.whitening if r.whitening is not None else r.basis for r in (ri, rj)]
+        details = {"keep": keep, "threshold": threshold, "explained_x": sides[0].explained(keep),  # type: ignore
+                   "explained_y": sides[1].explained(keep)}  # type: ignore[union-attr]
+        return _cca_result("svcca", rho, n, ri, rj, details=details)
+    weights_from = opts["weights_from"]
+    side = ("x" if ri.rank <= rj.rank else "y") if weights_from == "smaller" else weights_from
+    own, data, W = (ri, arrays[i], M) if side == "x" else (rj, arrays[j], M.T)
+    vals, vecs = np.linalg.eigh(W @ W.T)
+    squared = np.clip(vals[::-1], 0.0, 1.0)
+    k = min(W.shape)
+    U = vecs[:, ::-1]
+    if own.loadings_basis is not None:  # covariances of the neurons with the unit-variance variates
+        projections = own.loadings_basis @ U
+    else:
+        assert own.basis is not None and own.mean is not None
+        projections = dual.feature_loadings(data, own.mean, own.basis.left @ U) / math.sqrt(n - 1.0)
+    weights = _tied_weights(projections, squared, k)
+    rho = np.sqrt(squared[:k])
+    details = {"weights_from": side, "weights_rule": weights_from}
+    return _cca_result("pwcca", rho, n, ri, rj, score=float(weights @ rho), weights=weights, details=details)
+
+
+def _reduce_all(
+    measure: str, arrays: Sequence[np.ndarray], names: Sequence[str], opts: Mapping[str, Any], method: str
+) -> list[Reduction]:
+    """Each representation prepared once (feature space, or sample space where wider than the sample count)."""
+    n = arrays[0].shape[0]
+    tol = opts.get("tol", DEFAULT_TOL)
+    kind = "whitened" if measure in _CCA_FAMILY else "centred"
+    if measure == "svcca":
+        keep, threshold = opts["keep"], opts["threshold"]
+
+        def primal(cov: np.ndarray, name: str) -> Whitening:
+            return principal_whitening(cov, tol=tol, name=name).top(threshold, keep)
+
+        def sample(gram: dual.Gram, name: str) -> dual.SampleBasis:
+            return dual.SampleBasis.from_gram(gram, tol=tol, name=name).top(threshold, keep)
+    else:
+
+        def primal(cov: np.ndarray, name: str) -> Whitening:  # type: ignore[misc]
+            w = whiten(cov, tol=tol, name=name, method="eigh", standardize=True)
+            assert isinstance(w, Whitening)
+            return w
+
+        def sample(gram: dual.Gram, name: str) -> dual.SampleBasis:  # type: ignore[misc]
+            return dual.SampleBasis.from_gram(gram, tol=tol, name=name)
+
+    def reduce(index: int) -> Reduction:
+        X, name = arrays[index], names[index]
+        return reduce_representation(
+            X, kind, name=name, dual=method == "dual" or (method == "auto" and X.shape[1] > n),
+            primal_whitening=lambda cov: primal(cov, name), dual_basis=lambda g: sample(g, name),
+            standardize=STANDARDIZE_CCA_CUT and measure in ("cca", "pwcca"),
+        )
+
+    return [reduce(index) for index in range(len(arrays))]
+
+
+def _one_warning_per_category(caught: Sequence[warnings.WarningMessage], pairs: int) -> None:
+    """Re-emit the pairs' warnings once per category (the first message, with the count of pairs it concerns)."""
+    seen: dict[type[Warning], list[warnings.WarningMessage]] = {}
+    for w in caught:
+        seen.setdefault(w.category, []).append(w)
+    for category, items in seen.items():
+        note = f" ({len(items)} of the {pairs} pairs)" if len(items) > 1 else ""
+        warnings.warn(f"{items[0].message}{note}", category, stacklevel=3)
 
 
 def similarity_matrix(
@@ -346,42 +921,98 @@ def similarity_matrix(
     measure: str = "svcca",
     *,
     names: Sequence[str] | None = None,
-    tol: float = DEFAULT_TOL,
-    variance: float = 0.99,
+    pairs: Sequence[tuple[int, int]] | None = None,
     progress: bool = False,
+    **options: Any,
 ) -> SimilarityMatrix:
-    """All pairs of L representations of the same samples (or their joint ``SufficientStats``).
+    """All pairs of L representations of the same samples (or their joint ``SufficientStats``), or only ``pairs``
+    (``(i, j)`` indices; the other cells are NaN), e.g. each checkpoint against the final state.
 
-    One joint pass computes every block; each representation is whitened once (eigh); each pair then
-    costs its cross block and one eigenproblem of the smaller width. The diagonal is computed too
-    (1 up to rounding for the CCA family). PWCCA is not symmetric: ``scores[i, j]`` uses R_i's weights.
+    ``measure``: any of :data:`STATS_MEASURES`; ``options`` as for the measure, with ``method`` and
+    ``memory_budget`` (bytes; default a quarter of the available memory). ``scores[i, j]`` equals
+    ``measure(R_i, R_j, **options).score``; the diagonal is computed too (1 up to rounding). PWCCA is not
+    symmetric: ``scores[i, j]`` takes its weights as ``pwcca(R_i, R_j)`` does.
+
+    Two paths, recorded in ``details['plan']``: when the joint co-moment of all representations fits the budget
+    (and none is wider than the sample count), one joint pass computes every block, each representation is
+    whitened once, and each pair costs its cross block and one small eigenproblem. Otherwise (or with
+    ``method="dual"``) each representation is prepared once on its own (:mod:`ccalens.core.many`: whitened or
+    centred coordinates, in sample space when wider than the sample count) and each pair costs one product of two
+    preparations: memory linear in L. Warnings of the pairs are given once per call.
     """
-    _check_measure(measure, _STATS_MEASURES)
+    measure = _check_measure(measure, STATS_MEASURES)
+    spec = _SPECS[measure]
+    method, budget_option, opts = _split_plan(_split_options((measure,), options)[measure])
+    store: ReducedPairs | None = None
+    arrays: list[np.ndarray] = []
     if isinstance(representations, SufficientStats):
-        stats = representations
+        if method == "dual":
+            raise ValueError("method='dual' needs the data (statistics hold the feature-space co-moments only)")
+        stats: SufficientStats | None = representations
+        if representations.n_representations == 0 or representations.n_samples < 2:
+            raise ValueError(f"the statistics must hold at least 2 samples of data, got {representations.n_samples}")
+        L = representations.n_representations
+        plan = None
     else:
         if len(representations) < 1:
             raise ValueError("representations is empty")
-        stats = SufficientStats.from_arrays(*representations)
-    L = stats.n_representations
+        arrays = [_unit_scale(a) for a in check_paired(*representations)]
+        L, n = len(arrays), arrays[0].shape[0]
+        budget = dual.check_memory_budget(budget_option)
+        widths = [a.shape[1] for a in arrays]
+        joint = 2 * 8 * sum(widths) ** 2
+        wide = any(w > n for w in widths)
+        if method == "dual" or (method == "auto" and (joint > budget or wide)):
+            why = ("forced by method='dual'" if method == "dual" else
+                   "representations wider than the sample count" if wide else
+                   f"the joint co-moment ({joint:,} bytes) exceeds the budget")
+            plan = dual.Plan("prepared", 0, budget, f"each representation prepared once: {why}")
+            stats = None
+        else:
+            if joint > budget:
+                raise MemoryError(
+                    f"the joint co-moment of {L} representations needs about {joint:,} bytes, over memory_budget="
+                    f"{budget:,}: use method='auto' (each representation prepared once) or raise the budget"
+                )
+            plan = dual.Plan("primal", joint, budget, "one joint pass: the joint co-moment fits the budget")
+            stats = SufficientStats.from_arrays(*arrays)
     if names is None:
         names = tuple(f"R{i}" for i in range(L))
     if len(names) != L:
         raise ValueError(f"names has {len(names)} entries for {L} representations")
-    prepared = [_Prepared(stats, i, tol, variance) for i in range(L)]
-    cca_family = measure in ("cca", "svcca", "pwcca")
-    if cca_family:
-        _whiten_all(prepared, measure)
-    scores = np.zeros((L, L))
-    mean_rho = np.zeros((L, L)) if cca_family else None
-    pairs = [(i, j) for i in range(L) for j in range(L) if measure == "pwcca" or j >= i]
+    if stats is not None:
+        for index in range(L):
+            _check_comoment(stats, index)
+        prepared = [_Prepared(stats, index, opts.get("tol", DEFAULT_TOL)) for index in range(L)]
+        if spec.prepare is not None:
+            _prepare_all(prepared, lambda p: spec.prepare(p, **opts))  # type: ignore[misc]
+        assert spec.pair is not None
+        pair_fn = spec.pair
 
-    def pair_result(i: int, j: int) -> SimilarityResult:
-        if cca_family:
-            return _cca_family(prepared[i], prepared[j], measure)
-        if measure == "linear_cka":
-            return _linear_cka_stats(stats, i, j)
-        return _procrustes_stats(stats, i, j)
+        def compute(i: int, j: int) -> SimilarityResult:
+            return pair_fn(prepared[i], prepared[j], **opts)
+
+        widest = max(stats.sizes or (0,))
+    else:
+        store = ReducedPairs(_reduce_all(measure, arrays, names, opts, method), memory_budget=budget)
+
+        def compute(i: int, j: int) -> SimilarityResult:
+            assert store is not None
+            return _reduced_pair(measure, arrays, store, i, j, opts)
+
+        widest = max(r.rank for r in store.reductions)
+    cca_family = measure in _CCA_FAMILY
+    scores = np.full((L, L), np.nan)
+    mean_rho = np.full((L, L), np.nan) if cca_family else None
+    null = np.full((L, L), np.nan) if cca_family else None
+    ranks = np.zeros(L, dtype=np.int64) if cca_family else None
+    if pairs is None:
+        pairs = [(i, j) for i in range(L) for j in range(L) if not spec.symmetric or j >= i]
+    else:
+        pairs = [(int(i), int(j)) for i, j in pairs]
+        bad = [(i, j) for i, j in pairs if not (0 <= i < L and 0 <= j < L)]
+        if bad:
+            raise ValueError(f"pairs must index the {L} representations (0..{L - 1}), got {bad[:3]}")
 
     bar: Any = None
     if progress:
@@ -389,22 +1020,32 @@ def similarity_matrix(
 
         bar = tqdm(total=len(pairs), desc=f"{measure} pairs", unit="pair")
     # pairs run side by side (one BLAS thread each), a few batches per worker so the bar moves
-    workers = blas_threads() if max(stats.sizes or (0,)) >= MIN_PARALLEL_WIDTH else 1
+    workers = blas_threads() if widest >= MIN_PARALLEL_WIDTH else 1
     batch = 4 * workers
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start : start + batch]
-        results = run_tasks([lambda i=i, j=j: pair_result(i, j) for i, j in chunk], workers=workers)
-        for (i, j), res in zip(chunk, results, strict=True):
-            scores[i, j] = res.score
-            if measure != "pwcca":
-                scores[j, i] = res.score
-            if mean_rho is not None:
-                assert res.mean_rho is not None
-                mean_rho[i, j] = res.mean_rho
-                if measure != "pwcca":
-                    mean_rho[j, i] = res.mean_rho
-        if bar is not None:
-            bar.update(len(chunk))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for start in range(0, len(pairs), batch):
+            chunk = pairs[start : start + batch]
+            results = run_tasks([lambda i=i, j=j: compute(i, j) for i, j in chunk], workers=workers)
+            for (i, j), res in zip(chunk, results, strict=True):
+                cells = [(i, j), (j, i)] if spec.symmetric else [(i, j)]
+                for a, b in cells:
+                    scores[a, b] = res.score
+                    if mean_rho is not None and null is not None:
+                        mean_rho[a, b] = res.mean_rho
+                        null[a, b] = np.nan if res.null_mean_rho is None else res.null_mean_rho
+                if ranks is not None:
+                    assert res.rank_x is not None and res.rank_y is not None
+                    ranks[i], ranks[j] = res.rank_x, res.rank_y
+            if bar is not None:
+                bar.update(len(chunk))
+    _one_warning_per_category(caught, len(pairs))
     if bar is not None:
         bar.close()
-    return SimilarityMatrix(measure=measure, scores=scores, names=tuple(names), mean_rho=mean_rho)
+    details = dict(opts)
+    if plan is not None:
+        details["plan"] = plan.to_dict()
+    return SimilarityMatrix(
+        measure=measure, scores=scores, names=tuple(names), mean_rho=mean_rho, rank=ranks, details=details,
+        null_mean_rho=null,
+    )

@@ -50,7 +50,6 @@ is ``(count + 1) / (n_permutations + 1)`` (the observed pairing counts as one pe
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -244,12 +243,11 @@ class PermutationTestResult:
 # --------------------------------------------------------------------------------- measure adapter
 def _measure_function(measure: str) -> tuple[Callable[..., Any], bool]:
     """The measure's function and whether it accepts ``stats=`` (a statistics path)."""
-    from .measures import MEASURES
+    from .measures import MEASURES, STATS_MEASURES
 
     if not isinstance(measure, str) or measure not in MEASURES:
         raise ValueError(f"measure must be one of {sorted(MEASURES)}, got {measure!r}")
-    fn = MEASURES[measure]
-    return fn, "stats" in inspect.signature(fn).parameters
+    return MEASURES[measure], measure in STATS_MEASURES
 
 
 def _score_from_stats(fn: Callable[..., Any], stats: SufficientStats, options: dict[str, Any]) -> Any:
@@ -776,17 +774,27 @@ _FAST_NULL = {"cca", "svcca", "pwcca"}
 def _whitened_null(
     measure: str, stats: SufficientStats, Xc: np.ndarray, Yc: np.ndarray, options: dict[str, Any]
 ) -> Callable[[np.ndarray], tuple[float, float]] | None:
-    """``perm -> (score, mean rho)`` from each side whitened once, or None if the options are not understood."""
-    if measure not in _FAST_NULL or not set(options) <= {"tol", "variance"}:
+    """``perm -> (score, mean rho)`` from each side whitened once (the measure's own whitenings: CCA and PWCCA cut
+    on the correlation matrix, SVCCA keeps its top principal directions), or None if the options are not
+    understood (the caller then recomputes from the permuted cross block)."""
+    from .linalg import principal_whitening
+    from .measures import _tied_weights
+
+    allowed = {"tol", "keep", "threshold", "variance", "weights_from"}
+    if measure not in _FAST_NULL or not set(options) <= allowed or options.get("weights_from", "x") != "x":
         return None
     tol = float(options.get("tol", DEFAULT_TOL))
+    keep = options.get("keep", "variance" if options.get("variance") is not None else "singular_values")
+    threshold = float(options.get("threshold", options.get("variance") or 0.99))
     n = Xc.shape[0]
     ws = []
     for side, name in ((0, "X"), (1, "Y")):
-        w = whiten(stats.covariance(side), tol=tol, name=name, method="eigh")
-        assert isinstance(w, Whitening)
+        cov = stats.covariance(side)
         if measure == "svcca":
-            w = w.top_variance(float(options.get("variance", 0.99)))
+            w = principal_whitening(cov, tol=tol, name=name).top(threshold, keep)
+        else:
+            w = whiten(cov, tol=tol, name=name, method="eigh", standardize=True)
+        assert isinstance(w, Whitening)
         ws.append(w)
     wx, wy = ws
     Zx = Xc @ wx.whitener / np.sqrt(n - 1.0)
@@ -795,10 +803,12 @@ def _whitened_null(
     def null(perm: np.ndarray) -> tuple[float, float]:
         M = Zx.T @ Zy[perm]
         if measure == "pwcca":
-            U, s, _ = np.linalg.svd(M, full_matrices=False)
-            rho = np.clip(s, 0.0, 1.0)
-            alpha = np.abs(wx.unwhiten(U[:, : rho.shape[0]])).sum(axis=0)
-            return float(alpha @ rho / alpha.sum()), float(rho.mean())
+            vals, vecs = np.linalg.eigh(M @ M.T)
+            squared = np.clip(vals[::-1], 0.0, 1.0)
+            k = min(M.shape)
+            rho = np.sqrt(squared[:k])
+            weights = _tied_weights(wx.unwhiten(vecs[:, ::-1]), squared, k)
+            return float(weights @ rho), float(rho.mean())
         rho = np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0)
         return float(rho.mean()), float(rho.mean())
 

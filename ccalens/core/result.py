@@ -2,26 +2,51 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SimilarityMatrix", "SimilarityResult"]
+__all__ = ["SimilarityMatrix", "SimilarityResult", "angular_distance"]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def angular_distance(score: float) -> float | None:
+    """``arccos(score)``: the angle between the two (centred) kernels, a metric; None outside [-1, 1]."""
+    return float(math.acos(score)) if -1.0 <= score <= 1.0 else None
 
 
 @dataclass(frozen=True)
 class SimilarityResult:
-    """One similarity measure between two representations.
+    """One similarity measure between two representations ``X: (n, p)`` and ``Y: (n, q)``.
+
+    The same fields for every measure, core and conv (``None`` where a measure has no such value).
 
     Attributes:
         measure: name of the measure.
-        score: the measure's own summary (in [0, 1]; 1 = same up to the measure's invariances).
-        mean_rho: mean canonical correlation (CCA family only, else None).
-        mean_rho2: mean squared canonical correlation (CCA family only, else None).
-        correlations: ``(k,)`` canonical correlations, descending (CCA family only, else None).
+        score: the measure's own summary (1 = same up to the measure's invariances).
+        mean_rho: mean canonical correlation (CCA family only).
+        mean_rho2: mean squared canonical correlation (CCA family only).
+        correlations: ``(k,)`` canonical correlations, descending (CCA family only).
         n_samples: samples used.
-        details: measure-specific values (kept dimensions, PWCCA weights, distances...).
+        details: measure-specific extras only (SVCCA's rule and explained fractions, RBF bandwidths, ...).
+        rank_x, rank_y: dimensions kept on each side (CCA family: after the cut-off, SVCCA: after truncation).
+        weights: ``(k,)`` PWCCA weights of the correlations, summing to 1 (PWCCA only).
+        distance: the metric form where one exists: Procrustes ``sqrt(2 - 2 score)`` (the orthogonal Procrustes
+            distance of the centred, unit-Frobenius representations), CKA ``arccos(score)`` (angular).
+        null_mean_rho: mean rho that unrelated data of the same n and ranks give (CCA family; None until set).
     """
 
     measure: str
@@ -31,33 +56,83 @@ class SimilarityResult:
     correlations: np.ndarray | None = field(default=None, repr=False)
     n_samples: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    rank_x: int | None = None
+    rank_y: int | None = None
+    weights: np.ndarray | None = field(default=None, repr=False)
+    distance: float | None = None
+    null_mean_rho: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
+        """JSON-ready dictionary (arrays as lists)."""
         out: dict[str, Any] = {
             "measure": self.measure,
             "score": self.score,
             "mean_rho": self.mean_rho,
             "mean_rho2": self.mean_rho2,
             "n_samples": self.n_samples,
+            "rank_x": self.rank_x,
+            "rank_y": self.rank_y,
+            "distance": self.distance,
+            "null_mean_rho": self.null_mean_rho,
         }
         if self.correlations is not None:
             out["correlations"] = self.correlations.tolist()
-        out["details"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.details.items()}
+        if self.weights is not None:
+            out["weights"] = self.weights.tolist()
+        out["details"] = _jsonable(self.details)
         return out
 
 
 @dataclass(frozen=True)
 class SimilarityMatrix:
-    """Pairwise similarity of L representations: ``scores: (L, L)``, ``scores[i, j] = measure(R_i, R_j)``."""
+    """Pairwise similarity: ``scores[i, j] = measure(R_i, R_j)``, square ``(L, L)`` over ``names``, or rectangular
+    ``(L_a, L_b)`` with rows ``names`` and columns ``col_names`` (e.g. the layers of two models).
+
+    ``mean_rho`` (CCA family) and ``null_mean_rho`` (the mean rho of unrelated data of the same n and kept ranks,
+    CCA family) have the shape of ``scores``; ``rank: (L,)`` dimensions kept per representation (CCA family, square
+    matrices); ``details`` the measure's options and the plan taken. Cells not computed are NaN.
+    """
 
     measure: str
     scores: np.ndarray
     names: tuple[str, ...]
     mean_rho: np.ndarray | None = None
+    rank: np.ndarray | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    null_mean_rho: np.ndarray | None = None
+    col_names: tuple[str, ...] | None = None
+
+    @property
+    def row_names(self) -> tuple[str, ...]:
+        return self.names
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return self.names if self.col_names is None else self.col_names
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"measure": self.measure, "names": list(self.names), "scores": self.scores.tolist()}
-        if self.mean_rho is not None:
-            out["mean_rho"] = self.mean_rho.tolist()
+        out: dict[str, Any] = {"measure": self.measure, "names": list(self.names), "scores": _nan_to_none(self.scores)}
+        if self.col_names is not None:
+            out["col_names"] = list(self.col_names)
+        for key in ("mean_rho", "null_mean_rho"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = _nan_to_none(value)
+        if self.rank is not None:
+            out["rank"] = self.rank.tolist()
+        if self.details:
+            out["details"] = _jsonable(self.details)
         return out
+
+    def to_frame(self) -> Any:
+        """A pandas ``DataFrame`` of the scores (rows ``names``, columns ``column_names``); needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError("to_frame needs pandas: pip install pandas (or use to_dict())") from exc
+        return pd.DataFrame(self.scores, index=list(self.row_names), columns=list(self.column_names))
+
+
+def _nan_to_none(a: np.ndarray) -> list[Any]:
+    """Nested lists with NaN as None (valid JSON)."""
+    return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.asarray(a, dtype=np.float64)]

@@ -13,11 +13,20 @@ pairwise update of Chan, Golub and LeVeque (1979),
     S = S_a + S_b + (n_a n_b / n) delta delta',
 
 so the same code serves arrays in memory, minibatches during training, shards on disk and Dask chunks.
-All accumulation is in float64 whatever the input dtype.
+
+Each batch's co-moment is computed from the data shifted by a provisional per-feature offset (the mean of
+the first batch's leading rows, kept for the later batches; see :func:`_provisional_offset`):
+``Zc' Zc = (Z - c)' (Z - c) - n (m - c)(m - c)'``. With ``c`` close to the mean the raw products of the
+shifted data suffer no cancellation, so the error does not depend on how far the features sit from 0.
+Features whose mean lies within a standard deviation of 0 keep offset 0: raw products lose at most a bit
+there, and a representation with only such features enters the products without a copy.
+Products and accumulation are in float64 whatever the input dtype (see :data:`_FLOAT32_PRODUCTS`).
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +43,23 @@ __all__ = ["SufficientStats"]
 _CHUNK_ELEMENTS = 1 << 25
 # Below this many flops (a few milliseconds of work) a thread pool costs more than it saves.
 _PARALLEL_MIN_FLOPS = 1e8
+# ... and below this many elements, a parallel shift of the rows.
+_PARALLEL_MIN_ELEMENTS = 1 << 20
+# Rows are shifted and summed this many elements at a time (256 KB of float64: in cache for the sum).
+_SUM_ELEMENTS = 1 << 15
+# The offset is a feature's first value where that lies within this many ulps of its mean (constant features).
+_SNAP_ULPS = 64
+# The first batch's offset is the mean of its leading rows ...
+_OFFSET_ROWS = 256
+# ... and a batch is shifted anew if (offset - mean)^2 exceeds this many variances (about 2 bits lost).
+_MAX_OFFSET_ERROR = 4.0
+# Float32 products (sgemm on float32 chunks of _FLOAT32_CHUNK_ROWS rows shifted by float32 offsets, each chunk's
+# products added to the float64 accumulator) are implemented but off: against the float64 products of the same
+# float32 values (n = 20,000, p = 24, q = 16, offsets 0..1e3 std) the canonical correlations differ by up to
+# 2e-6 (1,024-row chunks) at covariance condition 1, and 3e-5 (64-row chunks) to 8e-5 (8,192) at condition 1e6,
+# far above issue #12.5's 1e-6. float32 input is widened chunk by chunk into the float64 buffer instead.
+_FLOAT32_PRODUCTS = False
+_FLOAT32_CHUNK_ROWS = 1024
 
 
 def _makespan(costs: list[float], workers: int) -> float:
@@ -67,14 +93,12 @@ def _column_tiles(sizes: Sequence[int], workers: int) -> list[tuple[int, int, in
         tiles[widest : widest + 1] = [(block, lo, mid), (block, mid, hi)]
 
 
-def _block_products(
-    blocks: Sequence[np.ndarray], out: np.ndarray, *, shift: np.ndarray | None = None, accumulate: bool = False
-) -> None:
-    """``out (=/+=) Z' Z - shift shift'`` for the column-stacked float64 blocks ``Z``, without stacking them.
+def _block_products(blocks: Sequence[np.ndarray], out: np.ndarray, *, accumulate: bool = False) -> None:
+    """``out (=/+=) Z' Z`` for the column-stacked blocks ``Z`` (float64 ``out``), without stacking them.
 
-    The upper triangle of tile products (syrk on the diagonal, gemm off it), each minus its tile of
-    ``shift shift'``, runs as independent tasks, one BLAS thread each (:mod:`ccalens.core.threads`); each
-    task also writes its mirror image, so ``out`` is exactly symmetric (``v_i v_j == v_j v_i`` exactly).
+    The upper triangle of tile products (syrk on the diagonal, gemm off it) runs as independent tasks, one BLAS
+    thread each (:mod:`ccalens.core.threads`); each task also writes its mirror image, so ``out`` is exactly
+    symmetric (``v_i v_j == v_j v_i`` exactly).
     """
     sizes = [blk.shape[1] for blk in blocks]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
@@ -92,8 +116,6 @@ def _block_products(
             left = blocks[ba][:, la:ha]
             with np.errstate(all="ignore"):  # NaN/Inf input is reported from the sums, by name
                 prod = left.T @ (left if a == b else blocks[bb][:, lb:hb])  # syrk on the diagonal tiles
-                if shift is not None:
-                    prod -= np.multiply.outer(shift[rows], shift[cols])
             if accumulate:
                 out[rows, cols] += prod
             else:
@@ -114,58 +136,107 @@ def _block_products(
     run_tasks([product(a, b) for a, b in pairs], workers=workers)
 
 
-def _column_sums(blocks: Sequence[np.ndarray]) -> np.ndarray:
-    """Float64 column sums of the stacked blocks, one task per block (NaN/Inf propagate, silently)."""
+def _leading_mean(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """A first offset from the first :data:`_OFFSET_ROWS` rows of the stacked blocks: their mean, or 0 for a feature
+    whose mean there lies within one standard deviation of 0 (raw products lose at most a bit: no shift needed).
+    """
+    with np.errstate(all="ignore"):  # NaN/Inf are reported from the products, by name
+        lead = [blk[:_OFFSET_ROWS].astype(np.float64) for blk in blocks]
+        mean = np.concatenate([x.mean(axis=0) for x in lead])
+        var = np.concatenate([x.var(axis=0) for x in lead])
+        return np.where((mean * mean <= var) & np.isfinite(var), 0.0, mean)
 
-    def task(blk: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return blk.sum(axis=0, dtype=np.float64)
 
-    workers = None if sum(blk.size for blk in blocks) > 1e6 else 1
-    return np.concatenate(run_tasks([lambda blk=blk: task(blk) for blk in blocks], workers=workers))
+def _provisional_offset(first_row: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """Per-feature offset subtracted before the raw products: ``estimate`` (a mean), or the first row's value
+    where it lies within rounding of the estimate.
+
+    The shifted data are then centred up to the estimate's error, so the co-moment suffers no cancellation
+    whatever the offset of the features; a constant feature gets the offset of its value exactly, so its
+    shifted column, co-moment row and mean are exact (0, 0 and its value).
+    """
+    with np.errstate(all="ignore"):  # NaN/Inf are reported from the products, by name
+        close = np.abs(first_row - estimate) <= _SNAP_ULPS * np.finfo(np.float64).eps * np.abs(estimate)
+    return np.where(close, first_row, estimate)
 
 
-def _direct_comoment(blocks: Sequence[np.ndarray], means: np.ndarray) -> np.ndarray | None:
-    """``Zc' Zc = Z' Z - n m m'`` from raw products of float64 blocks, without copying the data.
+def _shifted_comoment(
+    blocks: Sequence[np.ndarray], offset: np.ndarray, *, dtype: type[np.floating], chunk_rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(Z - offset)' (Z - offset)`` and the column sums of ``Z - offset``, accumulated in float64, chunk by chunk.
 
-    Returns None when cancellation would cost more than 6 significant digits on some feature
-    (mean^2 > 1e6 variance): the caller then uses the centred path. Exactly constant features (raw
-    product 0) are fine.
+    ``Z`` are the column-stacked blocks. A block whose offset is 0 and whose dtype is ``dtype`` enters the
+    products as it is (row slices, no copy). The others are shifted, one chunk of rows at a time, into one
+    preallocated buffer of ``dtype`` (no stacked copy of the data) by one task per row slab, which also sums the
+    rows it has just written while they are in cache (exact for a column that the offset zeroes, free of the
+    offset's size). The chunk's products are then added by :func:`_block_products`. ``dtype=float32`` (float32
+    input only) keeps BLAS at float32 speed; ``chunk_rows`` then bounds the float32 rounding of each chunk's
+    products (float64 blocks that need no shift are not chunked at all).
+    Returns ``(products (d, d), sums (d,))``.
     """
     n = blocks[0].shape[0]
-    total = means.shape[0]
-    shift = np.sqrt(float(n)) * means
-    out = np.empty((total, total), dtype=np.float64)
-    _block_products(blocks, out, shift=shift)
-    centred_diag = np.diag(out)
-    raw_diag = centred_diag + shift * shift
-    if np.any(raw_diag > 1e6 * np.maximum(centred_diag, 0.0)):
-        return None
-    return out
-
-
-def _centred_comoment(blocks: Sequence[np.ndarray], means: np.ndarray, chunk_rows: int) -> np.ndarray:
-    """``Zc' Zc`` of the column-stacked blocks centred by ``means``, in float64, chunk by chunk.
-
-    Each chunk is centred into one preallocated float64 buffer (no stacked copy of the data), and its
-    block products are accumulated by :func:`_block_products`. Returns the full symmetric matrix.
-    """
-    n = blocks[0].shape[0]
-    sizes = [blk.shape[1] for blk in blocks]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-    total = offsets[-1]
-    rows = max(1, min(n, chunk_rows))
-    buf = np.empty((rows, total), dtype=np.float64)
+    edges = np.concatenate([[0], np.cumsum([blk.shape[1] for blk in blocks])]).tolist()
+    total = edges[-1]
+    spans = list(zip(blocks, edges[:-1], edges[1:], strict=True))
+    as_is = [blk.dtype == dtype and not offset[lo:hi].any() for blk, lo, hi in spans]
+    shifted = [span for span, keep in zip(spans, as_is, strict=True) if not keep]
+    width = sum(hi - lo for _, lo, hi in shifted)
+    rows = n if not shifted and dtype == np.float64 else max(1, min(n, chunk_rows))
+    buf = np.empty((rows, width), dtype=dtype)
+    buf_edges = np.concatenate([[0], np.cumsum([hi - lo for _, lo, hi in shifted])]).tolist()
+    shift = offset.astype(dtype)
     acc = np.zeros((total, total), dtype=np.float64)
+    workers = blas_threads() if rows * total > _PARALLEL_MIN_ELEMENTS else 1
+    slab = -(-rows // workers)
+    step = max(8, _SUM_ELEMENTS // total)  # rows shifted and summed at a time, in cache
+
+    def shifter(start: int, stop: int) -> Callable[[], np.ndarray]:
+        """Task: rows ``start:stop`` shifted into the buffer (from row ``start % rows``); the sums of all columns."""
+
+        def task() -> np.ndarray:
+            sums = np.zeros(total, dtype=np.float64)
+            with np.errstate(all="ignore"):  # NaN/Inf input is reported from the products, by name
+                for (blk, lo, hi), keep in zip(spans, as_is, strict=True):
+                    if keep:
+                        sums[lo:hi] = blk[start:stop].sum(axis=0, dtype=np.float64)
+                for r0 in range(start, stop, step):
+                    r1 = min(stop, r0 + step)
+                    out = buf[r0 % rows : r0 % rows + r1 - r0]
+                    for (blk, lo, hi), b0, b1 in zip(shifted, buf_edges[:-1], buf_edges[1:], strict=True):
+                        np.subtract(blk[r0:r1], shift[lo:hi], out=out[:, b0:b1], casting="unsafe")
+                        sums[lo:hi] += out[:, b0:b1].sum(axis=0, dtype=np.float64)
+            return sums
+
+        return task
+
+    total_sums = np.zeros(total, dtype=np.float64)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
+        tasks = [shifter(a, min(stop, a + slab)) for a in range(start, stop, slab)]
+        for sums in run_tasks(tasks, workers=workers):
+            total_sums += sums
         chunk = buf[: stop - start]
-        views = []
-        for blk, lo, hi in zip(blocks, offsets[:-1], offsets[1:], strict=True):
-            np.subtract(blk[start:stop], means[lo:hi], out=chunk[:, lo:hi], casting="unsafe")
-            views.append(chunk[:, lo:hi])
+        views, k = [], 0
+        for blk, keep in zip(blocks, as_is, strict=True):
+            if keep:
+                views.append(blk[start:stop])
+            else:
+                views.append(chunk[:, buf_edges[k] : buf_edges[k + 1]])
+                k += 1
         _block_products(views, acc, accumulate=True)
-    return acc
+    return acc, total_sums
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new hidden file beside ``path``, opened for writing with mode ``0o666`` less the umask (unlike mkstemp,
+    whose 0o600 would survive the rename)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {path}")  # pragma: no cover
 
 
 @dataclass
@@ -181,12 +252,18 @@ class SufficientStats:
         n_samples: samples seen so far.
         mean: ``(sum(d),)`` means of the stacked features.
         comoment: ``(sum(d), sum(d))`` sum of centred outer products (not divided by n - 1).
+        names: the representations' names in error messages (those given to the first :meth:`update`,
+            by default X, Y for a pair and ``representations[i]`` otherwise).
     """
 
     sizes: tuple[int, ...] | None = None
     n_samples: int = 0
     mean: np.ndarray | None = field(default=None, repr=False)
     comoment: np.ndarray | None = field(default=None, repr=False)
+    names: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+    # the mean as offset + shifted mean (see _current_offset); None where unknown
+    _offset: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _shifted_mean: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -212,46 +289,130 @@ class SufficientStats:
         """Add one batch: ``blocks[l]: (n_batch, d_l)``, the same samples in every block. Returns self."""
         if not blocks:
             raise ValueError("update needs at least one array")
-        # the NaN/Inf scan rides on the column sums the means need anyway; a full scan runs only to name the culprit
+        # NaN/Inf show in the products (see _batch_comoment); a full scan runs only to name the culprit
         checked = check_paired(*blocks, names=names, min_samples=1, check_finite=False)
         sizes = tuple(int(b.shape[1]) for b in checked)
         if self.sizes is None:
             self.sizes = sizes
+            self.names = tuple(names or default_names(len(checked)))
         elif sizes != self.sizes:
             raise ValueError(f"batch feature counts {sizes} differ from the earlier batches' {self.sizes}")
         n_b = checked[0].shape[0]
-        sums = _column_sums(checked)
-        if not np.isfinite(sums).all():
-            check_paired(*checked, names=names or default_names(len(checked)), min_samples=1)
-            raise ValueError("feature values are too large: their sums overflow float64")
-        mean_b = sums / n_b
-        comoment_b = None
-        if all(blk.dtype == np.float64 for blk in checked):  # raw products, centred afterwards
-            comoment_b = _direct_comoment(checked, mean_b)
-        if comoment_b is None:  # float32/16 input, or large offsets: centre chunk by chunk in float64
-            chunk_rows = max(256, _CHUNK_ELEMENTS // sum(sizes))
-            comoment_b = _centred_comoment(checked, mean_b, chunk_rows)
-        self._merge_in(n_b, mean_b, comoment_b, owned=True)
+        names = names or self.names or default_names(len(checked))
+        first_row = np.concatenate([blk[0].astype(np.float64) for blk in checked])
+        float32 = _FLOAT32_PRODUCTS and all(blk.dtype == np.float32 for blk in checked)
+        if self.n_samples == 0:  # the provisional offset: the mean of this first batch's leading rows
+            offset = _provisional_offset(first_row, _leading_mean(checked))
+        else:  # later batches keep it, so that the means are compared without rounding (see _current_offset)
+            offset = self._current_offset(first_row)
+            float32 = float32 and np.array_equal(offset.astype(np.float32), offset)
+        if float32 and self.n_samples == 0:
+            offset = offset.astype(np.float32).astype(np.float64)  # float32 data are shifted by float32 values
+        comoment_b, shifted_mean = self._batch_comoment(checked, offset, float32, names)
+        far = n_b * shifted_mean**2 > _MAX_OFFSET_ERROR * np.maximum(np.diag(comoment_b), 0.0)
+        if far.any():
+            # the offset lies far from this batch's mean (an outlier among the leading rows, a drifting stream):
+            # it would cost digits, so once more, shifted by the batch's mean
+            offset = _provisional_offset(first_row, offset + shifted_mean)
+            if float32:
+                offset = offset.astype(np.float32).astype(np.float64)
+            comoment_b, shifted_mean = self._batch_comoment(checked, offset, float32, names)
+        if self.n_samples == 0:
+            self.n_samples, self.comoment = n_b, comoment_b
+            self._offset, self._shifted_mean = offset, shifted_mean
+            self.mean = offset + shifted_mean
+        else:  # offsets near each other subtract exactly (and are equal unless the batch was shifted anew)
+            assert self._offset is not None and self._shifted_mean is not None
+            self._combine(n_b, (offset - self._offset) + (shifted_mean - self._shifted_mean), comoment_b)
         return self
 
-    def _merge_in(self, n_b: int, mean_b: np.ndarray, comoment_b: np.ndarray, *, owned: bool = False) -> None:
-        """Add statistics of another sample set; ``owned=True`` lets self keep the given arrays (no copy)."""
-        if self.n_samples == 0:
-            if owned:
-                self.n_samples, self.mean, self.comoment = n_b, mean_b, comoment_b
-            else:
-                self.n_samples, self.mean, self.comoment = n_b, mean_b.copy(), comoment_b.copy()
-            return
+    def _batch_comoment(
+        self, blocks: Sequence[np.ndarray], offset: np.ndarray, float32: bool, names: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Co-moment ``(d, d)`` of one batch about its mean, and its mean minus ``offset`` ``(d,)``.
+
+        NaN/Inf in the data, or values whose squares overflow, show in the diagonal: then a full scan names the
+        representation and the value (:func:`check_paired`), or the overflow is reported by name.
+        """
+        n_b = blocks[0].shape[0]
+        chunk_rows = _FLOAT32_CHUNK_ROWS if float32 else max(256, _CHUNK_ELEMENTS // sum(b.shape[1] for b in blocks))
+        dtype = np.float32 if float32 else np.float64
+        comoment, sums = _shifted_comoment(blocks, offset, dtype=dtype, chunk_rows=chunk_rows)
+        shifted_mean = sums / n_b
+        # about the batch mean: raw products minus n d d', d = mean - offset, as v v' (exactly symmetric)
+        v = np.sqrt(float(n_b)) * shifted_mean
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are reported just below, by name
+            comoment -= np.multiply.outer(v, v)
+        bad = ~np.isfinite(np.diag(comoment)) | ~np.isfinite(shifted_mean)
+        if bad.any():
+            check_paired(*blocks, names=tuple(names), min_samples=1)
+            raise ValueError(
+                f"{self._culprit(bad, names)} has values too large: their squares overflow float64 (rescale the "
+                "features)"
+            )
+        return comoment, shifted_mean
+
+    def _current_offset(self, first_row: np.ndarray) -> np.ndarray:
+        """The provisional offset of the next batch, with ``_shifted_mean`` the current mean relative to it.
+
+        The mean is kept as ``offset + shifted mean``: two numbers, so that a batch's mean is compared with the
+        current one to full precision however far both lie from 0 (a rounded mean would cost ``eps * offset``).
+        Statistics made otherwise (:meth:`merge`, :meth:`load`, or ``mean`` changed by hand) restart from the
+        current mean.
+        """
+        assert self.mean is not None and self.comoment is not None
+        if not self._mean_parts_valid():
+            # as for a first batch: offset 0 for features whose mean lies within a standard deviation of 0
+            with np.errstate(all="ignore"):
+                small = self.mean**2 <= np.diag(self.comoment) / self.n_samples
+            self._offset = _provisional_offset(first_row, np.where(small, 0.0, self.mean))
+            self._shifted_mean = self.mean - self._offset  # exact: 0, or a difference of a few ulps at most
+        assert self._offset is not None
+        return self._offset
+
+    def _mean_parts_valid(self) -> bool:
+        """Whether ``_offset + _shifted_mean`` is the mean (not so after :meth:`load`, or ``mean`` set by hand)."""
+        return (
+            self._offset is not None
+            and self._shifted_mean is not None
+            and self.mean is not None
+            and np.array_equal(self._offset + self._shifted_mean, self.mean)
+        )
+
+    def _culprit(self, bad: np.ndarray, names: Sequence[str]) -> str:
+        """The name of the representation that owns the first flagged stacked feature."""
+        assert self.sizes is not None
+        index = int(np.searchsorted(np.cumsum(self.sizes), int(np.argmax(bad)), side="right"))
+        return names[index]
+
+    def _merge_in(self, other: SufficientStats) -> None:
+        """Add the statistics of another (non-empty) sample set to these (non-empty) ones."""
+        assert self.mean is not None and other.mean is not None and other.comoment is not None
+        if self._mean_parts_valid() and other._mean_parts_valid():
+            assert self._offset is not None and other._offset is not None and other._shifted_mean is not None
+            # offsets near each other subtract exactly: delta keeps its digits however large the means
+            delta = (other._offset - self._offset) + (other._shifted_mean - self._shifted_mean)
+        else:
+            delta = other.mean - self.mean
+        self._combine(other.n_samples, delta, other.comoment)
+
+    def _combine(self, n_b: int, delta: np.ndarray, comoment_b: np.ndarray) -> None:
+        """Chan et al.'s update with statistics of ``n_b`` more samples whose mean is ``self.mean + delta``."""
         assert self.mean is not None and self.comoment is not None
         n_a = self.n_samples
         n = n_a + n_b
-        delta = mean_b - self.mean
         self.comoment += comoment_b
         # rank-one correction (n_a n_b / n) delta delta', as v v' with v = sqrt(n_a n_b / n) delta so that it
         # stays exactly symmetric
         v = np.sqrt(n_a * n_b / n) * delta
         self.comoment += np.multiply.outer(v, v)
-        self.mean += delta * (n_b / n)
+        if self._mean_parts_valid():
+            assert self._offset is not None and self._shifted_mean is not None
+            self._shifted_mean = self._shifted_mean + delta * (n_b / n)
+            self.mean = self._offset + self._shifted_mean
+        else:
+            self._offset = self._shifted_mean = None
+            self.mean = self.mean + delta * (n_b / n)
         self.n_samples = n
 
     def merge(self, other: SufficientStats) -> SufficientStats:
@@ -265,29 +426,40 @@ class SufficientStats:
         if self.sizes != other.sizes:
             raise ValueError(f"cannot merge statistics of feature sizes {self.sizes} and {other.sizes}")
         merged = self.copy()
-        assert other.mean is not None and other.comoment is not None
-        merged._merge_in(other.n_samples, other.mean, other.comoment)
+        merged._merge_in(other)
         return merged
 
     def __add__(self, other: SufficientStats) -> SufficientStats:
         return self.merge(other)
 
     def copy(self) -> SufficientStats:
-        return SufficientStats(
+        """An independent copy (later updates of either leave the other unchanged)."""
+        copied = SufficientStats(
             sizes=self.sizes,
             n_samples=self.n_samples,
             mean=None if self.mean is None else self.mean.copy(),
             comoment=None if self.comoment is None else self.comoment.copy(),
+            names=self.names,
         )
+        if self._offset is not None and self._shifted_mean is not None:
+            copied._offset, copied._shifted_mean = self._offset.copy(), self._shifted_mean.copy()
+        return copied
 
     # ---------------------------------------------------------------- reading
     @property
     def n_representations(self) -> int:
         return 0 if self.sizes is None else len(self.sizes)
 
-    def _require(self, min_samples: int = 2) -> None:
+    def name(self, i: int) -> str:
+        """Name of representation ``i`` in error messages."""
+        names = self.names or default_names(self.n_representations)
+        return names[i] if -len(names) <= i < len(names) else f"representations[{i}]"
+
+    def _require(self, min_samples: int = 2, *indices: int) -> None:
         if self.n_samples < min_samples:
-            raise ValueError(f"need at least {min_samples} samples, these statistics have {self.n_samples}")
+            who = list(dict.fromkeys(self.name(i) for i in indices)) or ["these statistics"]
+            verb = "needs" if len(who) == 1 and indices else "need"
+            raise ValueError(f"{' and '.join(who)} {verb} at least {min_samples} samples, got {self.n_samples}")
 
     def _slice(self, i: int) -> slice:
         if self.sizes is None:
@@ -312,7 +484,7 @@ class SufficientStats:
 
     def covariance(self, i: int, j: int | None = None) -> np.ndarray:
         """Sample covariance block ``Xc_i' Xc_j / (n - 1)``."""
-        self._require(2)
+        self._require(2, i, i if j is None else j)
         return self.block(i, i if j is None else j) / (self.n_samples - 1)
 
     def select(self, indices: Sequence[int]) -> SufficientStats:
@@ -325,18 +497,19 @@ class SufficientStats:
             n_samples=self.n_samples,
             mean=self.mean[idx].copy(),
             comoment=self.comoment[np.ix_(idx, idx)].copy(),
+            names=tuple(self.name(i) for i in indices),
         )
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Write to ``path`` (.npz) atomically: a temporary file in the same folder, then a rename."""
-        import os
-        import tempfile
+        """Write to ``path`` (.npz) atomically: a temporary file in the same folder, then a rename.
 
+        The file gets the permissions of any new file of the process (``0o666`` less the umask).
+        """
         self._require(1)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _create_temporary(path)
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(
@@ -348,7 +521,7 @@ class SufficientStats:
                 )
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "NotFittedError",
+    "RankCutWarning",
     "UnderdeterminedWarning",
     "check_features",
     "check_paired",
+    "not_fitted_error",
     "warn_if_underdetermined",
 ]
 
@@ -25,6 +29,27 @@ class UnderdeterminedWarning(UserWarning):
     """
 
 
+class RankCutWarning(UserWarning):
+    """Raised (as a warning) when a whitening's relative cut-off drops directions that carry real variance.
+
+    Eigenvalues at the float noise floor (about ``d * eps * largest``) are rounding of exact dependencies
+    (duplicated or constant neurons) and are dropped silently; a direction above that floor but below
+    ``tol * largest`` is a genuine, if small, part of the representation, and dropping it changes the answer.
+    """
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used before fitting (like scikit-learn's, whose bases it shares)."""
+
+
+def not_fitted_error(message: str) -> Exception:
+    """The error to raise for an unfitted estimator: scikit-learn's ``NotFittedError`` if scikit-learn is loaded
+    (anyone catching it has imported it), else :class:`NotFittedError`. Never imports scikit-learn."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    cls = getattr(sklearn_exceptions, "NotFittedError", NotFittedError)
+    return cls(message)
+
+
 _FLOAT_KINDS = "fiub"
 
 
@@ -33,19 +58,20 @@ def check_features(
 ) -> np.ndarray:
     """Validate one feature matrix ``X: (n_samples, n_features)``.
 
-    Accepts any array-like (numpy, lists, torch tensors via ``np.asarray``). Integer, boolean, float16
-    and float32 input is accepted as is; the engine accumulates in float64. ``check_finite=False`` leaves the
+    Accepts any array-like (numpy, lists, torch tensors without importing torch). Integer, boolean, float16
+    and float32 input is accepted as is (bfloat16 tensors are widened to float32); the engine accumulates in
+    float64. ``check_finite=False`` leaves the
     NaN/Inf scan to the caller (the statistics engine checks its column sums instead). Raises ``ValueError``
     naming ``name`` for wrong dimensionality, too few samples, no features, or NaN/Inf values, and
     ``TypeError`` for non-numeric input.
     """
     if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor, without importing torch
-        X = X.detach().cpu().numpy()
+        X = _tensor_to_numpy(X)
     arr = np.array(X, copy=copy) if copy else np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype} (complex)")
     if arr.dtype.kind not in _FLOAT_KINDS:
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    if arr.dtype.kind == "c":
-        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype}")
     if arr.ndim != 2:
         hint = " (use ccalens.conv for conv maps, or reshape to (n_samples, n_features))" if arr.ndim > 2 else ""
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
@@ -64,6 +90,17 @@ def check_features(
                 f"(value {arr[i, j]}). Remove or impute them before measuring similarity."
             )
     return arr
+
+
+def _tensor_to_numpy(tensor: Any) -> np.ndarray:
+    """A torch tensor as a NumPy array (duck-typed: torch is never imported here).
+
+    NumPy has no bfloat16: such tensors (and any other dtype NumPy lacks) are widened to float32 first.
+    """
+    tensor = tensor.detach().cpu()
+    if str(getattr(tensor, "dtype", "")) == "torch.bfloat16":
+        tensor = tensor.float()
+    return tensor.numpy()
 
 
 def check_paired(

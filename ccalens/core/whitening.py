@@ -15,11 +15,24 @@ gives the same canonical correlations. A Cholesky factor ``S = L L^H`` then whit
 factorisation fails, ``auto`` falls back to the eigendecomposition, so the cut-off semantics are
 unchanged.
 
+Standardised cut (``whiten(..., standardize=True)``, what CCA and PWCCA use): CCA does not change when a
+single neuron is rescaled, but a cut relative to the largest covariance eigenvalue does (a neuron scaled by
+1e-6 falls below it). The cut is then made on the eigenvalues of the correlation matrix
+``C = D^-1/2 S D^-1/2`` (``D = diag(S)``; features of zero variance are dropped first), and the whitener
+``W = D^-1/2 V Lambda^-1/2`` (``C = V Lambda V^H``) still satisfies ``W^H S W = I`` for the original S, so
+CCA is unchanged when nothing is cut. Such a :class:`Whitening` has ``feature_scale = sqrt(diag(S))``, and its
+``eigenvalues``/``eigenvectors`` are those of C: not principal directions or variances of S (SVCCA, which
+needs those, never standardises).
+
+A cut that drops a direction whose eigenvalue lies above the float noise floor (``d * eps * largest``)
+emits :class:`~ccalens.core.validation.RankCutWarning`, naming the representation.
+
 Works for real symmetric and complex Hermitian covariances (the latter for DFT-CCA).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -27,7 +40,17 @@ from typing import Literal
 import numpy as np
 import scipy.linalg
 
-__all__ = ["CHOLESKY_MARGIN", "CHOLESKY_MIN_RCOND", "DEFAULT_TOL", "CholeskyWhitening", "Whitening", "whiten"]
+from .validation import RankCutWarning
+
+__all__ = [
+    "CHOLESKY_MARGIN",
+    "CHOLESKY_MIN_RCOND",
+    "DEFAULT_TOL",
+    "CholeskyWhitening",
+    "Whitening",
+    "warn_if_cut_drops_signal",
+    "whiten",
+]
 
 #: Relative eigenvalue cut-off: directions whose variance is below ``DEFAULT_TOL`` times the largest
 #: variance are dropped (standard deviation below 1e-5 of the largest). Rounding noise of float32
@@ -79,12 +102,21 @@ class Whitening(_Products):
         eigenvectors: ``(d, r)`` kept principal directions (orthonormal columns).
         n_features: d.
         total_variance: trace of the covariance (all directions, kept or not).
+        total_deviation: sum over ALL principal directions, kept or not, of ``sqrt(eigenvalue)`` (the centred
+            data's singular values up to the factor ``sqrt(n - 1)``), for SVCCA's rule in :meth:`top`; None
+            where only the kept directions are known (then :meth:`top` sums those).
+        feature_scale: None, or ``(d,)`` standard deviations of the features when the whitening was computed on
+            the correlation matrix (``whiten(..., standardize=True)``): eigenvalues, eigenvectors and total
+            variance are then those of the correlation matrix (rows of dropped constant features are 0), and
+            the whitener is ``eigenvectors / sqrt(eigenvalues) / feature_scale[:, None]``.
     """
 
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
     n_features: int
     total_variance: float
+    total_deviation: float | None = None
+    feature_scale: np.ndarray | None = None
 
     @property
     def rank(self) -> int:
@@ -93,12 +125,14 @@ class Whitening(_Products):
     @cached_property
     def whitener(self) -> np.ndarray:
         """``W: (d, r)`` with ``W^H S W = I``: whitened data are ``(X - mean) @ W``."""
-        return self.eigenvectors / np.sqrt(self.eigenvalues)
+        W = self.eigenvectors / np.sqrt(self.eigenvalues)
+        return W if self.feature_scale is None else W / self.feature_scale[:, None]
 
-    @property
+    @cached_property
     def dewhitener(self) -> np.ndarray:
         """``D: (d, r) = S W``, the pseudo-inverse of ``W^H``: ``X - mean ~= Z @ D^H`` on the kept subspace."""
-        return self.eigenvectors * np.sqrt(self.eigenvalues)
+        D = self.eigenvectors * np.sqrt(self.eigenvalues)
+        return D if self.feature_scale is None else D * self.feature_scale[:, None]
 
     @property
     def explained_variance(self) -> float:
@@ -116,7 +150,46 @@ class Whitening(_Products):
         # first index where the cumulative fraction reaches the target (with a rounding margin)
         keep = int(np.searchsorted(cumulative, fraction - 1e-12)) + 1
         keep = min(keep, self.rank)
-        return Whitening(self.eigenvalues[:keep], self.eigenvectors[:, :keep], self.n_features, self.total_variance)
+        return Whitening(
+            self.eigenvalues[:keep], self.eigenvectors[:, :keep], self.n_features, self.total_variance,
+            self.total_deviation, self.feature_scale,
+        )
+
+    def top(
+        self, threshold: float = 0.99, keep: Literal["singular_values", "variance"] = "singular_values"
+    ) -> Whitening:
+        """SVCCA's truncation: the fewest top principal directions reaching ``threshold`` of the total.
+
+        ``keep="singular_values"`` (the SVCCA appendix): the smallest m with
+        ``sum_{i<=m} s_i >= threshold * sum_i s_i``, s = singular values of the centred data (all of them, kept
+        by the cut-off or not: :attr:`total_deviation`). ``keep="variance"`` (Kornblith et al.'s reading): the
+        same with ``s_i^2``, i.e. :meth:`top_variance`. The result keeps :attr:`total_variance` and
+        :attr:`total_deviation`, so :meth:`explained` stays relative to every direction.
+        """
+        if keep not in ("singular_values", "variance"):
+            raise ValueError(f"keep must be 'singular_values' or 'variance', got {keep!r}")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        parts, total = self._spectrum(keep)
+        cumulative = np.cumsum(parts) / total
+        count = min(int(np.searchsorted(cumulative, threshold - 1e-12)) + 1, self.rank)
+        return Whitening(
+            self.eigenvalues[:count], self.eigenvectors[:, :count], self.n_features, self.total_variance,
+            self.total_deviation, self.feature_scale,
+        )
+
+    def _spectrum(self, keep: str) -> tuple[np.ndarray, float]:
+        """Per-direction parts ``(r,)`` (variances or deviations) and their total over every direction."""
+        if keep == "variance":
+            return self.eigenvalues, self.total_variance
+        deviations = np.sqrt(self.eigenvalues)
+        known = float(deviations.sum())
+        return deviations, known if self.total_deviation is None else max(self.total_deviation, known)
+
+    def explained(self, keep: Literal["singular_values", "variance"] = "variance") -> float:
+        """Fraction of the total variance (or of the sum of singular values) in the kept directions."""
+        parts, total = self._spectrum(keep)
+        return float(parts.sum() / total)
 
 
 @dataclass(frozen=True)
@@ -132,12 +205,15 @@ class CholeskyWhitening(_Products):
         n_features: d.
         total_variance: trace of the covariance.
         rcond: LAPACK's estimate of the reciprocal condition number (1-norm) of the covariance.
+        feature_scale: None, or ``(d,)`` standard deviations when L factors the correlation matrix
+            (``standardize=True``; total variance and rcond are then the correlation matrix's too).
     """
 
     factor: np.ndarray
     n_features: int
     total_variance: float
     rcond: float
+    feature_scale: np.ndarray | None = None
 
     @property
     def rank(self) -> int:
@@ -158,18 +234,20 @@ class CholeskyWhitening(_Products):
 
     def prepare(self) -> CholeskyWhitening:
         """Compute the triangular inverse now (e.g. inside a worker thread); returns self."""
-        self._upper_inverse  # noqa: B018
+        self.whitener  # noqa: B018
         return self
 
-    @property
+    @cached_property
     def whitener(self) -> np.ndarray:
-        """``W: (d, d) = L^-H``, so ``W^H S W = I``."""
-        return self._upper_inverse
+        """``W: (d, d) = L^-H`` (``D^-1/2 L^-H`` when standardised), so ``W^H S W = I``."""
+        if self.feature_scale is None:
+            return self._upper_inverse
+        return self._upper_inverse / self.feature_scale[:, None]
 
-    @property
+    @cached_property
     def dewhitener(self) -> np.ndarray:
-        """``D = S W = L``: ``X - mean = Z @ D^H`` for whitened ``Z = (X - mean) @ W``."""
-        return self.factor
+        """``S W = L`` (``D^1/2 L`` when standardised): ``X - mean = Z @ D^H`` for whitened ``Z = (X - mean) @ W``."""
+        return self.factor if self.feature_scale is None else self.factor * self.feature_scale[:, None]
 
 
 def _cholesky_whitening(cov: np.ndarray, tol: float, total: float) -> CholeskyWhitening | None:
@@ -197,12 +275,16 @@ def whiten(
     tol: float = DEFAULT_TOL,
     name: str = "X",
     method: Literal["eigh", "auto"] = "eigh",
+    standardize: bool = False,
 ) -> Whitening | CholeskyWhitening:
     """Whitening of a covariance ``(d, d)`` (real symmetric or complex Hermitian).
 
     ``method="eigh"`` always eigendecomposes (needed for SVCCA and PCA); ``"auto"`` takes the Cholesky fast
-    path when it provably keeps the same subspace (see the module docstring). Raises ``ValueError`` naming
-    ``name`` if the representation has no variance at all.
+    path when it provably keeps the same subspace (see the module docstring). ``standardize=True`` makes the
+    cut on the correlation matrix (scale invariant, for CCA/PWCCA; the result then has ``feature_scale``, see
+    :class:`Whitening`). Raises ``ValueError`` naming ``name`` if the representation has no variance at all or
+    the covariance holds NaN/Inf; warns with :class:`~ccalens.core.validation.RankCutWarning` when the cut drops
+    directions above the float noise floor.
     """
     if not 0.0 <= tol < 1.0:
         raise ValueError(f"tol must be in [0, 1), got {tol}")
@@ -211,25 +293,70 @@ def whiten(
     cov = np.asarray(covariance)
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"covariance of {name} must be square, got shape {cov.shape}")
-    total = float(np.real(np.trace(cov)))
-    if method == "auto" and cov.shape[0] > 0 and np.isfinite(total) and total > 0.0:
-        fast = _cholesky_whitening(cov, tol, total)
-        if fast is not None:
-            return fast
-    # NumPy's eigh releases the GIL: whitenings of several representations run side by side
-    eigenvalues, eigenvectors = np.linalg.eigh(cov)
-    eigenvalues = eigenvalues[::-1]
-    eigenvectors = eigenvectors[:, ::-1]
-    largest = float(eigenvalues[0]) if eigenvalues.size else 0.0
-    if not largest > 0.0 or not np.isfinite(largest):
+    if not np.isfinite(cov).all():
+        raise ValueError(
+            f"covariance of {name} contains NaN/Inf: the feature values overflow float64 (rescale them)"
+        )
+    d = cov.shape[0]
+    variances = np.real(np.diagonal(cov))
+    if d == 0 or not variances.max() > 0.0:
         raise ValueError(
             f"{name} has no variance: every feature is constant over the samples, so no correlation "
             "with it is defined"
         )
+    scale: np.ndarray | None = None
+    live: np.ndarray | None = None
+    if standardize:
+        live = variances > 0.0
+        scale = np.where(live, np.sqrt(np.where(live, variances, 1.0)), 1.0)
+        if live.all():
+            live = None
+            cov = cov / np.multiply.outer(scale, scale)
+        else:
+            sub = scale[live]
+            cov = cov[np.ix_(live, live)] / np.multiply.outer(sub, sub)
+    total = float(np.real(np.trace(cov)))
+    if method == "auto" and live is None:
+        fast = _cholesky_whitening(cov, tol, total)
+        if fast is not None:
+            if scale is None:
+                return fast
+            return CholeskyWhitening(fast.factor, d, total, fast.rcond, feature_scale=scale)
+    # NumPy's eigh releases the GIL: whitenings of several representations run side by side
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)
+    eigenvalues = eigenvalues[::-1]
+    eigenvectors = eigenvectors[:, ::-1]
+    largest = float(eigenvalues[0])
     keep = int(np.count_nonzero(eigenvalues > tol * largest))
+    warn_if_cut_drops_signal(eigenvalues, keep, name, tol)
+    kept_vectors = eigenvectors[:, :keep]
+    if live is not None:  # rows of the dropped constant features are 0
+        full = np.zeros((d, keep), dtype=kept_vectors.dtype)
+        full[live] = kept_vectors
+        kept_vectors = full
     return Whitening(
         eigenvalues=np.ascontiguousarray(eigenvalues[:keep]),
-        eigenvectors=np.ascontiguousarray(eigenvectors[:, :keep]),
-        n_features=cov.shape[0],
+        eigenvectors=np.ascontiguousarray(kept_vectors),
+        n_features=d,
         total_variance=max(total, float(eigenvalues[:keep].sum())),
+        feature_scale=scale,
     )
+
+
+def warn_if_cut_drops_signal(eigenvalues: np.ndarray, keep: int, name: str, tol: float, stacklevel: int = 4) -> None:
+    """Warn (:class:`RankCutWarning`) if ``eigenvalues`` (descending) beyond the first ``keep`` lie above the float
+    noise floor ``d * eps * largest``."""
+    if keep >= eigenvalues.shape[0]:
+        return
+    eps = float(np.finfo(eigenvalues.dtype).eps)
+    floor = eigenvalues.shape[0] * eps * float(eigenvalues[0])
+    dropped = int(np.count_nonzero(eigenvalues[keep:] > floor))
+    if dropped:
+        warnings.warn(
+            f"{name}: the relative cut-off (tol={tol:g}) dropped {dropped} direction(s) with eigenvalues between "
+            f"{float(eigenvalues[keep + dropped - 1]) / float(eigenvalues[0]):.2g} and "
+            f"{float(eigenvalues[keep]) / float(eigenvalues[0]):.2g} of the largest, above the float noise floor: "
+            "they carry variance that is now ignored (lower tol to keep them)",
+            RankCutWarning,
+            stacklevel=stacklevel,
+        )

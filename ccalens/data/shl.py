@@ -12,8 +12,15 @@ Moreau et al. 2021, leaving 13,000 for training).
 
 Memory: the full training set is ~20 GB of text. Each channel is read line by line (one segment in memory at
 a time) into a float32 ``.npy`` cache (``(n_segments, 6000)``, ~390 MB per channel for the full set) written
-once, atomically, and then opened as a read-only memory map. Derived channels ``{Acc,Gra,LAcc,Gyr,Mag}_norm``
-(the Euclidean norm of x, y, z) are computed chunk by chunk and cached the same way.
+once, atomically (:func:`ccalens.io.atomic_write`), and then opened as a read-only memory map. Derived channels
+``{Acc,Gra,LAcc,Gyr,Mag}_norm`` (``sqrt(x**2 + y**2 + z**2)`` in float32, as the paper's code computes them) are
+computed chunk by chunk and cached the same way, and so are the 48 x 48 spectrograms. A folder that cannot be
+written is reported with the way out: ``cache_dir=``.
+
+Spectrograms (:func:`spectrogram`): by default exactly the preprocessing of Moreau et al.'s code (SciPy's
+``spectrogram``, log-frequency and time axes rescaled to [0, 48], bilinear interpolation at 0..47, log power),
+checked against the output of their code in ``tests/data/shl_reference``; ``method='log_bands'`` keeps the
+earlier band-averaged variant.
 
 The synthetic generator for tests and demos lives in :mod:`ccalens.data.shl_synthetic`
 (:func:`write_synthetic_shl`, re-exported here).
@@ -21,36 +28,43 @@ The synthetic generator for tests and demos lives in :mod:`ccalens.data.shl_synt
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+import scipy.signal
 from scipy.signal import ShortTimeFFT
 from scipy.signal.windows import hann
 
 from ccalens.data._shl_format import N_VAL_PAPER, RAW_CHANNELS, SEGMENT_LENGTH, SHL_CLASSES, SHL_FS
 from ccalens.data.shl_synthetic import write_synthetic_shl
+from ccalens.io import atomic_write
 
 __all__ = [
     "RAW_CHANNELS",
     "SEGMENT_LENGTH",
     "SHL_CLASSES",
     "SHL_FS",
+    "SPECTROGRAM_METHODS",
     "SHLDataset",
     "compute_spectrograms",
     "log_frequency_axis",
     "spectrogram",
+    "spectrogram_axes",
     "write_synthetic_shl",
 ]
 
 _NORM_SENSORS = ("Acc", "Gra", "LAcc", "Gyr", "Mag")
 _DERIVED = re.compile(r"^(Acc|Gra|LAcc|Gyr|Mag)_norm$")
+# cache versions: raw text channels (v1); float32 norms as the paper computes them (v2, v1 summed in float64);
+# spectrograms carry their method in the name
 _CACHE_VERSION = "v1"
+_NORM_CACHE_VERSION = "v2"
 
 
 # --------------------------------------------------------------------------------------------- text reading
@@ -78,30 +92,118 @@ def _iter_rows(path: Path, dtype: type = np.float32) -> Iterator[np.ndarray]:
             yield row
 
 
-def _atomic_npy(path: Path, shape: tuple[int, ...], dtype: Any, fill: Any) -> None:
-    """Create ``path`` (.npy) by filling a temporary memory-mapped file, then renaming it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def _write_npy(path: Path, shape: tuple[int, ...], dtype: Any, chunks: Iterable[np.ndarray]) -> None:
+    """Write the ``.npy`` file ``path`` of ``shape`` and ``dtype`` from consecutive row blocks ``chunks`` (one
+    block in memory at a time), atomically (:func:`ccalens.io.atomic_write`): a reader sees the whole file or
+    none. A folder that cannot be written is reported with the way out (``cache_dir``)."""
+    dtype = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+
+    def write(f: IO[bytes]) -> None:
+        np.lib.format.write_array_header_1_0(f, header)
+        rows = 0
+        for block in chunks:
+            block = np.ascontiguousarray(block, dtype=dtype)
+            if block.shape[1:] != tuple(shape[1:]) or rows + block.shape[0] > shape[0]:
+                raise ValueError(f"{path}: block of shape {block.shape} does not fit an array of shape {shape}")
+            f.write(block.tobytes())
+            rows += block.shape[0]
+        if rows != shape[0]:
+            raise ValueError(f"{path}: {rows} rows were produced, expected {shape[0]}")
+
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        fill(out)
-        out.flush()
-        del out
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(path, write)
+    except OSError as e:
+        where = Path(e.filename) if e.filename is not None else path.parent
+        in_cache = where.is_relative_to(path.parent) or path.parent.is_relative_to(where)
+        if not in_cache or (not isinstance(e, PermissionError) and e.errno != errno.EROFS):
+            raise  # not about the cache folder (e.g. an unreadable source file)
+        raise PermissionError(
+            f"cannot write the SHL cache file {path} ({e.strerror}): the cache folder is not writable; pass "
+            "cache_dir= (SHLDataset) or [data] cache_dir (configs) naming a writable folder"
+        ) from e
 
 
 # ----------------------------------------------------------------------------------------------- spectrogram
 
+SPECTROGRAM_METHODS = ("moreau", "log_bands")
+_MOREAU_BATCH = 32  # segments per scipy.signal.spectrogram call (each needs ~2 MB of STFT per segment)
+
 
 def log_frequency_axis(n_freq: int = 48, f_min: float = 0.2, f_max: float = 50.0) -> np.ndarray:
-    """``(n_freq,)`` geometric band centres from ``f_min`` to ``f_max`` (log-spaced band edges), in Hz."""
+    """``(n_freq,)`` geometric band centres from ``f_min`` to ``f_max`` (log-spaced band edges), in Hz: the
+    frequency axis of the ``'log_bands'`` spectrogram."""
     edges = np.geomspace(f_min, f_max, n_freq + 1)
     return np.sqrt(edges[:-1] * edges[1:])
+
+
+def _linear_interpolation_weights(axis: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(j, w)``, each ``(len(points),)``: piecewise-linear interpolation of ``v`` sampled at the increasing
+    ``axis`` is ``(1 - w) * v[j] + w * v[j + 1]`` at ``points`` (which must lie in ``[axis[0], axis[-1]]``)."""
+    if points.min() < axis[0] or points.max() > axis[-1]:
+        raise ValueError(f"interpolation points must lie in [{axis[0]}, {axis[-1]}]")
+    j = np.clip(np.searchsorted(axis, points, side="right") - 1, 0, axis.shape[0] - 2)
+    return j, (points - axis[j]) / (axis[j + 1] - axis[j])
+
+
+def _interpolate(v: np.ndarray, j: np.ndarray, w: np.ndarray, axis: int) -> np.ndarray:
+    """Linear interpolation of ``v`` along ``axis`` with the weights of :func:`_linear_interpolation_weights`,
+    in float64."""
+    shape = [1] * v.ndim
+    shape[axis] = w.shape[0]
+    w = w.reshape(shape)
+    lo = np.take(v, j, axis=axis).astype(np.float64)
+    hi = np.take(v, j + 1, axis=axis).astype(np.float64)
+    return (1.0 - w) * lo + w * hi
+
+
+@functools.cache
+def _moreau_setup(
+    fs: float, window_s: float, hop_s: float, n_samples: int, n_freq: int, n_time: int
+) -> tuple[int, int, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """``(nperseg, noverlap, (jf, wf), (jt, wt), f_out (n_freq,), t_out (n_time,))`` of the ``'moreau'``
+    spectrogram: the interpolation weights on the rescaled frequency and time axes, and the output axes (Hz, s)."""
+    nperseg = round(window_s * fs)
+    hop = round(hop_s * fs)
+    if nperseg < 4 or hop < 1 or hop > nperseg:
+        raise ValueError(
+            f"window_s * fs must be >= 4 samples and hop_s * fs in 1..window, got {nperseg} and {hop} samples"
+        )
+    n_windows = (n_samples - nperseg) // hop + 1 if n_samples >= nperseg else 0
+    if n_windows < 2:
+        raise ValueError(
+            f"the signal ({n_samples} samples) must hold at least 2 windows of {nperseg} samples, hop {hop}"
+        )
+    f = np.fft.rfftfreq(nperseg, 1.0 / fs)  # what scipy.signal.spectrogram returns
+    t = (nperseg / 2 + hop * np.arange(n_windows)) / fs
+    log_f = np.log(f + f[1])
+    rescaled_f = n_freq * (log_f - log_f[0]) / (log_f[-1] - log_f[0])  # [0, n_freq]
+    rescaled_t = n_time * (t - t[0]) / (t[-1] - t[0])  # [0, n_time]
+    freq_weights = _linear_interpolation_weights(rescaled_f, np.arange(n_freq, dtype=np.float64))
+    time_weights = _linear_interpolation_weights(rescaled_t, np.arange(n_time, dtype=np.float64))
+    f_out = _interpolate(f, *freq_weights, axis=0)
+    t_out = _interpolate(t, *time_weights, axis=0)
+    for a in (*freq_weights, *time_weights, f_out, t_out):
+        a.setflags(write=False)
+    return nperseg, nperseg - hop, freq_weights, time_weights, f_out, t_out
+
+
+def _moreau_spectrogram(
+    x: np.ndarray, fs: float, window_s: float, hop_s: float, n_freq: int, n_time: int, eps: float
+) -> np.ndarray:
+    """x: ``(n_segments, n_samples)`` float32 -> ``(n_segments, n_freq, n_time)`` float32 (see :func:`spectrogram`)."""
+    nperseg, noverlap, freq_weights, time_weights, _, _ = _moreau_setup(
+        fs, window_s, hop_s, x.shape[1], n_freq, n_time
+    )
+    out = np.empty((x.shape[0], n_freq, n_time), dtype=np.float32)
+    for i in range(0, x.shape[0], _MOREAU_BATCH):
+        # SciPy's defaults: Tukey(0.25) window, constant detrend, one-sided density; float32 in -> float32 out
+        _, _, power = scipy.signal.spectrogram(x[i : i + _MOREAU_BATCH], fs=fs, nperseg=nperseg, noverlap=noverlap)
+        # bilinear interpolation = linear along frequency, then along time (float64, as interp2d's FITPACK)
+        along_f = _interpolate(power, *freq_weights, axis=1)
+        out[i : i + _MOREAU_BATCH] = _interpolate(along_f, *time_weights, axis=2)
+    np.log(out + np.float32(eps), dtype=np.float32, out=out)
+    return out
 
 
 @functools.cache
@@ -138,6 +240,30 @@ def _stft_setup(
     return sft, p0, p1, M
 
 
+def _prepare_signal(signal: np.ndarray, dtype: type) -> tuple[np.ndarray, bool]:
+    """``(n_segments, n_samples)`` array of ``dtype`` (and whether the input was 1-D); NaN samples are replaced by
+    the mean of the segment's valid samples (0 if none), infinite ones are an error."""
+    x = np.asarray(signal)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise TypeError(f"signal must be a real numeric array, got dtype {x.dtype}")
+    x = x.astype(dtype, copy=False)
+    single = x.ndim == 1
+    if single:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"signal must be (n_samples,) or (n_segments, n_samples), got shape {np.shape(signal)}")
+    if not np.isfinite(x).all():
+        if np.isinf(x).any():
+            raise ValueError("signal contains infinite values")
+        x = x.copy()
+        bad = np.isnan(x)
+        valid = np.where(bad, 0.0, x.astype(np.float64))
+        counts = (~bad).sum(axis=1, keepdims=True)
+        fill = valid.sum(axis=1, keepdims=True) / np.maximum(counts, 1)
+        x[bad] = np.broadcast_to(fill, x.shape)[bad]
+    return x, single
+
+
 def spectrogram(
     signal: np.ndarray,
     fs: float = SHL_FS,
@@ -146,32 +272,42 @@ def spectrogram(
     n_freq: int = 48,
     n_time: int = 48,
     eps: float = 1e-10,
+    method: str = "moreau",
 ) -> np.ndarray:
-    """Log-power spectrogram on a log-frequency axis.
+    """Log-power spectrogram on a log-frequency axis, ``(n_freq, n_time)`` per segment, float32, row 0 = lowest
+    frequency (:func:`spectrogram_axes` gives the frequency of each row and the time of each column).
 
-    signal: ``(n_samples,)`` or ``(n_segments, n_samples)``. STFT with ``scipy.signal.ShortTimeFFT`` (Hann
-    window of ``window_s`` seconds, hop ``hop_s``, mean removed per window, only windows fully inside the
-    signal); the power of the linear bins is pooled into ``n_freq`` log-spaced bands from ``1/window_s`` to
-    ``fs/2`` (:func:`log_frequency_axis`) and averaged over ``n_time`` equal groups of consecutive windows;
-    returns ``log(power + eps)`` as float32, ``(n_freq, n_time)`` or ``(n_segments, n_freq, n_time)``; row 0
-    is the lowest frequency. NaN samples are replaced by the segment's mean of the valid samples.
+    signal: ``(n_samples,)`` or ``(n_segments, n_samples)``; NaN samples are replaced by the segment's mean of
+    the valid samples; infinite values are an error. Returns ``(n_freq, n_time)`` or
+    ``(n_segments, n_freq, n_time)``.
+
+    ``method='moreau'`` (default): exactly the preprocessing of Moreau et al. (2021)'s code. The signal is cast
+    to float32; ``scipy.signal.spectrogram(x, fs, nperseg=window_s * fs, noverlap=(window_s - hop_s) * fs)``
+    with SciPy's defaults (Tukey 0.25 window, constant detrend, one-sided PSD density), computed in float32;
+    frequency axis ``log(f + f[1])`` and time axis (window centres) both rescaled linearly to
+    ``[0, n_freq]`` / ``[0, n_time]``; bilinear interpolation at the integer points ``0 .. n_freq - 1`` and
+    ``0 .. n_time - 1`` (what ``scipy.interpolate.interp2d(kind='linear')`` did on this rectilinear grid);
+    ``log(P + eps)`` in float32. On SHL 2018 segments (6,000 samples) this is the 48 x 48 input of the paper's
+    CNN (covering 0 to ~45 Hz and 2.5 to ~56.4 s; the top of both rescaled axes, 48, is never sampled).
+
+    ``method='log_bands'``: the earlier ccalens variant. STFT with ``scipy.signal.ShortTimeFFT`` (Hann window of
+    ``window_s`` seconds, hop ``hop_s``, mean removed per window, only windows fully inside the signal); the
+    power of the linear bins is averaged into ``n_freq`` log-spaced bands from ``1/window_s`` to ``fs/2``
+    (:func:`log_frequency_axis`) and over ``n_time`` equal groups of consecutive windows; ``log(power + eps)``.
     """
-    x = np.asarray(signal, dtype=np.float64)
-    single = x.ndim == 1
-    if single:
-        x = x[None, :]
-    if x.ndim != 2:
-        raise ValueError(f"signal must be (n_samples,) or (n_segments, n_samples), got shape {x.shape}")
+    if method not in SPECTROGRAM_METHODS:
+        raise ValueError(f"method must be one of {SPECTROGRAM_METHODS}, got {method!r}")
+    n_freq, n_time = int(n_freq), int(n_time)
     if n_freq < 2 or n_time < 1:
         raise ValueError(f"n_freq must be >= 2 and n_time >= 1, got {n_freq}, {n_time}")
-    if not np.isfinite(x).all():
-        if np.isinf(x).any():
-            raise ValueError("signal contains infinite values")
-        x = x.copy()
-        bad = np.isnan(x)
-        fill = np.nanmean(np.where(bad.all(axis=1, keepdims=True), 0.0, x), axis=1, keepdims=True)
-        x[bad] = np.broadcast_to(fill, x.shape)[bad]
-    sft, p0, p1, M = _stft_setup(float(fs), float(window_s), float(hop_s), x.shape[1], int(n_freq))
+    if not (eps > 0 and np.isfinite(eps)):
+        raise ValueError(f"eps must be a positive number, got {eps}")
+    if method == "moreau":
+        x, single = _prepare_signal(signal, np.float32)
+        out = _moreau_spectrogram(x, float(fs), float(window_s), float(hop_s), n_freq, n_time, float(eps))
+        return out[0] if single else out
+    x, single = _prepare_signal(signal, np.float64)
+    sft, p0, p1, M = _stft_setup(float(fs), float(window_s), float(hop_s), x.shape[1], n_freq)
     n_slices = p1 - p0
     if n_time > n_slices:
         raise ValueError(f"n_time={n_time} exceeds the number of STFT windows ({n_slices})")
@@ -182,6 +318,35 @@ def spectrogram(
     summed = np.add.reduceat(pooled, starts, axis=2)
     out = np.log(summed / np.array([len(g) for g in groups]) + eps).astype(np.float32)
     return out[0] if single else out
+
+
+def spectrogram_axes(
+    n_samples: int = SEGMENT_LENGTH,
+    fs: float = SHL_FS,
+    window_s: float = 5.0,
+    hop_s: float = 0.1,
+    n_freq: int = 48,
+    n_time: int = 48,
+    method: str = "moreau",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(f (n_freq,) in Hz, t (n_time,) in s)``: the frequency of each row and the time of each column of
+    :func:`spectrogram` for signals of ``n_samples`` samples (same parameters).
+
+    'moreau': the linear interpolation of the STFT's frequencies and window centres at the sampled points (as the
+    paper's code reports them); 'log_bands': the geometric band centres and the mean centre of each group of
+    windows."""
+    if method not in SPECTROGRAM_METHODS:
+        raise ValueError(f"method must be one of {SPECTROGRAM_METHODS}, got {method!r}")
+    if method == "moreau":
+        *_, f_out, t_out = _moreau_setup(float(fs), float(window_s), float(hop_s), int(n_samples), int(n_freq),
+                                         int(n_time))
+        return f_out.copy(), t_out.copy()
+    sft, p0, p1, _ = _stft_setup(float(fs), float(window_s), float(hop_s), int(n_samples), int(n_freq))
+    if int(n_time) > p1 - p0:
+        raise ValueError(f"n_time={n_time} exceeds the number of STFT windows ({p1 - p0})")
+    centres = sft.t(int(n_samples), p0, p1)
+    t_out = np.array([c.mean() for c in np.array_split(centres, int(n_time))])
+    return log_frequency_axis(int(n_freq), float(fs) / sft.m_num, float(fs) / 2), t_out
 
 
 def compute_spectrograms(
@@ -213,7 +378,8 @@ class SHLDataset:
 
     root: the folder holding ``train/`` (and ``test/``); cache_dir: where the ``.npy`` caches go (default
     ``<root>/<split>/.ccalens_cache``); n_val: validation size, the first segments in chronological order, an
-    int count (3,310 in the paper) or a fraction in (0, 1) for small folders.
+    int count (3,310 in the paper) or a fraction in (0, 1) for small folders; spectrogram_method: the
+    :func:`spectrogram` method of :meth:`spectrograms` and :meth:`arrays` ('moreau', the paper's, by default).
     Attributes: ``labels (n_segments,)`` int64 in 0..7, ``train_idx``, ``val_idx`` (line indices, each in
     chronological order), ``chronological_order`` (line indices sorted by time).
     """
@@ -225,6 +391,7 @@ class SHLDataset:
         cache_dir: str | os.PathLike | None = None,
         n_val: int | float = N_VAL_PAPER,
         progress: bool = False,
+        spectrogram_method: str = "moreau",
     ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -237,6 +404,9 @@ class SHLDataset:
             )
         if not (self.folder / "Label.txt").is_file():
             raise FileNotFoundError(f"{self.folder} has no Label.txt; is it an SHL 2018 folder?")
+        if spectrogram_method not in SPECTROGRAM_METHODS:
+            raise ValueError(f"spectrogram_method must be one of {SPECTROGRAM_METHODS}, got {spectrogram_method!r}")
+        self.spectrogram_method = spectrogram_method
         self.cache_dir = Path(cache_dir) / split if cache_dir is not None else self.folder / ".ccalens_cache"
         self.progress = progress
         self.labels = self._load_labels()
@@ -267,8 +437,11 @@ class SHLDataset:
     def class_names(self) -> tuple[str, ...]:
         return SHL_CLASSES
 
-    def _cache_path(self, name: str) -> Path:
-        return self.cache_dir / f"{name}.{_CACHE_VERSION}.npy"
+    def _cache_path(self, name: str, version: str = _CACHE_VERSION) -> Path:
+        return self.cache_dir / f"{name}.{version}.npy"
+
+    def _channel_cache_path(self, name: str) -> Path:
+        return self._cache_path(name, _NORM_CACHE_VERSION if _DERIVED.match(name) else _CACHE_VERSION)
 
     def _fresh(self, cache: Path, sources: Sequence[Path]) -> bool:
         if not cache.is_file():
@@ -281,12 +454,8 @@ class SHLDataset:
         cache = self._cache_path("Label_middle")
         if not self._fresh(cache, [src]):
             n = _count_lines(src)
-
-            def fill(out: np.ndarray) -> None:
-                for i, row in enumerate(_iter_rows(src, np.float64)):
-                    out[i] = int(row[SEGMENT_LENGTH // 2])
-
-            _atomic_npy(cache, (n,), np.int64, fill)
+            middles = (np.array([int(row[SEGMENT_LENGTH // 2])]) for row in _iter_rows(src, np.float64))
+            _write_npy(cache, (n,), np.int64, middles)
         raw = np.load(cache)
         if raw.size == 0:
             raise ValueError(f"{src} is empty")
@@ -334,16 +503,16 @@ class SHLDataset:
                 self._build_raw(src, cache)
         elif (m := _DERIVED.match(name)) is not None:
             parts = [self.channel(f"{m.group(1)}_{a}") for a in "xyz"]
-            cache = self._cache_path(name)
+            cache = self._cache_path(name, _NORM_CACHE_VERSION)
             if not self._fresh(cache, [self._cache_path(f"{m.group(1)}_{a}") for a in "xyz"]):
-
-                def fill(out: np.ndarray) -> None:
-                    for i in range(0, self.n_segments, 512):
-                        sl = slice(i, i + 512)
-                        sq = sum(np.square(p[sl], dtype=np.float64) for p in parts)
-                        out[sl] = np.sqrt(sq)
-
-                _atomic_npy(cache, (self.n_segments, SEGMENT_LENGTH), np.float32, fill)
+                # float32 arithmetic in the paper's order, sqrt(x**2 + y**2 + z**2): a float64 norm moves the
+                # log-spectrogram of a still segment by up to 0.02
+                x, y, z = parts
+                norms = (
+                    np.sqrt(x[i : i + 512] ** 2 + y[i : i + 512] ** 2 + z[i : i + 512] ** 2)
+                    for i in range(0, self.n_segments, 512)
+                )
+                _write_npy(cache, (self.n_segments, SEGMENT_LENGTH), np.float32, norms)
         else:
             raise ValueError(
                 f"channel name must be one of {', '.join(RAW_CHANNELS)} or <sensor>_norm for sensor in "
@@ -362,27 +531,33 @@ class SHLDataset:
             raise ValueError(f"{src} has {n} lines but Label.txt has {self.n_segments}")
         from tqdm.auto import tqdm
 
-        def fill(out: np.ndarray) -> None:
-            rows = tqdm(_iter_rows(src), total=n, disable=not self.progress, desc=src.name, leave=False)
-            for i, row in enumerate(rows):
-                out[i] = row
+        rows = tqdm(_iter_rows(src), total=n, disable=not self.progress, desc=src.name, leave=False)
+        _write_npy(cache, (n, SEGMENT_LENGTH), np.float32, (row[None, :] for row in rows))
 
-        _atomic_npy(cache, (n, SEGMENT_LENGTH), np.float32, fill)
-
-    def spectrograms(self, name: str, chunk_size: int = 256, **kwargs: Any) -> np.ndarray:
-        """``(n_segments, 48, 48)`` float32 log-power spectrograms of a channel (see :func:`spectrogram`),
-        cached (default parameters only) next to the signals; a read-only memory map when cached."""
+    def spectrograms(
+        self, name: str, chunk_size: int = 256, method: str | None = None, **kwargs: Any
+    ) -> np.ndarray:
+        """``(n_segments, 48, 48)`` float32 log-power spectrograms of a channel (see :func:`spectrogram`; method
+        defaults to the dataset's ``spectrogram_method``), cached next to the signals for the default
+        parameters of each method (then a read-only memory map); other parameters are computed, not cached."""
+        method = self.spectrogram_method if method is None else method
+        if method not in SPECTROGRAM_METHODS:
+            raise ValueError(f"method must be one of {SPECTROGRAM_METHODS}, got {method!r}")
         signals = self.channel(name)
         if kwargs:
-            return compute_spectrograms(signals, chunk_size=chunk_size, progress=self.progress, **kwargs)
-        cache = self._cache_path(f"{name}_spectrogram48")
-        if not self._fresh(cache, [self._cache_path(name)]):
-            spec = compute_spectrograms(signals, chunk_size=chunk_size, progress=self.progress)
+            return compute_spectrograms(
+                signals, chunk_size=chunk_size, progress=self.progress, method=method, **kwargs
+            )
+        cache = self._cache_path(f"{name}_spectrogram_{method}")
+        if not self._fresh(cache, [self._channel_cache_path(name)]):
+            if chunk_size < 1:
+                raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+            from tqdm.auto import tqdm
 
-            def fill(out: np.ndarray) -> None:
-                out[:] = spec
-
-            _atomic_npy(cache, spec.shape, np.float32, fill)
+            starts = tqdm(range(0, self.n_segments, chunk_size), disable=not self.progress, desc="spectrograms",
+                          leave=False)
+            blocks = (spectrogram(np.asarray(signals[i : i + chunk_size]), method=method) for i in starts)
+            _write_npy(cache, (self.n_segments, 48, 48), np.float32, blocks)
         return np.load(cache, mmap_mode="r")
 
     def arrays(self, channels: Sequence[str], part: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -393,5 +568,5 @@ class SHLDataset:
         idx = {"train": self.train_idx, "val": self.val_idx, "all": np.arange(self.n_segments)}.get(part)
         if idx is None:
             raise ValueError(f"part must be 'train', 'val' or 'all', got {part!r}")
-        X = np.stack([np.asarray(self.spectrograms(c))[idx] for c in channels], axis=1)
+        X = np.stack([np.asarray(self.spectrograms(c)[idx]) for c in channels], axis=1)
         return X, self.labels[idx]

@@ -21,14 +21,17 @@ class the first 0-15 s of a segment carry the previous class's label, so only th
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
 from ccalens.data._shl_format import RAW_CHANNELS, SEGMENT_LENGTH, SHL_CLASSES, SHL_FS
+from ccalens.io import atomic_write, atomic_write_text
 
 __all__ = ["simulate_segment", "write_synthetic_shl"]
 
@@ -168,8 +171,27 @@ def simulate_segment(
     return out, float(freq)
 
 
-def _write_row(f: IO[str], row: np.ndarray, fmt: str) -> None:
+def _write_row(f: IO[bytes], row: np.ndarray, fmt: str) -> None:
     np.savetxt(f, row[None, :], fmt=fmt, delimiter=" ")
+
+
+def _atomic_files(paths: Sequence[Path], body: Callable[[list[IO[bytes]]], None]) -> None:
+    """Write several files together: ``body`` gets one open binary handle per path (in order); each file is
+    written atomically (:func:`ccalens.io.atomic_write`) and none is renamed into place unless ``body`` succeeds."""
+    handles: list[IO[bytes]] = []
+
+    def nest(i: int) -> None:
+        if i == len(paths):
+            body(handles)
+            return
+
+        def write(f: IO[bytes]) -> None:
+            handles.append(f)
+            nest(i + 1)
+
+        atomic_write(paths[i], write)
+
+    nest(0)
 
 
 def write_synthetic_shl(
@@ -182,7 +204,8 @@ def write_synthetic_shl(
 
     n_segments_per_class: segments of each of the 8 classes per split (each line = 60 s at 100 Hz, so every
     file has ``8 * n_segments_per_class`` lines of 6,000 values). Files are written one line at a time (memory
-    stays bounded) to temporary names and renamed when complete. Deterministic given ``seed``.
+    stays bounded) to temporary files renamed into place when all are complete (:func:`ccalens.io.atomic_write`).
+    Deterministic given ``seed``.
     """
     if int(n_segments_per_class) < 1:
         raise ValueError(f"n_segments_per_class must be >= 1, got {n_segments_per_class}")
@@ -213,10 +236,10 @@ def _write_split(out: Path, split: str, per_class: int, rng: np.random.Generator
     position_of_line = np.empty(n, dtype=np.int64)
     position_of_line[line_of_position] = np.arange(n)
     files = [*RAW_CHANNELS, "Label"]
-    tmp = {c: out / f".{c}.txt.tmp" for c in files}
-    handles = {c: open(tmp[c], "w", encoding="ascii") for c in files}
     info = []
-    try:
+
+    def write_all(handles: list[IO[bytes]]) -> None:
+        f = dict(zip(files, handles, strict=True))
         for line in range(n):
             p = position_of_line[line]
             cls = int(chrono[p])
@@ -225,8 +248,8 @@ def _write_split(out: Path, split: str, per_class: int, rng: np.random.Generator
             if p > 0 and chrono[p - 1] != cls:
                 labels[: int(rng.integers(0, 1500))] = int(chrono[p - 1]) + 1
             for c in RAW_CHANNELS:
-                _write_row(handles[c], signals[c], "%.6g")
-            _write_row(handles["Label"], labels, "%d")
+                _write_row(f[c], signals[c], "%.6g")
+            _write_row(f["Label"], labels, "%d")
             info.append(
                 {
                     "line": line,
@@ -236,20 +259,11 @@ def _write_split(out: Path, split: str, per_class: int, rng: np.random.Generator
                     "characteristic_hz": freq,
                 }
             )
-        for h in handles.values():
-            h.close()
-        for c in files:
-            os.replace(tmp[c], out / f"{c}.txt")
-    except BaseException:
-        for h in handles.values():
-            h.close()
-        for p_ in tmp.values():
-            if p_.exists():
-                p_.unlink()
-        raise
-    order_tmp = out / f".{split}_order.txt.tmp"
-    np.savetxt(order_tmp, position_of_line + 1, fmt="%d")
-    os.replace(order_tmp, out / f"{split}_order.txt")
+
+    _atomic_files([out / f"{c}.txt" for c in files], write_all)
+    order = io.StringIO()
+    np.savetxt(order, position_of_line + 1, fmt="%d")
+    atomic_write_text(out / f"{split}_order.txt", order.getvalue())
     meta = {
         "synthetic": True,
         "generator": "ccalens.data.shl_synthetic.write_synthetic_shl",
@@ -259,6 +273,4 @@ def _write_split(out: Path, split: str, per_class: int, rng: np.random.Generator
         "lines": info,
         "note": "SYNTHETIC signals simulated from simple physics; not SHL recordings.",
     }
-    meta_tmp = out / ".synthetic_info.json.tmp"
-    meta_tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(meta_tmp, out / "synthetic_info.json")
+    atomic_write_text(out / "synthetic_info.json", json.dumps(meta, indent=1))

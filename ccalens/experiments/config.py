@@ -61,10 +61,28 @@ def _type_name(hint: Any) -> str:
         return f"a list of {_PLURAL[args[0]]}" if args[0] in _PLURAL else "a list of pairs of strings"
     if origin is dict:
         return "a table of strings"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[hint]
+    return {int: "a number (an integer)", float: "a number", bool: "a boolean", str: "a string"}[hint]
 
 
 _PLURAL = {int: "integers", float: "numbers", str: "strings"}
+
+
+def _got(value: Any) -> str:
+    """``"the number 5"``, ``"the string 'many'"``, ``"the list [0, 1.5]"``: what a TOML value was."""
+    if isinstance(value, bool):
+        kind = "boolean"
+    elif isinstance(value, int | float):
+        kind = "number"
+    elif isinstance(value, str):
+        kind = "string"
+    elif isinstance(value, Mapping):
+        kind = "table"
+    elif isinstance(value, list | tuple):
+        kind = "list"
+    else:
+        kind = "date/time"
+    text = repr(value)
+    return f"the {kind} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
@@ -114,7 +132,7 @@ def _table(raw: Mapping[str, Any], name: str) -> dict[str, Any] | None:
         return None
     value = raw[name]
     if not isinstance(value, Mapping):
-        raise ValueError(f"[{name}] must be a table, got {value!r}")
+        raise ValueError(f"{name} must be a table ([{name}]), got {_got(value)}")
     return dict(value)
 
 
@@ -131,7 +149,7 @@ def _read(cls: type, table: str, values: Mapping[str, Any], *, skip: tuple[str, 
             raise ValueError(f"[{table}] unknown key {key!r}; expected one of {allowed}")
         ok, got = _coerce(hints[key], value)
         if not ok:
-            raise ValueError(f"[{table}] {key} must be {_type_name(hints[key])}, got {value!r}")
+            raise ValueError(f"[{table}] {key} must be {_type_name(hints[key])}, got {_got(value)}")
         kwargs[key] = got
     try:
         return cls(**kwargs, **(extra or {}))
@@ -235,7 +253,7 @@ def _parse_training(table: dict[str, Any] | None) -> TrainingConfig:
     raw_seeds = table.pop("seeds", [0, 1])
     ok, seeds = _coerce(tuple[int, ...], raw_seeds)
     if not ok:
-        raise ValueError(f"[training] seeds must be a list of integers, got {raw_seeds!r}")
+        raise ValueError(f"[training] seeds must be a list of integers, got {_got(raw_seeds)}")
     tc_type = _train_config_type()
     base = getattr(tc_type, preset)().to_dict()
     checked = _read(tc_type, "training", table, skip=_TRAINING_RUN_FIELDS)  # types and ranges of the overrides
@@ -250,7 +268,7 @@ def _parse_projection(name: str, table: dict[str, Any], training: TrainingConfig
     ``[name.retrain_hparams]`` on top."""
     hparams = table.pop("retrain_hparams", {})
     if not isinstance(hparams, Mapping):
-        raise ValueError(f"[{name}.retrain_hparams] must be a table, got {hparams!r}")
+        raise ValueError(f"[{name}.retrain_hparams] must be a table, got {_got(hparams)}")
     checked = _read(RetrainConfig, f"{name}.retrain_hparams", hparams)
     overrides = {k: getattr(checked, k) for k in hparams}
     retrain = _read(RetrainConfig, f"{name}.retrain_hparams", {},
@@ -273,7 +291,7 @@ def _parse_fusion(table: dict[str, Any]) -> FusionStageConfig:
     if raw_pairs is not None:
         ok, pairs = _coerce(tuple[tuple[str, ...], ...], raw_pairs)
         if not ok or any(len(p) != 2 for p in pairs):
-            raise ValueError(f"[fusion] pairs must be a list of pairs of sensor names, got {raw_pairs!r}")
+            raise ValueError(f"[fusion] pairs must be a list of pairs of sensor names, got {_got(raw_pairs)}")
     return FusionStageConfig(settings=_read(FusionConfig, "fusion", table), pairs=pairs)
 
 
@@ -417,7 +435,7 @@ def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
         if key in raw:
             ok, top[key] = _coerce(kind, raw[key])
             if not ok:
-                raise ValueError(f"{key} must be {_type_name(kind)}, got {raw[key]!r}")
+                raise ValueError(f"{key} must be {_type_name(kind)}, got {_got(raw[key])}")
     if top.get("threads", 1) < 0:
         raise ValueError(f"threads must be >= 0 (0 = the libraries' defaults), got {top['threads']}")
     tables = {name: _table(raw, name) for name in _TABLES}

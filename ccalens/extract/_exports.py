@@ -1,4 +1,5 @@
-"""Public names of the torch module (``hooks``) and the dask module (``distributed``).
+"""Public names of the torch module (``hooks``), the model comparison (``compare``) and the dask module
+(``distributed``).
 
 Listed here, without importing torch or dask, so that ``ccalens.extract`` can offer them lazily; the
 modules themselves take their ``__all__`` from here.
@@ -7,6 +8,7 @@ modules themselves take their ``__all__`` from here.
 HOOKS = (
     "ActivationBatch",
     "Activations",
+    "LayerCapture",
     "LayerNotFoundError",
     "LayerSummary",
     "StoredActivations",
@@ -16,4 +18,5 @@ HOOKS = (
     "list_layers",
     "model_fingerprint",
 )
+COMPARE = ("CrossSimilarity", "compare_models")
 DASK = ("DaskWorkersLostError", "stats_with_dask", "store_to_dask_array")

@@ -35,18 +35,9 @@ import numpy as np
 from ccalens.core.stats import SufficientStats
 
 from ._exports import DASK
-from .store import (
-    ActivationStore,
-    Key,
-    Verify,
-    _apply_transform,
-    _check_aligned,
-    _LayerReader,
-    _normalise_keys,
-    _transforms,
-    chunk_bounds,
-    stats_chunk_rows,
-)
+from .aligned import AlignedPlan, Key, normalise_transforms, plan_aligned
+from .catalogue import ActivationStore
+from .reader import Verify
 
 __all__ = [*DASK, "DEFAULT_TIMEOUT"]
 
@@ -66,10 +57,8 @@ def _require_dask() -> Any:
     return dask
 
 
-def _load_rows(
-    store: ActivationStore, model: str, layer: str, start: int, stop: int, verify: Verify
-) -> np.ndarray:
-    reader = _LayerReader(store, model, layer, verify=verify, allow_incomplete=False)
+def _load_rows(store: ActivationStore, model: str, layer: str, start: int, stop: int, verify: Verify) -> np.ndarray:
+    reader = store.reader(model, layer, verify=verify)
     try:
         return reader.read(start, stop)
     finally:
@@ -86,8 +75,8 @@ def store_to_dask_array(
     dask = _require_dask()
     import dask.array as da
 
-    v = store._resolve_verify(verify)
-    reader = _LayerReader(store, model, layer, verify=v, allow_incomplete=False)
+    v = store.resolve_verify(verify)
+    reader = store.reader(model, layer, verify=v)
     bounds = reader.starts
     if reader.n == 0:
         return da.zeros((0, *reader.sample_shape), dtype=reader.dtype)
@@ -102,20 +91,9 @@ def store_to_dask_array(
     return da.concatenate(parts, axis=0)
 
 
-def _chunk_stats(
-    store: ActivationStore,
-    keys: Sequence[Key],
-    start: int,
-    stop: int,
-    verify: Verify,
-    transforms: Sequence[Any],
-) -> SufficientStats:
-    """Map step: statistics of rows ``start:stop`` of every key (run inside a Dask task)."""
-    blocks = []
-    for key, transform in zip(keys, transforms, strict=True):
-        rows = _load_rows(store, key[0], key[1], start, stop, verify)
-        blocks.append(_apply_transform(rows, key, transform))
-    return SufficientStats.from_arrays(*blocks, names=tuple(f"{m}/{lay}" for m, lay in keys))
+def _chunk_stats(plan: AlignedPlan, start: int, stop: int, transforms: Sequence[Any]) -> SufficientStats:
+    """Map step: statistics of rows ``start:stop`` of every layer of the plan (run inside a Dask task)."""
+    return plan.chunk_stats(start, stop, transforms)
 
 
 def _merge_all(*parts: SufficientStats) -> SufficientStats:
@@ -169,22 +147,17 @@ def stats_with_dask(
         or timeout <= 0
     ):
         raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    keys = _normalise_keys(keys)
-    v = store._resolve_verify(verify)
-    transforms = _transforms(transform, len(keys))
-    readers = [_LayerReader(store, m, lay, verify=v, allow_incomplete=False) for m, lay in keys]
-    _check_aligned(store, keys, readers)
-    n = readers[0].n
+    plan = plan_aligned(store, keys, batch_size, verify=verify, for_stats=True)
+    transforms = normalise_transforms(transform, len(plan.keys))
+    keys, n = plan.keys, plan.n_samples
     if n == 0:
         raise ValueError(f"no samples stored for {keys}")
-    bounds = chunk_bounds([r.starts for r in readers], n, batch_size, max_rows=stats_chunk_rows(readers))
-    for r in readers:
-        r.close()
+    bounds = plan.bounds
 
     chunk_task = dask.delayed(_chunk_stats, pure=True)
     merge_task = dask.delayed(_merge_all, pure=True)
     level = [
-        chunk_task(store, keys, int(lo), int(hi), v, transforms) for lo, hi in itertools.pairwise(bounds)
+        chunk_task(plan, lo, hi, transforms) for lo, hi in plan.chunks
     ]
     while len(level) > 1:
         level = [merge_task(*level[i : i + split_every]) for i in range(0, len(level), split_every)]

@@ -117,10 +117,11 @@ class ViewMLP(nn.Module):
 
 
 class SHLCNN(nn.Module):
-    """CNN of Moreau et al. (2021) for 48 x 48 spectrograms of the SHL data.
+    """CNN of Moreau et al. (2021) for 48 x 48 spectrograms of the SHL data, as their code builds it.
 
-    Three blocks conv 3x3 (16, 32, 64 channels, 'same' padding) -> ReLU -> 2x2 max-pool, dropout 0.25,
-    FC 128 -> ReLU (the features), dropout 0.5, FC ``n_classes``.
+    Three blocks conv 3x3 (16, 32, 64 channels; padding 1, 1 and 0) -> ReLU -> 2x2 max-pool: 48 -> 24 -> 12
+    -> 10 -> 5; flatten (64 x 5 x 5 = 1,600), dropout 0.25, FC 128 -> ReLU (the features), dropout 0.5,
+    FC ``n_classes``. 229,256 parameters for one input channel and 8 classes.
     x: ``(batch, in_channels, input_size, input_size)``; ``features(x)``: ``(batch, 128)``.
     """
 
@@ -130,18 +131,20 @@ class SHLCNN(nn.Module):
             raise ValueError(f"n_classes must be >= 2, got {n_classes}")
         if int(in_channels) < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-        if int(input_size) < 8:
-            raise ValueError(f"input_size must be >= 8 (three 2x2 poolings), got {input_size}")
+        if int(input_size) < 16:
+            raise ValueError(
+                f"input_size must be >= 16 (two 2x2 poolings, an unpadded 3x3 convolution, a pooling), got {input_size}"
+            )
         self.n_classes = int(n_classes)
         self.in_channels = int(in_channels)
         self.input_size = int(input_size)
         blocks = []
         c_in = self.in_channels
-        for c_out in (16, 32, 64):
-            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)))
+        for c_out, padding in ((16, 1), (32, 1), (64, 0)):
+            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=padding), nn.ReLU(), nn.MaxPool2d(2)))
             c_in = c_out
         self.block1, self.block2, self.block3 = blocks
-        side = self.input_size // 8
+        side = (self.input_size // 4 - 2) // 2
         self.conv_dropout = nn.Dropout(0.25)
         self.fc = nn.Linear(64 * side * side, 128)
         self.fc_relu = nn.ReLU()
@@ -171,6 +174,8 @@ class _BasicBlock(nn.Module):
 
     Option 'A': parameter-free shortcut (stride-2 subsampling, zero-padded extra channels).
     Option 'B': 1x1 conv + BN projection where the shape changes, identity elsewhere.
+    'conv3x3': 3x3 conv (padding 1, no bias) + BN projection where the shape changes, identity elsewhere (the
+    network Moreau et al. 2021 trained).
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int, shortcut: str) -> None:
@@ -184,9 +189,11 @@ class _BasicBlock(nn.Module):
         self.pad_channels = c_out - c_in
         self.mode = shortcut
         self.projection: nn.Module | None = None
-        if shortcut == "B" and (stride != 1 or c_in != c_out):
+        if shortcut in ("B", "conv3x3") and (stride != 1 or c_in != c_out):
+            kernel = 1 if shortcut == "B" else 3
             self.projection = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+                nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+                nn.BatchNorm2d(c_out),
             )
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
@@ -210,7 +217,14 @@ class CifarResNet(nn.Module):
     conv 3x3 16 -> BN -> ReLU, three stages of n basic blocks with 16, 32, 64 channels (stride 2 at the start
     of stages 2 and 3), global average pooling (the 64-d features), linear classifier.
     Give ``depth`` (20, 32, 44, 56, 110, ...) or ``n`` (depth = 6n + 2). ``shortcut``: 'A' (identity with zero
-    padding, parameter-free; the paper's CIFAR choice) or 'B' (projection where the shape changes).
+    padding, parameter-free; the paper's CIFAR choice), 'B' (1x1 conv + BN projection where the shape changes)
+    or 'conv3x3' (3x3 conv + BN projection there).
+
+    The network Moreau et al. (2021) actually trained (their code, after the pytorch-tutorial ResNet):
+    ``CifarResNet(depth=38, shortcut="conv3x3")``, three stages of 6 blocks, 584,602 parameters (0.585M): the
+    option-A ResNet-38's 561,370 plus two projections, 16 x 32 x 9 + 2 x 32 and 32 x 64 x 9 + 2 x 64
+    (convolution weights, BN scale and shift) = 23,232. Their code keeps PyTorch's default initialisation;
+    this class uses He initialisation (fan-out) for every variant.
     x: ``(batch, 3, 32, 32)``; ``features(x)``: ``(batch, 64)``.
     """
 
@@ -227,8 +241,8 @@ class CifarResNet(nn.Module):
             depth = 6 * n + 2
         if depth is None or (int(depth) - 2) % 6 != 0 or int(depth) < 8:
             raise ValueError(f"depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...), got {depth}")
-        if shortcut not in ("A", "B"):
-            raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
+        if shortcut not in ("A", "B", "conv3x3"):
+            raise ValueError(f"shortcut must be 'A', 'B' or 'conv3x3', got {shortcut!r}")
         if int(n_classes) < 2:
             raise ValueError(f"n_classes must be >= 2, got {n_classes}")
         self.depth = int(depth)

@@ -366,3 +366,74 @@ def plot_abc(abc: Mapping[str, Any], stem: str | Path) -> dict[str, Path]:
                      fontsize=9)
         fig.tight_layout()
         return save_figure(fig, stem)
+
+
+def plot_similarity_matrix(
+    matrix_or_scores: Any,
+    stem: str | Path,
+    *,
+    row_names: Sequence[str] | None = None,
+    col_names: Sequence[str] | None = None,
+    title: str | None = None,
+    annotate: bool = True,
+    row_label: str = "",
+    col_label: str = "",
+) -> dict[str, Path]:
+    """Annotated heat map of a similarity matrix ``(L_a, L_b)``, saved as ``stem.png`` and ``stem.svg``.
+
+    ``matrix_or_scores``: an array of scores, or an object with ``.scores`` (a ``SimilarityMatrix``, whose
+    ``.names`` label both axes, or a ``CrossSimilarity``, whose ``.row_names`` / ``.col_names`` do); explicit
+    ``row_names`` / ``col_names`` win. Scores are drawn on a fixed 0..1 scale; NaN cells are grey with a dash. Cell
+    size and fonts shrink with the matrix so that 50 x 50 stays readable; values are written up to 60 x 60.
+    """
+    scores = np.asarray(getattr(matrix_or_scores, "scores", matrix_or_scores), dtype=np.float64)
+    if scores.ndim != 2 or 0 in scores.shape:
+        raise ValueError(f"matrix_or_scores must be a non-empty 2-D matrix of scores, got shape {scores.shape}")
+    names = getattr(matrix_or_scores, "names", None)
+    if row_names is None:
+        row_names = getattr(matrix_or_scores, "row_names", None) or names
+    if col_names is None:
+        col_names = getattr(matrix_or_scores, "col_names", None) or names
+    if row_names is None or col_names is None:
+        raise ValueError("row_names and col_names are required with a plain array of scores")
+    rows, cols = [str(n) for n in row_names], [str(n) for n in col_names]
+    if scores.shape != (len(rows), len(cols)):
+        raise ValueError(f"scores have shape {scores.shape} but row_names/col_names give ({len(rows)}, {len(cols)})")
+    if title is None:
+        title = str(getattr(matrix_or_scores, "measure", ""))
+    n = max(scores.shape)
+    cell = 0.55 if n <= 10 else 0.4 if n <= 25 else 0.3
+    value_size = 8.0 if n <= 10 else 6.0 if n <= 25 else 4.0
+    tick_size = 8.0 if n <= 25 else 5.5
+    longest = max(len(s) for s in rows + cols)
+    margin = min(0.07 * longest * tick_size / 8.0, 3.0)
+    width = cell * scores.shape[1] + margin + 1.6
+    height = cell * scores.shape[0] + margin + 1.0
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#d0d0d0")
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(width, height))
+        im = ax.imshow(np.ma.masked_invalid(scores), cmap=cmap, vmin=0.0, vmax=1.0, aspect="equal")
+        ax.set_xticks(range(len(cols)))
+        ax.set_xticklabels(cols, rotation=90 if len(cols) > 10 or longest > 6 else 0, fontsize=tick_size)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels(rows, fontsize=tick_size)
+        ax.set_xlabel(col_label)
+        ax.set_ylabel(row_label)
+        ax.set_title(title)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(True)
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cb.set_label("similarity")
+        if annotate and n <= 60:
+            for (i, j), v in np.ndenumerate(scores):
+                if np.isfinite(v):
+                    r, g, b, _ = cmap(float(np.clip(v, 0.0, 1.0)))
+                    colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=value_size, color=colour)
+                else:
+                    ax.text(j, i, "-", ha="center", va="center", fontsize=value_size, color="black")
+        fig.tight_layout()
+        return save_figure(fig, stem)
+
+
+__all__ += ["plot_similarity_matrix"]

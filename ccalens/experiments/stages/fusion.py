@@ -37,6 +37,8 @@ def fusion_stage(ctx: RunContext) -> dict[str, Any]:
     assert fcfg is not None
     nets, out, metric = ctx.nets, ctx.out, ctx.metric
     sensors = nets.sensors
+    if len(sensors) < 2:
+        raise ValueError(f"[fusion] needs at least two sensors, the data has {sensors}")
     s0 = nets.seeds[0]
     pairs = list(fcfg.pairs) if fcfg.pairs else list(itertools.combinations(sensors, 2))
     named = {s: nets.features[(s, s0)] for s in sensors}

@@ -48,8 +48,6 @@ def _check_stages(config: ExperimentConfig, sensors: list[str]) -> None:
         if stage is not None:
             stage_sensor(table, stage.sensor, sensors)
     if config.fusion is not None:
-        if len(sensors) < 2:
-            raise ValueError(f"[fusion] needs at least two sensors, the data has {sensors}")
         for pair in config.fusion.pairs or ():
             if not all(s in sensors for s in pair):
                 raise ValueError(f"[fusion] pairs must list pairs of the data's sensors {sensors}, got {list(pair)!r}")

@@ -11,14 +11,16 @@ from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
-from ccalens.report.html import format_number, words
+from ccalens.report.html import format_number, format_percent, words
 
 __all__ = ["sanity_conclusion", "sanity_stage"]
 
 
-def sanity_conclusion(inv: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+def sanity_conclusion(inv: dict[str, Any], rows: list[dict[str, Any]], kept: dict[str, Any] | None = None,
+                      threshold: float | None = None) -> str:
     """The finding, from the numbers: CCA's score without noise under every transform against the neuron-wise
-    correlation's, and the A/B/C scores of plain CCA and SVCCA."""
+    correlation's, and the A/B/C scores of plain CCA and SVCCA (with ``kept``, the directions the SVD keeps of
+    each of A, B, C)."""
     cca, neuron = np.asarray(inv["cca"], dtype=float), np.asarray(inv["neuronwise"], dtype=float)
     j = int(np.argmin(np.abs(np.asarray(inv["noise_levels"], dtype=float))))
     moved = [i for i, t in enumerate(inv["transforms"]) if t != "identity"] or list(range(len(inv["transforms"])))
@@ -31,7 +33,12 @@ def sanity_conclusion(inv: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         ab, ac = rows
         text += (f" A/B/C example: plain CCA scores {ab['pair']} at {format_number(ab['plain CCA (mean rho)'])} "
                  f"and {ac['pair']} at {format_number(ac['plain CCA (mean rho)'])}; SVCCA at "
-                 f"{format_number(ab['SVCCA (mean rho)'])} and {format_number(ac['SVCCA (mean rho)'])}.")
+                 f"{format_number(ab['SVCCA (mean rho)'])} and {format_number(ac['SVCCA (mean rho)'])}")
+        kept = {name: k.get("singular_values") for name, k in (kept or {}).items() if isinstance(k, dict)}
+        if kept.get("B") is not None and kept.get("C") is not None and threshold is not None:
+            text += (f"; the SVD keeps {kept['B']} directions of B and {kept['C']} of C "
+                     f"({format_percent(threshold, 0)} of the sum of singular values)")
+        text += "."
     return text
 
 
@@ -52,7 +59,7 @@ def sanity_stage(ctx: RunContext) -> dict[str, Any]:
     rows = [{"pair": f"A vs {p[1]}", "plain CCA (mean rho)": abc[p]["cca"], "SVCCA (mean rho)": abc[p]["svcca"]}
             for p in ("AB", "AC")]
     write_csv(out_path(folder, "abc.csv"), rows)
-    sec.conclusion = sanity_conclusion(inv, rows)
+    sec.conclusion = sanity_conclusion(inv, rows, abc.get("kept"), abc.get("threshold"))
     sec.add_figure(plots.plot_invariance(inv, out_path(folder, "invariance")), out,
                    "CCA is unchanged by permuting, rotating or scaling neurons; a neuron-wise correlation is not")
     sec.add_figure(plots.plot_abc(abc, out_path(folder, "abc")), out,

@@ -1,0 +1,76 @@
+"""The low-level building blocks of the engine, in one namespace.
+
+Whitenings of one covariance (:func:`whiten`, :class:`Whitening`, :class:`CholeskyWhitening`,
+:func:`principal_whitening`), CCA from whitenings, covariances or statistics (:func:`cca_from_whitenings`,
+:func:`cca_from_covariances`, :func:`cca_from_stats`) and by QR (:func:`cca_qr`), and the canonical
+correlations of a pair of whitenings (:func:`canonical_correlations`). The measures
+(:mod:`ccalens.core.measures`) are built on these; most users never need them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cca import CCAResult, cca_from_covariances, cca_from_stats, cca_from_whitenings, cca_qr
+from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
+
+__all__ = [
+    "DEFAULT_TOL",
+    "CCAResult",
+    "CholeskyWhitening",
+    "Whitening",
+    "canonical_correlations",
+    "cca_from_covariances",
+    "cca_from_stats",
+    "cca_from_whitenings",
+    "cca_qr",
+    "principal_whitening",
+    "whiten",
+]
+
+
+def principal_whitening(covariance: np.ndarray, *, tol: float = DEFAULT_TOL, name: str = "X") -> Whitening:
+    """Eigendecomposition whitening of ``covariance: (d, d)`` that also knows its whole spectrum.
+
+    Like ``whiten(covariance, tol=tol, method="eigh")`` (directions below ``tol`` times the largest eigenvalue
+    dropped), with :attr:`Whitening.total_deviation` set: the sum of ``sqrt(eigenvalue)`` over every direction
+    above the float noise floor ``d * eps * largest`` (below it, eigenvalues are rounding noise of exact zeros),
+    kept or not. SVCCA's singular-value rule (:meth:`Whitening.top`) needs that total.
+    """
+    every = whiten(covariance, tol=0.0, name=name, method="eigh")
+    assert isinstance(every, Whitening)
+    values = every.eigenvalues
+    largest = float(values[0])
+    floor = values.shape[0] * np.finfo(np.float64).eps * largest
+    total_deviation = float(np.sqrt(values[values > floor]).sum())
+    keep = int(np.count_nonzero(values > tol * largest))
+    return Whitening(
+        eigenvalues=np.ascontiguousarray(values[:keep]),
+        eigenvectors=np.ascontiguousarray(every.eigenvectors[:, :keep]),
+        n_features=every.n_features,
+        total_variance=every.total_variance,
+        total_deviation=total_deviation,
+    )
+
+
+def canonical_correlations(
+    wx: Whitening | CholeskyWhitening, wy: Whitening | CholeskyWhitening, cross: np.ndarray, *, vectors: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Canonical correlations of two whitened sides given ``cross: (p, q)``, the cross-covariance.
+
+    Returns ``rho: (k,)`` descending (``k = min(rank_x, rank_y)``), the left singular vectors ``U: (rank_x,
+    rank_x)`` of ``M = Wx' cross Wy`` (all of them, descending, if ``vectors``; else None), and the eigenvalues
+    ``(rank_x,)`` of ``M M'`` when ``vectors`` (the squared correlations of every X direction, zeros included;
+    else an empty array). Uses the eigendecomposition of the smaller Gram matrix of M (about 3x faster than an
+    SVD; rho near 0 are then accurate to ~1e-8 absolute, immaterial for the summaries; :class:`CCA` uses an SVD).
+    """
+    M = wy.whiten_columns(wx.whiten_rows(cross))  # Wx' C Wy
+    k = min(M.shape)
+    if vectors:
+        # every left vector (the X side's whole canonical basis), from X's Gram M M'
+        vals, vecs = np.linalg.eigh(M @ M.conj().T)
+        vals = np.clip(vals[::-1].real, 0.0, 1.0)
+        return np.sqrt(vals[:k]), vecs[:, ::-1], vals
+    gram = M @ M.conj().T if M.shape[0] <= M.shape[1] else M.conj().T @ M  # syrk
+    vals = np.linalg.eigvalsh(gram)
+    return np.sqrt(np.clip(vals[::-1], 0.0, 1.0)), None, np.zeros(0)
