@@ -1,10 +1,11 @@
 """Typed, strict experiment configs: one frozen dataclass per TOML table and one parser.
 
 :func:`parse_config` turns the dictionary of a TOML file into an :class:`ExperimentConfig`. Every table is read
-the same way: an unknown key or a value of the wrong type raises a one-line ValueError naming the table and the
-key (``[sanity] unknown key 'n_sampels'; expected one of ['abc_samples', 'n_samples', 'seed']``,
-``[projection] repeats must be an integer, got 'three'``); the dataclasses' own checks (ranges, choices) are
-reported with the table's name in front. A stage runs when its table is present (its field is not None).
+the same way: an unknown key or a value of the wrong type raises a one-line
+:class:`~ccalens.errors.UserInputError` (a ValueError) naming the table and the key (``[sanity] unknown key
+'n_sampels'; expected one of ['abc_samples', 'n_samples', 'seed']``, ``[projection] repeats must be a number (an
+integer), got the string 'three'``); the dataclasses' own checks (ranges, choices) are reported with the table's
+name in front. A stage runs when its table is present (its field is not None).
 
 Tables: ``[data]`` (:class:`DataConfig`), ``[model]`` (:class:`ModelConfig`), ``[training]``
 (:class:`TrainingConfig`, a :class:`~ccalens.models.training.TrainConfig` preset plus overrides), ``[projection]``
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccalens.errors import UnknownKeyError, UserInputError
 from ccalens.experiments.common import RetrainConfig
 from ccalens.experiments.fusion import FusionConfig
 from ccalens.experiments.projection import ProjectionConfig
@@ -132,7 +134,7 @@ def _table(raw: Mapping[str, Any], name: str) -> dict[str, Any] | None:
         return None
     value = raw[name]
     if not isinstance(value, Mapping):
-        raise ValueError(f"{name} must be a table ([{name}]), got {_got(value)}")
+        raise UserInputError(f"{name} must be a table ([{name}]), got {_got(value)}")
     return dict(value)
 
 
@@ -146,21 +148,21 @@ def _read(cls: type, table: str, values: Mapping[str, Any], *, skip: tuple[str, 
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in allowed:
-            raise ValueError(f"[{table}] unknown key {key!r}; expected one of {allowed}")
+            raise UnknownKeyError(f"[{table}] unknown key {key!r}; expected one of {allowed}")
         ok, got = _coerce(hints[key], value)
         if not ok:
-            raise ValueError(f"[{table}] {key} must be {_type_name(hints[key])}, got {_got(value)}")
+            raise UserInputError(f"[{table}] {key} must be {_type_name(hints[key])}, got {_got(value)}")
         kwargs[key] = got
     try:
         return cls(**kwargs, **(extra or {}))
     except (ValueError, TypeError) as e:
         message = str(e)
-        raise ValueError(message if message.startswith("[") else f"[{table}] {message}") from e
+        raise UserInputError(message if message.startswith("[") else f"[{table}] {message}") from e
 
 
 def _one_of(table: str, key: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"[{table}] {key} must be one of {list(choices)}, got {value!r}")
+        raise UserInputError(f"[{table}] {key} must be one of {list(choices)}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------------- tables
@@ -184,7 +186,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         _one_of("data", "dataset", self.dataset, _DATASETS)
         for key in sorted(self._set_keys() - _DATA_KEYS[self.dataset]):
-            raise ValueError(f"[data] {key} does not apply to dataset {self.dataset!r} "
+            raise UserInputError(f"[data] {key} does not apply to dataset {self.dataset!r} "
                              f"(it reads {sorted(_DATA_KEYS[self.dataset])})")
 
     def _set_keys(self) -> set[str]:
@@ -236,9 +238,9 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         if not self.seeds:
-            raise ValueError("[training] seeds must list at least one seed")
+            raise UserInputError("[training] seeds must list at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"[training] seeds must be different, got {list(self.seeds)}")
+            raise UserInputError(f"[training] seeds must be different, got {list(self.seeds)}")
 
 
 # set per network by the runner: a value in the file would be silently replaced
@@ -249,11 +251,11 @@ def _parse_training(table: dict[str, Any] | None) -> TrainingConfig:
     table = dict(table or {})
     preset = table.pop("preset", "multiview_default")
     if not isinstance(preset, str) or preset not in TRAINING_PRESETS:
-        raise ValueError(f"[training] preset must be one of {list(TRAINING_PRESETS)}, got {preset!r}")
+        raise UserInputError(f"[training] preset must be one of {list(TRAINING_PRESETS)}, got {preset!r}")
     raw_seeds = table.pop("seeds", [0, 1])
     ok, seeds = _coerce(tuple[int, ...], raw_seeds)
     if not ok:
-        raise ValueError(f"[training] seeds must be a list of integers, got {_got(raw_seeds)}")
+        raise UserInputError(f"[training] seeds must be a list of integers, got {_got(raw_seeds)}")
     tc_type = _train_config_type()
     base = getattr(tc_type, preset)().to_dict()
     checked = _read(tc_type, "training", table, skip=_TRAINING_RUN_FIELDS)  # types and ranges of the overrides
@@ -268,7 +270,7 @@ def _parse_projection(name: str, table: dict[str, Any], training: TrainingConfig
     ``[name.retrain_hparams]`` on top."""
     hparams = table.pop("retrain_hparams", {})
     if not isinstance(hparams, Mapping):
-        raise ValueError(f"[{name}.retrain_hparams] must be a table, got {_got(hparams)}")
+        raise UserInputError(f"[{name}.retrain_hparams] must be a table, got {_got(hparams)}")
     checked = _read(RetrainConfig, f"{name}.retrain_hparams", hparams)
     overrides = {k: getattr(checked, k) for k in hparams}
     retrain = _read(RetrainConfig, f"{name}.retrain_hparams", {},
@@ -291,7 +293,7 @@ def _parse_fusion(table: dict[str, Any]) -> FusionStageConfig:
     if raw_pairs is not None:
         ok, pairs = _coerce(tuple[tuple[str, ...], ...], raw_pairs)
         if not ok or any(len(p) != 2 for p in pairs):
-            raise ValueError(f"[fusion] pairs must be a list of pairs of sensor names, got {_got(raw_pairs)}")
+            raise UserInputError(f"[fusion] pairs must be a list of pairs of sensor names, got {_got(raw_pairs)}")
     return FusionStageConfig(settings=_read(FusionConfig, "fusion", table), pairs=pairs)
 
 
@@ -347,10 +349,10 @@ class CompressionConfig:
     def __post_init__(self) -> None:
         bad = [r for r in self.references if r not in _COMPRESSION_REFERENCES]
         if bad or not self.references:
-            raise ValueError(f"[compression] references must be a non-empty subset of "
+            raise UserInputError(f"[compression] references must be a non-empty subset of "
                              f"{list(_COMPRESSION_REFERENCES)}, got {list(self.references)}")
         if self.k_values is not None and (not self.k_values or min(self.k_values) < 1):
-            raise ValueError(f"[compression] k_values must be positive integers, got {list(self.k_values)}")
+            raise UserInputError(f"[compression] k_values must be positive integers, got {list(self.k_values)}")
         _positive("compression", probe_samples=self.probe_samples, repeats=self.repeats)
         _fraction("compression", self.variance)
 
@@ -380,12 +382,12 @@ class ReportConfig:
 def _positive(table: str, **values: int | None) -> None:
     for key, value in values.items():
         if value is not None and value < 1:
-            raise ValueError(f"[{table}] {key} must be >= 1, got {value}")
+            raise UserInputError(f"[{table}] {key} must be >= 1, got {value}")
 
 
 def _fraction(table: str, variance: float) -> None:
     if not 0 < variance <= 1:
-        raise ValueError(f"[{table}] variance must lie in (0, 1], got {variance}")
+        raise UserInputError(f"[{table}] variance must lie in (0, 1], got {variance}")
 
 
 @dataclass(frozen=True)
@@ -424,25 +426,25 @@ _TABLES = ("data", "model", "training", "projection", "cross_sensor", "fusion", 
 
 
 def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
-    """The :class:`ExperimentConfig` of a parsed TOML document (a dict); raises a one-line ValueError naming the
+    """The :class:`ExperimentConfig` of a parsed TOML document (a dict); raises a one-line UserInputError naming the
     table and key of the first unknown key, wrong type or out-of-range value."""
     known = sorted([*_TOP_LEVEL, *_TABLES])
     for key in raw:
         if key not in known:
-            raise ValueError(f"unknown top-level table or key {key!r}; expected one of {known}")
+            raise UnknownKeyError(f"unknown top-level table or key {key!r}; expected one of {known}")
     top: dict[str, Any] = {}
     for key, kind in _TOP_LEVEL.items():
         if key in raw:
             ok, top[key] = _coerce(kind, raw[key])
             if not ok:
-                raise ValueError(f"{key} must be {_type_name(kind)}, got {_got(raw[key])}")
+                raise UserInputError(f"{key} must be {_type_name(kind)}, got {_got(raw[key])}")
     if top.get("threads", 1) < 0:
-        raise ValueError(f"threads must be >= 0 (0 = the libraries' defaults), got {top['threads']}")
+        raise UserInputError(f"threads must be >= 0 (0 = the libraries' defaults), got {top['threads']}")
     tables = {name: _table(raw, name) for name in _TABLES}
     data = _read(DataConfig, "data", tables["data"] or {})
     model = _read(ModelConfig, "model", tables["model"] or {})
     for key in sorted(set(model.to_kwargs()) - _MODEL_KEYS[data.dataset]):
-        raise ValueError(f"[model] {key} does not apply to dataset {data.dataset!r} "
+        raise UserInputError(f"[model] {key} does not apply to dataset {data.dataset!r} "
                          f"(its network takes {sorted(_MODEL_KEYS[data.dataset])})")
     network_tables = ("projection", "cross_sensor", "fusion", "learning_dynamics", "two_initialisations",
                       "compression")

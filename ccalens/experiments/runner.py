@@ -41,6 +41,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ccalens.errors import UserInputError
 from ccalens.experiments.config import ExperimentConfig, parse_config
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages import (
@@ -83,14 +84,14 @@ def _read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"config {p} is not valid TOML: {e}") from e
+        raise UserInputError(f"config {p} is not valid TOML: {e}") from e
 
 
 def _parse(raw: Mapping[str, Any], source: str | Path) -> ExperimentConfig:
     try:
         return parse_config(raw)
     except ValueError as e:
-        raise ValueError(f"config {source}: {e}") from e
+        raise type(e)(f"config {source}: {e}") from e
 
 
 def load_config(path: str | Path) -> tuple[ExperimentConfig, str]:
