@@ -196,8 +196,8 @@ def test_conclusions_follow_the_numbers():
 
 def test_numbers_print_with_three_significant_digits():
     assert [format_number(v) for v in (0.99612, 0.5, 12.345, 1234.5, 3, np.int64(7), np.float32(0.25), None, "x",
-                                       0.0, float("nan"), 1.5e-5)] == \
-        ["0.996", "0.5", "12.3", "1,234", "3", "7", "0.25", "", "x", "0", "nan", "1.5e-05"]
+                                       0.0, float("nan"), 1.5e-5, np.bool_(True))] == \
+        ["0.996", "0.5", "12.3", "1,234", "3", "7", "0.25", "", "x", "0", "nan", "1.5e-05", "True"]
     assert format_percent(0.99612) == "99.6%" and format_percent(0.9999, 2) == "99.99%"
     assert count(1, "sensor") == "1 sensor" and count(6, "sensor") == "6 sensors"
     assert words(["a"]) == "a" and words(["a", "b", "c"]) == "a, b and c"

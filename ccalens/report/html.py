@@ -56,7 +56,10 @@ def format_number(value: Any, digits: int = 3) -> str:
         return ""
     if isinstance(value, bool) or (not isinstance(value, int | float) and not hasattr(value, "dtype")):
         return str(value)
-    if isinstance(value, int) or getattr(getattr(value, "dtype", None), "kind", "f") in "iu":
+    kind = getattr(getattr(value, "dtype", None), "kind", "f")
+    if kind == "b":
+        return str(bool(value))
+    if isinstance(value, int) or kind in "iu":
         return str(int(value))
     x = float(value)
     if not math.isfinite(x):

@@ -13,7 +13,7 @@ from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, r
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
-from ccalens.report.html import count, format_percent
+from ccalens.report.html import count, format_percent, words
 
 __all__ = ["cross_sensor_stage", "projection_conclusion", "projection_stage", "sensor_grid_conclusion"]
 
@@ -36,8 +36,9 @@ def _retraining_sentence(pcfg: ProjectionConfig) -> str:
     if not pcfg.retrain:
         return ""
     retrain = pcfg.retrain_config
-    schedule = (f", multiplied by {retrain.lr_gamma:g} at {retrain.lr_milestone_unit}s "
-                f"{', '.join(str(m) for m in retrain.lr_milestones)}" if retrain.lr_milestones else "")
+    unit = retrain.lr_milestone_unit if len(retrain.lr_milestones) == 1 else f"{retrain.lr_milestone_unit}s"
+    schedule = (f", multiplied by {retrain.lr_gamma:g} at {unit} {words([str(m) for m in retrain.lr_milestones])}"
+                if retrain.lr_milestones else "")
     return (f" The retrained last layer starts from the network's own weights (init = {retrain.init!r}) and runs "
             f"{retrain.epochs} epochs of {retrain.optimizer} at lr {retrain.lr:g}{schedule}.")
 
@@ -80,9 +81,10 @@ def projection_stage(ctx: RunContext) -> dict[str, Any]:
     sec = ctx.report.section("Projection experiment, same sensor (Moreau et al. 2021, section 4.2)")
     sec.paragraphs.append(
         f"Penultimate features of each network are projected on k directions fitted on training features only; "
-        f"canonical directions come from another initialisation on the same sensor ({len(seed_pairs)} network "
-        f"pair(s): seeds {described}). Curves: mean and population std (ddof = 0, as the paper's code) over the "
-        f"pairs and, for random methods, {pcfg.repeats} nested draws per pair; dotted lines: k = number of classes "
+        f"canonical directions come from another initialisation on the same sensor "
+        f"({count(len(seed_pairs), 'network pair')}: seeds {described}). Curves: mean and population std "
+        f"(ddof = 0, as the paper's code) over the pairs and, for random methods, {pcfg.repeats} nested draws per "
+        "pair; dotted lines: k = number of classes "
         "and CCA_highest's score there; dashed: no projection." + _retraining_sentence(pcfg))
     rows = []
     for sensor in nets.sensors:
