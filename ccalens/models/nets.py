@@ -16,12 +16,13 @@ output equals ``features(x)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["SHLCNN", "CifarResNet", "PixCNN", "ViewMLP", "named_feature_layers"]
+__all__ = ["ARCHITECTURES", "SHLCNN", "CifarResNet", "PixCNN", "ViewMLP", "load_model", "named_feature_layers"]
 
 
 def named_feature_layers(model: nn.Module) -> list[str]:
@@ -337,3 +338,35 @@ class CifarResNet(nn.Module):
             names += [f"{s}.{j}" for j in range(self.n)]
         names.append("pool")
         return names
+
+
+#: Architectures a model file may name (a fixed list: nothing named in a file is imported or executed).
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "ViewMLP": ViewMLP,
+    "PixCNN": PixCNN,
+    "SHLCNN": SHLCNN,
+    "CifarResNet": CifarResNet,
+}
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """A ccalens model file: ``{"architecture": name, "kwargs": {...}, "state_dict": {...}}`` (tensors and plain
+    data, read with ``torch.load(weights_only=True)``; ``architecture`` defaults to ``"ViewMLP"``, the format of
+    ``ccalens train-multiview``). Returns the model in eval mode. Errors name the file and what was expected."""
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a ccalens model file readable without running code ({exc})") from None
+    if not isinstance(blob, dict) or "state_dict" not in blob or not isinstance(blob.get("kwargs", {}), dict):
+        raise ValueError(f"{path}: expected a dict with 'architecture', 'kwargs' and 'state_dict'")
+    name = blob.get("architecture", "ViewMLP")
+    if name not in ARCHITECTURES:
+        raise ValueError(f"{path}: architecture {name!r} is not one of {sorted(ARCHITECTURES)}")
+    try:
+        model = ARCHITECTURES[name](**blob.get("kwargs", {}))
+        model.load_state_dict(blob["state_dict"])
+    except (TypeError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: the weights do not fit a {name}({blob.get('kwargs', {})}): {first}") from None
+    return model.eval()
