@@ -104,7 +104,15 @@ def _reference(kind: str, reps: list[np.ndarray]) -> Callable[[], Any]:
     raise ValueError(kind)
 
 
+def _quiet() -> None:
+    """Sample-size and rank-cut warnings are expected on synthetic data; the benchmark times, it does not warn."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+
+
 def _time_child(args: tuple) -> dict:
+    _quiet()
     n, widths, measures, reference, repeats, budget = args
     reps = make_representations(n, widths, seed=0)
     ref = _reference(reference, reps)
@@ -120,6 +128,7 @@ def _time_child(args: tuple) -> dict:
 
 
 def _memory_child(args: tuple) -> dict:
+    _quiet()
     n, widths, name, budget = args
     reps = make_representations(n, widths, seed=0)
     inputs = sum(r.nbytes for r in reps)
@@ -162,6 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--parts", default="wide,conv,many,tall")
+    parser.add_argument("--wide-sizes", default=None, help="override the wide sizes, e.g. 2000x8192,5000x8192")
     parser.add_argument("--out", default="benchmarks/results/scale.json")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -172,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         wide_sizes = [(2000, 8192), (5000, 8192), (2000, 32768), (5000, 32768)]
         conv, many, tall = (10_000, 65_536), (10_000, 24, 1024), (50_000, 1024)
+    if args.wide_sizes:
+        wide_sizes = [tuple(int(v) for v in size.split("x")) for size in args.wide_sizes.split(",")]
     if "wide" in parts:
         for n, d in wide_sizes:
             report["cases"].append(run_case("wide", n, [d, d], ["linear_cka"], "grams", args.repeats))

@@ -52,7 +52,17 @@ _CONV = (
     "conv_similarity_from_batches",
     "conv_stats",
 )
-_EXTRACT = ("ActivationStore", "aligned_batches", "describe_layers", "extract", "list_layers", "stats_from_store")
+_EXTRACT = (
+    "ActivationStore",
+    "CrossSimilarity",
+    "LayerCapture",
+    "aligned_batches",
+    "compare_models",
+    "describe_layers",
+    "extract",
+    "list_layers",
+    "stats_from_store",
+)
 _SUBPACKAGES = ("conv", "core", "data", "experiments", "extract", "models", "report")
 
 __all__ = [

@@ -190,6 +190,47 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare_models(args: argparse.Namespace) -> int:
+    from .errors import require
+
+    require("torch", "compare-models")
+    from .extract.compare import compare_models
+    from .models.nets import load_model, named_feature_layers
+
+    model_a, model_b = load_model(args.model_a), load_model(args.model_b)
+    data = _load(args.data, args.key, args.index_column) if Path(args.data).suffix.lower() in (
+        ".csv", ".tsv", ".txt") else load_features(args.data, args.key)
+
+    def layers(model: object, given: list[str] | None) -> list[str]:
+        return given if given else [*named_feature_layers(model), "output"]  # type: ignore[arg-type]
+
+    import torch
+
+    options = {k: v for k, v in _measure_options(args).items() if k in ("tol", "keep", "threshold")}
+    result = compare_models(
+        model_a, model_b, torch.as_tensor(np.asarray(data, dtype=np.float32)),
+        layers_a=layers(model_a, args.layers_a), layers_b=layers(model_b, args.layers_b), measure=args.measure,
+        conv=args.conv, batch_size=args.batch_size, memory_budget=args.memory_budget,
+        model_names=(Path(args.model_a).stem, Path(args.model_b).stem), progress=not args.json, **options,
+    )
+    if args.plot:
+        files = result.plot(args.plot)
+        print(f"heatmap: {', '.join(str(f) for f in files.values())}", file=sys.stderr)
+    if args.output:
+        _write_output(args.output, result.to_dict())
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    rows, cols = list(result.row_names), list(result.column_names)
+    width = max(8, *(len(n) for n in rows + cols))
+    print(f"{result.measure} ({result.conv}), {result.n_samples} samples; rows {result.models[0]}, "
+          f"columns {result.models[1]}")
+    print(" " * width + "".join(f"{n:>{width + 2}}" for n in cols))
+    for name, row in zip(rows, result.scores, strict=True):
+        print(f"{name:<{width}}" + "".join(f"{v:>{width + 2}.4f}" for v in row))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .experiments.runner import run_demo
 
@@ -280,6 +321,21 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--plot", metavar="STEM", help="also draw the annotated heatmap to STEM.png and STEM.svg")
     common(mat)
     mat.set_defaults(func=_cmd_matrix)
+
+    cmpm = sub.add_parser("compare-models", help="every layer of one model against every layer of another")
+    cmpm.add_argument("model_a", help="a ccalens model file (architecture, kwargs, state_dict; e.g. from "
+                                      "train-multiview); read without running code")
+    cmpm.add_argument("model_b", help="the second model file")
+    cmpm.add_argument("--data", required=True, help="inputs (n_samples, ...): .npy, .npz, .pt or text")
+    cmpm.add_argument("--layers-a", nargs="+", help="model A's layers (default: its feature layers and 'output')")
+    cmpm.add_argument("--layers-b", nargs="+", help="model B's layers (default: its feature layers and 'output')")
+    cmpm.add_argument("--measure", "-m", default="svcca", choices=MATRIX_MEASURES)
+    cmpm.add_argument("--conv", choices=("pooled", "flatten", "dft"), default="pooled",
+                      help="conv maps: averaged over positions, flattened, or DFT-CCA (cca/svcca/pwcca)")
+    cmpm.add_argument("--batch-size", type=int, default=256)
+    cmpm.add_argument("--plot", metavar="STEM", help="also draw the annotated heatmap to STEM.png and STEM.svg")
+    common(cmpm)
+    cmpm.set_defaults(func=_cmd_compare_models)
 
     demo = sub.add_parser("demo", help="the main job on the bundled six-view digits (train, experiments, report)")
     demo.add_argument("--out", default="results/demo", help="output folder (default results/demo)")

@@ -324,3 +324,33 @@ def test_matrix_plot_writes_png_and_svg(pair, capsys):
     files = [str(tmp / f"{n}.npy") for n in "abc"]
     assert main(["matrix", *files, "-m", "linear_cka", "--plot", str(tmp / "heat"), "--memory-budget", "1G"]) == 0
     assert (tmp / "heat.png").stat().st_size > 0 and (tmp / "heat.svg").stat().st_size > 0
+
+
+def test_compare_models_command(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    from ccalens.models.nets import PixCNN, ViewMLP
+
+    for name, model in (("cnn", PixCNN(width=4)), ("mlp", ViewMLP(240, 10, hidden=(16, 8)))):
+        kwargs = {"width": 4} if name == "cnn" else {"in_features": 240, "n_classes": 10, "hidden": [16, 8]}
+        arch = type(model).__name__
+        torch.save({"architecture": arch, "kwargs": kwargs, "state_dict": model.state_dict()}, tmp_path / f"{name}.pt")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(0, 6, (80, 240)).astype(np.float32))
+    argv = ["compare-models", str(tmp_path / "cnn.pt"), str(tmp_path / "mlp.pt"), "--data", str(tmp_path / "x.npy"),
+            "-m", "linear_cka", "--json", "--plot", str(tmp_path / "heat")]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["row_names"] == ["relu0", "relu1", "relu2", "relu3", "output"]
+    assert out["col_names"] == ["body.relu0", "body.relu1", "output"]
+    assert (tmp_path / "heat.png").is_file() and (tmp_path / "heat.svg").is_file()
+    # a planted pickle instead of a model file: one line, exit 2, nothing run
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("PLANTED",))
+
+    (tmp_path / "bad.pt").write_bytes(pickle.dumps(Boom()))
+    assert main([*argv[:1], str(tmp_path / "bad.pt"), *argv[2:]]) == 2
+    captured = capsys.readouterr()
+    assert "PLANTED" not in captured.out and "bad.pt" in captured.err

@@ -201,7 +201,12 @@ def _compute_dtype(arr: np.ndarray, low_precision: bool = True) -> np.dtype:
 
 
 def centred_block(X: np.ndarray, lo: int, hi: int, mean: np.ndarray, scale: np.ndarray | None, dtype: np.dtype):
-    """Columns ``lo:hi`` of X, centred in float64 (and divided by ``scale`` where positive), cast to ``dtype``."""
+    """Columns ``lo:hi`` of X, centred (and divided by ``scale`` where positive), in ``dtype``.
+
+    float32 blocks of float32 data are centred in float32: a value and its mean differ by an exact float32
+    subtraction wherever they are close (Sterbenz), so large offsets cost nothing; otherwise in float64."""
+    if dtype == np.float32 and X.dtype == np.float32 and scale is None:
+        return X[:, lo:hi] - mean[lo:hi].astype(np.float32)
     block = np.asarray(X[:, lo:hi], dtype=np.float64) - mean[lo:hi]
     if scale is not None:
         s = scale[lo:hi]
@@ -209,22 +214,52 @@ def centred_block(X: np.ndarray, lo: int, hi: int, mean: np.ndarray, scale: np.n
     return block.astype(dtype, copy=False)
 
 
+def gram_block_columns(n_samples: int, bytes_per_block: int = 16 << 20) -> int:
+    """Columns centred and multiplied at a time: as wide as ``bytes_per_block`` of float64 allows (GEMM efficiency
+    grows with the inner dimension, and fewer blocks mean fewer additions into K), between 256 and 4,096."""
+    return int(min(4096, max(256, bytes_per_block // (8 * max(1, n_samples)))))
+
+
+#: The float32 raw-product Gram is used only while the offsets hold less than this multiple of the variance
+#: (``tr(X X') <= OFFSET_RATIO * tr(Xc Xc')``): its double-centring then loses at most ~1 digit of float32.
+OFFSET_RATIO = 16.0
+
+
+def _raw_centred_gram(X: np.ndarray, mean: np.ndarray) -> np.ndarray | None:
+    """``Xc Xc'`` in float32 as ``X X' - r 1' - 1 r' + (m'm) 1 1'`` (``r = X m``): one float32 syrk over the
+    data, no centred copy. None when the offsets dominate the variance (cancellation): the caller centres first."""
+    A = np.ascontiguousarray(X)
+    K = A @ A.T  # syrk
+    raw_trace = float(np.trace(K, dtype=np.float64))
+    r = (A @ mean.astype(np.float32)).astype(np.float32)
+    mm = np.float32(mean @ mean)
+    K -= r[:, None]
+    K -= r[None, :]
+    K += mm
+    centred_trace = float(np.trace(K, dtype=np.float64))
+    if not centred_trace > 0.0 or raw_trace > OFFSET_RATIO * centred_trace:
+        return None
+    return K
+
+
 def centred_gram(
     X: np.ndarray,
     *,
     standardize: bool = False,
-    block_columns: int = DEFAULT_COLUMN_BLOCK,
+    block_columns: int | None = None,
     name: str = "X",
     low_precision: bool = False,
 ) -> Gram:
     """``K = Xc Xc'`` of ``X: (n, d)``, accumulated over column blocks (see the module docstring).
 
-    ``low_precision=True`` multiplies float32 input in float32 (relative error ~1e-7 on the entries: enough for
-    inner products of Gram matrices such as linear CKA, not for a rank cut at 1e-10 of the spectrum, which the CCA
-    family makes); otherwise the products are float64.
+    ``low_precision=True`` multiplies float32 input in float32 and keeps ``K`` in float32 (relative error ~1e-7 on
+    the entries: enough for inner products of Gram matrices such as linear CKA, which :func:`linear_cka_from_grams`
+    accumulates in float64, not for a rank cut at 1e-10 of the spectrum, which the CCA family makes); otherwise the
+    products and ``K`` are float64. ``block_columns``: default :func:`gram_block_columns`.
     """
     X = check_features(X, name)
     n, d = X.shape
+    block_columns = gram_block_columns(n) if block_columns is None else int(block_columns)
     with np.errstate(all="ignore"):
         mean = X.mean(axis=0, dtype=np.float64)
     if not np.isfinite(mean).all():
@@ -237,11 +272,12 @@ def centred_gram(
             block = np.asarray(X[:, lo : lo + block_columns], dtype=np.float64) - mean[lo : lo + block_columns]
             sq[lo : lo + block_columns] = np.einsum("ij,ij->j", block, block)
         scale = np.sqrt(sq)
-    K = np.zeros((n, n), dtype=np.float64)
-    for lo in range(0, d, block_columns):
-        block = centred_block(X, lo, min(d, lo + block_columns), mean, scale, dtype)
-        K += block @ block.T  # syrk
-    K = (K + K.T) * 0.5  # exactly symmetric
+    K = _raw_centred_gram(X, mean) if dtype == np.float32 and X.dtype == np.float32 and scale is None else None
+    if K is None:
+        K = np.zeros((n, n), dtype=dtype)
+        for lo in range(0, d, block_columns):
+            block = centred_block(X, lo, min(d, lo + block_columns), mean, scale, dtype)
+            K += block @ block.T  # syrk: exactly symmetric
     if not np.isfinite(K).all():
         raise ValueError(f"{name} has values whose products overflow float64; rescale it")
     return Gram(
@@ -332,12 +368,18 @@ def feature_loadings(X: np.ndarray, mean: np.ndarray, H: np.ndarray, block_colum
     return out
 
 
+def _inner(A: np.ndarray, B: np.ndarray, rows: int = 1024) -> float:
+    """``<A, B>_F`` accumulated in float64 over row blocks (float32 Grams are widened a block at a time)."""
+    return float(sum(np.vdot(A[lo : lo + rows].astype(np.float64), B[lo : lo + rows].astype(np.float64))
+                     for lo in range(0, A.shape[0], rows)))
+
+
 def linear_cka_from_grams(K: np.ndarray, L: np.ndarray) -> float:
-    """``<K, L>_F / (||K||_F ||L||_F)`` of two centred Gram matrices (scale-free: each is normalised first)."""
-    nk, nl = float(np.linalg.norm(K)), float(np.linalg.norm(L))
-    if not (nk > 0 and nl > 0):
+    """``<K, L>_F / (||K||_F ||L||_F)`` of two centred Gram matrices (sums in float64; scale-free)."""
+    kk, ll = _inner(K, K), _inner(L, L)
+    if not (kk > 0 and ll > 0):
         raise ValueError("linear CKA is undefined: a representation has no variance")
-    return float(np.vdot(K / nk, L / nl))
+    return float(_inner(K, L) / np.sqrt(kk) / np.sqrt(ll))
 
 
 def unbiased_hsic(K: np.ndarray, L: np.ndarray) -> float:

@@ -962,10 +962,12 @@ def similarity_matrix(
         widths = [a.shape[1] for a in arrays]
         joint = 2 * 8 * sum(widths) ** 2
         wide = any(w > n for w in widths)
-        if method == "dual" or (method == "auto" and (joint > budget or wide)):
+        sparse = pairs is not None and len(pairs) < L * (L + 1) / 4  # e.g. checkpoints against the final one
+        if method == "dual" or (method == "auto" and (joint > budget or wide or sparse)):
             why = ("forced by method='dual'" if method == "dual" else
                    "representations wider than the sample count" if wide else
-                   f"the joint co-moment ({joint:,} bytes) exceeds the budget")
+                   f"the joint co-moment ({joint:,} bytes) exceeds the budget" if joint > budget else
+                   f"{len(pairs or [])} of the {L * L} pairs: preparing each representation costs less")
             plan = dual.Plan("prepared", 0, budget, f"each representation prepared once: {why}")
             stats = None
         else:

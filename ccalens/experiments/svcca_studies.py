@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ccalens.core.measures import cca_similarity, svcca
+from ccalens.core.measures import cca, linear_cka, svcca
 from ccalens.experiments.common import scores
 from ccalens.experiments.projection import (
     cca_bases,
@@ -52,46 +52,39 @@ __all__ = [
 LOGITS = "logits"
 
 
-def _pool(t: Any) -> Any:
-    return t.mean(dim=tuple(range(2, t.ndim))) if t.ndim > 2 else t
-
-
 def layer_activations(
-    model: Any, X: Any, layers: Sequence[str], *, batch_size: int = 512
+    model: Any, X: Any, layers: Sequence[str], *, batch_size: int = 512, conv: str = "pooled"
 ) -> dict[str, np.ndarray]:
-    """Outputs of the named sub-modules (and ``"logits"``) on ``X: (n, ...)``, eval mode: name -> ``(n, d)``.
+    """Outputs of the named sub-modules (and ``"logits"``) on ``X: (n, ...)`` through :func:`ccalens.extract.extract`
+    (eval mode, no_grad, modes and hooks restored): name -> ``(n, d)``, or ``(n, C, H, W)`` for conv maps when
+    ``conv="maps"`` (for DFT-CCA); ``conv="pooled"`` averages them over positions."""
+    from ccalens.extract import extract
 
-    Conv outputs are averaged over spatial positions."""
-    import torch
+    if conv not in ("pooled", "maps"):
+        raise ValueError(f"conv must be 'pooled' or 'maps', got {conv!r}")
+    names = ["output" if nm == LOGITS else nm for nm in layers]
+    acts = extract(model, np.asarray(X, dtype=np.float32), names, batch_size=batch_size, progress=False,
+                   transform="mean" if conv == "pooled" else None)
+    return {nm: np.asarray(acts["output" if nm == LOGITS else nm], dtype=np.float64) for nm in layers}
 
-    modules = dict(model.named_modules())
-    missing = [nm for nm in layers if nm != LOGITS and nm not in modules]
-    if missing:
-        raise ValueError(f"layers {missing} are not sub-modules of {type(model).__name__}")
-    store: dict[str, list[np.ndarray]] = {nm: [] for nm in layers}
-    handles = []
-    for nm in layers:
-        if nm == LOGITS:
-            continue
 
-        def hook(_m: Any, _inp: Any, out: Any, nm: str = nm) -> None:
-            store[nm].append(_pool(out).detach().cpu().numpy().astype(np.float64))
+def _svcca_rule(keep: str, threshold: float, variance: float | None) -> tuple[str, float]:
+    """SVCCA's ``(keep, threshold)``; ``variance=f`` (old spelling) means ``("variance", f)``."""
+    return ("variance", float(variance)) if variance is not None else (keep, float(threshold))
 
-        handles.append(modules[nm].register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-        with torch.no_grad():
-            for i in range(0, Xt.shape[0], batch_size):
-                out = model(Xt[i : i + batch_size])
-                if LOGITS in store:
-                    store[LOGITS].append(out.cpu().numpy().astype(np.float64))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return {nm: np.concatenate(v) for nm, v in store.items()}
+
+def _pair_score(A: np.ndarray, B: np.ndarray, measure: str, keep: str, threshold: float) -> tuple[Any, str]:
+    """``measure`` of two activations and the convention used: DFT-CCA (SVCCA appendix C) when both are conv maps,
+    else dense CCA (a map against a vector: the map pooled over positions, its zero frequency)."""
+    from ccalens.conv import conv_similarity
+    from ccalens.core import measures
+
+    options: dict[str, Any] = {"keep": keep, "threshold": threshold} if measure == "svcca" else {}
+    if A.ndim == 4 and B.ndim == 4:
+        return conv_similarity(A, B, convention="dft", measure=measure, **options), "dft"
+    pooled = [Z.mean(axis=(2, 3)) if Z.ndim == 4 else Z for Z in (A, B)]
+    convention = "pooled" if A.ndim == 4 or B.ndim == 4 else "dense"
+    return measures.MEASURES[measure](*pooled, **options), convention
 
 
 def learning_dynamics(
@@ -100,46 +93,114 @@ def learning_dynamics(
     X: np.ndarray,
     layers: Sequence[str],
     *,
-    variance: float = 0.99,
+    keep: str = "singular_values",
+    threshold: float = 0.99,
+    conv: str = "maps",
+    variance: float | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """SVCCA similarity of each layer at each checkpoint to the same layer at the LAST checkpoint.
 
     ``checkpoints``: ``(step, path)`` in step order (``ccalens.models.training.list_checkpoints``);
-    ``X: (n, ...)`` probe inputs. Returns ``{"steps": [T], "layers": [L], "similarity": (L, T),
-    "mean_rho": (L, T)}``.
+    ``X: (n, ...)`` probe inputs. Dense layers: one :func:`~ccalens.core.measures.similarity_matrix` per layer over
+    the T checkpoints, asking only the T pairs against the final state (each checkpoint's representation prepared
+    once). Conv layers (``conv="maps"``): DFT-CCA (SVCCA appendix C) per checkpoint. Returns ``{"steps": [T],
+    "layers": [L], "similarity": (L, T), "mean_rho": (L, T), "null_mean_rho": (L, T), "conventions": {layer:
+    "dense" | "dft"}, "keep", "threshold"}``.
     """
+    from ccalens.core.measures import similarity_matrix
     from ccalens.models.training import load_checkpoint
 
+    keep, threshold = _svcca_rule(keep, threshold, variance)
     if len(checkpoints) < 2:
         raise ValueError(f"checkpoints must hold at least 2 checkpoints, got {len(checkpoints)}")
     model = model_factory()
     acts = []
     for _step, path in tqdm(checkpoints, desc="checkpoints", disable=not progress, leave=False):
         load_checkpoint(path, model)
-        acts.append(layer_activations(model, X, layers))
-    final = acts[-1]
-    sim = np.zeros((len(layers), len(checkpoints)))
+        acts.append(layer_activations(model, X, layers, conv=conv))
+    T = len(checkpoints)
+    sim = np.zeros((len(layers), T))
     rho = np.zeros_like(sim)
-    for t, a in enumerate(acts):
-        for li, nm in enumerate(layers):
-            r = svcca(a[nm], final[nm], variance=variance)
-            sim[li, t], rho[li, t] = r.score, r.mean_rho
-    return {"steps": [int(s) for s, _ in checkpoints], "layers": list(layers), "similarity": sim, "mean_rho": rho}
+    null = np.full_like(sim, np.nan)
+    conventions: dict[str, str] = {}
+    for li, nm in enumerate(layers):
+        reps = [a[nm] for a in acts]
+        if reps[0].ndim == 4:
+            for t in range(T):
+                res, conventions[nm] = _pair_score(reps[t], reps[-1], "svcca", keep, threshold)
+                sim[li, t], rho[li, t] = res.score, res.mean_rho
+            continue
+        conventions[nm] = "dense"
+        matrix = similarity_matrix(reps, "svcca", keep=keep, threshold=threshold, pairs=[(t, T - 1) for t in range(T)])
+        sim[li], rho[li] = matrix.scores[:, -1], matrix.mean_rho[:, -1]  # type: ignore[index]
+        null[li] = matrix.null_mean_rho[:, -1]  # type: ignore[index]
+    return {"steps": [int(s) for s, _ in checkpoints], "layers": list(layers), "similarity": sim, "mean_rho": rho,
+            "null_mean_rho": null, "conventions": conventions, "keep": keep, "threshold": threshold}
+
+
+#: Measures of the two-initialisation study: SVCCA (the paper's) and two that are fair across widths.
+TWO_INIT_MEASURES = ("svcca", "pwcca", "linear_cka")
 
 
 def two_init_heatmap(
-    acts_a: dict[str, np.ndarray], acts_b: dict[str, np.ndarray], *, variance: float = 0.99
+    acts_a: dict[str, np.ndarray],
+    acts_b: dict[str, np.ndarray],
+    *,
+    keep: str = "singular_values",
+    threshold: float = 0.99,
+    variance: float | None = None,
 ) -> dict[str, Any]:
-    """Layer x layer SVCCA between two trainings: ``similarity[i, j] = svcca(A layer i, B layer j)``.
+    """Layer x layer similarity between two trainings: ``similarity[i, j] = svcca(A layer i, B layer j)``, and the
+    same with PWCCA and linear CKA (``measures[name]``).
 
-    ``acts_a``, ``acts_b``: layer name -> ``(n, d)`` on the same inputs (:func:`layer_activations`)."""
+    SVCCA's score is the mean of ``min(m1, m2)`` correlations: a narrow layer (few kept directions) against a wide
+    one can reach 1 when its few directions all lie in the wide layer's span, above the diagonal of equal layers.
+    PWCCA (weights from A's layer) and linear CKA do not reward the narrower side that way, so they are shown beside
+    it. ``acts_a``, ``acts_b``: layer name -> ``(n, d)`` or conv maps ``(n, C, H, W)`` (DFT-CCA between two maps,
+    see :func:`_pair_score`). Returns ``{"layers_a", "layers_b", "similarity", "measures", "null_mean_rho",
+    "ranks_a", "ranks_b", "conventions", "keep", "threshold"}``.
+    """
+    from ccalens.core.measures import similarity_matrix
+
+    keep, threshold = _svcca_rule(keep, threshold, variance)
     la, lb = list(acts_a), list(acts_b)
-    sim = np.zeros((len(la), len(lb)))
-    for i, a in enumerate(la):
-        for j, b in enumerate(lb):
-            sim[i, j] = svcca(acts_a[a], acts_b[b], variance=variance).score
-    return {"layers_a": la, "layers_b": lb, "similarity": sim}
+    dense = all(acts_a[a].ndim == 2 for a in la) and all(acts_b[b].ndim == 2 for b in lb)
+    out: dict[str, np.ndarray] = {}
+    null = np.full((len(la), len(lb)), np.nan)
+    ranks_a = np.zeros(len(la), dtype=np.int64)
+    ranks_b = np.zeros(len(lb), dtype=np.int64)
+    conventions: dict[str, str] = {}
+    for measure in TWO_INIT_MEASURES:
+        options: dict[str, Any] = {"keep": keep, "threshold": threshold} if measure == "svcca" else {}
+        if dense:  # every representation prepared once, the cross pairs only
+            reps = [acts_a[a] for a in la] + [acts_b[b] for b in lb]
+            cross = [(i, len(la) + j) for i in range(len(la)) for j in range(len(lb))]
+            m = similarity_matrix(reps, measure, pairs=cross, **options)
+            out[measure] = m.scores[: len(la), len(la) :].copy()
+            if measure == "svcca":
+                null = m.null_mean_rho[: len(la), len(la) :].copy()  # type: ignore[index]
+                ranks_a, ranks_b = m.rank[: len(la)].copy(), m.rank[len(la) :].copy()  # type: ignore[index]
+            conventions = {f"{a}|{b}": "dense" for a in la for b in lb}
+            continue
+        grid = np.zeros((len(la), len(lb)))
+        for i, a in enumerate(la):
+            for j, b in enumerate(lb):
+                if measure == "linear_cka" and (acts_a[a].ndim == 4 or acts_b[b].ndim == 4):
+                    # CKA has no DFT form: conv maps are pooled over positions
+                    pooled = [Z.mean(axis=(2, 3)) if Z.ndim == 4 else Z for Z in (acts_a[a], acts_b[b])]
+                    res, conv = linear_cka(*pooled), "pooled"
+                else:
+                    res, conv = _pair_score(acts_a[a], acts_b[b], measure, keep, threshold)
+                grid[i, j] = res.score
+                conventions[f"{a}|{b}"] = conv if measure == "svcca" else conventions.get(f"{a}|{b}", conv)
+                if measure == "svcca":
+                    ranks_a[i], ranks_b[j] = res.rank_x or 0, res.rank_y or 0
+                    null[i, j] = np.nan if res.null_mean_rho is None else res.null_mean_rho
+        out[measure] = grid
+    return {"layers_a": la, "layers_b": lb, "similarity": out["svcca"], "measures": out, "null_mean_rho": null,
+            "ranks_a": ranks_a.tolist(), "ranks_b": ranks_b.tolist(), "conventions": conventions, "keep": keep,
+            "threshold": threshold}
 
 
 def compression(
@@ -315,16 +376,16 @@ def invariance_sanity(
     }
     noise = rng.standard_normal(X.shape) * X.std(axis=0)
     shape = (len(transforms), len(noise_levels))
-    cca, neuronwise, neuron_cca, neuron_corr = (np.zeros(shape) for _ in range(4))
+    whole, neuronwise, neuron_cca, neuron_corr = (np.zeros(shape) for _ in range(4))
     neuron = X[:, 0]
     trace: dict[str, Any] = {"neuron": neuron[:200]}
     for ti, (name, T) in enumerate(transforms.items()):
         for si, sigma in enumerate(noise_levels):
             Y = T(X + float(sigma) * noise)
-            cca[ti, si] = cca_similarity(X, Y).score
+            whole[ti, si] = cca(X, Y).score
             Xc, Yc = X - X.mean(0), Y - Y.mean(0)
             neuronwise[ti, si] = float(np.mean(np.abs((Xc * Yc).sum(0)) / np.sqrt((Xc**2).sum(0) * (Yc**2).sum(0))))
-            neuron_cca[ti, si] = cca_similarity(neuron[:, None], Y).score
+            neuron_cca[ti, si] = cca(neuron[:, None], Y).score
             neuron_corr[ti, si] = float(_abs_corr(neuron, Y[:, :1])[0])
         # the CCA direction of T(X) for the neuron, i.e. its least-squares reconstruction from T(X)
         Y = T(X)
@@ -336,7 +397,7 @@ def invariance_sanity(
         "neurons": top.tolist(),
         "noise_levels": list(noise_levels),
         "transforms": list(transforms),
-        "cca": cca,
+        "cca": whole,
         "neuronwise": neuronwise,
         "neuron_cca": neuron_cca,
         "neuron_corr": neuron_corr,
@@ -411,7 +472,7 @@ def abc_example(
         "kept": {name: svd_kept_dimensions(Z, threshold) for name, Z in (("A", A), ("B", B), ("C", C))},
     }
     for pair, Y in (("AB", B), ("AC", C)):
-        plain = cca_similarity(A, Y)
+        plain = cca(A, Y)
         sv = svcca(A, Y)
         out[pair] = {
             "cca": plain.mean_rho,

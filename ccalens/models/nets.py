@@ -16,12 +16,13 @@ output equals ``features(x)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["SHLCNN", "CifarResNet", "ViewMLP", "named_feature_layers"]
+__all__ = ["ARCHITECTURES", "SHLCNN", "CifarResNet", "PixCNN", "ViewMLP", "load_model", "named_feature_layers"]
 
 
 def named_feature_layers(model: nn.Module) -> list[str]:
@@ -114,6 +115,55 @@ class ViewMLP(nn.Module):
 
     def feature_layer_names(self) -> list[str]:
         return list(self._relu_names)
+
+
+class PixCNN(nn.Module):
+    """A small CNN for the demo's ``pix`` view: its 240 pixel averages are a 16 x 15 image (values 0-6).
+
+    x: ``(batch, 240)`` RAW view features (the same input as :class:`ViewMLP`, standardised inside the model with
+    ``input_mean`` / ``input_std``), reshaped to ``(batch, 1, 16, 15)``. Layers: conv 3x3 (16) -> ReLU
+    (``relu0``: 16 x 16 x 15 maps), conv 3x3 (32) -> ReLU -> 2x2 max-pool (``relu1``: 32 x 8 x 7), conv 3x3 (32)
+    -> ReLU (``relu2``: 32 x 8 x 7), global average pool -> Linear (64) -> ReLU (``relu3``, the features) ->
+    classifier. The conv layers' outputs are maps for DFT-CCA (``ccalens.conv``).
+    """
+
+    image_shape = (16, 15)
+
+    def __init__(self, in_features: int = 240, n_classes: int = 10, width: int = 16, dropout: float = 0.2) -> None:
+        super().__init__()
+        if int(in_features) != self.image_shape[0] * self.image_shape[1]:
+            raise ValueError(f"PixCNN takes the 240 pix features (a 16 x 15 image), got in_features={in_features}")
+        if int(n_classes) < 2:
+            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        self.in_features, self.n_classes = int(in_features), int(n_classes)
+        self.register_buffer("input_mean", torch.zeros(self.in_features))
+        self.register_buffer("input_std", torch.ones(self.in_features))
+        w = int(width)
+        self.conv0, self.relu0 = nn.Conv2d(1, w, 3, padding=1), nn.ReLU()
+        self.conv1, self.relu1, self.pool1 = nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        self.conv2, self.relu2 = nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU()
+        self.fc3, self.relu3 = nn.Linear(2 * w, 4 * w), nn.ReLU()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(4 * w, self.n_classes)
+
+    set_input_normalization = ViewMLP.set_input_normalization
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``(batch, 240)`` -> ``(batch, 4 * width)``."""
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"x must have shape (batch, {self.in_features}), got {tuple(x.shape)}")
+        z = ((x - self.input_mean) / self.input_std).reshape(-1, 1, *self.image_shape)
+        z = self.relu0(self.conv0(z))
+        z = self.relu1(self.pool1(self.conv1(z)))  # pool first: relu1's output is the pooled map
+        z = self.relu2(self.conv2(z))
+        return self.relu3(self.fc3(z.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``(batch, 240)`` -> logits ``(batch, n_classes)``."""
+        return self.classifier(self.dropout(self.features(x)))
+
+    def feature_layer_names(self) -> list[str]:
+        return ["relu0", "relu1", "relu2", "relu3"]
 
 
 class SHLCNN(nn.Module):
@@ -288,3 +338,35 @@ class CifarResNet(nn.Module):
             names += [f"{s}.{j}" for j in range(self.n)]
         names.append("pool")
         return names
+
+
+#: Architectures a model file may name (a fixed list: nothing named in a file is imported or executed).
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "ViewMLP": ViewMLP,
+    "PixCNN": PixCNN,
+    "SHLCNN": SHLCNN,
+    "CifarResNet": CifarResNet,
+}
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """A ccalens model file: ``{"architecture": name, "kwargs": {...}, "state_dict": {...}}`` (tensors and plain
+    data, read with ``torch.load(weights_only=True)``; ``architecture`` defaults to ``"ViewMLP"``, the format of
+    ``ccalens train-multiview``). Returns the model in eval mode. Errors name the file and what was expected."""
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a ccalens model file readable without running code ({exc})") from None
+    if not isinstance(blob, dict) or "state_dict" not in blob or not isinstance(blob.get("kwargs", {}), dict):
+        raise ValueError(f"{path}: expected a dict with 'architecture', 'kwargs' and 'state_dict'")
+    name = blob.get("architecture", "ViewMLP")
+    if name not in ARCHITECTURES:
+        raise ValueError(f"{path}: architecture {name!r} is not one of {sorted(ARCHITECTURES)}")
+    try:
+        model = ARCHITECTURES[name](**blob.get("kwargs", {}))
+        model.load_state_dict(blob["state_dict"])
+    except (TypeError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: the weights do not fit a {name}({blob.get('kwargs', {})}): {first}") from None
+    return model.eval()
