@@ -271,10 +271,12 @@ def _parse_projection(name: str, table: dict[str, Any], training: TrainingConfig
     hparams = table.pop("retrain_hparams", {})
     if not isinstance(hparams, Mapping):
         raise UserInputError(f"[{name}.retrain_hparams] must be a table, got {_got(hparams)}")
-    checked = _read(RetrainConfig, f"{name}.retrain_hparams", hparams)
+    checked = _read(RetrainConfig, f"{name}.retrain_hparams", hparams)  # types and ranges of the overrides
     overrides = {k: getattr(checked, k) for k in hparams}
-    retrain = _read(RetrainConfig, f"{name}.retrain_hparams", {},
-                    extra=RetrainConfig.from_training(training.train.to_dict(), overrides).to_dict())
+    try:
+        retrain = RetrainConfig.from_training(training.train.to_dict(), overrides)
+    except ValueError as e:
+        raise UserInputError(f"[{name}.retrain_hparams] {e}") from e
     return _read(ProjectionConfig, name, table, skip=("retrain_config",), extra={"retrain_config": retrain})
 
 

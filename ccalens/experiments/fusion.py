@@ -71,14 +71,6 @@ class FusionConfig:
         if not self.svm_c > 0:
             raise ValueError(f"svm_c must be positive, got {self.svm_c}")
 
-    @classmethod
-    def from_mapping(cls, d: Mapping[str, Any] | None) -> FusionConfig:
-        d = {k: v for k, v in dict(d or {}).items() if k != "pairs"}
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown fusion settings: {sorted(unknown)}")
-        return cls(**d)
-
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 

@@ -282,18 +282,6 @@ class ProjectionConfig:
         if not 0 < self.pca_variance <= 1:
             raise ValueError(f"pca_variance must be in (0, 1], got {self.pca_variance}")
 
-    @classmethod
-    def from_mapping(cls, d: dict[str, Any] | None, retrain: RetrainConfig | None = None) -> ProjectionConfig:
-        d = dict(d or {})
-        unknown = set(d) - {"methods", "repeats", "pairs", "k_values", "pca_variance", "retrain", "seed"}
-        if unknown:
-            raise ValueError(f"unknown projection settings: {sorted(unknown)}")
-        if "methods" in d:
-            d["methods"] = tuple(d["methods"])
-        if d.get("k_values") is not None:
-            d["k_values"] = tuple(int(k) for k in d["k_values"])
-        return cls(**d, retrain_config=retrain or RetrainConfig())
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "methods": list(self.methods),
