@@ -257,12 +257,13 @@ def centred_gram(
     accumulates in float64, not for a rank cut at 1e-10 of the spectrum, which the CCA family makes); otherwise the
     products and ``K`` are float64. ``block_columns``: default :func:`gram_block_columns`.
     """
-    X = check_features(X, name)
+    X = check_features(X, name, check_finite=False)
     n, d = X.shape
     block_columns = gram_block_columns(n) if block_columns is None else int(block_columns)
     with np.errstate(all="ignore"):
         mean = X.mean(axis=0, dtype=np.float64)
-    if not np.isfinite(mean).all():
+    if not np.isfinite(mean).all():  # NaN/Inf show in the means; a full scan then names the first one
+        check_features(X, name)
         raise ValueError(f"{name} has values too large to average in float64")
     dtype = _compute_dtype(X, low_precision)
     scale = None
@@ -368,18 +369,19 @@ def feature_loadings(X: np.ndarray, mean: np.ndarray, H: np.ndarray, block_colum
     return out
 
 
-def _inner(A: np.ndarray, B: np.ndarray, rows: int = 1024) -> float:
-    """``<A, B>_F`` accumulated in float64 over row blocks (float32 Grams are widened a block at a time)."""
-    return float(sum(np.vdot(A[lo : lo + rows].astype(np.float64), B[lo : lo + rows].astype(np.float64))
-                     for lo in range(0, A.shape[0], rows)))
-
-
-def linear_cka_from_grams(K: np.ndarray, L: np.ndarray) -> float:
-    """``<K, L>_F / (||K||_F ||L||_F)`` of two centred Gram matrices (sums in float64; scale-free)."""
-    kk, ll = _inner(K, K), _inner(L, L)
+def linear_cka_from_grams(K: np.ndarray, L: np.ndarray, rows: int = 512) -> float:
+    """``<K, L>_F / (||K||_F ||L||_F)`` of two centred Gram matrices, in one pass over row blocks (each widened
+    to float64 once, so float32 Grams are summed in float64); scale-free."""
+    kk = ll = kl = 0.0
+    for lo in range(0, K.shape[0], rows):
+        a = K[lo : lo + rows].astype(np.float64)
+        b = L[lo : lo + rows].astype(np.float64)
+        kk += float(np.vdot(a, a))
+        ll += float(np.vdot(b, b))
+        kl += float(np.vdot(a, b))
     if not (kk > 0 and ll > 0):
         raise ValueError("linear CKA is undefined: a representation has no variance")
-    return float(_inner(K, L) / np.sqrt(kk) / np.sqrt(ll))
+    return float(kl / np.sqrt(kk) / np.sqrt(ll))
 
 
 def unbiased_hsic(K: np.ndarray, L: np.ndarray) -> float:

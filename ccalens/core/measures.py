@@ -549,7 +549,8 @@ def _resolve_pair(
         raise ValueError("i and j select representations of stats; leave them out when giving X and Y")
     if X is None or Y is None:
         raise ValueError(f"{measure} needs X and Y (or stats=)")
-    X, Y = check_paired(X, Y)
+    # statistics paths find NaN/Inf from their column sums (then name the culprit); data-only measures scan here
+    X, Y = check_paired(X, Y, check_finite=measure not in STATS_MEASURES)
     return None, 0, 1, (_unit_scale(X), _unit_scale(Y))
 
 
