@@ -288,15 +288,6 @@ def test_traceback_only_with_debug_in_a_real_process(pair):
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "UserInputError" in debug.stderr
 
 
-def test_config_type_check_leaves_other_keys_alone():
-    from ccalens.experiments.config_types import check_config_types
-
-    check_config_types({"data": {"sensors": {"my_sensor": "Acc_x"}, "root": "x"}, "training": {"epochs": 3.0,
-                        "lr_milestones": [10]}, "fusion": {"pairs": [["a", "b"]]}}, "c.toml")
-    with pytest.raises(ValueError, match=r"c\.toml: \[data\] root must be a string, got the number 5"):
-        check_config_types({"data": {"root": 5}}, "c.toml")
-
-
 def test_compare_bootstrap_keep_and_method(pair, capsys):
     tmp, X, Y = pair
     np.save(tmp / "a.npy", X)

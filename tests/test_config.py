@@ -89,7 +89,7 @@ def test_unknown_keys_are_refused_in_every_table(text, message):
         ("[data]\nviews = 'kar'", r"^\[data\] views must be a list of strings"),
         (_NETWORKS + "[fusion]\npairs = [['kar']]", r"^\[fusion\] pairs must be a list of pairs"),
         (_NETWORKS + "[compression]\nlayers = 'fc'", r"^\[compression\] layers must be a list of strings"),
-        (_NETWORKS + "[learning_dynamics]\nvariance = 'high'", r"^\[learning_dynamics\] variance must be a number"),
+        (_NETWORKS + "[learning_dynamics]\nthreshold = 'high'", r"^\[learning_dynamics\] threshold must be a number"),
         ("threads = 'all'", r"^threads must be a number \(an integer\), got the string 'all'$"),
         ("title = 3", r"^title must be a string, got the number 3$"),
         ("sanity = 3", r"^sanity must be a table \(\[sanity\]\), got the number 3$"),

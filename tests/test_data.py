@@ -316,3 +316,17 @@ def test_cifar_augmentation():
     assert torch.equal(ds.fill, torch.full((3,), -0.5))
     plain = CifarAugmented(x, torch.tensor([1, 2]), augment=False)
     assert torch.equal(plain[0][0], x[0])
+
+
+def test_cifar_imagenet_normalisation(tmp_path):
+    pytest.importorskip("torch")
+    from ccalens.data.cifar import IMAGENET_MEAN, IMAGENET_STD, load_cifar10, write_fake_cifar
+
+    root = write_fake_cifar(tmp_path / "c", n_per_batch=8, seed=0)
+    raw = load_cifar10(root, normalize=False)
+    net = load_cifar10(root, statistics="imagenet")
+    expected = (raw.x_train - np.array(IMAGENET_MEAN, dtype=np.float32)[:, None, None]) / np.array(
+        IMAGENET_STD, dtype=np.float32)[:, None, None]
+    np.testing.assert_allclose(net.x_train.numpy(), expected.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="statistics"):
+        load_cifar10(root, statistics="imnet")

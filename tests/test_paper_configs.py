@@ -75,6 +75,10 @@ def test_cifar10_moreau_config_is_their_network_and_schedule(tmp_path):
     src = Source("cifar", ["images"], 10, {}, {}, None, None, "cifar_resnet", cfg.model.to_kwargs())
     model = src.make_model("images")
     assert model.depth == 38 and sum(p.numel() for p in model.parameters()) == 584_602
+    assert cfg.data.normalization == "imagenet" and cfg.projection.pairs == 3 and len(tc.seeds if hasattr(
+        tc, "seeds") else cfg.training.seeds) == 6
+    retrain = cfg.projection.retrain_config  # the network's own schedule, from its own weights
+    assert retrain.lr_milestones == (20, 40, 60) and retrain.init == "original" and retrain.epochs == 80
 
 
 @pytest.mark.slow
@@ -83,8 +87,8 @@ def test_cifar10_moreau_config_runs_on_fake_cifar(tmp_path):
     res = _run("cifar10_moreau", tmp_path / "out", {
         "data": {"root": str(root)},
         "model": {"depth": 8},  # the conv3x3 shortcuts at n = 1, to keep the smoke run short
-        "training": {"epochs": 1, "max_steps": 2, "batch_size": 32},
-        "projection": {"repeats": 1, "retrain": False},
+        "training": {"epochs": 1, "max_steps": 2, "batch_size": 32, "seeds": [0, 1]},
+        "projection": {"repeats": 1, "retrain": False, "pairs": 1},
     })
     assert res["metric"] == "accuracy"
     saved = json.loads((tmp_path / "out" / "models" / "training.json").read_text())["config"]

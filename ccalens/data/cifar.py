@@ -197,9 +197,17 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def load_cifar10(folder: str | os.PathLike, normalize: bool = True) -> CifarData:
+#: ImageNet's per-channel mean and std (RGB), the normalisation Moreau et al.'s CIFAR code uses.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_cifar10(folder: str | os.PathLike, normalize: bool = True, statistics: str = "cifar") -> CifarData:
     """Read the six batches; returns :class:`CifarData` with ``x_train (50000, 3, 32, 32)`` (fewer for test
-    files) scaled to [0, 1] and, with ``normalize``, standardised per channel by the training mean/std."""
+    files) scaled to [0, 1] and, with ``normalize``, standardised per channel by the training mean/std
+    (``statistics="cifar"``) or by ImageNet's (``"imagenet"``, as Moreau et al.'s code does)."""
+    if statistics not in ("cifar", "imagenet"):
+        raise ValueError(f"statistics must be 'cifar' or 'imagenet', got {statistics!r}")
     root = _resolve(folder)
     parts = [_read_batch(root / f) for f in _TRAIN_FILES]
     x_tr = torch.from_numpy(np.concatenate([p[0] for p in parts])).float().div_(255.0)
@@ -207,8 +215,11 @@ def load_cifar10(folder: str | os.PathLike, normalize: bool = True) -> CifarData
     xt, yt = _read_batch(root / _TEST_FILE)
     x_te = torch.from_numpy(xt).float().div_(255.0)
     y_te = torch.from_numpy(yt)
-    mean = x_tr.mean(dim=(0, 2, 3), dtype=torch.float64).float()
-    std = x_tr.double().std(dim=(0, 2, 3)).float().clamp_min(1e-6)
+    if statistics == "imagenet":
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    else:
+        mean = x_tr.mean(dim=(0, 2, 3), dtype=torch.float64).float()
+        std = x_tr.double().std(dim=(0, 2, 3)).float().clamp_min(1e-6)
     if normalize:
         x_tr = (x_tr - mean[:, None, None]) / std[:, None, None]
         x_te = (x_te - mean[:, None, None]) / std[:, None, None]

@@ -47,7 +47,7 @@ TRAINING_PRESETS = ("multiview_default", "shl_paper", "cifar_resnet_paper")
 _DATASETS = ("multiple_features", "shl2018", "cifar10")
 # keys of [data] and [model] that each dataset reads (a key another dataset reads would be silently ignored)
 _DATA_KEYS = {"multiple_features": {"views"}, "shl2018": {"root", "n_val", "sensors", "cache_dir"},
-              "cifar10": {"root", "augment"}}
+              "cifar10": {"root", "augment", "normalization"}}
 _MODEL_KEYS = {"multiple_features": {"hidden", "dropout"}, "shl2018": {"input_size"},
                "cifar10": {"depth", "n", "shortcut"}}
 
@@ -172,7 +172,8 @@ class DataConfig:
 
     ``views``: digit views (multiple_features); ``root``: the data folder (shl2018, cifar10); ``n_val``: SHL
     validation segments (a count, or a fraction < 1); ``sensors``: SHL sensor name = channel; ``cache_dir``:
-    SHL spectrogram cache; ``augment``: CIFAR crop-and-flip.
+    SHL spectrogram cache; ``augment``: CIFAR crop-and-flip; ``normalization``: CIFAR's per-channel statistics
+    (``"cifar"``, default) or ImageNet's (``"imagenet"``, Moreau et al.'s code).
     """
 
     dataset: str = "multiple_features"
@@ -182,9 +183,12 @@ class DataConfig:
     sensors: dict[str, str] | None = None
     cache_dir: str | None = None
     augment: bool | None = None
+    normalization: str | None = None
 
     def __post_init__(self) -> None:
         _one_of("data", "dataset", self.dataset, _DATASETS)
+        if self.normalization is not None:
+            _one_of("data", "normalization", self.normalization, ("cifar", "imagenet"))
         for key in sorted(self._set_keys() - _DATA_KEYS[self.dataset]):
             raise UserInputError(f"[data] {key} does not apply to dataset {self.dataset!r} "
                              f"(it reads {sorted(_DATA_KEYS[self.dataset])})")
@@ -309,12 +313,13 @@ class LearningDynamicsConfig:
     checkpoint_every: int = 25
     max_checkpoints: int = 40
     probe_samples: int | None = None
-    variance: float = 0.99
+    keep: str = "singular_values"
+    threshold: float = 0.99
 
     def __post_init__(self) -> None:
         _positive("learning_dynamics", checkpoint_every=self.checkpoint_every, max_checkpoints=self.max_checkpoints,
                   probe_samples=self.probe_samples)
-        _fraction("learning_dynamics", self.variance)
+        _svcca_rule("learning_dynamics", self.keep, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -323,11 +328,37 @@ class TwoInitialisationsConfig:
 
     sensor: str | None = None
     probe_samples: int | None = None
-    variance: float = 0.99
+    keep: str = "singular_values"
+    threshold: float = 0.99
 
     def __post_init__(self) -> None:
         _positive("two_initialisations", probe_samples=self.probe_samples)
-        _fraction("two_initialisations", self.variance)
+        _svcca_rule("two_initialisations", self.keep, self.threshold)
+
+
+@dataclass(frozen=True)
+class ConvNetworkConfig:
+    """``[conv_network]``: a small CNN (:class:`~ccalens.models.nets.PixCNN`) trained on ``sensor`` (the pix view's
+    16 x 15 images) with each of ``seeds``, ``epochs`` epochs of the run's training recipe, a checkpoint every
+    ``checkpoint_every`` steps; its SVCCA studies run on the conv layers by DFT-CCA, and the two seeds are compared
+    layer by layer with :func:`ccalens.compare_models`."""
+
+    sensor: str = "pix"
+    seeds: tuple[int, ...] = (0, 1)
+    epochs: int = 20
+    width: int = 16
+    checkpoint_every: int = 24
+    max_checkpoints: int = 21
+    probe_samples: int | None = None
+    keep: str = "singular_values"
+    threshold: float = 0.99
+
+    def __post_init__(self) -> None:
+        _positive("conv_network", epochs=self.epochs, width=self.width, checkpoint_every=self.checkpoint_every,
+                  max_checkpoints=self.max_checkpoints, probe_samples=self.probe_samples)
+        if len(self.seeds) != 2 or len(set(self.seeds)) != 2:
+            raise UserInputError(f"[conv_network] seeds must be two different seeds, got {list(self.seeds)}")
+        _svcca_rule("conv_network", self.keep, self.threshold)
 
 
 _COMPRESSION_REFERENCES = ("other_seed", "logits")
@@ -387,6 +418,13 @@ def _positive(table: str, **values: int | None) -> None:
             raise UserInputError(f"[{table}] {key} must be >= 1, got {value}")
 
 
+def _svcca_rule(table: str, keep: str, threshold: float) -> None:
+    if keep not in ("singular_values", "variance"):
+        raise UserInputError(f"[{table}] keep must be 'singular_values' or 'variance', got {keep!r}")
+    if not 0 < threshold <= 1:
+        raise UserInputError(f"[{table}] threshold must lie in (0, 1], got {threshold}")
+
+
 def _fraction(table: str, variance: float) -> None:
     if not 0 < variance <= 1:
         raise UserInputError(f"[{table}] variance must lie in (0, 1], got {variance}")
@@ -408,6 +446,7 @@ class ExperimentConfig:
     learning_dynamics: LearningDynamicsConfig | None = None
     two_initialisations: TwoInitialisationsConfig | None = None
     compression: CompressionConfig | None = None
+    conv_network: ConvNetworkConfig | None = None
     sanity: SanityConfig | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
 
@@ -415,7 +454,7 @@ class ExperimentConfig:
     def needs_networks(self) -> bool:
         """Whether a stage that analyses trained networks is present."""
         return any(getattr(self, t) is not None for t in ("projection", "cross_sensor", "fusion", "learning_dynamics",
-                                                           "two_initialisations", "compression"))
+                                                           "two_initialisations", "compression", "conv_network"))
 
     @property
     def svcca_studies(self) -> bool:
@@ -424,7 +463,7 @@ class ExperimentConfig:
 
 _TOP_LEVEL = {"title": str, "description": str, "threads": int}
 _TABLES = ("data", "model", "training", "projection", "cross_sensor", "fusion", "learning_dynamics",
-           "two_initialisations", "compression", "sanity", "report")
+           "two_initialisations", "compression", "conv_network", "sanity", "report")
 
 
 def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
@@ -449,7 +488,7 @@ def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
         raise UserInputError(f"[model] {key} does not apply to dataset {data.dataset!r} "
                          f"(its network takes {sorted(_MODEL_KEYS[data.dataset])})")
     network_tables = ("projection", "cross_sensor", "fusion", "learning_dynamics", "two_initialisations",
-                      "compression")
+                      "compression", "conv_network")
     needs_training = tables["training"] is not None or any(tables[t] is not None for t in network_tables)
     training = _parse_training(tables["training"]) if needs_training else None
     parsed: dict[str, Any] = {}
@@ -460,7 +499,8 @@ def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
     if tables["fusion"] is not None:
         parsed["fusion"] = _parse_fusion(tables["fusion"])
     for name, cls in (("learning_dynamics", LearningDynamicsConfig), ("two_initialisations", TwoInitialisationsConfig),
-                      ("compression", CompressionConfig), ("sanity", SanityConfig)):
+                      ("compression", CompressionConfig), ("conv_network", ConvNetworkConfig),
+                      ("sanity", SanityConfig)):
         if tables[name] is not None:
             parsed[name] = _read(cls, name, tables[name])
     report = _read(ReportConfig, "report", tables["report"] or {})

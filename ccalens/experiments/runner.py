@@ -46,6 +46,7 @@ from ccalens.experiments.config import ExperimentConfig, parse_config
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages import (
     RunContext,
+    conv_network_stage,
     cross_sensor_stage,
     fusion_stage,
     networks_stage,
@@ -157,6 +158,8 @@ def _stages(cfg: ExperimentConfig) -> list[tuple[str, _Stage]]:
         stages.append(("fusion", fusion_stage))
     if cfg.svcca_studies:
         stages.append(("SVCCA studies", svcca_stage))
+    if cfg.conv_network is not None:
+        stages.append(("CNN on the pix images", conv_network_stage))
     if cfg.sanity is not None:
         stages.append(("sanity figures", sanity_stage))
     return stages
@@ -192,17 +195,19 @@ def _run_stages(cfg: ExperimentConfig, text: str, out: Path, progress: bool) -> 
 
 def run_demo(out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict[str, Any]:
     """The main job: train networks on the six bundled digit views (4 seeds each), run the projection
-    experiment on each view and on the grid of view pairs, the fusion study, the SVCCA studies and the sanity
-    figures, and write ``out_dir/report.html``. ``quick``: three views and short training (a smoke test)."""
+    experiment on each view and on the grid of view pairs, the fusion study, the SVCCA studies, a CNN on the pix
+    images (DFT-CCA studies, two seeds compared) and the sanity figures, and write ``out_dir/report.html``.
+    ``quick``: three views and short training (a smoke test)."""
     overrides: dict[str, Any] | None = None
     if quick:
         overrides = {
-            "data": {"views": ["fou", "kar", "zer"]},
+            "data": {"views": ["kar", "pix", "zer"]},
             "training": {"epochs": 8, "lr_milestones": [6]},
             "projection": {"repeats": 2, "retrain_hparams": {"epochs": 4}},
             "cross_sensor": {"repeats": 2},
             "learning_dynamics": {"sensor": "kar", "checkpoint_every": 48},
             "two_initialisations": {"sensor": "kar"},
             "compression": {"sensor": "kar"},
+            "conv_network": {"epochs": 3, "checkpoint_every": 24},
         }
     return run_config(builtin_config("demo"), out_dir, progress=progress, overrides=overrides)

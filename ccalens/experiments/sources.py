@@ -130,7 +130,7 @@ def load_source(data: Mapping[str, Any], model: Mapping[str, Any] | None = None)
 
         if "root" not in data:
             raise ValueError("[data] root must name the CIFAR-10 python folder for dataset 'cifar10'")
-        cd = load_cifar10(_folder(data, "root"))
+        cd = load_cifar10(_folder(data, "root"), statistics=str(data.get("normalization", "cifar")))
         kwargs = {**model_kwargs, "_mean": cd.mean, "_std": cd.std}
         src = Source(
             name="CIFAR-10", sensors=["images"], n_classes=10,

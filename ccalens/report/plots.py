@@ -229,6 +229,44 @@ def plot_heatmap(
         return save_figure(fig, stem)
 
 
+def plot_measure_heatmaps(
+    measures: Mapping[str, np.ndarray],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    stem: str | Path,
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+) -> dict[str, Path]:
+    """One annotated heat map per measure (``measures[name]: (rows, cols)``), side by side on a shared 0-1 scale."""
+    names = list(measures)
+    with plt.rc_context(_RC):
+        w = min(max(3.0, 0.5 * len(col_labels) + 1.6), 7) * len(names)
+        h = min(max(2.6, 0.4 * len(row_labels) + 1.4), 10)
+        fig, axes = plt.subplots(1, len(names), figsize=(w, h), squeeze=False)
+        im = None
+        for ax, name in zip(axes[0], names, strict=True):
+            M = np.asarray(measures[name], dtype=np.float64)
+            im = ax.imshow(M, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+            ax.set_xticks(range(len(col_labels)))
+            ax.set_xticklabels(col_labels, rotation=45 if max(map(len, col_labels)) > 4 else 0, ha="right")
+            ax.set_yticks(range(len(row_labels)))
+            ax.set_yticklabels(row_labels if ax is axes[0, 0] else [""] * len(row_labels))
+            ax.set_xlabel(xlabel)
+            if ax is axes[0, 0]:
+                ax.set_ylabel(ylabel)
+            ax.set_title(name)
+            if M.size <= 400:
+                for (i, j), v in np.ndenumerate(M):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5,
+                            color="white" if v < 0.5 else "black")
+        assert im is not None
+        fig.colorbar(im, ax=list(axes[0]), fraction=0.025, pad=0.02).set_label("similarity")
+        fig.suptitle(title, fontsize=10)
+        return save_figure(fig, stem)
+
+
 def plot_fusion(results: Sequence[Any], stem: str | Path, *, metric: str = "accuracy") -> dict[str, Path]:
     """Left: score of every fusion method for every pair (heat map). Right: agreement of each CCA fusion with
     logit averaging per pair (bars)."""
@@ -288,6 +326,10 @@ def plot_learning_dynamics(ld: Mapping[str, Any], stem: str | Path, *, title: st
         cmap = plt.get_cmap("plasma")
         for li, name in enumerate(layers):
             ax2.plot(steps, sim[li], color=cmap(li / max(1, len(layers) - 1) * 0.85), label=name, linewidth=1.4)
+        null = np.asarray(ld.get("null_mean_rho", np.full_like(sim, np.nan)), dtype=np.float64)
+        if np.isfinite(null).any():  # what unrelated data of the same n and ranks would give
+            ax2.plot(steps, np.nanmax(null, axis=0), color="0.4", linestyle=":", linewidth=1.0,
+                     label="null mean rho (largest over layers)")
         ax2.set_xlabel("training step")
         ax2.set_ylabel("SVCCA similarity to final")
         ax2.set_ylim(0, 1.02)
@@ -351,7 +393,9 @@ def plot_abc(abc: Mapping[str, Any], stem: str | Path) -> dict[str, Path]:
     """Sorted canonical correlations of the pairs (A, B) and (A, C) under plain CCA and SVCCA."""
     with plt.rc_context(_RC):
         fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.0), sharey=True)
-        for ax, kind, title in ((axes[0], "cca", "plain CCA"), (axes[1], "svcca", "SVCCA (99% variance)")):
+        rule = "99% of the sum of singular values" if abc.get("keep", "singular_values") == "singular_values" else \
+            "99% of the variance"
+        for ax, kind, title in ((axes[0], "cca", "plain CCA"), (axes[1], "svcca", f"SVCCA ({rule})")):
             for pair, colour in (("AB", "#1f77b4"), ("AC", "#d62728")):
                 rho = np.asarray(abc[pair][f"{kind}_correlations"])
                 ax.plot(np.arange(1, rho.size + 1), rho, color=colour, linewidth=1.5,
@@ -362,8 +406,9 @@ def plot_abc(abc: Mapping[str, Any], stem: str | Path) -> dict[str, Path]:
             ax.legend(frameon=False, loc="upper right")
         axes[0].set_ylabel("canonical correlation")
         axes[0].set_ylim(0, 1.02)
-        fig.suptitle("B: 50 dims aligned with A + 150 noise;  C: 150 useful dims unrelated to A + 50 weak aligned",
-                     fontsize=9)
+        kept = {k: (v or {}).get("singular_values") for k, v in abc.get("kept", {}).items()}
+        fig.suptitle("A: 50 dims; B: 50 dims aligned with A + 150 noise; C: the 50 aligned + 150 useful dims"
+                     + (f"  (the SVD keeps {kept.get('B')} of B, {kept.get('C')} of C)" if kept else ""), fontsize=9)
         fig.tight_layout()
         return save_figure(fig, stem)
 

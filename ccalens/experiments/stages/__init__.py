@@ -7,10 +7,13 @@ and its section of the report (opening with a conclusion computed from its numbe
   experiment on each sensor and on the grid of sensor pairs;
 * :func:`fusion_stage` (:mod:`~.fusion`): CCA fusion against logit averaging;
 * :func:`svcca_stage` (:mod:`~.svcca`): learning dynamics, two initialisations, compression;
+* :func:`conv_network_stage` (:mod:`~.conv_network`): a CNN on the pix images, its SVCCA studies on conv layers
+  by DFT-CCA and ``compare_models`` of two seeds;
 * :func:`sanity_stage` (:mod:`~.sanity`): the SVCCA paper's synthetic sanity figures.
 """
 
 from ccalens.experiments.stages.context import RunContext
+from ccalens.experiments.stages.conv_network import conv_network_stage
 from ccalens.experiments.stages.fusion import fusion_stage
 from ccalens.experiments.stages.networks import Networks, networks_stage
 from ccalens.experiments.stages.projection import cross_sensor_stage, projection_stage
@@ -20,6 +23,7 @@ from ccalens.experiments.stages.svcca import svcca_stage
 __all__ = [
     "Networks",
     "RunContext",
+    "conv_network_stage",
     "cross_sensor_stage",
     "fusion_stage",
     "networks_stage",

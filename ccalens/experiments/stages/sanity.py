@@ -49,21 +49,32 @@ def sanity_stage(ctx: RunContext) -> dict[str, Any]:
     out = ctx.out
     folder = out_path(out, "sanity")
     sec = ctx.report.section("Sanity figures (SVCCA paper)")
-    inv = svcca_studies.invariance_sanity(n=t.n_samples, seed=t.seed)
+    layer = None
+    if ctx.networks is not None:  # a real layer: the penultimate features of the first network (SVCCA App. 1)
+        sensor, seed = ctx.networks.sensors[0], ctx.networks.seeds[0]
+        layer = ctx.networks.features[(sensor, seed)].train
+    inv = (svcca_studies.invariance_sanity(layer, seed=t.seed) if layer is not None
+           else svcca_studies.invariance_sanity(n=t.n_samples, seed=t.seed))
     abc = svcca_studies.abc_example(n=t.abc_samples, seed=t.seed)
     write_json(out_path(folder, "invariance.json"), inv)
     write_json(out_path(folder, "abc.json"), abc)
     write_csv(out_path(folder, "invariance.csv"), [
         {"transform": tr, "noise_std": s, "cca": inv["cca"][i, j], "neuronwise": inv["neuronwise"][i, j]}
         for i, tr in enumerate(inv["transforms"]) for j, s in enumerate(inv["noise_levels"])])
-    rows = [{"pair": f"A vs {p[1]}", "plain CCA (mean rho)": abc[p]["cca"], "SVCCA (mean rho)": abc[p]["svcca"]}
+    kept = abc.get("kept", {})
+    rows = [{"pair": f"A vs {p[1]}", "plain CCA (mean rho)": abc[p]["cca"], "SVCCA (mean rho)": abc[p]["svcca"],
+             f"directions the SVD keeps of {p[1]}": (kept.get(p[1]) or {}).get("singular_values")}
             for p in ("AB", "AC")]
     write_csv(out_path(folder, "abc.csv"), rows)
     sec.conclusion = sanity_conclusion(inv, rows, abc.get("kept"), abc.get("threshold"))
+    source = inv.get("source", "synthetic")
     sec.add_figure(plots.plot_invariance(inv, out_path(folder, "invariance")), out,
-                   "CCA is unchanged by permuting, rotating or scaling neurons; a neuron-wise correlation is not")
+                   f"A neuron ({source}) mixed with other top neurons: CCA recovers it under permutation, rotation "
+                   "and scaling; a neuron-by-neuron correlation is invariant to per-neuron scaling but not to "
+                   "permutation or rotation")
     sec.add_figure(plots.plot_abc(abc, out_path(folder, "abc")), out,
-                   "A/B/C: plain CCA scores both pairs alike, SVCCA separates them")
+                   "A/B/C (SVCCA appendix B.0.1): CCA and SVCCA score both pairs near 1; the number of directions "
+                   "the SVD keeps (about 50 for B, about 200 for C) tells them apart")
     sec.tables.append(("A/B/C example", rows))
     sec.add_files([out_path(folder, name) for name in ("invariance.json", "invariance.csv", "abc.json", "abc.csv")],
                   out)

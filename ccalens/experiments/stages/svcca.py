@@ -114,7 +114,7 @@ def _learning_dynamics(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
         keep = np.unique(np.linspace(0, len(ckpts) - 1, t.max_checkpoints).astype(int))
         ckpts = [ckpts[i] for i in keep]
     ld = svcca_studies.learning_dynamics(lambda: copy.deepcopy(model), ckpts, X, _layers(model),
-                                         variance=t.variance, progress=ctx.progress)
+                                         keep=t.keep, threshold=t.threshold, progress=ctx.progress)
     write_json(out_path(folder, "learning_dynamics.json"), {"sensor": sensor, **ld})
     write_csv(out_path(folder, "learning_dynamics.csv"), [
         {"layer": layer, "step": step, "svcca_to_final": ld["similarity"][i, j]}
@@ -143,18 +143,57 @@ def _two_initialisations(ctx: RunContext, sec: Section) -> dict[str, Any]:
     layers = _layers(ma)
     acts_a = svcca_studies.layer_activations(ma, X, layers)
     acts_b = svcca_studies.layer_activations(mb, X, layers)
-    ti = svcca_studies.two_init_heatmap(acts_a, acts_b, variance=t.variance)
-    write_json(out_path(folder, "two_initialisations.json"), {"sensor": sensor, **ti})
-    write_csv(out_path(folder, "two_initialisations.csv"), [
-        {"layer_seed_a": a, "layer_seed_b": b, "svcca": ti["similarity"][i, j]}
-        for i, a in enumerate(ti["layers_a"]) for j, b in enumerate(ti["layers_b"])])
-    fig = plots.plot_heatmap(ti["similarity"], ti["layers_a"], ti["layers_b"],
-                             out_path(folder, "two_initialisations"),
-                             title=f"SVCCA between two initialisations ({sensor})", colorbar_label="SVCCA",
-                             xlabel=f"layer, seed {nets.seeds[1]}", ylabel=f"layer, seed {nets.seeds[0]}")
-    sec.add_figure(fig, out, "Layer x layer SVCCA similarity between two trainings")
-    sec.add_files([out_path(folder, "two_initialisations.json"), out_path(folder, "two_initialisations.csv")], out)
+    ti = svcca_studies.two_init_heatmap(acts_a, acts_b, keep=t.keep, threshold=t.threshold)
+    _write_two_initialisations(ctx, sec, ti, folder, f"{sensor}", (nets.seeds[0], nets.seeds[1]))
     return ti
+
+
+def _write_two_initialisations(
+    ctx: RunContext, sec: Section, ti: dict[str, Any], folder: Any, label: str, seeds: tuple[int, int],
+    stem: str = "two_initialisations",
+) -> None:
+    """JSON/CSV of a two-initialisation study, and its figure: SVCCA beside PWCCA and linear CKA (fair across
+    widths), with the note on SVCCA's mean over min(m1, m2) computed from the run's ranks."""
+    out = ctx.out
+    write_json(out_path(folder, f"{stem}.json"), {"network": label, **ti})
+    write_csv(out_path(folder, f"{stem}.csv"), [
+        {"layer_seed_a": a, "layer_seed_b": b, **{m: ti["measures"][m][i, j] for m in ti["measures"]},
+         "null_mean_rho": ti["null_mean_rho"][i, j], "convention": ti["conventions"].get(f"{a}|{b}", "")}
+        for i, a in enumerate(ti["layers_a"]) for j, b in enumerate(ti["layers_b"])])
+    fig = plots.plot_measure_heatmaps(
+        ti["measures"], ti["layers_a"], ti["layers_b"], out_path(folder, stem),
+        title=f"Two initialisations ({label}): seed {seeds[0]} (rows) against seed {seeds[1]} (columns)",
+        xlabel=f"layer, seed {seeds[1]}", ylabel=f"layer, seed {seeds[0]}")
+    sec.add_figure(fig, out, f"{label}: layer x layer similarity between two trainings (SVCCA, PWCCA, linear CKA)")
+    note = svcca_width_note(ti)
+    if note:
+        sec.paragraphs.append(note)
+    sec.add_files([out_path(folder, f"{stem}.json"), out_path(folder, f"{stem}.csv")], out)
+
+
+def svcca_width_note(ti: dict[str, Any]) -> str:
+    """What SVCCA's mean over min(m1, m2) correlations does when the widths differ, from this run's numbers: the
+    largest off-diagonal SVCCA that exceeds the diagonal, with the kept ranks, and PWCCA / linear CKA there."""
+    sim = np.asarray(ti["similarity"], dtype=float)
+    n = min(sim.shape)
+    diag = np.diag(sim)[:n]
+    best = None
+    for i in range(sim.shape[0]):
+        for j in range(sim.shape[1]):
+            if i != j and sim[i, j] > max(diag[min(i, n - 1)], diag[min(j, n - 1)]) + 1e-9:
+                if best is None or sim[i, j] > sim[best]:
+                    best = (i, j)
+    if best is None:
+        return ("SVCCA averages min(m1, m2) canonical correlations, m the directions each side keeps; in this run no "
+                "pair of different layers scores above the matching layers.")
+    i, j = best
+    ra, rb = ti["ranks_a"][i], ti["ranks_b"][j]
+    pw, ck = ti["measures"]["pwcca"][i, j], ti["measures"]["linear_cka"][i, j]
+    return (f"SVCCA averages min(m1, m2) canonical correlations, m the directions each side keeps: "
+            f"{ti['layers_a'][i]} of the first seed against {ti['layers_b'][j]} of the second reads "
+            f"{format_number(sim[i, j])} (kept {ra} and {rb} directions), above both matching-layer scores, because "
+            f"the narrower side's few directions lie inside the wider one's span. PWCCA ({format_number(pw)}) and "
+            f"linear CKA ({format_number(ck)}), beside it, do not reward the narrower side that way.")
 
 
 def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:

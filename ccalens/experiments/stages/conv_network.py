@@ -1,0 +1,125 @@
+"""Stage ``[conv_network]``: a small CNN on the pix view's images, its SVCCA studies on conv layers by DFT-CCA (SVCCA
+appendix C), and a layer-by-layer comparison of two seeds with :func:`ccalens.compare_models` (all activations through
+:mod:`ccalens.extract`)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ccalens.experiments import svcca_studies
+from ccalens.experiments.common import scores
+from ccalens.experiments.paths import out_path
+from ccalens.experiments.stages.context import RunContext
+from ccalens.experiments.stages.networks import stage_sensor
+from ccalens.experiments.stages.svcca import (
+    CONVERGED,
+    _write_two_initialisations,
+    learning_dynamics_conclusion,
+    two_initialisations_conclusion,
+)
+from ccalens.io import write_csv, write_json
+from ccalens.report import plots
+from ccalens.report.html import format_number
+
+__all__ = ["conv_network_stage"]
+
+
+def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
+    """Train :class:`~ccalens.models.nets.PixCNN` twice (two seeds) with the run's training recipe, then: learning
+    dynamics of its layers (DFT-CCA on the conv maps), the two-initialisation study, and ``compare_models`` of the
+    two seeds (``conv="dft"``) as a heat map."""
+    import torch
+
+    from ccalens.extract.compare import compare_models
+    from ccalens.models.checkpoints import list_checkpoints
+    from ccalens.models.loop import train_network
+    from ccalens.models.nets import PixCNN
+
+    t, nets = ctx.config.conv_network, ctx.nets
+    assert t is not None
+    source = nets.source
+    sensor = stage_sensor("conv_network", t.sensor, nets.sensors)
+    X_train, X_val = source.train[sensor], source.val[sensor]
+    if X_train.shape[1] != 240:
+        raise ValueError(f"[conv_network] sensor must be the 240-feature pix view (a 16 x 15 image), got {sensor!r} "
+                         f"with {X_train.shape[1]} features")
+    folder = out_path(ctx.out, "conv_network")
+    sec = ctx.report.section("A CNN on the pix images: SVCCA studies on conv layers (DFT-CCA) and two seeds compared")
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+
+    def make_model() -> Any:
+        model = PixCNN(n_classes=source.n_classes, width=t.width)
+        model.set_input_normalization(mean, std)
+        return model
+
+    models, rows = {}, []
+    for k, seed in enumerate(t.seeds):
+        recipe = dataclasses.replace(nets.train_config, epochs=t.epochs, progress=False,
+                                     checkpoint_every=t.checkpoint_every if k == 0 else 0,
+                                     lr_milestones=tuple(m for m in nets.train_config.lr_milestones if m < t.epochs))
+        model, history = train_network(make_model, (X_train, source.y_train), (X_val, source.y_val), recipe,
+                                       seed=seed, checkpoint_dir=out_path(folder, "checkpoints", f"seed{seed}"))
+        models[seed] = model
+        with torch.no_grad():
+            logits = model(torch.as_tensor(X_val, dtype=torch.float32)).numpy()
+        s = scores(source.y_val, logits.argmax(axis=1), source.n_classes)
+        rows.append({"seed": seed, "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
+                     "steps": history.total_steps})
+    sec.tables.append(("PixCNN (conv 16, conv 32 + pool, conv 32, fc 64) on the pix images", rows))
+    probe = X_train if t.probe_samples is None else X_train[:: max(1, X_train.shape[0] // t.probe_samples)]
+    layers = [*models[t.seeds[0]].feature_layer_names(), svcca_studies.LOGITS]
+
+    # learning dynamics of the first seed: conv layers by DFT-CCA, dense ones by SVCCA
+    ckpts = list_checkpoints(out_path(folder, "checkpoints", f"seed{t.seeds[0]}"))
+    if len(ckpts) > t.max_checkpoints:
+        keep = np.unique(np.linspace(0, len(ckpts) - 1, t.max_checkpoints).astype(int))
+        ckpts = [ckpts[i] for i in keep]
+    results: dict[str, Any] = {"conv_network_training": rows}
+    sentences = [f"The CNN reaches validation accuracy {format_number(rows[0]['val_accuracy'])} and "
+                 f"{format_number(rows[1]['val_accuracy'])} with its two seeds."]
+    if len(ckpts) >= 2:
+        reference = models[t.seeds[0]]
+        ld = svcca_studies.learning_dynamics(lambda: copy.deepcopy(reference), ckpts, probe, layers, keep=t.keep,
+                                             threshold=t.threshold, conv="maps", progress=ctx.progress)
+        write_json(out_path(folder, "learning_dynamics.json"), ld)
+        fig = plots.plot_learning_dynamics(ld, out_path(folder, "learning_dynamics"),
+                                           title=f"PixCNN learning dynamics (seed {t.seeds[0]}): SVCCA to final, "
+                                                 "conv layers by DFT-CCA")
+        sec.add_figure(fig, ctx.out, "Learning dynamics of the CNN's layers (conventions: "
+                       + ", ".join(f"{k} {v}" for k, v in ld["conventions"].items()) + ")")
+        ld_rows = []
+        for i, layer in enumerate(ld["layers"]):
+            hit = np.flatnonzero(ld["similarity"][i] >= CONVERGED)
+            ld_rows.append({"layer": layer, "convention": ld["conventions"][layer],
+                            f"first step with SVCCA >= {CONVERGED}": int(ld["steps"][hit[0]]) if hit.size else None,
+                            "SVCCA at first checkpoint": float(ld["similarity"][i, 0])})
+        sec.tables.append(("CNN learning dynamics: convergence per layer", ld_rows))
+        results["conv_network_learning_dynamics"] = ld_rows
+        sentences.append(learning_dynamics_conclusion(ld_rows))
+
+    # two initialisations: SVCCA (DFT for two maps) beside PWCCA and linear CKA
+    acts = {seed: svcca_studies.layer_activations(models[seed], probe, layers, conv="maps") for seed in t.seeds}
+    ti = svcca_studies.two_init_heatmap(acts[t.seeds[0]], acts[t.seeds[1]], keep=t.keep, threshold=t.threshold)
+    _write_two_initialisations(ctx, sec, ti, folder, "PixCNN", (t.seeds[0], t.seeds[1]))
+    results["conv_network_two_initialisations_diagonal"] = dict(
+        zip(ti["layers_a"], np.diag(ti["similarity"]).tolist(), strict=True))
+    sentences.append(two_initialisations_conclusion(ti["similarity"]))
+
+    # the one-call comparison of the two seeds, streamed through ccalens.extract
+    sim = compare_models(models[t.seeds[0]], models[t.seeds[1]], probe.astype(np.float32),
+                         layers_a=[*layers[:-1], "output"], layers_b=[*layers[:-1], "output"], measure="svcca",
+                         conv="dft", keep=t.keep, threshold=t.threshold,
+                         model_names=(f"seed {t.seeds[0]}", f"seed {t.seeds[1]}"))
+    write_json(out_path(folder, "compare_models.json"), sim.to_dict())
+    fig = sim.plot(out_path(folder, "compare_models"))
+    sec.add_figure(fig, ctx.out, "ccalens.compare_models of the two seeds (SVCCA, conv maps by DFT-CCA)")
+    write_csv(out_path(folder, "compare_models.csv"), [
+        {"layer_a": a, "layer_b": b, "svcca": float(sim.scores[i, j])}
+        for i, a in enumerate(sim.row_names) for j, b in enumerate(sim.column_names)])
+    sec.add_files([out_path(folder, name) for name in ("compare_models.json", "compare_models.csv")], ctx.out)
+    sec.conclusion = " ".join(s for s in sentences if s)
+    return results
