@@ -186,3 +186,31 @@ def test_similarity_matrix_warns_once_per_call() -> None:
     categories = [w.category.__name__ for w in caught]
     assert categories.count("SmallSampleWarning") == 1
     assert "pairs" in str(caught[0].message)
+
+
+def test_streamed_groups_fit_the_budget_and_equal_in_memory_results() -> None:
+    from ccalens.core.many import plan_stream_groups, stream_similarities
+
+    rng = np.random.default_rng(8)
+    n, T, L, d = 90, 4, 2, 6  # T checkpoints x L layers against the final state (the last L)
+    lat = rng.standard_normal((n, 3))
+    reps = [lat @ rng.standard_normal((3, d)) + 0.3 * rng.standard_normal((n, d)) for _ in range(T * L + L)]
+    pairs = [(t * L + layer, T * L + layer) for t in range(T) for layer in range(L)]
+    budget = 2 * 8 * (3 * d) ** 2  # three representations per pass at most
+    groups = plan_stream_groups([d] * len(reps), pairs, memory_budget=budget)
+    assert len(groups) > 1 and all(len(g[0]) <= 3 for g in groups)
+    assert sorted(p for g in groups for p in g[1]) == sorted(pairs)
+    passes = []
+
+    def make_batches():
+        passes.append(1)
+        return ([r[lo : lo + 25] for r in reps] for lo in range(0, n, 25))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = stream_similarities(make_batches, [d] * len(reps), pairs, ccalens.svcca, memory_budget=budget)
+        for i, j in pairs:
+            assert got[(i, j)].score == pytest.approx(ccalens.svcca(reps[i], reps[j]).score, abs=1e-10)
+    assert len(passes) == len(groups)  # one pass over the data per group
+    with pytest.raises(MemoryError, match="alone needs"):
+        plan_stream_groups([d] * 3, [(0, 1)], memory_budget=10)

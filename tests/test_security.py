@@ -239,7 +239,7 @@ def test_cli_run_and_demo_refuse_a_planted_checkpoint_with_one_line(tmp_path, ca
 
     marker = tmp_path / "marker"
     out = tmp_path / "out"
-    sensor = "kar" if command == "run" else "fou"  # the demo's first view and seed
+    sensor = "kar"  # the first view of the config and of the quick demo, seed 0
     _planted_checkpoint(out / "models" / "checkpoints" / f"{sensor}_seed0" / "step_00000099.pt", marker)
     args = ["run", str(_write_config(tmp_path))] if command == "run" else ["demo", "--quick"]
     assert main([*args, "--out", str(out), "--no-progress"]) == 2
