@@ -301,3 +301,44 @@ def test_same_model_with_two_forwards(images):
     svcca = MEASURES["svcca"]
     assert abs(half.scores[0, 0] - svcca(as_rows(A1, "pooled"), as_rows(B1, "pooled")).score) < 1e-8
     assert abs(half.scores[1, 1] - svcca(brute(model, images, "output"), brute(model, small, "output")).score) < 1e-8
+
+
+def test_bootstrap_intervals_equal_bootstrap_matrix_of_the_batches(images):
+    """bootstrap=N: each cell's interval is bootstrap_matrix of the per-batch statistics (the batches as blocks)."""
+    from ccalens.core.resampling import bootstrap_matrix
+    from ccalens.core.stats import SufficientStats
+
+    a, b = make_cnn(0), make_cnn(1)
+    layers_a, layers_b = ["3", "7"], ["7", "9"]
+    result = compare_models(a, b, images, layers_a=layers_a, layers_b=layers_b, measure="pwcca", batch_size=15,
+                            bootstrap=50, seed=3)
+    plain = compare_models(a, b, images, layers_a=layers_a, layers_b=layers_b, measure="pwcca", batch_size=15)
+    np.testing.assert_allclose(result.scores, plain.scores, rtol=0, atol=1e-12)
+    reps = [as_rows(brute(a, images, la), "pooled") for la in layers_a] + [brute(b, images, lb) for lb in layers_b]
+    blocks = [SufficientStats.from_arrays(*(r[s : s + 15] for r in reps)) for s in range(0, 150, 15)]
+    cross = [(i, 2 + j) for i in range(2) for j in range(2)]
+    expected = bootstrap_matrix(blocks=blocks, measure="pwcca", n_resamples=50, seed=3, pairs=cross)
+    low, high = expected.confidence_interval
+    np.testing.assert_allclose(result.low, low[:2, 2:], atol=1e-8)
+    np.testing.assert_allclose(result.high, high[:2, 2:], atol=1e-8)
+    assert np.all(result.high - result.low > 0)  # (a percentile interval of a biased score need not hold it)
+    d = result.to_dict()
+    assert np.array(d["low"]).shape == (2, 2) and np.array(d["high"]).shape == (2, 2)
+    assert d["bootstrap"]["n_resamples"] == 50 and d["bootstrap"]["n_blocks"] == 10
+    assert "low" not in plain.to_dict() and plain.low is None
+
+
+def test_bootstrap_keeps_at_most_64_blocks_and_refuses_dft_and_one_batch(images):
+    from ccalens.extract.compare import MAX_BOOTSTRAP_BLOCKS
+
+    a, b = make_cnn(0), make_cnn(1)
+    result = compare_models(a, b, images, layers_a=["7"], layers_b=["9"], measure="cca", batch_size=1,
+                            bootstrap=20, seed=0)  # 150 batches -> blocks of 4 batches (and a shorter last one)
+    assert result.bootstrap is not None and 32 <= result.bootstrap["n_blocks"] <= MAX_BOOTSTRAP_BLOCKS
+    assert result.low[0, 0] <= result.scores[0, 0] <= result.high[0, 0]
+    with pytest.raises(ValueError, match="conv='pooled'/'flatten'"):
+        compare_models(a, b, images, layers_a=["7"], layers_b=["9"], conv="dft", bootstrap=20)
+    with pytest.raises(ValueError, match="at least 2 batches"):
+        compare_models(a, b, images, layers_a=["7"], layers_b=["9"], batch_size=None, bootstrap=20)
+    with pytest.raises(ValueError, match="bootstrap must be"):
+        compare_models(a, b, images, layers_a=["7"], layers_b=["9"], bootstrap=1)
