@@ -326,3 +326,10 @@ def test_headline_similarities_carry_intervals_and_the_null(tiny_run):
     html = (out / "report.html").read_text()
     assert same[0]["interval"] in html and next(iter(diag.values()))["interval"] in html
     assert "two_initialisations_null.png" in html
+    # an interval beside its estimate (the replicates' upward bias) is said in the page, from the run's numbers
+    beside = any(not r["low"] <= r["svcca"] <= r["high"] for r in diag.values()) or any(
+        not r["low"] <= r["mean_rho"] <= r["high"] for r in same + grid)
+    assert ("the interval lies beside the estimate" in html) == beside
+    assert all("bias" in r for r in [*diag.values(), *same, *grid])
+    two_csv = (out / "svcca" / "two_initialisations.csv").read_text()
+    assert "svcca_low" in two_csv.splitlines()[0]

@@ -17,7 +17,7 @@ from ccalens.experiments.projection import ProjectionConfig, cca_basis
 from ccalens.experiments.stages.projection import pair_correlation_intervals
 from ccalens.experiments.stages.svcca import matching_layer_intervals
 from ccalens.experiments.svcca_studies import two_init_heatmap
-from ccalens.report.uncertainty_plots import format_interval, plot_scores_with_null
+from ccalens.report.uncertainty_plots import format_interval, interval_note, plot_scores_with_null
 
 
 def _related(n: int, widths: tuple[int, ...], seed: int) -> list[np.ndarray]:
@@ -32,6 +32,14 @@ def test_format_interval():
     assert format_interval(0.6712, None, 0.7) == "0.67"
     assert format_interval(0.6712, float("nan"), 0.7) == "0.67"
     assert format_interval(0.5, 0.41, 0.55, digits=3) == "0.500 [0.410, 0.550]"
+
+
+def test_interval_note_only_when_an_interval_lies_beside_its_estimate():
+    inside = {"svcca": 0.5, "low": 0.45, "high": 0.55, "bias": 0.01}
+    beside = {"svcca": 0.49, "low": 0.50, "high": 0.51, "bias": 0.015}
+    assert interval_note([inside, {"svcca": 0.3, "low": None, "high": None, "bias": None}], "svcca") == ""
+    note = interval_note([inside, beside], "svcca")
+    assert note.startswith("In 1 of 2 rows the interval lies beside the estimate") and "+0.015" in note
 
 
 def test_matching_layer_intervals_are_the_bootstrap_of_each_diagonal_pair():
@@ -53,6 +61,7 @@ def test_matching_layer_intervals_are_the_bootstrap_of_each_diagonal_pair():
         assert r["null_mean_rho"] == pytest.approx(ti["null_mean_rho"][i, i])
         assert r["interval"] == format_interval(r["svcca"], r["low"], r["high"])
         assert r["confidence_level"] == 0.95 and r["n_resamples"] == 60
+        assert r["bias"] == pytest.approx(float(ref.bootstrap_distribution.mean() - ref.estimate))
 
 
 def test_matching_layer_intervals_skip_conv_maps():
@@ -61,7 +70,8 @@ def test_matching_layer_intervals_skip_conv_maps():
     ti = {"layers_a": ["c"], "layers_b": ["c"], "similarity": np.array([[0.3]]), "null_mean_rho": np.array([[0.1]])}
     rows = matching_layer_intervals({"c": maps_a}, {"c": maps_b}, ti, keep="singular_values", threshold=0.99,
                                     n_resamples=10)
-    assert rows[0]["low"] is None and rows[0]["high"] is None and rows[0]["interval"] == "0.30"
+    assert rows[0]["low"] is None and rows[0]["high"] is None and rows[0]["bias"] is None
+    assert rows[0]["interval"] == "0.30"
 
 
 def test_pair_correlation_intervals_bootstrap_the_projection_correlations():

@@ -16,7 +16,7 @@ import numpy as np
 
 from ccalens.report.plots import save_figure
 
-__all__ = ["format_interval", "plot_scores_with_null"]
+__all__ = ["format_interval", "interval_note", "plot_scores_with_null"]
 
 _RC = {
     "font.size": 9,
@@ -39,6 +39,21 @@ def format_interval(estimate: float, low: float | None, high: float | None, digi
     if _finite(low) and _finite(high):
         text += f" [{float(low):.{digits}f}, {float(high):.{digits}f}]"  # type: ignore[arg-type]
     return text
+
+
+def interval_note(rows: Sequence[dict[str, Any]], estimate_key: str) -> str:
+    """A sentence for the report when some intervals lie beside their estimate, from ``rows`` with ``estimate_key``,
+    ``low``, ``high`` and ``bias`` (mean of the replicates minus the estimate); "" when every interval holds it."""
+    outside = [r for r in rows if _finite(r.get("low")) and _finite(r.get("high"))
+               and not r["low"] <= r[estimate_key] <= r["high"]]
+    if not outside:
+        return ""
+    biases = [float(r["bias"]) for r in outside if _finite(r.get("bias"))]
+    bias = f" (by {min(biases):+.3f} to {max(biases):+.3f})" if biases else ""
+    return (f"In {len(outside)} of {len(rows)} rows the interval lies beside the estimate: the bootstrap replicates "
+            f"are shifted from it{bias}, because a resample repeats rows and canonical correlations grow on fewer "
+            "distinct samples. The interval's width gives the estimate's spread; an upward shift also says the "
+            "estimate itself is raised by the finite sample (compare with the null mean).")
 
 
 def plot_scores_with_null(

@@ -16,7 +16,7 @@ from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import count, format_percent, words
-from ccalens.report.uncertainty_plots import format_interval
+from ccalens.report.uncertainty_plots import format_interval, interval_note
 
 __all__ = [
     "cross_sensor_stage",
@@ -38,8 +38,9 @@ def pair_correlation_intervals(
     The correlations are those of :func:`~ccalens.experiments.projection.cca_bases` (CCA after PCA of each side
     keeping ``pca_variance`` of its variance), i.e. SVCCA with ``keep="variance"``; the interval is
     :func:`ccalens.bootstrap`'s percentile interval from ``n_resamples`` merges of block statistics. Rows:
-    ``pair``, ``mean_rho``, ``low``, ``high``, ``null_mean_rho`` (unrelated data of the same n and kept ranks),
-    ``ranks``, ``interval`` (text), ``confidence_level``, ``n_resamples``.
+    ``pair``, ``mean_rho``, ``low``, ``high``, ``bias`` (mean of the replicates minus the estimate),
+    ``null_mean_rho`` (unrelated data of the same n and kept ranks), ``ranks``, ``interval`` (text),
+    ``confidence_level``, ``n_resamples``.
     """
     from ccalens.core.measures import svcca
     from ccalens.core.null import SmallSampleWarning
@@ -55,6 +56,7 @@ def pair_correlation_intervals(
         low, high = boot.confidence_interval
         null = result.null_mean_rho
         rows.append({"pair": label, "mean_rho": float(result.score), "low": float(low), "high": float(high),
+                     "bias": float(boot.bootstrap_distribution.mean() - boot.estimate),
                      "null_mean_rho": None if null is None else float(null), "ranks": [result.rank_x, result.rank_y],
                      "interval": format_interval(result.score, low, high), "confidence_level": CONFIDENCE,
                      "n_resamples": n_resamples})
@@ -63,7 +65,8 @@ def pair_correlation_intervals(
 
 def _interval_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"network pair": r["pair"], "mean canonical correlation [95% interval]": r["interval"],
-             "null mean rho": r["null_mean_rho"], "kept PCA ranks": f"{r['ranks'][0]} x {r['ranks'][1]}",
+             "bootstrap bias": r["bias"], "null mean rho": r["null_mean_rho"],
+             "kept PCA ranks": f"{r['ranks'][0]} x {r['ranks'][1]}",
              "replicates": r["n_resamples"]} for r in rows]
 
 
@@ -161,6 +164,8 @@ def projection_stage(ctx: RunContext) -> dict[str, Any]:
         sec.tables.insert(1, ("Mean canonical correlation between the two networks of each pair (training "
                               f"features, after PCA), {format_percent(CONFIDENCE, 0)} bootstrap interval",
                               _interval_table(intervals)))
+        if interval_note(intervals, "mean_rho"):
+            sec.paragraphs.append(f"Mean canonical correlations: {interval_note(intervals, 'mean_rho')}")
         write_json(out_path(out, "projection", "mean_canonical_correlation.json"), {"pairs": intervals})
         sec.add_files([out_path(out, "projection", "mean_canonical_correlation.json")], out)
         results["projection_mean_canonical_correlation"] = intervals
@@ -234,6 +239,8 @@ def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
         sec.tables.append(("Mean canonical correlation between the networks of each pair of sensors (training "
                            f"features, after PCA), {format_percent(CONFIDENCE, 0)} bootstrap interval",
                            _interval_table(intervals)))
+        if interval_note(intervals, "mean_rho"):
+            sec.paragraphs.append(f"Mean canonical correlations: {interval_note(intervals, 'mean_rho')}")
         write_json(out_path(out, "cross_sensor", "mean_canonical_correlation.json"), {"pairs": intervals})
         sec.add_files([out_path(out, "cross_sensor", "mean_canonical_correlation.json")], out)
         results["cross_sensor_mean_canonical_correlation"] = intervals

@@ -18,7 +18,7 @@ from ccalens.experiments.stages.networks import Networks, stage_sensor
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import Section, format_number, format_percent
-from ccalens.report.uncertainty_plots import format_interval, plot_scores_with_null
+from ccalens.report.uncertainty_plots import format_interval, interval_note, plot_scores_with_null
 
 __all__ = [
     "compression_conclusion",
@@ -168,8 +168,9 @@ def matching_layer_intervals(
     """A :data:`CONFIDENCE` bootstrap interval (:func:`ccalens.bootstrap`, percentile, ``n_resamples`` replicates
     from merges of block statistics) of the SVCCA of each pair of matching layers (the diagonal of ``ti``, the
     result of :func:`~ccalens.experiments.svcca_studies.two_init_heatmap` of ``acts_a``, ``acts_b``: layer ->
-    ``(n, d)``). One row per pair: ``layer_a``, ``layer_b``, ``svcca`` (the estimate), ``low``, ``high``
-    (None for conv maps, which have no statistics bootstrap), ``null_mean_rho``, ``interval`` (text)."""
+    ``(n, d)``). One row per pair: ``layer_a``, ``layer_b``, ``svcca`` (the estimate), ``low``, ``high``, ``bias``
+    (mean of the replicates minus the estimate; None for conv maps, which have no statistics bootstrap),
+    ``null_mean_rho``, ``interval`` (text)."""
     from ccalens.core.null import SmallSampleWarning
     from ccalens.core.resampling import bootstrap
 
@@ -177,14 +178,15 @@ def matching_layer_intervals(
     for i in range(min(len(ti["layers_a"]), len(ti["layers_b"]))):
         a, b = ti["layers_a"][i], ti["layers_b"][i]
         estimate, null = float(ti["similarity"][i, i]), float(ti["null_mean_rho"][i, i])
-        low = high = None
+        low = high = bias = None
         if acts_a[a].ndim == 2 and acts_b[b].ndim == 2:
             with warnings.catch_warnings():  # the heat map gave its small-sample warning already
                 warnings.simplefilter("ignore", SmallSampleWarning)
                 boot = bootstrap(acts_a[a], acts_b[b], "svcca", n_resamples=n_resamples,
                                  confidence_level=CONFIDENCE, seed=seed, keep=keep, threshold=threshold)
             low, high = boot.confidence_interval
-        rows.append({"layer_a": a, "layer_b": b, "svcca": estimate, "low": low, "high": high,
+            bias = float(boot.bootstrap_distribution.mean() - boot.estimate)
+        rows.append({"layer_a": a, "layer_b": b, "svcca": estimate, "low": low, "high": high, "bias": bias,
                      "null_mean_rho": null if np.isfinite(null) else None, "confidence_level": CONFIDENCE,
                      "n_resamples": n_resamples, "interval": format_interval(estimate, low, high)})
     return rows
@@ -209,9 +211,12 @@ def _write_two_initialisations(
     """JSON/CSV of a two-initialisation study, and its figure: SVCCA beside PWCCA and linear CKA (fair across
     widths), with the note on SVCCA's mean over min(m1, m2) computed from the run's ranks."""
     out = ctx.out
+    low, high = _diagonal_bounds(ti)
+    bounds = {} if low is None or high is None else {"svcca_low": low, "svcca_high": high}
     write_json(out_path(folder, f"{stem}.json"), {"network": label, **ti})
     write_csv(out_path(folder, f"{stem}.csv"), [
         {"layer_seed_a": a, "layer_seed_b": b, **{m: ti["measures"][m][i, j] for m in ti["measures"]},
+         **{k: None if not np.isfinite(v[i, j]) else v[i, j] for k, v in bounds.items()},
          "null_mean_rho": ti["null_mean_rho"][i, j], "convention": ti["conventions"].get(f"{a}|{b}", "")}
         for i, a in enumerate(ti["layers_a"]) for j, b in enumerate(ti["layers_b"])])
     fig = plots.plot_measure_heatmaps(
@@ -219,7 +224,6 @@ def _write_two_initialisations(
         title=f"Two initialisations ({label}): seed {seeds[0]} (rows) against seed {seeds[1]} (columns)",
         xlabel=f"layer, seed {seeds[1]}", ylabel=f"layer, seed {seeds[0]}")
     sec.add_figure(fig, out, f"{label}: layer x layer similarity between two trainings (SVCCA, PWCCA, linear CKA)")
-    low, high = _diagonal_bounds(ti)
     fig = plot_scores_with_null(
         ti["similarity"], ti["null_mean_rho"], ti["layers_a"], ti["layers_b"], out_path(folder, f"{stem}_null"),
         title=f"Two initialisations ({label}): SVCCA (null mean)", xlabel=f"layer, seed {seeds[1]}",
@@ -231,7 +235,11 @@ def _write_two_initialisations(
     if ti.get("diagonal_interval"):
         sec.tables.append((f"{label}: SVCCA of matching layers, {format_percent(CONFIDENCE, 0)} bootstrap interval", [
             {"layer (seed a)": r["layer_a"], "layer (seed b)": r["layer_b"], "SVCCA [95% interval]": r["interval"],
-             "null mean rho": r["null_mean_rho"], "replicates": r["n_resamples"]} for r in ti["diagonal_interval"]]))
+             "bootstrap bias": r["bias"], "null mean rho": r["null_mean_rho"], "replicates": r["n_resamples"]}
+            for r in ti["diagonal_interval"]]))
+        caveat = interval_note(ti["diagonal_interval"], "svcca")
+        if caveat:
+            sec.paragraphs.append(f"{label}, matching layers: {caveat}")
     note = svcca_width_note(ti)
     if note:
         sec.paragraphs.append(note)
@@ -318,7 +326,7 @@ def svcca_stage(ctx: RunContext) -> dict[str, Any]:
                                                            strict=True))
         if ti.get("diagonal_interval"):
             results["two_initialisations_diagonal_interval"] = {
-                r["layer_a"]: {k: r[k] for k in ("svcca", "low", "high", "confidence_level", "interval")}
+                r["layer_a"]: {k: r[k] for k in ("svcca", "low", "high", "bias", "confidence_level", "interval")}
                 for r in ti["diagonal_interval"]}
         sentences.append(two_initialisations_conclusion(ti["similarity"]))
     elif cfg.two_initialisations is not None:
