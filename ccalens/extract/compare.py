@@ -103,6 +103,23 @@ class CrossSimilarity(SimilarityMatrix):
             out.update(low=_nan_to_none(self.low), high=_nan_to_none(self.high), bootstrap=dict(self.bootstrap or {}))
         return out
 
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One row per cell (for :func:`ccalens.io.write_csv`): ``layer_a``, ``layer_b``, ``score``, ``mean_rho``
+        and, with a bootstrap, ``low`` and ``high`` (None where NaN)."""
+
+        def value(arr: np.ndarray | None, i: int, j: int) -> float | None:
+            return None if arr is None or not np.isfinite(arr[i, j]) else float(arr[i, j])
+
+        rows = []
+        for i, a in enumerate(self.row_names):
+            for j, b in enumerate(self.column_names):
+                row = {"layer_a": a, "layer_b": b, "score": value(self.scores, i, j),
+                       "mean_rho": value(self.mean_rho, i, j)}
+                if self.low is not None:
+                    row.update(low=value(self.low, i, j), high=value(self.high, i, j))
+                rows.append(row)
+        return rows
+
     def to_frame(self) -> Any:
         """A pandas ``DataFrame`` of the scores: index model A's layers, columns model B's."""
         frame = super().to_frame()
