@@ -39,7 +39,9 @@ def test_interval_note_only_when_an_interval_lies_beside_its_estimate():
     beside = {"svcca": 0.49, "low": 0.50, "high": 0.51, "bias": 0.015}
     assert interval_note([inside, {"svcca": 0.3, "low": None, "high": None, "bias": None}], "svcca") == ""
     note = interval_note([inside, beside], "svcca")
-    assert note.startswith("In 1 of 2 rows the interval lies beside the estimate") and "+0.015" in note
+    assert note.startswith("In 1 of 2 rows the interval lies beside the estimate") and "(by +0.015)" in note
+    two = interval_note([beside, {**beside, "bias": 0.02}], "svcca")
+    assert two.startswith("In 2 of 2 rows") and "(by +0.015 to +0.020)" in two
 
 
 def test_matching_layer_intervals_are_the_bootstrap_of_each_diagonal_pair():

@@ -49,7 +49,10 @@ def interval_note(rows: Sequence[dict[str, Any]], estimate_key: str) -> str:
     if not outside:
         return ""
     biases = [float(r["bias"]) for r in outside if _finite(r.get("bias"))]
-    bias = f" (by {min(biases):+.3f} to {max(biases):+.3f})" if biases else ""
+    bias = ""
+    if biases:
+        low, high = f"{min(biases):+.3f}", f"{max(biases):+.3f}"
+        bias = f" (by {low})" if low == high else f" (by {low} to {high})"
     return (f"In {len(outside)} of {len(rows)} rows the interval lies beside the estimate: the bootstrap replicates "
             f"are shifted from it{bias}, because a resample repeats rows and canonical correlations grow on fewer "
             "distinct samples. The interval's width gives the estimate's spread; an upward shift also says the "
@@ -94,7 +97,8 @@ def plot_scores_with_null(
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label(f"{score_name} (cell: score (null mean))")
+        shown = "score (null mean) [interval]" if np.isfinite(lo).any() else "score (null mean)"
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label(f"{score_name}; cells: {shown}")
         if S.size <= 400:
             for (i, j), v in np.ndenumerate(S):
                 text = f"{v:.2f}" if np.isfinite(v) else "n/a"
