@@ -301,3 +301,72 @@ def test_same_model_with_two_forwards(images):
     svcca = MEASURES["svcca"]
     assert abs(half.scores[0, 0] - svcca(as_rows(A1, "pooled"), as_rows(B1, "pooled")).score) < 1e-8
     assert abs(half.scores[1, 1] - svcca(brute(model, images, "output"), brute(model, small, "output")).score) < 1e-8
+
+
+def test_bootstrap_intervals_equal_bootstrap_matrix_of_the_batches(images):
+    """bootstrap=N: each cell's interval is bootstrap_matrix of the per-batch statistics (the batches as blocks)."""
+    from ccalens.core.resampling import bootstrap_matrix
+    from ccalens.core.stats import SufficientStats
+
+    a, b = make_cnn(0), make_cnn(1)
+    layers_a, layers_b = ["3", "7"], ["7", "9"]
+    result = compare_models(a, b, images, layers_a=layers_a, layers_b=layers_b, measure="pwcca", batch_size=15,
+                            bootstrap=50, seed=3)
+    plain = compare_models(a, b, images, layers_a=layers_a, layers_b=layers_b, measure="pwcca", batch_size=15)
+    np.testing.assert_allclose(result.scores, plain.scores, rtol=0, atol=1e-12)
+    reps = [as_rows(brute(a, images, la), "pooled") for la in layers_a] + [brute(b, images, lb) for lb in layers_b]
+    blocks = [SufficientStats.from_arrays(*(r[s : s + 15] for r in reps)) for s in range(0, 150, 15)]
+    cross = [(i, 2 + j) for i in range(2) for j in range(2)]
+    expected = bootstrap_matrix(blocks=blocks, measure="pwcca", n_resamples=50, seed=3, pairs=cross)
+    low, high = expected.confidence_interval
+    np.testing.assert_allclose(result.low, low[:2, 2:], atol=1e-8)
+    np.testing.assert_allclose(result.high, high[:2, 2:], atol=1e-8)
+    assert np.all(result.high - result.low > 0)  # (a percentile interval of a biased score need not hold it)
+    d = result.to_dict()
+    assert np.array(d["low"]).shape == (2, 2) and np.array(d["high"]).shape == (2, 2)
+    assert d["bootstrap"]["n_resamples"] == 50 and d["bootstrap"]["n_blocks"] == 10
+    assert "low" not in plain.to_dict() and plain.low is None
+    rows = result.to_rows()
+    assert [(r["layer_a"], r["layer_b"]) for r in rows] == [("3", "7"), ("3", "9"), ("7", "7"), ("7", "9")]
+    assert rows[1]["low"] == result.low[0, 1] and rows[1]["high"] == result.high[0, 1]
+    assert rows[1]["score"] == result.scores[0, 1] and "low" not in plain.to_rows()[0]
+
+
+def test_bootstrap_keeps_at_most_64_blocks_of_consecutive_batches():
+    from ccalens.core.stats import SufficientStats
+    from ccalens.extract.compare import MAX_BOOTSTRAP_BLOCKS, _StatsGroup
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(150, 3)), rng.normal(size=(150, 2))
+    group = _StatsGroup([0, 1], [(0, 1)], ["a", "b"], keep_blocks=True)
+    for start in range(0, 130, 2):  # the 65th batch: the 64 blocks merge in pairs, then 32 + 1 blocks
+        group.update([X[start : start + 2], Y[start : start + 2]])
+    assert MAX_BOOTSTRAP_BLOCKS == 64 and [s.n_samples for s in group.blocks] == [4] * 32 + [2]
+    for start in range(130, 150, 2):  # the last block fills to 2 batches, then new blocks of 2 batches
+        group.update([X[start : start + 2], Y[start : start + 2]])
+    assert [s.n_samples for s in group.blocks] == [4] * 37 + [2]
+    np.testing.assert_allclose(group.blocks[33].mean, np.concatenate([X[132:136].mean(0), Y[132:136].mean(0)]))
+    total = SufficientStats.from_arrays(X, Y)
+    np.testing.assert_allclose(group.stats.comoment, total.comoment, atol=1e-10)
+
+
+def test_bootstrap_refuses_dft_one_batch_and_one_replicate(images):
+    a, b = make_cnn(0), make_cnn(1)
+    with pytest.raises(ValueError, match="conv='pooled'/'flatten'"):
+        compare_models(a, b, images, layers_a=["7"], layers_b=["9"], conv="dft", bootstrap=20)
+    with pytest.raises(ValueError, match="at least 2 batches"):
+        compare_models(a, b, images, layers_a=["7"], layers_b=["9"], batch_size=None, bootstrap=20)
+    with pytest.raises(ValueError, match="bootstrap must be"):
+        compare_models(a, b, images, layers_a=["7"], layers_b=["9"], bootstrap=1)
+
+
+def test_bootstrap_shares_the_memory_budget_and_passes_give_the_same_intervals(images):
+    """With bootstrap the planner budgets the kept block statistics: a budget that holds 3 layers' statistics once but
+    not 128 times splits the layers into passes, and each cell's interval is unchanged (same blocks, same seed)."""
+    a, b = make_cnn(0), make_cnn(1)
+    kwargs = dict(layers_a=["3", "7"], layers_b=["9"], measure="cca", batch_size=15, bootstrap=30, seed=1)
+    one = compare_models(a, b, images, **kwargs)
+    split = compare_models(a, b, images, memory_budget=3600 * 128, **kwargs)  # (5 + 10 + 4)^2 * 16 > 3600
+    np.testing.assert_allclose(split.scores, one.scores, atol=1e-12)
+    np.testing.assert_allclose(split.low, one.low, atol=1e-10)
+    np.testing.assert_allclose(split.high, one.high, atol=1e-10)

@@ -300,3 +300,36 @@ def test_report_html_does_not_import_experiments():
     imported = [n.module for n in ast.walk(ast.parse(Path(page.__file__).read_text()))
                 if isinstance(n, ast.ImportFrom)]
     assert imported and not [m for m in imported if m and m.startswith("ccalens.experiments")]
+
+
+def test_headline_similarities_carry_intervals_and_the_null(tiny_run):
+    """results.json, the files and the page carry the 95% bootstrap intervals; the null heat map is drawn."""
+    out, _ = tiny_run
+    results = json.loads((out / "results.json").read_text())
+    diag = results["two_initialisations_diagonal_interval"]
+    assert set(diag) == set(results["two_initialisations_diagonal"])
+    for layer, row in diag.items():
+        assert row["svcca"] == pytest.approx(results["two_initialisations_diagonal"][layer])
+        assert row["low"] <= row["high"] and row["confidence_level"] == 0.95
+        assert re.fullmatch(r"\d\.\d\d \[\d\.\d\d, \d\.\d\d\]", row["interval"])
+    ti = json.loads((out / "svcca" / "two_initialisations.json").read_text())
+    assert len(ti["diagonal_interval"]) == len(diag)
+    assert (out / "svcca" / "two_initialisations_null.png").is_file()
+    same = results["projection_mean_canonical_correlation"]
+    assert [r["pair"] for r in same] == ["kar: seed 0 vs seed 1", "zer: seed 0 vs seed 1"]
+    grid = results["cross_sensor_mean_canonical_correlation"]
+    assert len(grid) == 3  # unordered pairs of the 2 sensors, the same sensor included
+    for row in same + grid:
+        assert 0 < row["low"] <= row["high"] <= 1 and row["null_mean_rho"] is not None
+        assert row["interval"].startswith(f"{row['mean_rho']:.2f} [")
+    assert (out / "projection" / "mean_canonical_correlation.json").is_file()
+    html = (out / "report.html").read_text()
+    assert same[0]["interval"] in html and next(iter(diag.values()))["interval"] in html
+    assert "two_initialisations_null.png" in html
+    # an interval beside its estimate (the replicates' upward bias) is said in the page, from the run's numbers
+    beside = any(not r["low"] <= r["svcca"] <= r["high"] for r in diag.values()) or any(
+        not r["low"] <= r["mean_rho"] <= r["high"] for r in same + grid)
+    assert ("the interval lies beside the estimate" in html) == beside
+    assert all("bias" in r for r in [*diag.values(), *same, *grid])
+    two_csv = (out / "svcca" / "two_initialisations.csv").read_text()
+    assert "svcca_low" in two_csv.splitlines()[0]

@@ -165,6 +165,12 @@ def _one_of(table: str, key: str, value: Any, choices: tuple[str, ...]) -> None:
         raise UserInputError(f"[{table}] {key} must be one of {list(choices)}, got {value!r}")
 
 
+def _check_bootstrap(table: str, value: int) -> None:
+    """``bootstrap``: 0 (no interval) or a number of bootstrap replicates >= 2."""
+    if value < 0 or value == 1:
+        raise UserInputError(f"[{table}] bootstrap must be 0 (no interval) or a number of replicates >= 2, got {value}")
+
+
 # ------------------------------------------------------------------------------------------------- tables
 @dataclass(frozen=True)
 class DataConfig:
@@ -324,16 +330,19 @@ class LearningDynamicsConfig:
 
 @dataclass(frozen=True)
 class TwoInitialisationsConfig:
-    """``[two_initialisations]``: layer x layer SVCCA between the first two seeds' networks of ``sensor``."""
+    """``[two_initialisations]``: layer x layer SVCCA between the first two seeds' networks of ``sensor``;
+    ``bootstrap``: replicates of the 95% interval of each matching layer's SVCCA (0 = no interval)."""
 
     sensor: str | None = None
     probe_samples: int | None = None
     keep: str = "singular_values"
     threshold: float = 0.99
+    bootstrap: int = 200
 
     def __post_init__(self) -> None:
         _positive("two_initialisations", probe_samples=self.probe_samples)
         _svcca_rule("two_initialisations", self.keep, self.threshold)
+        _check_bootstrap("two_initialisations", self.bootstrap)
 
 
 @dataclass(frozen=True)

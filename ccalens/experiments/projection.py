@@ -268,8 +268,12 @@ class ProjectionConfig:
     retrain: bool = True
     retrain_config: RetrainConfig = field(default_factory=RetrainConfig)
     seed: int = 0
+    #: replicates of the 95% bootstrap interval of each network pair's mean canonical correlation (0 = none)
+    bootstrap: int = 200
 
     def __post_init__(self) -> None:
+        if isinstance(self.bootstrap, bool) or int(self.bootstrap) < 0 or int(self.bootstrap) == 1:
+            raise ValueError(f"bootstrap must be 0 (no interval) or a number of replicates >= 2, got {self.bootstrap}")
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
             raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {list(self.methods)}")
@@ -292,6 +296,7 @@ class ProjectionConfig:
             "retrain": self.retrain,
             "retrain_config": self.retrain_config.to_dict(),
             "seed": self.seed,
+            "bootstrap": self.bootstrap,
         }
 
 

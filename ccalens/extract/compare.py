@@ -24,10 +24,21 @@ With ``conv="dft"``, a 2-D layer (or a sequence layer, tokens as samples) paired
 1 x 1 positions: DFT-CCA then keeps only the zero frequency, i.e. it equals CCA of the globally average-pooled map
 with that layer; two 2-D layers give their ordinary CCA. Only the CCA family (``cca``, ``svcca``, ``pwcca``) has a
 DFT form.
+
+Uncertainty (``bootstrap=N``, ``conv="pooled"`` / ``"flatten"``): the streamed batches are the blocks of a block
+bootstrap (:mod:`ccalens.core.resampling`). Besides the group's statistics, each group keeps one
+:class:`SufficientStats` per block: batches are grouped into at most :data:`MAX_BOOTSTRAP_BLOCKS` blocks (when a
+65th block would start, neighbouring blocks are merged in pairs and each block then takes twice as many batches),
+so memory stays bounded whatever the number of batches; the memory planner is given ``memory_budget`` divided by
+``2 * MAX_BOOTSTRAP_BLOCKS`` for that reason. Replicates are weighted merges of the block statistics
+(:func:`ccalens.core.resampling.bootstrap_matrix` with ``blocks=``); nothing is read again. Blocks are runs of
+consecutive batches, so the interval is valid when the batches are exchangeable (shuffled data) or the dependence
+between samples is shorter than a block.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +49,8 @@ import numpy as np
 from ccalens.core.dual import check_memory_budget
 from ccalens.core.many import plan_stream_groups
 from ccalens.core.measures import similarity_matrix
-from ccalens.core.result import SimilarityMatrix
+from ccalens.core.null import SmallSampleWarning
+from ccalens.core.result import SimilarityMatrix, _nan_to_none
 from ccalens.core.stats import SufficientStats
 from ccalens.core.whitening import DEFAULT_TOL
 
@@ -49,7 +61,7 @@ from .transforms import token_rows
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["CONV_MODES", "CrossSimilarity", "compare_models"]
+__all__ = ["CONV_MODES", "MAX_BOOTSTRAP_BLOCKS", "CrossSimilarity", "compare_models"]
 
 #: how conv maps ``(batch, C, H, W)`` are compared
 CONV_MODES = ("pooled", "flatten", "dft")
@@ -57,6 +69,8 @@ CONV_MODES = ("pooled", "flatten", "dft")
 STATS_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
 #: measures with a DFT form (``conv="dft"``)
 DFT_MEASURES = ("cca", "svcca", "pwcca")
+#: most blocks (groups of consecutive batches) kept per group of layers for ``bootstrap=N``
+MAX_BOOTSTRAP_BLOCKS = 64
 
 
 @dataclass(frozen=True)
@@ -68,17 +82,43 @@ class CrossSimilarity(SimilarityMatrix):
         conv: how conv maps were compared (``"pooled"``, ``"flatten"``, ``"dft"``).
         n_samples: rows compared (images, or tokens for sequence layers).
         models: names of the two models (plot titles, frames).
+        low, high: ``(L_a, L_b)`` bootstrap confidence bounds of each cell (``bootstrap=N``; NaN where not
+            computed), or None without a bootstrap.
+        bootstrap: how the bounds were computed (``n_resamples``, ``confidence_level``, ``method``, ``n_blocks``,
+            ``seed``), or None.
     """
 
     conv: str = "pooled"
     n_samples: int = 0
     models: tuple[str, str] = ("A", "B")
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    bootstrap: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out.update(conv=self.conv, models=list(self.models), n_samples=self.n_samples,
                    row_names=list(self.row_names))
+        if self.low is not None and self.high is not None:
+            out.update(low=_nan_to_none(self.low), high=_nan_to_none(self.high), bootstrap=dict(self.bootstrap or {}))
         return out
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One row per cell (for :func:`ccalens.io.write_csv`): ``layer_a``, ``layer_b``, ``score``, ``mean_rho``
+        and, with a bootstrap, ``low`` and ``high`` (None where NaN)."""
+
+        def value(arr: np.ndarray | None, i: int, j: int) -> float | None:
+            return None if arr is None or not np.isfinite(arr[i, j]) else float(arr[i, j])
+
+        rows = []
+        for i, a in enumerate(self.row_names):
+            for j, b in enumerate(self.column_names):
+                row = {"layer_a": a, "layer_b": b, "score": value(self.scores, i, j),
+                       "mean_rho": value(self.mean_rho, i, j)}
+                if self.low is not None:
+                    row.update(low=value(self.low, i, j), high=value(self.high, i, j))
+                rows.append(row)
+        return rows
 
     def to_frame(self) -> Any:
         """A pandas ``DataFrame`` of the scores: index model A's layers, columns model B's."""
@@ -195,25 +235,81 @@ def _as_rows(label: str, arr: np.ndarray, mask: np.ndarray | None, conv: str) ->
 class _StatsGroup:
     """Joint :class:`SufficientStats` of some layers, for the cross pairs among them."""
 
-    def __init__(self, reps: Sequence[int], pairs: Sequence[tuple[int, int]], names: Sequence[str]) -> None:
+    def __init__(
+        self, reps: Sequence[int], pairs: Sequence[tuple[int, int]], names: Sequence[str], keep_blocks: bool = False
+    ) -> None:
         self.reps = list(reps)
         self.pairs = list(pairs)
         self.names = tuple(names[r] for r in self.reps)
-        self.stats = SufficientStats()
+        self.stats: SufficientStats | None = SufficientStats()
+        self.blocks: list[SufficientStats] | None = [] if keep_blocks else None  # for the bootstrap
+        self._batches_per_block = 1
+        self._batches_in_last = 0
 
     def layers(self) -> set[int]:
         return set(self.reps)
 
     def update(self, blocks: Sequence[np.ndarray]) -> None:
-        self.stats.update(*(blocks[r] for r in self.reps), names=self.names)
+        assert self.stats is not None
+        if self.blocks is None:
+            self.stats.update(*(blocks[r] for r in self.reps), names=self.names)
+            return
+        batch = SufficientStats().update(*(blocks[r] for r in self.reps), names=self.names)
+        self.stats = self.stats.merge(batch)
+        self._add_block(batch)
+
+    def _add_block(self, batch: SufficientStats) -> None:
+        """Append one batch's statistics to the bootstrap blocks, at most MAX_BOOTSTRAP_BLOCKS of them."""
+        assert self.blocks is not None
+        if self.blocks and self._batches_in_last < self._batches_per_block:
+            self.blocks[-1] = self.blocks[-1].merge(batch)
+            self._batches_in_last += 1
+            return
+        self.blocks.append(batch)
+        self._batches_in_last = 1
+        if len(self.blocks) > MAX_BOOTSTRAP_BLOCKS:  # merge neighbours in pairs: blocks of twice as many batches
+            paired = [a.merge(b) for a, b in zip(self.blocks[0::2], self.blocks[1::2], strict=False)]
+            if len(self.blocks) % 2:
+                paired.append(self.blocks[-1])
+                self._batches_in_last = 1
+            else:
+                self._batches_in_last = 2 * self._batches_per_block
+            self.blocks = paired
+            self._batches_per_block *= 2
 
     def results(self, measure: str, options: dict[str, Any]) -> Iterator[tuple[int, int, float, float | None]]:
+        assert self.stats is not None
         position = {r: k for k, r in enumerate(self.reps)}
         wanted = [(position[i], position[j]) for i, j in self.pairs]  # cross pairs only, not within a model
         matrix = similarity_matrix(self.stats, measure, names=self.names, pairs=wanted, **options)
         for i, j in self.pairs:
             a, b = position[i], position[j]
             yield i, j, float(matrix.scores[a, b]), None if matrix.mean_rho is None else float(matrix.mean_rho[a, b])
+
+    def intervals(
+        self, measure: str, options: dict[str, Any], n_resamples: int, confidence_level: float, seed: Any
+    ) -> tuple[Iterator[tuple[int, int, float, float]], int]:
+        """``(i, j, low, high)`` of every pair from the bootstrap of the kept blocks, and the number of blocks."""
+        from ccalens.core.resampling import bootstrap_matrix
+
+        assert self.blocks is not None
+        if len(self.blocks) < 2:
+            raise ValueError(
+                f"bootstrap needs at least 2 batches (its blocks), the data gave {len(self.blocks)}: use a smaller "
+                "batch_size"
+            )
+        position = {r: k for k, r in enumerate(self.reps)}
+        wanted = [(position[i], position[j]) for i, j in self.pairs]
+        with warnings.catch_warnings():  # the estimate gave its small-sample warning once; not once per replicate
+            warnings.simplefilter("ignore", SmallSampleWarning)
+            boot = bootstrap_matrix(
+                blocks=self.blocks, measure=measure, n_resamples=n_resamples, confidence_level=confidence_level,
+                seed=seed, names=self.names, pairs=wanted, **options,
+            )
+        low, high = boot.confidence_interval
+        cells = ((i, j, float(low[position[i], position[j]]), float(high[position[i], position[j]]))
+                 for i, j in self.pairs)
+        return cells, boot.n_blocks
 
 
 class _DFTGroup:
@@ -248,11 +344,19 @@ def _dft_pair_bytes(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def _plan_groups(
-    first: Sequence[np.ndarray], pairs: list[tuple[int, int]], names: Sequence[str], conv: str, budget: int | None
+    first: Sequence[np.ndarray],
+    pairs: list[tuple[int, int]],
+    names: Sequence[str],
+    conv: str,
+    budget: int | None,
+    keep_blocks: bool = False,
 ) -> list[_StatsGroup | _DFTGroup]:
     if conv != "dft":
         widths = [block.shape[1] for block in first]
-        return [_StatsGroup(reps, prs, names) for reps, prs in plan_stream_groups(widths, pairs, memory_budget=budget)]
+        if keep_blocks:  # up to MAX_BOOTSTRAP_BLOCKS block statistics per group, and the bootstrap's packed copy
+            budget = max(1, check_memory_budget(budget) // (2 * MAX_BOOTSTRAP_BLOCKS))
+        planned = plan_stream_groups(widths, pairs, memory_budget=budget)
+        return [_StatsGroup(reps, prs, names, keep_blocks) for reps, prs in planned]
     limit = check_memory_budget(budget)
     groups: list[list[tuple[int, int]]] = [[]]
     used = 0
@@ -314,6 +418,9 @@ def compare_models(
     memory_budget: int | None = None,
     model_names: tuple[str, str] = ("A", "B"),
     progress: bool = False,
+    bootstrap: int = 0,
+    confidence_level: float = 0.95,
+    seed: int | None = None,
 ) -> CrossSimilarity:
     """Similarity of every layer in ``layers_a`` of ``model_a`` with every layer in ``layers_b`` of ``model_b``.
 
@@ -341,10 +448,14 @@ def compare_models(
         memory_budget: bytes the statistics may take (default: the engine's, a share of the available memory).
         model_names: the two models' names for titles and frames.
         progress: show a progress bar over batches.
+        bootstrap: 0 (off) or the number of bootstrap replicates N (>= 2) of a ``confidence_level`` percentile
+            interval per cell, the batches as blocks (``conv="pooled"`` / ``"flatten"`` only; see the module
+            docstring: one :class:`SufficientStats` per block, at most :data:`MAX_BOOTSTRAP_BLOCKS` blocks, so the
+            data must come in at least 2 batches). ``seed``: same seed and batches, same intervals.
 
     Returns:
-        :class:`CrossSimilarity` with ``scores: (len(layers_a), len(layers_b))``, ``.plot(stem)``, ``.to_frame()``,
-        ``.to_dict()``.
+        :class:`CrossSimilarity` with ``scores: (len(layers_a), len(layers_b))`` (and ``low``, ``high`` of the same
+        shape with ``bootstrap``), ``.plot(stem)``, ``.to_frame()``, ``.to_dict()``.
     """
     names_a, names_b = _check_layers(layers_a, "layers_a"), _check_layers(layers_b, "layers_b")
     if conv not in CONV_MODES:
@@ -354,6 +465,12 @@ def compare_models(
         raise ValueError(f"measure must be one of {', '.join(map(repr, allowed))} with conv={conv!r}, got {measure!r}")
     if not (isinstance(model_names, tuple) and len(model_names) == 2 and all(isinstance(n, str) for n in model_names)):
         raise TypeError(f"model_names must be a pair of strings, got {model_names!r}")
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0 or bootstrap == 1:
+        raise ValueError(f"bootstrap must be 0 (off) or a number of replicates >= 2, got {bootstrap!r}")
+    if bootstrap and conv == "dft":
+        raise ValueError("bootstrap is available for conv='pooled'/'flatten', not conv='dft'")
+    if bootstrap and not 0.0 < confidence_level < 1.0:
+        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
     options: dict[str, Any] = {"tol": tol}
     if measure == "svcca":
         options.update(keep=keep, threshold=threshold)
@@ -380,7 +497,7 @@ def compare_models(
                 for r, k in index.items():
                     blocks[r] = got[k]
                 if sinks is None:  # first batch of the first pass: plan the groups, feed the first one now
-                    sinks = _plan_groups(blocks, pairs, labels, conv, memory_budget)
+                    sinks = _plan_groups(blocks, pairs, labels, conv, memory_budget, keep_blocks=bootstrap > 0)
                     if len(sinks) > 1 and _one_shot(data):
                         raise ValueError(
                             f"the statistics of these {la + lb} layers exceed memory_budget, so they need "
@@ -403,6 +520,9 @@ def compare_models(
 
         return tqdm(prepared.batches, total=prepared.n_batches, desc="compare_models", unit="batch")
 
+    low = np.full((la, lb), np.nan) if bootstrap else None
+    high = np.full((la, lb), np.nan) if bootstrap else None
+    n_blocks: list[int] = []
     groups, n_samples = run_pass(None, batches(), None)
     for k, group in enumerate(groups):
         if k > 0:
@@ -411,7 +531,18 @@ def compare_models(
             scores[i, j - la] = score
             if rho is not None:
                 mean_rho[i, j - la] = rho
+        if bootstrap:
+            assert isinstance(group, _StatsGroup) and low is not None and high is not None
+            cells, used = group.intervals(measure, options, bootstrap, confidence_level, seed)
+            for i, j, lo, hi in cells:
+                low[i, j - la], high[i, j - la] = lo, hi
+            n_blocks.append(used)
+            group.blocks = None
         group.stats = None  # free this group's statistics before the next pass
+    about = None
+    if bootstrap:
+        about = {"n_resamples": int(bootstrap), "confidence_level": float(confidence_level), "method": "percentile",
+                 "n_blocks": min(n_blocks), "seed": seed, "blocks": "consecutive batches"}
     return CrossSimilarity(
         measure=measure,
         scores=scores,
@@ -422,4 +553,7 @@ def compare_models(
         conv=conv,
         n_samples=int(n_samples),
         models=model_names,
+        low=low,
+        high=high,
+        bootstrap=about,
     )

@@ -3,6 +3,8 @@ pairs (Fig. 5). Each writes its files and report section and returns its rows of
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,8 +16,58 @@ from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import count, format_percent, words
+from ccalens.report.uncertainty_plots import format_interval, interval_note
 
-__all__ = ["cross_sensor_stage", "projection_conclusion", "projection_stage", "sensor_grid_conclusion"]
+__all__ = [
+    "cross_sensor_stage",
+    "pair_correlation_intervals",
+    "projection_conclusion",
+    "projection_stage",
+    "sensor_grid_conclusion",
+]
+
+CONFIDENCE = 0.95  # level of the bootstrap intervals of the mean canonical correlations
+
+
+def pair_correlation_intervals(
+    pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], *, pca_variance: float, n_resamples: int, seed: int = 0
+) -> list[dict[str, Any]]:
+    """The mean canonical correlation that drives the projection, with a :data:`CONFIDENCE` bootstrap interval, for
+    each ``(label, X1_train: (n, p), X2_train: (n, q))`` network pair.
+
+    The correlations are those of :func:`~ccalens.experiments.projection.cca_bases` (CCA after PCA of each side
+    keeping ``pca_variance`` of its variance), i.e. SVCCA with ``keep="variance"``; the interval is
+    :func:`ccalens.bootstrap`'s percentile interval from ``n_resamples`` merges of block statistics. Rows:
+    ``pair``, ``mean_rho``, ``low``, ``high``, ``bias`` (mean of the replicates minus the estimate),
+    ``null_mean_rho`` (unrelated data of the same n and kept ranks), ``ranks``, ``interval`` (text),
+    ``confidence_level``, ``n_resamples``.
+    """
+    from ccalens.core.measures import svcca
+    from ccalens.core.null import SmallSampleWarning
+    from ccalens.core.resampling import bootstrap
+
+    rows = []
+    for label, X1, X2 in pairs:
+        with warnings.catch_warnings():  # the projection reports its own sizes; no warning per replicate
+            warnings.simplefilter("ignore", SmallSampleWarning)
+            result = svcca(X1, X2, keep="variance", threshold=pca_variance)
+            boot = bootstrap(X1, X2, "svcca", n_resamples=n_resamples, confidence_level=CONFIDENCE, seed=seed,
+                             keep="variance", threshold=pca_variance)
+        low, high = boot.confidence_interval
+        null = result.null_mean_rho
+        rows.append({"pair": label, "mean_rho": float(result.score), "low": float(low), "high": float(high),
+                     "bias": float(boot.bootstrap_distribution.mean() - boot.estimate),
+                     "null_mean_rho": None if null is None else float(null), "ranks": [result.rank_x, result.rank_y],
+                     "interval": format_interval(result.score, low, high), "confidence_level": CONFIDENCE,
+                     "n_resamples": n_resamples})
+    return rows
+
+
+def _interval_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"network pair": r["pair"], "mean canonical correlation [95% interval]": r["interval"],
+             "bootstrap bias": r["bias"], "null mean rho": r["null_mean_rho"],
+             "kept PCA ranks": f"{r['ranks'][0]} x {r['ranks'][1]}",
+             "replicates": r["n_resamples"]} for r in rows]
 
 
 def _at_nc(res: ProjectionResult, metric: str) -> dict[str, Any]:
@@ -87,8 +139,11 @@ def projection_stage(ctx: RunContext) -> dict[str, Any]:
         "pair; dotted lines: k = number of classes "
         "and CCA_highest's score there; dashed: no projection." + _retraining_sentence(pcfg))
     rows = []
+    correlations: list[tuple[str, np.ndarray, np.ndarray]] = []
     for sensor in nets.sensors:
         pairs = [(nets.features[(sensor, a)], nets.features[(sensor, b)]) for a, b in seed_pairs]
+        correlations += [(f"{sensor}: seed {a} vs seed {b}", net.train, ref.train)
+                         for (a, b), (net, ref) in zip(seed_pairs, pairs, strict=True)]
         res = run_projection_pairs([(net, ref.train) for net, ref in pairs], nets.source.y_train,
                                    nets.source.y_val, pcfg, name=sensor, references=[ref.name for _, ref in pairs],
                                    progress=ctx.progress)
@@ -102,7 +157,19 @@ def projection_stage(ctx: RunContext) -> dict[str, Any]:
     sec.conclusion = projection_conclusion(rows, nc, metric)
     sec.tables.insert(0, (f"Validation {metric} at k = nc = {nc}", rows))
     write_csv(out_path(out, "projection", "at_nc.csv"), rows)
-    return {"projection_same_sensor_at_nc": rows}
+    results: dict[str, Any] = {"projection_same_sensor_at_nc": rows}
+    if pcfg.bootstrap:
+        intervals = pair_correlation_intervals(correlations, pca_variance=pcfg.pca_variance,
+                                               n_resamples=pcfg.bootstrap, seed=pcfg.seed)
+        sec.tables.insert(1, ("Mean canonical correlation between the two networks of each pair (training "
+                              f"features, after PCA), {format_percent(CONFIDENCE, 0)} bootstrap interval",
+                              _interval_table(intervals)))
+        if interval_note(intervals, "mean_rho"):
+            sec.paragraphs.append(f"Mean canonical correlations: {interval_note(intervals, 'mean_rho')}")
+        write_json(out_path(out, "projection", "mean_canonical_correlation.json"), {"pairs": intervals})
+        sec.add_files([out_path(out, "projection", "mean_canonical_correlation.json")], out)
+        results["projection_mean_canonical_correlation"] = intervals
+    return results
 
 
 def sensor_grid_conclusion(sensors: list[str], relative: np.ndarray, metric: str, classifier: str) -> str:
@@ -163,8 +230,22 @@ def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
         sec.conclusion = sensor_grid_conclusion(sensors, rel, metric, clfs[0])
     rows = [_at_nc(res, metric) for res in grid.values()]
     sec.tables.append((f"Validation {metric} at k = nc", rows))
+    results: dict[str, Any] = {"cross_sensor_at_nc": rows}
+    if pcfg.bootstrap:  # the correlations of (a, b) and (b, a) are the same: each unordered pair once
+        pairs = [(f"{a} seed {s} vs {b} seed {t}", nets.features[(a, s)].train, nets.features[(b, t)].train)
+                 for i, a in enumerate(sensors) for b in sensors[i:] for s, t in seed_pairs]
+        intervals = pair_correlation_intervals(pairs, pca_variance=pcfg.pca_variance, n_resamples=pcfg.bootstrap,
+                                               seed=pcfg.seed)
+        sec.tables.append(("Mean canonical correlation between the networks of each pair of sensors (training "
+                           f"features, after PCA), {format_percent(CONFIDENCE, 0)} bootstrap interval",
+                           _interval_table(intervals)))
+        if interval_note(intervals, "mean_rho"):
+            sec.paragraphs.append(f"Mean canonical correlations: {interval_note(intervals, 'mean_rho')}")
+        write_json(out_path(out, "cross_sensor", "mean_canonical_correlation.json"), {"pairs": intervals})
+        sec.add_files([out_path(out, "cross_sensor", "mean_canonical_correlation.json")], out)
+        results["cross_sensor_mean_canonical_correlation"] = intervals
     write_csv(out_path(out, "cross_sensor", "at_nc.csv"), rows)
     write_json(out_path(out, "cross_sensor", "grid.json"), {"sensors": sensors, "cca_highest_at_nc": M,
                                                     "relative_to_baseline": rel, "classifier": clfs[0]})
     sec.add_files([out_path(out, "cross_sensor", "at_nc.csv"), out_path(out, "cross_sensor", "grid.json")], out)
-    return {"cross_sensor_at_nc": rows}
+    return results

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,17 +18,20 @@ from ccalens.experiments.stages.networks import Networks, stage_sensor
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import Section, format_number, format_percent
+from ccalens.report.uncertainty_plots import format_interval, interval_note, plot_scores_with_null
 
 __all__ = [
     "compression_conclusion",
     "compression_k_needed",
     "learning_dynamics_conclusion",
+    "matching_layer_intervals",
     "svcca_stage",
     "two_initialisations_conclusion",
 ]
 
 CONVERGED = 0.9  # SVCCA to the final representation at which a layer counts as converged
 KEPT = 0.95  # share of the uncompressed score a compression must keep
+CONFIDENCE = 0.95  # level of the bootstrap intervals of the headline similarities
 
 
 def _probe(nets: Networks, sensor: str, n: int | None) -> np.ndarray:
@@ -144,8 +148,60 @@ def _two_initialisations(ctx: RunContext, sec: Section) -> dict[str, Any]:
     acts_a = svcca_studies.layer_activations(ma, X, layers)
     acts_b = svcca_studies.layer_activations(mb, X, layers)
     ti = svcca_studies.two_init_heatmap(acts_a, acts_b, keep=t.keep, threshold=t.threshold)
+    if t.bootstrap:
+        ti["diagonal_interval"] = matching_layer_intervals(
+            acts_a, acts_b, ti, keep=t.keep, threshold=t.threshold, n_resamples=t.bootstrap)
     _write_two_initialisations(ctx, sec, ti, folder, f"{sensor}", (nets.seeds[0], nets.seeds[1]))
     return ti
+
+
+def matching_layer_intervals(
+    acts_a: dict[str, np.ndarray],
+    acts_b: dict[str, np.ndarray],
+    ti: dict[str, Any],
+    *,
+    keep: str,
+    threshold: float,
+    n_resamples: int,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """A :data:`CONFIDENCE` bootstrap interval (:func:`ccalens.bootstrap`, percentile, ``n_resamples`` replicates
+    from merges of block statistics) of the SVCCA of each pair of matching layers (the diagonal of ``ti``, the
+    result of :func:`~ccalens.experiments.svcca_studies.two_init_heatmap` of ``acts_a``, ``acts_b``: layer ->
+    ``(n, d)``). One row per pair: ``layer_a``, ``layer_b``, ``svcca`` (the estimate), ``low``, ``high``, ``bias``
+    (mean of the replicates minus the estimate; None for conv maps, which have no statistics bootstrap),
+    ``null_mean_rho``, ``interval`` (text)."""
+    from ccalens.core.null import SmallSampleWarning
+    from ccalens.core.resampling import bootstrap
+
+    rows = []
+    for i in range(min(len(ti["layers_a"]), len(ti["layers_b"]))):
+        a, b = ti["layers_a"][i], ti["layers_b"][i]
+        estimate, null = float(ti["similarity"][i, i]), float(ti["null_mean_rho"][i, i])
+        low = high = bias = None
+        if acts_a[a].ndim == 2 and acts_b[b].ndim == 2:
+            with warnings.catch_warnings():  # the heat map gave its small-sample warning already
+                warnings.simplefilter("ignore", SmallSampleWarning)
+                boot = bootstrap(acts_a[a], acts_b[b], "svcca", n_resamples=n_resamples,
+                                 confidence_level=CONFIDENCE, seed=seed, keep=keep, threshold=threshold)
+            low, high = boot.confidence_interval
+            bias = float(boot.bootstrap_distribution.mean() - boot.estimate)
+        rows.append({"layer_a": a, "layer_b": b, "svcca": estimate, "low": low, "high": high, "bias": bias,
+                     "null_mean_rho": null if np.isfinite(null) else None, "confidence_level": CONFIDENCE,
+                     "n_resamples": n_resamples, "interval": format_interval(estimate, low, high)})
+    return rows
+
+
+def _diagonal_bounds(ti: dict[str, Any]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(low, high)`` matrices of ``ti``'s shape, finite on the diagonal where an interval was computed."""
+    rows = ti.get("diagonal_interval")
+    if not rows:
+        return None, None
+    low, high = np.full(np.shape(ti["similarity"]), np.nan), np.full(np.shape(ti["similarity"]), np.nan)
+    for i, row in enumerate(rows):
+        if row["low"] is not None:
+            low[i, i], high[i, i] = row["low"], row["high"]
+    return low, high
 
 
 def _write_two_initialisations(
@@ -155,9 +211,12 @@ def _write_two_initialisations(
     """JSON/CSV of a two-initialisation study, and its figure: SVCCA beside PWCCA and linear CKA (fair across
     widths), with the note on SVCCA's mean over min(m1, m2) computed from the run's ranks."""
     out = ctx.out
+    low, high = _diagonal_bounds(ti)
+    bounds = {} if low is None or high is None else {"svcca_low": low, "svcca_high": high}
     write_json(out_path(folder, f"{stem}.json"), {"network": label, **ti})
     write_csv(out_path(folder, f"{stem}.csv"), [
         {"layer_seed_a": a, "layer_seed_b": b, **{m: ti["measures"][m][i, j] for m in ti["measures"]},
+         **{k: None if not np.isfinite(v[i, j]) else v[i, j] for k, v in bounds.items()},
          "null_mean_rho": ti["null_mean_rho"][i, j], "convention": ti["conventions"].get(f"{a}|{b}", "")}
         for i, a in enumerate(ti["layers_a"]) for j, b in enumerate(ti["layers_b"])])
     fig = plots.plot_measure_heatmaps(
@@ -165,6 +224,22 @@ def _write_two_initialisations(
         title=f"Two initialisations ({label}): seed {seeds[0]} (rows) against seed {seeds[1]} (columns)",
         xlabel=f"layer, seed {seeds[1]}", ylabel=f"layer, seed {seeds[0]}")
     sec.add_figure(fig, out, f"{label}: layer x layer similarity between two trainings (SVCCA, PWCCA, linear CKA)")
+    fig = plot_scores_with_null(
+        ti["similarity"], ti["null_mean_rho"], ti["layers_a"], ti["layers_b"], out_path(folder, f"{stem}_null"),
+        title=f"Two initialisations ({label}): SVCCA (null mean)", xlabel=f"layer, seed {seeds[1]}",
+        ylabel=f"layer, seed {seeds[0]}", low=low, high=high)
+    interval = ("; the matching layers (diagonal) also show their 95% bootstrap interval" if low is not None
+                else "")
+    sec.add_figure(fig, out, f"{label}: SVCCA of every pair of layers, in brackets the mean canonical correlation "
+                             f"that unrelated data of the same size and kept ranks would reach (null){interval}")
+    if ti.get("diagonal_interval"):
+        sec.tables.append((f"{label}: SVCCA of matching layers, {format_percent(CONFIDENCE, 0)} bootstrap interval", [
+            {"layer (seed a)": r["layer_a"], "layer (seed b)": r["layer_b"], "SVCCA [95% interval]": r["interval"],
+             "bootstrap bias": r["bias"], "null mean rho": r["null_mean_rho"], "replicates": r["n_resamples"]}
+            for r in ti["diagonal_interval"]]))
+        caveat = interval_note(ti["diagonal_interval"], "svcca")
+        if caveat:
+            sec.paragraphs.append(f"{label}, matching layers: {caveat}")
     note = svcca_width_note(ti)
     if note:
         sec.paragraphs.append(note)
@@ -249,6 +324,10 @@ def svcca_stage(ctx: RunContext) -> dict[str, Any]:
         ti = _two_initialisations(ctx, sec)
         results["two_initialisations_diagonal"] = dict(zip(ti["layers_a"], np.diag(ti["similarity"]).tolist(),
                                                            strict=True))
+        if ti.get("diagonal_interval"):
+            results["two_initialisations_diagonal_interval"] = {
+                r["layer_a"]: {k: r[k] for k in ("svcca", "low", "high", "bias", "confidence_level", "interval")}
+                for r in ti["diagonal_interval"]}
         sentences.append(two_initialisations_conclusion(ti["similarity"]))
     elif cfg.two_initialisations is not None:
         sec.paragraphs.append("Two initialisations: not run, [training] seeds lists a single seed (two are needed).")
