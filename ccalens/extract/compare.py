@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,7 +61,8 @@ DFT_MEASURES = ("cca", "svcca", "pwcca")
 @dataclass(frozen=True)
 class CrossSimilarity(SimilarityMatrix):
     """A :class:`~ccalens.core.result.SimilarityMatrix` of every layer of model A (rows, ``names``) against every
-    layer of model B (columns, ``col_names``), with how it was computed and a heat map.
+    layer of model B (columns, ``col_names``), with how it was computed (heat map:
+    ``ccalens.report.plots.plot_similarity_matrix``).
 
     Attributes (beyond SimilarityMatrix's ``measure``, ``scores: (L_a, L_b)``, ``mean_rho``):
         conv: how conv maps were compared (``"pooled"``, ``"flatten"``, ``"dft"``).
@@ -85,21 +85,6 @@ class CrossSimilarity(SimilarityMatrix):
         frame = super().to_frame()
         frame.index.name, frame.columns.name = self.models
         return frame
-
-    def plot(self, stem: str | Path, *, title: str | None = None, annotate: bool = True) -> dict[str, Path]:
-        """Annotated heat map as ``stem.png`` and ``stem.svg``; returns their paths."""
-        from ccalens.report.plots import plot_similarity_matrix
-
-        return plot_similarity_matrix(
-            self.scores,
-            stem,
-            row_names=self.row_names,
-            col_names=self.column_names,
-            title=title if title is not None else f"{self.measure} ({self.conv}): {self.models[0]} vs {self.models[1]}",
-            annotate=annotate,
-            row_label=self.models[0],
-            col_label=self.models[1],
-        )
 
 
 # --------------------------------------------------------------------------------------------- capture
@@ -343,7 +328,7 @@ def compare_models(
         progress: show a progress bar over batches.
 
     Returns:
-        :class:`CrossSimilarity` with ``scores: (len(layers_a), len(layers_b))``, ``.plot(stem)``, ``.to_frame()``,
+        :class:`CrossSimilarity` with ``scores: (len(layers_a), len(layers_b))``, ``.to_frame()``,
         ``.to_dict()``.
     """
     names_a, names_b = _check_layers(layers_a, "layers_a"), _check_layers(layers_b, "layers_b")

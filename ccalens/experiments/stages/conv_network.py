@@ -117,7 +117,7 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
                          conv="dft", keep=t.keep, threshold=t.threshold,
                          model_names=(f"seed {t.seeds[0]}", f"seed {t.seeds[1]}"))
     write_json(out_path(folder, "compare_models.json"), sim.to_dict())
-    fig = sim.plot(out_path(folder, "compare_models"))
+    fig = plots.plot_similarity_matrix(sim, out_path(folder, "compare_models"))
     sec.add_figure(fig, ctx.out, "ccalens.compare_models of the two seeds (SVCCA, conv maps by DFT-CCA)")
     write_csv(out_path(folder, "compare_models.csv"), [
         {"layer_a": a, "layer_b": b, "svcca": float(sim.scores[i, j])}
