@@ -124,8 +124,10 @@ class WriterLock:
         except ImportError:  # pragma: no cover - Windows: no lock
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:  # O_NOFOLLOW: a lock file planted as a symlink must not truncate its target
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        # mode 0o666 less the process umask, like every file ccalens creates; O_NOFOLLOW: a lock file planted as
+        # a symlink must not truncate its target
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
             kind = "is a symlink (not followed)" if path.is_symlink() else f"cannot be opened ({exc.strerror})"
             raise OSError(exc.errno, f"lock file {path} of {what} {kind}") from None
