@@ -45,6 +45,8 @@ def compression(
     """
     import torch
 
+    from ccalens.models.inference import predict_logits
+
     modules = dict(model.named_modules())
     if layer not in modules:
         raise ValueError(f"layer {layer!r} is not a sub-module of {type(model).__name__}")
@@ -61,20 +63,16 @@ def compression(
     def evaluate(basis: Any, comps: np.ndarray) -> dict[str, float]:
         def hook(_m: Any, _inp: Any, out: Any) -> Any:
             flat = out.detach().cpu().numpy().astype(np.float64)
-            return torch.as_tensor(project_features(flat, basis, comps), dtype=out.dtype)
+            return torch.as_tensor(project_features(flat, basis, comps), dtype=out.dtype, device=out.device)
 
         handle = modules[layer].register_forward_hook(hook)
         try:
-            model.eval()
-            with torch.no_grad():
-                logits = model(torch.as_tensor(np.asarray(X_val), dtype=torch.float32)).numpy()
+            logits = predict_logits(model, np.asarray(X_val))
         finally:
             handle.remove()
         return scores(y_val, logits.argmax(axis=1), n_classes)
 
-    with torch.no_grad():
-        model.eval()
-        base_logits = model(torch.as_tensor(np.asarray(X_val), dtype=torch.float32)).numpy()
+    base_logits = predict_logits(model, np.asarray(X_val))
     baseline = scores(y_val, base_logits.argmax(axis=1), n_classes)
     methods: dict[str, dict[str, list[float]]] = {}
     for name in ("svcca", "pca", "random_projection"):

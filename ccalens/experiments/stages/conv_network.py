@@ -34,10 +34,9 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
     """Train :class:`~ccalens.models.nets.PixCNN` twice (two seeds) with the run's training recipe, then: learning
     dynamics of its layers (DFT-CCA on the conv maps), the two-initialisation study, and ``compare_models`` of the
     two seeds (``conv="dft"``) as a heat map."""
-    import torch
-
     from ccalens.extract.compare import compare_models
     from ccalens.models.checkpoints import list_checkpoints
+    from ccalens.models.inference import predict_logits
     from ccalens.models.loop import train_network
     from ccalens.models.nets import PixCNN
 
@@ -66,8 +65,7 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
         model, history = train_network(make_model, (X_train, source.y_train), (X_val, source.y_val), recipe,
                                        seed=seed, checkpoint_dir=out_path(folder, "checkpoints", f"seed{seed}"))
         models[seed] = model
-        with torch.no_grad():
-            logits = model(torch.as_tensor(X_val, dtype=torch.float32)).numpy()
+        logits = predict_logits(model, X_val)
         s = scores(source.y_val, logits.argmax(axis=1), source.n_classes)
         rows.append({"seed": seed, "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
                      "steps": history.total_steps})
