@@ -12,7 +12,7 @@ from pathlib import Path
 import ccalens
 
 ROOT = Path(ccalens.__file__).parent
-LEAVES = {"io", "errors", "metrics"}
+LEAVES = {"io", "errors", "metrics", "recipes"}
 #: layer -> the other layers it may import (``"ccalens"``: names of the package root, e.g. ``__version__``)
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "io": {"core", "errors"},
     "errors": set(),
     "metrics": {"core", "errors"},
+    "recipes": set(),
     "data": {"core", "conv", "ccalens"} | LEAVES,
     "models": {"core", "conv", "extract", "data", "ccalens"} | LEAVES,
     "report": {"core", "conv", "extract", "data", "models", "ccalens"} | LEAVES,
