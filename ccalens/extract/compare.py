@@ -43,6 +43,7 @@ from ccalens.core.whitening import DEFAULT_TOL
 
 from .batching import prepare_batches
 from .capture import LayerCapture, attention_mask
+from .naming import layer_names
 from .transforms import token_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -257,20 +258,6 @@ def _plan_groups(
 
 
 # --------------------------------------------------------------------------------------------- the call
-def _check_layers(layers: Any, which: str) -> list[str]:
-    if isinstance(layers, str):
-        layers = [layers]
-    try:
-        names = list(layers)
-    except TypeError:
-        raise TypeError(f"{which} must be a list of layer names, got {layers!r}") from None
-    if not names or not all(isinstance(n, str) for n in names):
-        raise TypeError(f"{which} must be a non-empty list of layer names (see list_layers), got {layers!r}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{which} contains duplicates: {names}")
-    return names
-
-
 def _one_shot(data: Any) -> bool:
     """Whether iterating ``data`` consumes it (an iterator or generator)."""
     try:
@@ -331,7 +318,7 @@ def compare_models(
         :class:`CrossSimilarity` with ``scores: (len(layers_a), len(layers_b))``, ``.to_frame()``,
         ``.to_dict()``.
     """
-    names_a, names_b = _check_layers(layers_a, "layers_a"), _check_layers(layers_b, "layers_b")
+    names_a, names_b = layer_names(layers_a, "layers_a"), layer_names(layers_b, "layers_b")
     if conv not in CONV_MODES:
         raise ValueError(f"conv must be one of {', '.join(map(repr, CONV_MODES))}, got {conv!r}")
     allowed = DFT_MEASURES if conv == "dft" else STATS_MEASURES
