@@ -214,7 +214,9 @@ def _cmd_compare_models(args: argparse.Namespace) -> int:
         model_names=(Path(args.model_a).stem, Path(args.model_b).stem), progress=not args.json, **options,
     )
     if args.plot:
-        files = result.plot(args.plot)
+        from ccalens.report.plots import plot_similarity_matrix
+
+        files = plot_similarity_matrix(result, args.plot)
         print(f"heatmap: {', '.join(str(f) for f in files.values())}", file=sys.stderr)
     if args.output:
         _write_output(args.output, result.to_dict())

@@ -11,15 +11,15 @@ import io
 import json
 import math
 import os
-import secrets
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from .core._files import atomic_write
 from .errors import UnknownKeyError, UserInputError, require
 
 __all__ = [
@@ -252,41 +252,6 @@ def load_features(path: str | Path, key: str | None = None, *, index_column: str
     if suffix in (".csv", ".txt", ".tsv"):
         return _load_text(path, index_column)
     raise UserInputError(f"unsupported feature file {path}: expected one of {', '.join(SUFFIXES)}")
-
-
-def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
-    """Create and open a new, empty file next to ``name`` in ``folder`` with mode 0o666 less the process umask
-    (as ``open()`` would; ``tempfile.mkstemp`` would make it 0o600 whatever the umask)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file for {name} in {folder}")
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(f)`` on a temporary binary file next to ``path``, fsync it, then rename it to ``path``.
-
-    The file gets the mode of any newly created file (0o666 less the umask: 0o644 under umask 0o022)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, tmp = _create_temporary(path.parent, path.name)
-    except OSError as exc:  # name the file asked for, not the temporary one
-        raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

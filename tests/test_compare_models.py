@@ -262,10 +262,12 @@ def test_result_dict_frame_and_plot(images, tmp_path):
     pd = pytest.importorskip("pandas")
     frame = result.to_frame()
     assert isinstance(frame, pd.DataFrame) and frame.loc["7", "output"] == result.scores[1, 1]
-    paths = result.plot(tmp_path / "ab")
+    assert not hasattr(result, "plot")  # drawing lives in report (extract does not import report)
+    paths = plot_similarity_matrix(result, tmp_path / "ab")
     assert paths["png"].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths["svg"].read_bytes()
     svg = paths["svg"].read_text()
     assert all(f"{v:.2f}" in svg for v in result.scores.ravel())  # annotated cells
+    assert f"{result.measure} ({result.conv}): a vs b" in svg  # title and labels from the models
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ab.png", "ab.svg"]
 
 

@@ -19,7 +19,7 @@ from ccalens.experiments.projection import (
     project_features,
     run_projection,
 )
-from ccalens.experiments.svcca_studies import (
+from ccalens.experiments.sanity import (
     abc_example,
     demo_activations,
     invariance_sanity,

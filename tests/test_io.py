@@ -222,12 +222,12 @@ def test_r_write_csv_and_odd_text_files(tmp_path, X):
 def test_unwritable_folder_names_the_target_not_the_temporary(tmp_path, monkeypatch):
     import errno
 
-    import ccalens.io as cio
+    import ccalens.core._files as files
 
     def denied(folder, name):  # a folder without write permission (tests may run as root, so simulated)
         raise PermissionError(errno.EACCES, "Permission denied", str(folder / f".{name}.0123.tmp"))
 
-    monkeypatch.setattr(cio, "_create_temporary", denied)
+    monkeypatch.setattr(files, "_create_temporary", denied)
     with pytest.raises(PermissionError) as info:
         write_json(tmp_path / "r.json", {})
     assert info.value.filename == str(tmp_path / "r.json")

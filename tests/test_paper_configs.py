@@ -61,7 +61,7 @@ def test_cifar10_config_runs_on_fake_cifar(tmp_path):
 def test_cifar10_moreau_config_is_their_network_and_schedule(tmp_path):
     from ccalens.experiments.runner import load_config
     from ccalens.experiments.sources import Source
-    from ccalens.models.loop import _current_lr
+    from ccalens.recipes import scheduled_lr
 
     cfg, _ = load_config("cifar10_moreau")
     assert cfg.model.to_kwargs() == {"depth": 38, "shortcut": "conv3x3"}
@@ -69,7 +69,7 @@ def test_cifar10_moreau_config_is_their_network_and_schedule(tmp_path):
     assert (tc.optimizer, tc.lr, tc.weight_decay, tc.batch_size, tc.epochs) == ("adam", 1e-3, 0.0, 128, 80)
     assert tc.max_steps is None and not tc.class_weighted
     # lr / 3 every 20 epochs: 1e-3 for epochs 0-19, 1e-3 / 3 for 20-39, ..., 1e-3 / 27 for 60-79
-    lrs = [_current_lr(tc, 0, e) for e in (0, 19, 20, 39, 40, 60, 79)]
+    lrs = [scheduled_lr(tc, 0, e) for e in (0, 19, 20, 39, 40, 60, 79)]
     expected = [1e-3, 1e-3, 1e-3 / 3, 1e-3 / 3, 1e-3 / 9, 1e-3 / 27, 1e-3 / 27]
     assert lrs == pytest.approx(expected, rel=1e-12)
     src = Source("cifar", ["images"], 10, {}, {}, None, None, "cifar_resnet", cfg.model.to_kwargs())

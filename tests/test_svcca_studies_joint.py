@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import ccalens
-from ccalens.experiments.svcca_studies import layer_activations, two_init_heatmap
+from ccalens.experiments.activations import layer_activations
+from ccalens.experiments.two_initialisations import two_init_heatmap
 
 torch = pytest.importorskip("torch")
 

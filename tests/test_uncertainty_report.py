@@ -16,7 +16,7 @@ from ccalens.experiments.config import parse_config
 from ccalens.experiments.projection import ProjectionConfig, cca_basis
 from ccalens.experiments.stages.projection import pair_correlation_intervals
 from ccalens.experiments.stages.svcca import matching_layer_intervals
-from ccalens.experiments.svcca_studies import two_init_heatmap
+from ccalens.experiments.two_initialisations import two_init_heatmap
 from ccalens.report.uncertainty_plots import format_interval, interval_note, plot_scores_with_null
 
 

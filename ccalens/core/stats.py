@@ -25,8 +25,6 @@ Products and accumulation are in float64 whatever the input dtype (see :data:`_F
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write
 from .threads import blas_threads, run_tasks
 from .validation import check_paired, default_names
 
@@ -225,18 +224,6 @@ def _shifted_comoment(
                 k += 1
         _block_products(views, acc, accumulate=True)
     return acc, total_sums
-
-
-def _create_temporary(path: Path) -> tuple[int, Path]:
-    """A new hidden file beside ``path``, opened for writing with mode ``0o666`` less the umask (unlike mkstemp,
-    whose 0o600 would survive the rename)."""
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file beside {path}")  # pragma: no cover
 
 
 @dataclass
@@ -507,23 +494,13 @@ class SufficientStats:
         The file gets the permissions of any new file of the process (``0o666`` less the umask).
         """
         self._require(1)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temporary(path)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    sizes=np.asarray(self.sizes, dtype=np.int64),
-                    n_samples=np.asarray(self.n_samples, dtype=np.int64),
-                    mean=self.mean,
-                    comoment=self.comoment,
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda fh: np.savez(
+            fh,
+            sizes=np.asarray(self.sizes, dtype=np.int64),
+            n_samples=np.asarray(self.n_samples, dtype=np.int64),
+            mean=self.mean,
+            comoment=self.comoment,
+        ))
 
     @classmethod
     def load(cls, path: str | Path) -> SufficientStats:

@@ -3,7 +3,9 @@
 * :mod:`~ccalens.experiments.projection`: projection of penultimate features on k directions (seven methods);
 * :mod:`~ccalens.experiments.cross_sensor`: the same on the grid of all sensor pairs;
 * :mod:`~ccalens.experiments.fusion`: CCA fusion vs logit averaging, principal angles;
-* :mod:`~ccalens.experiments.svcca_studies`: learning dynamics, two initialisations, compression, sanity figures;
+* the SVCCA studies, one module each: :mod:`~ccalens.experiments.learning_dynamics`,
+  :mod:`~ccalens.experiments.two_initialisations`, :mod:`~ccalens.experiments.compression`,
+  :mod:`~ccalens.experiments.sanity` (layer activations shared in :mod:`~ccalens.experiments.activations`);
 * :mod:`~ccalens.experiments.config`: the typed, strict experiment configs (one frozen dataclass per TOML table);
 * :mod:`~ccalens.experiments.stages`: the stages of a run (train the networks, each experiment), each taking a
   ``RunContext`` and returning its results;

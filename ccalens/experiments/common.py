@@ -14,6 +14,7 @@ import numpy as np
 
 from ccalens.core.whitening import whiten
 from ccalens.metrics import accuracy, macro_f1
+from ccalens.recipes import check_recipe, scheduled_lr
 
 __all__ = [
     "NetworkFeatures",
@@ -152,32 +153,15 @@ class RetrainConfig:
     group_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if int(self.epochs) < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        object.__setattr__(self, "lr_milestones", check_recipe(self))
         if int(self.group_size) < 1:
             raise ValueError(f"group_size must be >= 1, got {self.group_size}")
-        object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
-        if any(m < 0 for m in self.lr_milestones):
-            raise ValueError(f"lr_milestones must be non-negative, got {list(self.lr_milestones)}")
-        if self.lr_milestone_unit not in ("epoch", "step"):
-            raise ValueError(f"lr_milestone_unit must be 'epoch' or 'step', got {self.lr_milestone_unit!r}")
-        if not 0 < self.lr_gamma <= 1:
-            raise ValueError(f"lr_gamma must lie in (0, 1], got {self.lr_gamma}")
         if self.init not in ("original", "zero"):
             raise ValueError(f"init must be 'original' or 'zero', got {self.init!r}")
 
     def lr_at(self, step: int, epoch: int) -> float:
         """Learning rate of optimizer step ``step`` (1-based) in epoch ``epoch`` (0-based)."""
-        t = step - 1 if self.lr_milestone_unit == "step" else epoch
-        return self.lr * self.lr_gamma ** sum(1 for m in self.lr_milestones if t >= m)
+        return scheduled_lr(self, step - 1, epoch)
 
     @classmethod
     def from_mapping(cls, d: dict[str, Any] | None) -> RetrainConfig:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,6 +55,7 @@ from ccalens.core.whitening import DEFAULT_TOL
 
 from .batching import prepare_batches
 from .capture import LayerCapture, attention_mask
+from .naming import layer_names
 from .transforms import token_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,7 +76,8 @@ MAX_BOOTSTRAP_BLOCKS = 64
 @dataclass(frozen=True)
 class CrossSimilarity(SimilarityMatrix):
     """A :class:`~ccalens.core.result.SimilarityMatrix` of every layer of model A (rows, ``names``) against every
-    layer of model B (columns, ``col_names``), with how it was computed and a heat map.
+    layer of model B (columns, ``col_names``), with how it was computed (heat map:
+    ``ccalens.report.plots.plot_similarity_matrix``).
 
     Attributes (beyond SimilarityMatrix's ``measure``, ``scores: (L_a, L_b)``, ``mean_rho``):
         conv: how conv maps were compared (``"pooled"``, ``"flatten"``, ``"dft"``).
@@ -125,21 +126,6 @@ class CrossSimilarity(SimilarityMatrix):
         frame = super().to_frame()
         frame.index.name, frame.columns.name = self.models
         return frame
-
-    def plot(self, stem: str | Path, *, title: str | None = None, annotate: bool = True) -> dict[str, Path]:
-        """Annotated heat map as ``stem.png`` and ``stem.svg``; returns their paths."""
-        from ccalens.report.plots import plot_similarity_matrix
-
-        return plot_similarity_matrix(
-            self.scores,
-            stem,
-            row_names=self.row_names,
-            col_names=self.column_names,
-            title=title if title is not None else f"{self.measure} ({self.conv}): {self.models[0]} vs {self.models[1]}",
-            annotate=annotate,
-            row_label=self.models[0],
-            col_label=self.models[1],
-        )
 
 
 # --------------------------------------------------------------------------------------------- capture
@@ -376,20 +362,6 @@ def _plan_groups(
 
 
 # --------------------------------------------------------------------------------------------- the call
-def _check_layers(layers: Any, which: str) -> list[str]:
-    if isinstance(layers, str):
-        layers = [layers]
-    try:
-        names = list(layers)
-    except TypeError:
-        raise TypeError(f"{which} must be a list of layer names, got {layers!r}") from None
-    if not names or not all(isinstance(n, str) for n in names):
-        raise TypeError(f"{which} must be a non-empty list of layer names (see list_layers), got {layers!r}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{which} contains duplicates: {names}")
-    return names
-
-
 def _one_shot(data: Any) -> bool:
     """Whether iterating ``data`` consumes it (an iterator or generator)."""
     try:
@@ -455,9 +427,10 @@ def compare_models(
 
     Returns:
         :class:`CrossSimilarity` with ``scores: (len(layers_a), len(layers_b))`` (and ``low``, ``high`` of the same
-        shape with ``bootstrap``), ``.plot(stem)``, ``.to_frame()``, ``.to_dict()``.
+        shape with ``bootstrap``), ``.to_frame()``, ``.to_dict()``; draw it with
+        :func:`ccalens.report.plots.plot_similarity_matrix`.
     """
-    names_a, names_b = _check_layers(layers_a, "layers_a"), _check_layers(layers_b, "layers_b")
+    names_a, names_b = layer_names(layers_a, "layers_a"), layer_names(layers_b, "layers_b")
     if conv not in CONV_MODES:
         raise ValueError(f"conv must be one of {', '.join(map(repr, CONV_MODES))}, got {conv!r}")
     allowed = DFT_MEASURES if conv == "dft" else STATS_MEASURES

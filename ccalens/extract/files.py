@@ -7,13 +7,14 @@ import io
 import mmap
 import os
 import socket
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ccalens.core._files import atomic_write as _atomic_write
 
 from .errors import LayerLockedError
 
@@ -72,19 +73,14 @@ def fsync_dir(folder: Path) -> None:
 
 
 def atomic_write(path: Path, parts: Sequence[Any], fsync: bool) -> None:
-    """Write the byte-like ``parts`` to ``path`` via a temporary file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            for part in parts:
-                fh.write(part)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write the byte-like ``parts`` to ``path`` via a temporary file in the same folder and a rename
+    (:func:`ccalens.core._files.atomic_write`)."""
+
+    def write(fh: Any) -> None:
+        for part in parts:
+            fh.write(part)
+
+    _atomic_write(path, write, fsync=fsync)
 
 
 def _npy_header(arr: np.ndarray) -> bytes:
@@ -124,8 +120,10 @@ class WriterLock:
         except ImportError:  # pragma: no cover - Windows: no lock
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:  # O_NOFOLLOW: a lock file planted as a symlink must not truncate its target
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        # mode 0o666 less the process umask, like every file ccalens creates; O_NOFOLLOW: a lock file planted as
+        # a symlink must not truncate its target
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
             kind = "is a symlink (not followed)" if path.is_symlink() else f"cannot be opened ({exc.strerror})"
             raise OSError(exc.errno, f"lock file {path} of {what} {kind}") from None

@@ -11,7 +11,7 @@ from .transforms import OUTPUT
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["LayerNotFoundError", "list_layers", "model_fingerprint", "require_module", "resolve_layers"]
+__all__ = ["LayerNotFoundError", "layer_names", "list_layers", "model_fingerprint", "require_module", "resolve_layers"]
 
 
 class LayerNotFoundError(KeyError):
@@ -38,19 +38,26 @@ def list_layers(model: torch.nn.Module, *, leaves_only: bool = False) -> list[st
     ]
 
 
-def resolve_layers(model: torch.nn.Module, layers: Any) -> dict[str, torch.nn.Module | None]:
-    """Layer name -> submodule, in the given order; :data:`OUTPUT` (``"output"``), unless the model has a
-    submodule of that name, maps to None: the model's own output."""
+def layer_names(layers: Any, what: str = "layers") -> list[str]:
+    """``layers`` (a module name or an iterable of names) as a non-empty list of distinct strings; a TypeError or
+    ValueError naming ``what`` otherwise."""
     if isinstance(layers, str):
         layers = [layers]
     try:
-        layers = list(layers)
+        names = list(layers)
     except TypeError:
-        raise TypeError(f"layers must be a module name or a list of names, got {layers!r}") from None
-    if not layers or not all(isinstance(n, str) for n in layers):
-        raise TypeError(f"layers must be a non-empty list of module names (see list_layers), got {layers!r}")
-    if len(set(layers)) != len(layers):
-        raise ValueError(f"layers contains duplicates: {layers}")
+        raise TypeError(f"{what} must be a module name or a list of names, got {layers!r}") from None
+    if not names or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{what} must be a non-empty list of module names (see list_layers), got {layers!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} contains duplicates: {names}")
+    return names
+
+
+def resolve_layers(model: torch.nn.Module, layers: Any) -> dict[str, torch.nn.Module | None]:
+    """Layer name -> submodule, in the given order; :data:`OUTPUT` (``"output"``), unless the model has a
+    submodule of that name, maps to None: the model's own output."""
+    layers = layer_names(layers)
     modules = dict(model.named_modules())
     modules.pop("", None)
     out: dict[str, torch.nn.Module | None] = {}

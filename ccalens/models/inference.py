@@ -1,4 +1,5 @@
-"""Inference in eval mode without gradients: logits and penultimate features of a model, in batches."""
+"""Inference in eval mode without gradients: logits and penultimate features of a model, in batches, through
+:func:`ccalens.extract.extract` (the one capture path)."""
 
 from __future__ import annotations
 
@@ -20,35 +21,24 @@ def as_tensor(x: ArrayLike, name: str, dtype: torch.dtype) -> torch.Tensor:
     raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
 
 
+def _batched_apply(model: nn.Module, X: ArrayLike | DataLoader, batch_size: int, forward: str | None) -> np.ndarray:
+    """``model(X)`` (``forward=None``) or ``model.<forward>(X)`` in batches through :func:`ccalens.extract.extract`
+    (the one capture path: eval mode, no_grad, modes restored, the model left on its device)."""
+    from ccalens.extract import extract
 
-def _batched_apply(model: nn.Module, X: ArrayLike | DataLoader, batch_size: int, fn_name: str) -> np.ndarray:
+    if not isinstance(X, np.ndarray | torch.Tensor | DataLoader):
+        raise TypeError(f"X must be a numpy array, a torch tensor or a DataLoader, got {type(X).__name__}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = next(iter(model.parameters())).device
-    fn = model if fn_name == "forward" else getattr(model, fn_name)
-    was_training = model.training
-    model.eval()
-    outs = []
-    try:
-        with torch.no_grad():
-            if isinstance(X, DataLoader):
-                for batch in X:
-                    xb = batch[0] if isinstance(batch, tuple | list) else batch
-                    outs.append(fn(xb.to(device)).cpu())
-            else:
-                Xt = as_tensor(X, "X", torch.float32)
-                for i in range(0, Xt.shape[0], batch_size):
-                    outs.append(fn(Xt[i : i + batch_size].to(device)).cpu())
-    finally:
-        model.train(was_training)
-    if not outs:
+    if not isinstance(X, DataLoader) and len(X) == 0:
         raise ValueError("X is empty")
-    return torch.cat(outs).numpy()
+    data = X.detach() if isinstance(X, torch.Tensor) else X
+    return extract(model, data, "output", forward=forward, batch_size=batch_size, progress=False)["output"]
 
 
 def predict_logits(model: nn.Module, X: ArrayLike | DataLoader, batch_size: int = 512) -> np.ndarray:
     """Logits ``(n_samples, n_classes)``, eval mode, no gradients. X: ``(n_samples, ...)`` or a DataLoader."""
-    return _batched_apply(model, X, batch_size, "forward")
+    return _batched_apply(model, X, batch_size, None)
 
 
 def extract_penultimate(model: nn.Module, X: ArrayLike | DataLoader, batch_size: int = 512) -> np.ndarray:

@@ -37,6 +37,7 @@ from ccalens.models.checkpoints import (
 )
 from ccalens.models.inference import ArrayLike, as_tensor, predict_logits
 from ccalens.models.train_config import TrainConfig, TrainingHistory
+from ccalens.recipes import scheduled_lr
 
 __all__ = ["DataSpec", "class_weights", "seed_everything", "train_classifier", "train_network"]
 
@@ -109,11 +110,6 @@ def _batches_tensor(
             yield X[idx], y[idx]
 
     return n_batches, gen()
-
-
-def _current_lr(config: TrainConfig, step: int, epoch: int) -> float:
-    t = step if config.lr_milestone_unit == "step" else epoch
-    return config.lr * config.lr_gamma ** sum(1 for m in config.lr_milestones if t >= m)
 
 
 def _evaluate(model: nn.Module, val: Any, n_classes: int, batch_size: int) -> tuple[float, float]:
@@ -265,12 +261,12 @@ def train_classifier(
             it = _epoch_batches(train, config, state)
             model.train()
             for lr_group in opt.param_groups:
-                lr_group["lr"] = _current_lr(config, state.step, state.epoch)
+                lr_group["lr"] = scheduled_lr(config, state.step, state.epoch)
             for batch in it:
                 if state.step >= max_steps:
                     break
                 xb, yb = batch[0].to(device), batch[1].to(device)
-                lr = _current_lr(config, state.step, state.epoch)
+                lr = scheduled_lr(config, state.step, state.epoch)
                 for lr_group in opt.param_groups:
                     lr_group["lr"] = lr
                 opt.zero_grad(set_to_none=True)

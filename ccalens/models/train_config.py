@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig", "TrainingHistory"]
+from ccalens.recipes import check_recipe, scheduled_lr
+
+__all__ = ["TrainConfig", "TrainingHistory", "check_recipe", "scheduled_lr"]
+
 
 
 @dataclass
@@ -40,25 +42,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
-        if int(self.epochs) < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
-        if any(m < 0 for m in self.lr_milestones):
-            raise ValueError(f"lr_milestones must be non-negative, got {self.lr_milestones}")
-        if self.lr_milestone_unit not in ("epoch", "step"):
-            raise ValueError(f"lr_milestone_unit must be 'epoch' or 'step', got {self.lr_milestone_unit!r}")
-        if not 0 < self.lr_gamma <= 1:
-            raise ValueError(f"lr_gamma must lie in (0, 1], got {self.lr_gamma}")
+        self.lr_milestones = check_recipe(self)
         if self.max_steps is not None and int(self.max_steps) < 0:
             raise ValueError(f"max_steps must be None or >= 0, got {self.max_steps}")
         if int(self.checkpoint_every) < 0:

@@ -267,20 +267,24 @@ def plot_measure_heatmaps(
         return save_figure(fig, stem)
 
 
-def plot_fusion(results: Sequence[Any], stem: str | Path, *, metric: str = "accuracy") -> dict[str, Path]:
-    """Left: score of every fusion method for every pair (heat map). Right: agreement of each CCA fusion with
-    logit averaging per pair (bars)."""
-    from ccalens.experiments.fusion import FUSION_METHODS
-
+def plot_fusion(
+    results: Sequence[Any], stem: str | Path, *, methods: Sequence[str], metric: str = "accuracy"
+) -> dict[str, Path]:
+    """Left: score of every fusion method in ``methods`` (columns, in order) for every pair (heat map). Right:
+    agreement of each CCA fusion with logit averaging per pair (bars). ``results``: fusion results with
+    ``view_a``, ``view_b``, ``scores[method][metric]`` and ``agreement_with_logit_average``."""
+    methods = list(methods)
+    if not methods:
+        raise ValueError("methods must name at least one fusion method")
     pairs = [f"{r.view_a} + {r.view_b}" for r in results]
-    M = np.array([[r.scores[m][metric] for m in FUSION_METHODS] for r in results])
+    M = np.array([[r.scores[m][metric] for m in methods] for r in results])
     agree_methods = ("cca_sum_svm", "cca_concat_svm", "cca_sum_top_nc_svm", "raw_concat_svm")
     with plt.rc_context(_RC):
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 0.32 * len(pairs) + 2.2),
                                       gridspec_kw={"width_ratios": [1.5, 1]})
         im = ax.imshow(M, cmap="viridis", vmin=max(0.0, float(M.min()) - 0.02), vmax=1.0, aspect="auto")
-        ax.set_xticks(range(len(FUSION_METHODS)))
-        ax.set_xticklabels([m.replace("_", " ") for m in FUSION_METHODS], rotation=40, ha="right")
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels([m.replace("_", " ") for m in methods], rotation=40, ha="right")
         ax.set_yticks(range(len(pairs)))
         ax.set_yticklabels(pairs)
         for (i, j), v in np.ndenumerate(M):
@@ -421,14 +425,16 @@ def plot_similarity_matrix(
     col_names: Sequence[str] | None = None,
     title: str | None = None,
     annotate: bool = True,
-    row_label: str = "",
-    col_label: str = "",
+    row_label: str | None = None,
+    col_label: str | None = None,
 ) -> dict[str, Path]:
     """Annotated heat map of a similarity matrix ``(L_a, L_b)``, saved as ``stem.png`` and ``stem.svg``.
 
     ``matrix_or_scores``: an array of scores, or an object with ``.scores`` (a ``SimilarityMatrix``, whose
     ``.names`` label both axes, or a ``CrossSimilarity``, whose ``.row_names`` / ``.col_names`` do); explicit
-    ``row_names`` / ``col_names`` win. Scores are drawn on a fixed 0..1 scale; NaN cells are grey with a dash. Cell
+    ``row_names`` / ``col_names`` win. An object with ``models`` (two names, e.g. a ``CrossSimilarity``) labels
+    the axes with them and titles the figure ``measure (conv): A vs B`` unless ``row_label`` / ``col_label`` /
+    ``title`` are given. Scores are drawn on a fixed 0..1 scale; NaN cells are grey with a dash. Cell
     size and fonts shrink with the matrix so that 50 x 50 stays readable; values are written up to 60 x 60.
     """
     scores = np.asarray(getattr(matrix_or_scores, "scores", matrix_or_scores), dtype=np.float64)
@@ -444,8 +450,15 @@ def plot_similarity_matrix(
     rows, cols = [str(n) for n in row_names], [str(n) for n in col_names]
     if scores.shape != (len(rows), len(cols)):
         raise ValueError(f"scores have shape {scores.shape} but row_names/col_names give ({len(rows)}, {len(cols)})")
+    models = getattr(matrix_or_scores, "models", None)
+    measure = str(getattr(matrix_or_scores, "measure", ""))
     if title is None:
-        title = str(getattr(matrix_or_scores, "measure", ""))
+        conv = getattr(matrix_or_scores, "conv", None)
+        title = measure if models is None else f"{measure}{f' ({conv})' if conv else ''}: {models[0]} vs {models[1]}"
+    if row_label is None:
+        row_label = str(models[0]) if models is not None else ""
+    if col_label is None:
+        col_label = str(models[1]) if models is not None else ""
     n = max(scores.shape)
     cell = 0.55 if n <= 10 else 0.4 if n <= 25 else 0.3
     value_size = 8.0 if n <= 10 else 6.0 if n <= 25 else 4.0

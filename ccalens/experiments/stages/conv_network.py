@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ccalens.experiments import svcca_studies
+from ccalens.experiments.activations import LOGITS, layer_activations
 from ccalens.experiments.common import scores
+from ccalens.experiments.learning_dynamics import learning_dynamics
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.experiments.stages.networks import stage_sensor
@@ -21,6 +22,7 @@ from ccalens.experiments.stages.svcca import (
     learning_dynamics_conclusion,
     two_initialisations_conclusion,
 )
+from ccalens.experiments.two_initialisations import two_init_heatmap
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import format_number
@@ -32,10 +34,9 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
     """Train :class:`~ccalens.models.nets.PixCNN` twice (two seeds) with the run's training recipe, then: learning
     dynamics of its layers (DFT-CCA on the conv maps), the two-initialisation study, and ``compare_models`` of the
     two seeds (``conv="dft"``) as a heat map."""
-    import torch
-
     from ccalens.extract.compare import compare_models
     from ccalens.models.checkpoints import list_checkpoints
+    from ccalens.models.inference import predict_logits
     from ccalens.models.loop import train_network
     from ccalens.models.nets import PixCNN
 
@@ -64,14 +65,13 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
         model, history = train_network(make_model, (X_train, source.y_train), (X_val, source.y_val), recipe,
                                        seed=seed, checkpoint_dir=out_path(folder, "checkpoints", f"seed{seed}"))
         models[seed] = model
-        with torch.no_grad():
-            logits = model(torch.as_tensor(X_val, dtype=torch.float32)).numpy()
+        logits = predict_logits(model, X_val)
         s = scores(source.y_val, logits.argmax(axis=1), source.n_classes)
         rows.append({"seed": seed, "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
                      "steps": history.total_steps})
     sec.tables.append(("PixCNN (conv 16, conv 32 + pool, conv 32, fc 64) on the pix images", rows))
     probe = X_train if t.probe_samples is None else X_train[:: max(1, X_train.shape[0] // t.probe_samples)]
-    layers = [*models[t.seeds[0]].feature_layer_names(), svcca_studies.LOGITS]
+    layers = [*models[t.seeds[0]].feature_layer_names(), LOGITS]
 
     # learning dynamics of the first seed: conv layers by DFT-CCA, dense ones by SVCCA
     ckpts = list_checkpoints(out_path(folder, "checkpoints", f"seed{t.seeds[0]}"))
@@ -83,7 +83,7 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
                  f"{format_number(rows[1]['val_accuracy'])} with its two seeds."]
     if len(ckpts) >= 2:
         reference = models[t.seeds[0]]
-        ld = svcca_studies.learning_dynamics(lambda: copy.deepcopy(reference), ckpts, probe, layers, keep=t.keep,
+        ld = learning_dynamics(lambda: copy.deepcopy(reference), ckpts, probe, layers, keep=t.keep,
                                              threshold=t.threshold, conv="maps", progress=ctx.progress)
         write_json(out_path(folder, "learning_dynamics.json"), ld)
         fig = plots.plot_learning_dynamics(ld, out_path(folder, "learning_dynamics"),
@@ -102,8 +102,8 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
         sentences.append(learning_dynamics_conclusion(ld_rows))
 
     # two initialisations: SVCCA (DFT for two maps) beside PWCCA and linear CKA
-    acts = {seed: svcca_studies.layer_activations(models[seed], probe, layers, conv="maps") for seed in t.seeds}
-    ti = svcca_studies.two_init_heatmap(acts[t.seeds[0]], acts[t.seeds[1]], keep=t.keep, threshold=t.threshold)
+    acts = {seed: layer_activations(models[seed], probe, layers, conv="maps") for seed in t.seeds}
+    ti = two_init_heatmap(acts[t.seeds[0]], acts[t.seeds[1]], keep=t.keep, threshold=t.threshold)
     _write_two_initialisations(ctx, sec, ti, folder, "PixCNN", (t.seeds[0], t.seeds[1]))
     results["conv_network_two_initialisations_diagonal"] = dict(
         zip(ti["layers_a"], np.diag(ti["similarity"]).tolist(), strict=True))
@@ -115,7 +115,7 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
                          conv="dft", keep=t.keep, threshold=t.threshold,
                          model_names=(f"seed {t.seeds[0]}", f"seed {t.seeds[1]}"))
     write_json(out_path(folder, "compare_models.json"), sim.to_dict())
-    fig = sim.plot(out_path(folder, "compare_models"))
+    fig = plots.plot_similarity_matrix(sim, out_path(folder, "compare_models"))
     sec.add_figure(fig, ctx.out, "ccalens.compare_models of the two seeds (SVCCA, conv maps by DFT-CCA)")
     write_csv(out_path(folder, "compare_models.csv"), [
         {"layer_a": a, "layer_b": b, "svcca": float(sim.scores[i, j])}

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ccalens.experiments import svcca_studies
 from ccalens.experiments.paths import out_path
+from ccalens.experiments.sanity import abc_example, invariance_sanity
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
@@ -53,9 +53,9 @@ def sanity_stage(ctx: RunContext) -> dict[str, Any]:
     if ctx.networks is not None:  # a real layer: the penultimate features of the first network (SVCCA App. 1)
         sensor, seed = ctx.networks.sensors[0], ctx.networks.seeds[0]
         layer = ctx.networks.features[(sensor, seed)].train
-    inv = (svcca_studies.invariance_sanity(layer, seed=t.seed) if layer is not None
-           else svcca_studies.invariance_sanity(n=t.n_samples, seed=t.seed))
-    abc = svcca_studies.abc_example(n=t.abc_samples, seed=t.seed)
+    inv = (invariance_sanity(layer, seed=t.seed) if layer is not None
+           else invariance_sanity(n=t.n_samples, seed=t.seed))
+    abc = abc_example(n=t.abc_samples, seed=t.seed)
     write_json(out_path(folder, "invariance.json"), inv)
     write_json(out_path(folder, "abc.json"), abc)
     write_csv(out_path(folder, "invariance.csv"), [

@@ -11,10 +11,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ccalens.experiments import svcca_studies
+from ccalens.experiments.activations import LOGITS, layer_activations
+from ccalens.experiments.compression import compression
+from ccalens.experiments.learning_dynamics import learning_dynamics
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.experiments.stages.networks import Networks, stage_sensor
+from ccalens.experiments.two_initialisations import two_init_heatmap
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import Section, format_number, format_percent
@@ -42,7 +45,7 @@ def _probe(nets: Networks, sensor: str, n: int | None) -> np.ndarray:
 def _layers(model: Any) -> list[str]:
     from ccalens.models import named_feature_layers
 
-    return [*named_feature_layers(model), svcca_studies.LOGITS]
+    return [*named_feature_layers(model), LOGITS]
 
 
 def learning_dynamics_conclusion(rows: list[dict[str, Any]]) -> str:
@@ -117,7 +120,7 @@ def _learning_dynamics(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
     if len(ckpts) > t.max_checkpoints:
         keep = np.unique(np.linspace(0, len(ckpts) - 1, t.max_checkpoints).astype(int))
         ckpts = [ckpts[i] for i in keep]
-    ld = svcca_studies.learning_dynamics(lambda: copy.deepcopy(model), ckpts, X, _layers(model),
+    ld = learning_dynamics(lambda: copy.deepcopy(model), ckpts, X, _layers(model),
                                          keep=t.keep, threshold=t.threshold, progress=ctx.progress)
     write_json(out_path(folder, "learning_dynamics.json"), {"sensor": sensor, **ld})
     write_csv(out_path(folder, "learning_dynamics.csv"), [
@@ -145,9 +148,9 @@ def _two_initialisations(ctx: RunContext, sec: Section) -> dict[str, Any]:
     X = _probe(nets, sensor, t.probe_samples)
     ma, mb = nets.models[(sensor, nets.seeds[0])], nets.models[(sensor, nets.seeds[1])]
     layers = _layers(ma)
-    acts_a = svcca_studies.layer_activations(ma, X, layers)
-    acts_b = svcca_studies.layer_activations(mb, X, layers)
-    ti = svcca_studies.two_init_heatmap(acts_a, acts_b, keep=t.keep, threshold=t.threshold)
+    acts_a = layer_activations(ma, X, layers)
+    acts_b = layer_activations(mb, X, layers)
+    ti = two_init_heatmap(acts_a, acts_b, keep=t.keep, threshold=t.threshold)
     if t.bootstrap:
         ti["diagonal_interval"] = matching_layer_intervals(
             acts_a, acts_b, ti, keep=t.keep, threshold=t.threshold, n_resamples=t.bootstrap)
@@ -167,7 +170,7 @@ def matching_layer_intervals(
 ) -> list[dict[str, Any]]:
     """A :data:`CONFIDENCE` bootstrap interval (:func:`ccalens.bootstrap`, percentile, ``n_resamples`` replicates
     from merges of block statistics) of the SVCCA of each pair of matching layers (the diagonal of ``ti``, the
-    result of :func:`~ccalens.experiments.svcca_studies.two_init_heatmap` of ``acts_a``, ``acts_b``: layer ->
+    result of :func:`~ccalens.experiments.two_initialisations.two_init_heatmap` of ``acts_a``, ``acts_b``: layer ->
     ``(n, d)``). One row per pair: ``layer_a``, ``layer_b``, ``svcca`` (the estimate), ``low``, ``high``, ``bias``
     (mean of the replicates minus the estimate; None for conv maps, which have no statistics bootstrap),
     ``null_mean_rho``, ``interval`` (text)."""
@@ -279,9 +282,9 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
     model = nets.models[(sensor, nets.seeds[0])]
     other = nets.models[(sensor, nets.seeds[1])] if len(nets.seeds) > 1 else None
     X = _probe(nets, sensor, t.probe_samples)
-    layers = list(t.layers) if t.layers is not None else [nm for nm in _layers(model) if nm != svcca_studies.LOGITS]
-    acts = svcca_studies.layer_activations(model, X, [*layers, svcca_studies.LOGITS])
-    acts_o = svcca_studies.layer_activations(other, X, layers) if other is not None else {}
+    layers = list(t.layers) if t.layers is not None else [nm for nm in _layers(model) if nm != LOGITS]
+    acts = layer_activations(model, X, [*layers, LOGITS])
+    acts_o = layer_activations(other, X, layers) if other is not None else {}
     if other is None and "other_seed" in t.references:
         sec.paragraphs.append("Compression against another seed: not run, [training] seeds lists a single seed.")
     comps = []
@@ -291,8 +294,8 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
         for ref in t.references:
             if ref == "other_seed" and other is None:
                 continue
-            ref_train = acts_o[layer] if ref == "other_seed" else acts[svcca_studies.LOGITS]
-            comp = svcca_studies.compression(
+            ref_train = acts_o[layer] if ref == "other_seed" else acts[LOGITS]
+            comp = compression(
                 model, layer, X, nets.source.val[sensor], nets.source.y_val, ref_train,
                 variance=t.variance, repeats=t.repeats, k_values=None if t.k_values is None else list(t.k_values))
             comp.update({"reference": ref, "n_classes": nets.source.n_classes})

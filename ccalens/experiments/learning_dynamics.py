@@ -1,0 +1,66 @@
+"""Learning dynamics (Raghu et al. 2017, Fig. 4): for each layer and each saved checkpoint, SVCCA similarity to
+the layer's final representation (lower layers converge first)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ccalens.experiments.activations import layer_activations, pair_score, svcca_rule
+
+__all__ = ["learning_dynamics"]
+
+def learning_dynamics(
+    model_factory: Callable[[], Any],
+    checkpoints: Sequence[tuple[int, str | os.PathLike[str]]],
+    X: np.ndarray,
+    layers: Sequence[str],
+    *,
+    keep: str = "singular_values",
+    threshold: float = 0.99,
+    conv: str = "maps",
+    variance: float | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """SVCCA similarity of each layer at each checkpoint to the same layer at the LAST checkpoint.
+
+    ``checkpoints``: ``(step, path)`` in step order (``ccalens.models.training.list_checkpoints``);
+    ``X: (n, ...)`` probe inputs. Dense layers: one :func:`~ccalens.core.measures.similarity_matrix` per layer over
+    the T checkpoints, asking only the T pairs against the final state (each checkpoint's representation prepared
+    once). Conv layers (``conv="maps"``): DFT-CCA (SVCCA appendix C) per checkpoint. Returns ``{"steps": [T],
+    "layers": [L], "similarity": (L, T), "mean_rho": (L, T), "null_mean_rho": (L, T), "conventions": {layer:
+    "dense" | "dft"}, "keep", "threshold"}``.
+    """
+    from ccalens.core.measures import similarity_matrix
+    from ccalens.models.training import load_checkpoint
+
+    keep, threshold = svcca_rule(keep, threshold, variance)
+    if len(checkpoints) < 2:
+        raise ValueError(f"checkpoints must hold at least 2 checkpoints, got {len(checkpoints)}")
+    model = model_factory()
+    acts = []
+    for _step, path in tqdm(checkpoints, desc="checkpoints", disable=not progress, leave=False):
+        load_checkpoint(path, model)
+        acts.append(layer_activations(model, X, layers, conv=conv))
+    T = len(checkpoints)
+    sim = np.zeros((len(layers), T))
+    rho = np.zeros_like(sim)
+    null = np.full_like(sim, np.nan)
+    conventions: dict[str, str] = {}
+    for li, nm in enumerate(layers):
+        reps = [a[nm] for a in acts]
+        if reps[0].ndim == 4:
+            for t in range(T):
+                res, conventions[nm] = pair_score(reps[t], reps[-1], "svcca", keep, threshold)
+                sim[li, t], rho[li, t] = res.score, res.mean_rho
+            continue
+        conventions[nm] = "dense"
+        matrix = similarity_matrix(reps, "svcca", keep=keep, threshold=threshold, pairs=[(t, T - 1) for t in range(T)])
+        sim[li], rho[li] = matrix.scores[:, -1], matrix.mean_rho[:, -1]  # type: ignore[index]
+        null[li] = matrix.null_mean_rho[:, -1]  # type: ignore[index]
+    return {"steps": [int(s) for s, _ in checkpoints], "layers": list(layers), "similarity": sim, "mean_rho": rho,
+            "null_mean_rho": null, "conventions": conventions, "keep": keep, "threshold": threshold}

@@ -1,0 +1,76 @@
+"""Two initialisations (Raghu et al. 2017): layer x layer similarity between two trainings of one architecture,
+by SVCCA and, beside it, PWCCA and linear CKA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ccalens.core.measures import linear_cka
+from ccalens.experiments.activations import pair_score, svcca_rule
+
+__all__ = ["TWO_INIT_MEASURES", "two_init_heatmap"]
+
+#: Measures of the two-initialisation study: SVCCA (the paper's) and two that are fair across widths.
+TWO_INIT_MEASURES = ("svcca", "pwcca", "linear_cka")
+
+
+def two_init_heatmap(
+    acts_a: dict[str, np.ndarray],
+    acts_b: dict[str, np.ndarray],
+    *,
+    keep: str = "singular_values",
+    threshold: float = 0.99,
+    variance: float | None = None,
+) -> dict[str, Any]:
+    """Layer x layer similarity between two trainings: ``similarity[i, j] = svcca(A layer i, B layer j)``, and the
+    same with PWCCA and linear CKA (``measures[name]``).
+
+    SVCCA's score is the mean of ``min(m1, m2)`` correlations: a narrow layer (few kept directions) against a wide
+    one can reach 1 when its few directions all lie in the wide layer's span, above the diagonal of equal layers.
+    PWCCA (weights from A's layer) and linear CKA do not reward the narrower side that way, so they are shown beside
+    it. ``acts_a``, ``acts_b``: layer name -> ``(n, d)`` or conv maps ``(n, C, H, W)`` (DFT-CCA between two maps,
+    see :func:`~ccalens.experiments.activations.pair_score`). Returns ``{"layers_a", "layers_b", "similarity",
+    "measures", "null_mean_rho", "ranks_a", "ranks_b", "conventions", "keep", "threshold"}``.
+    """
+    from ccalens.core.measures import similarity_matrix
+
+    keep, threshold = svcca_rule(keep, threshold, variance)
+    la, lb = list(acts_a), list(acts_b)
+    dense = all(acts_a[a].ndim == 2 for a in la) and all(acts_b[b].ndim == 2 for b in lb)
+    out: dict[str, np.ndarray] = {}
+    null = np.full((len(la), len(lb)), np.nan)
+    ranks_a = np.zeros(len(la), dtype=np.int64)
+    ranks_b = np.zeros(len(lb), dtype=np.int64)
+    conventions: dict[str, str] = {}
+    for measure in TWO_INIT_MEASURES:
+        options: dict[str, Any] = {"keep": keep, "threshold": threshold} if measure == "svcca" else {}
+        if dense:  # every representation prepared once, the cross pairs only
+            reps = [acts_a[a] for a in la] + [acts_b[b] for b in lb]
+            cross = [(i, len(la) + j) for i in range(len(la)) for j in range(len(lb))]
+            m = similarity_matrix(reps, measure, pairs=cross, **options)
+            out[measure] = m.scores[: len(la), len(la) :].copy()
+            if measure == "svcca":
+                null = m.null_mean_rho[: len(la), len(la) :].copy()  # type: ignore[index]
+                ranks_a, ranks_b = m.rank[: len(la)].copy(), m.rank[len(la) :].copy()  # type: ignore[index]
+            conventions = {f"{a}|{b}": "dense" for a in la for b in lb}
+            continue
+        grid = np.zeros((len(la), len(lb)))
+        for i, a in enumerate(la):
+            for j, b in enumerate(lb):
+                if measure == "linear_cka" and (acts_a[a].ndim == 4 or acts_b[b].ndim == 4):
+                    # CKA has no DFT form: conv maps are pooled over positions
+                    pooled = [Z.mean(axis=(2, 3)) if Z.ndim == 4 else Z for Z in (acts_a[a], acts_b[b])]
+                    res, conv = linear_cka(*pooled), "pooled"
+                else:
+                    res, conv = pair_score(acts_a[a], acts_b[b], measure, keep, threshold)
+                grid[i, j] = res.score
+                conventions[f"{a}|{b}"] = conv if measure == "svcca" else conventions.get(f"{a}|{b}", conv)
+                if measure == "svcca":
+                    ranks_a[i], ranks_b[j] = res.rank_x or 0, res.rank_y or 0
+                    null[i, j] = np.nan if res.null_mean_rho is None else res.null_mean_rho
+        out[measure] = grid
+    return {"layers_a": la, "layers_b": lb, "similarity": out["svcca"], "measures": out, "null_mean_rho": null,
+            "ranks_a": ranks_a.tolist(), "ranks_b": ranks_b.tolist(), "conventions": conventions, "keep": keep,
+            "threshold": threshold}
