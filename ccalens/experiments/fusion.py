@@ -18,12 +18,16 @@ class components and the top nc canonical directions, in two geometries:
   coordinates, which is what "the logits are combinations of the top canonical variates" means).
 
 Both are also given with W centred over classes (``W - mean row``, rank nc - 1: softmax ignores a common shift).
+``random_weights``: the centred-weights angles against k random directions of the same kept PCA space, the baseline
+of the weights geometry: whitened canonical weights lie along low-variance directions, so their angles to W are
+about as large as a random subspace's, and that geometry says little; the variates geometry is the informative one.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,6 +223,10 @@ def fusion_study(
         angles[f"{side}_centred_weights"] = _angles(Wc.T, dirs)
         angles[f"{side}_variates"] = _angles(Xc @ W.T, Xc @ dirs)
         angles[f"{side}_centred_variates"] = _angles(Xc @ Wc.T, Xc @ dirs)
+        # baseline of the weights geometry: k random directions of the same PCA space (seeded per pair)
+        rng = np.random.default_rng([zlib.crc32(f"{a.name}|{b.name}|{side}".encode()), 0])
+        space = basis.basis[: basis.rank].T  # (p, rank): the kept subspace the canonical weights live in
+        angles[f"{side}_random_weights"] = _angles(Wc.T, space @ rng.standard_normal((space.shape[1], k)))
     return FusionResult(
         view_a=a.name,
         view_b=b.name,

@@ -13,7 +13,7 @@ from ccalens.experiments.stages.context import RunContext
 from ccalens.report import plots
 from ccalens.report.html import count, format_number, format_percent
 
-__all__ = ["fusion_conclusion", "fusion_stage"]
+__all__ = ["angles_note", "fusion_conclusion", "fusion_stage"]
 
 
 def fusion_conclusion(rows: list[dict[str, Any]], metric: str) -> str:
@@ -29,6 +29,23 @@ def fusion_conclusion(rows: list[dict[str, Any]], metric: str) -> str:
             f"of the validation samples on average over the {count(len(rows), 'sensor pair')} (lowest: "
             f"{format_percent(lowest['agree CCA-sum/logit'])} for {lowest['pair']}); its mean {metric} is "
             f"{format_number(cca)} against {format_number(logit)} for logit averaging.")
+
+
+def angles_note(rows: list[dict[str, Any]]) -> str:
+    """What the principal angles say, from this run's numbers: the weights geometry against its random-subspace
+    baseline, and the variates geometry."""
+    weights = float(np.mean([r["median angle a centred weights (deg)"] for r in rows]))
+    random = float(np.mean([r["median angle a random subspace (deg)"] for r in rows]))
+    variates = float(np.mean([r["median angle a centred variates (deg)"] for r in rows]))
+    close = abs(weights - random) <= 0.1 * random
+    verdict = ("about as far as" if close else "closer than" if weights < random else "farther than")
+    text = (f"In feature coordinates, the class components and the top nc canonical weight vectors are "
+            f"{format_number(weights)} degrees apart (median angle, mean over pairs), {verdict} random directions of "
+            f"the same PCA space ({format_number(random)} degrees)")
+    if close:
+        text += (": whitened canonical weights lie along low-variance directions, so that geometry says little "
+                 "about shared class information")
+    return text + f". Measured on the samples (the variates), the angle is {format_number(variates)} degrees."
 
 
 def fusion_stage(ctx: RunContext) -> dict[str, Any]:
@@ -67,8 +84,10 @@ def fusion_stage(ctx: RunContext) -> dict[str, Any]:
             "median angle a centred variates (deg)": float(np.median(r.principal_angles_deg["a_centred_variates"])),
             "max angle a centred variates (deg)": max(r.principal_angles_deg["a_centred_variates"]),
             "median angle a centred weights (deg)": float(np.median(r.principal_angles_deg["a_centred_weights"])),
+            "median angle a random subspace (deg)": float(np.median(r.principal_angles_deg["a_random_weights"])),
         })
     sec.conclusion = fusion_conclusion(rows, metric)
+    sec.paragraphs.append(angles_note(rows))
     sec.tables.append((f"Fusion, validation {metric}", rows))
     sec.add_files([out_path(out, "fusion", "fusion.json"), out_path(out, "fusion", "fusion.csv"),
                    out_path(out, "fusion", "fusion_angles.csv")], out)
