@@ -97,6 +97,30 @@ def _unit_scale(A: np.ndarray) -> np.ndarray:
     return np.ldexp(A.astype(np.float64), -math.frexp(peak)[1])
 
 
+def _in_range(value: float) -> bool:
+    return bool(np.isfinite(value)) and (value == 0.0 or 2.0**-COMOMENT_EXPONENT <= value <= 2.0**COMOMENT_EXPONENT)
+
+
+def _statistics(arrays: Sequence[np.ndarray]) -> tuple[SufficientStats, list[np.ndarray]]:
+    """Statistics of ``arrays`` and the arrays they came from. The raw arrays are used unless their co-moments fall
+    outside float64's accurate range (or their sums overflow): then the offending arrays are rescaled by a power
+    of two (exact, :func:`_unit_scale`) and the statistics recomputed, so no extra pass over the data is made in
+    the common case."""
+    arrays = list(arrays)
+    try:
+        stats = SufficientStats.from_arrays(*arrays)
+        largest = [float(np.max(np.diagonal(stats.block(k, k)))) for k in range(len(arrays))]
+        # out of range, or zero although the values differ (squares that underflowed): rescale those
+        bad = [k for k, v in enumerate(largest)
+               if not _in_range(v) or (v == 0.0 and arrays[k].size and arrays[k].max() != arrays[k].min())]
+    except ValueError:  # sums that overflow float64, or NaN/Inf (the retry names them)
+        bad = list(range(len(arrays)))
+    if not bad:
+        return stats, arrays
+    arrays = [_unit_scale(a) if k in bad else a for k, a in enumerate(arrays)]
+    return SufficientStats.from_arrays(*arrays), arrays
+
+
 def _check_comoment(stats: SufficientStats, index: int) -> None:
     """Clear errors for co-moments with no variance, or too close to float64's limits to be accurate."""
     diagonal = np.diagonal(stats.block(index, index))
@@ -374,8 +398,18 @@ def _dual_pair(name: str, X: np.ndarray, Y: np.ndarray, opts: Mapping[str, Any])
     tol = opts.get("tol", DEFAULT_TOL)
     standardize = STANDARDIZE_CCA_CUT and name in ("cca", "pwcca")
     low = name == "linear_cka"  # an inner product of Grams: float32 products suffice for float32 input
-    gx = dual.centred_gram(X, name="X", standardize=standardize, low_precision=low)
-    gy = dual.centred_gram(Y, name="Y", standardize=standardize, low_precision=low)
+
+    def gram(A: np.ndarray, label: str) -> tuple[dual.Gram, np.ndarray]:
+        """The centred Gram of ``A``; of ``A`` rescaled by a power of two when its magnitude calls for it (checked
+        on the Gram's trace, so no extra pass over the data in the common case)."""
+        g = dual.centred_gram(A, name=label, standardize=standardize, low_precision=low)
+        trace = g.trace
+        if _in_range(trace) and (trace > 0.0 or A.max() == A.min()):
+            return g, A
+        A = _unit_scale(A)
+        return dual.centred_gram(A, name=label, standardize=standardize, low_precision=low), A
+
+    (gx, X), (gy, Y) = gram(X, "X"), gram(Y, "Y")
     if name == "linear_cka":
         score = dual.linear_cka_from_grams(gx.matrix, gy.matrix)
         return SimilarityResult("linear_cka", score, n_samples=n, distance=angular_distance(score))
@@ -551,6 +585,8 @@ def _resolve_pair(
         raise ValueError(f"{measure} needs X and Y (or stats=)")
     # statistics paths find NaN/Inf from their column sums (then name the culprit); data-only measures scan here
     X, Y = check_paired(X, Y, check_finite=measure not in STATS_MEASURES)
+    if measure in STATS_MEASURES:  # scaled lazily, only when the statistics show it is needed (_statistics)
+        return None, 0, 1, (X, Y)
     return None, 0, 1, (_unit_scale(X), _unit_scale(Y))
 
 
@@ -576,7 +612,7 @@ def _measure(
         plan = dual.plan_pair(n, widths, needs_basis=name in _CCA_FAMILY, method=method, memory_budget=budget)
         if plan.method == "dual":
             return _with_plan(_dual_pair(name, *data, opts), plan)
-        stats = SufficientStats.from_arrays(*data)
+        stats, _ = _statistics(data)
     elif method == "dual":
         raise ValueError("method='dual' needs the data X and Y (statistics hold the feature-space co-moments only)")
     for index in {i, j}:
@@ -781,8 +817,9 @@ def compare(
     for m in measures:
         _check_measure(m, list(_SPECS))
     per_measure = _split_options(measures, options)
-    stats, i, j, data = _resolve_pair(X, Y, stats, i, j, "compare")
     needs_data = [m for m in measures if _SPECS[m].pair is None]
+    # raw arrays for the statistics path (scaled lazily); a data-only measure scans and scales them up front
+    stats, i, j, data = _resolve_pair(X, Y, stats, i, j, "compare" if needs_data else "cca")
     if needs_data and data is None:
         raise ValueError(f"{', '.join(needs_data)} need(s) the data X and Y: they have no statistics path")
     out: dict[str, SimilarityResult] = {}
@@ -806,7 +843,7 @@ def compare(
     if stats_measures:
         if stats is None:
             assert data is not None
-            stats = SufficientStats.from_arrays(*data)
+            stats, _ = _statistics(data)
         for index in {i, j}:
             _check_comoment(stats, index)
         prepared: dict[float, tuple[_Prepared, _Prepared]] = {}
@@ -957,7 +994,7 @@ def similarity_matrix(
     else:
         if len(representations) < 1:
             raise ValueError("representations is empty")
-        arrays = [_unit_scale(a) for a in check_paired(*representations)]
+        arrays = check_paired(*representations, check_finite=False)
         L, n = len(arrays), arrays[0].shape[0]
         budget = dual.check_memory_budget(budget_option)
         widths = [a.shape[1] for a in arrays]
@@ -978,7 +1015,7 @@ def similarity_matrix(
                     f"{budget:,}: use method='auto' (each representation prepared once) or raise the budget"
                 )
             plan = dual.Plan("primal", joint, budget, "one joint pass: the joint co-moment fits the budget")
-            stats = SufficientStats.from_arrays(*arrays)
+            stats, arrays = _statistics(arrays)
     if names is None:
         names = tuple(f"R{i}" for i in range(L))
     if len(names) != L:
@@ -997,6 +1034,7 @@ def similarity_matrix(
 
         widest = max(stats.sizes or (0,))
     else:
+        arrays = [_unit_scale(a) for a in arrays]
         store = ReducedPairs(_reduce_all(measure, arrays, names, opts, method), memory_budget=budget)
 
         def compute(i: int, j: int) -> SimilarityResult:
