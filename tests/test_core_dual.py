@@ -214,3 +214,15 @@ def test_streamed_groups_fit_the_budget_and_equal_in_memory_results() -> None:
     assert len(passes) == len(groups)  # one pass over the data per group
     with pytest.raises(MemoryError, match="alone needs"):
         plan_stream_groups([d] * 3, [(0, 1)], memory_budget=10)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1e160, 1e300])
+@pytest.mark.parametrize("measure", PAIR_MEASURES)
+def test_dual_path_is_scale_free_over_the_float64_range(scale: float, measure: str) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 80))
+    Y = X[:, :40] + rng.standard_normal((30, 40))
+    fn = getattr(ccalens, measure)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert fn(X * scale, Y, method="dual").score == pytest.approx(fn(X, Y, method="dual").score, rel=1e-12)

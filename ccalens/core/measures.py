@@ -402,10 +402,13 @@ def _dual_pair(name: str, X: np.ndarray, Y: np.ndarray, opts: Mapping[str, Any])
     def gram(A: np.ndarray, label: str) -> tuple[dual.Gram, np.ndarray]:
         """The centred Gram of ``A``; of ``A`` rescaled by a power of two when its magnitude calls for it (checked
         on the Gram's trace, so no extra pass over the data in the common case)."""
-        g = dual.centred_gram(A, name=label, standardize=standardize, low_precision=low)
-        trace = g.trace
-        if _in_range(trace) and (trace > 0.0 or A.max() == A.min()):
-            return g, A
+        try:
+            g = dual.centred_gram(A, name=label, standardize=standardize, low_precision=low)
+            trace = g.trace
+            if _in_range(trace) and (trace > 0.0 or A.max() == A.min()):
+                return g, A
+        except ValueError:  # products that overflow float64 (or NaN/Inf: the retry names them)
+            pass
         A = _unit_scale(A)
         return dual.centred_gram(A, name=label, standardize=standardize, low_precision=low), A
 
