@@ -52,7 +52,7 @@ def pair_correlation_intervals(
             warnings.simplefilter("ignore", SmallSampleWarning)
             result = svcca(X1, X2, keep="variance", threshold=pca_variance)
             boot = bootstrap(X1, X2, "svcca", n_resamples=n_resamples, confidence_level=CONFIDENCE, seed=seed,
-                             method="bca", keep="variance", threshold=pca_variance)  # bias-corrected
+                             keep="variance", threshold=pca_variance)
         low, high = boot.confidence_interval
         null = result.null_mean_rho
         rows.append({"pair": label, "mean_rho": float(result.score), "low": float(low), "high": float(high),

@@ -186,8 +186,7 @@ def matching_layer_intervals(
             with warnings.catch_warnings():  # the heat map gave its small-sample warning already
                 warnings.simplefilter("ignore", SmallSampleWarning)
                 boot = bootstrap(acts_a[a], acts_b[b], "svcca", n_resamples=n_resamples,
-                                 confidence_level=CONFIDENCE, seed=seed, keep=keep, threshold=threshold,
-                                 method="bca")  # bias-corrected: resampled rows raise canonical correlations
+                                 confidence_level=CONFIDENCE, seed=seed, keep=keep, threshold=threshold)
             low, high = boot.confidence_interval
             bias = float(boot.bootstrap_distribution.mean() - boot.estimate)
         rows.append({"layer_a": a, "layer_b": b, "svcca": estimate, "low": low, "high": high, "bias": bias,
