@@ -266,12 +266,19 @@ def svcca_width_note(ti: dict[str, Any]) -> str:
                 "pair of different layers scores above the matching layers.")
     i, j = best
     ra, rb = ti["ranks_a"][i], ti["ranks_b"][j]
-    pw, ck = ti["measures"]["pwcca"][i, j], ti["measures"]["linear_cka"][i, j]
-    return (f"SVCCA averages min(m1, m2) canonical correlations, m the directions each side keeps: "
+    text = (f"SVCCA averages min(m1, m2) canonical correlations, m the directions each side keeps: "
             f"{ti['layers_a'][i]} of the first seed against {ti['layers_b'][j]} of the second reads "
             f"{format_number(sim[i, j])} (kept {ra} and {rb} directions), above both matching-layer scores, because "
-            f"the narrower side's few directions lie inside the wider one's span. PWCCA ({format_number(pw)}) and "
-            f"linear CKA ({format_number(ck)}), beside it, do not reward the narrower side that way.")
+            f"the narrower side's few directions lie inside the wider one's span.")
+    verdicts = []
+    for name, label in (("pwcca", "PWCCA"), ("linear_cka", "linear CKA")):
+        grid = np.asarray(ti["measures"][name], dtype=float)
+        own = np.diag(grid)[: min(grid.shape)]
+        matching = max(own[min(i, len(own) - 1)], own[min(j, len(own) - 1)])
+        above = grid[i, j] > matching + 1e-9
+        verdicts.append(f"{label} reads {format_number(grid[i, j])} there, "
+                        f"{'above' if above else 'not above'} its matching-layer scores ({format_number(matching)})")
+    return text + " Beside it, " + "; ".join(verdicts) + "."
 
 
 def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
