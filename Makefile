@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: env demo test lint bench bench-core bench-inference clean
+.PHONY: env demo test lint bench bench-core bench-scale bench-inference clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(STAMP)
 
 bench-core: $(STAMP)
 	$(PY) -m benchmarks.bench_core
+
+bench-scale: $(STAMP)
+	$(PY) -m benchmarks.bench_scale
 
 bench-inference: $(STAMP)
 	$(PY) -m benchmarks.bench_inference

@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("benchmarks.bench_core", "benchmarks.bench_conv", "benchmarks.bench_store")
+BENCHMARKS = ("benchmarks.bench_core", "benchmarks.bench_scale", "benchmarks.bench_inference", "benchmarks.bench_conv",
+              "benchmarks.bench_store")
 ROOT = Path(__file__).resolve().parents[1]
 
 
