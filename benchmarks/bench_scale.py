@@ -31,9 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench_core import interleaved
 from ccalens.io import write_json
-
-PAUSE_SECONDS = 0.25
 
 
 def _rss_peak_bytes() -> int:
@@ -57,17 +56,6 @@ def make_representations(n: int, widths: list[int], seed: int) -> list[np.ndarra
             X[lo : lo + 1024] += 0.5  # an offset, as ReLU features have
         reps.append(X)
     return reps
-
-
-def interleaved(fn: Callable[[], object], reference: Callable[[], object], repeats: int) -> tuple[float, float]:
-    fn_times, ref_times = [], []
-    for _ in range(repeats):
-        for f, times in ((reference, ref_times), (fn, fn_times)):
-            time.sleep(PAUSE_SECONDS)
-            t0 = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t0)
-    return min(fn_times), min(ref_times)
 
 
 # --------------------------------------------------------------------------------- cases (run in children)
