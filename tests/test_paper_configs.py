@@ -56,6 +56,11 @@ def test_cifar10_config_runs_on_fake_cifar(tmp_path):
     })
     assert res["metric"] == "accuracy"
     assert (tmp_path / "out" / "report.html").is_file()
+    # conv layers are compared by DFT-CCA (SVCCA appendix C), never through global average pooling
+    ti = json.loads((tmp_path / "out" / "svcca" / "two_initialisations.json").read_text())
+    assert "dft" in set(ti["conventions"].values())
+    ld = json.loads((tmp_path / "out" / "svcca" / "learning_dynamics.json").read_text())
+    assert "dft" in set(ld["conventions"].values())
 
 
 def test_cifar10_moreau_config_is_their_network_and_schedule(tmp_path):

@@ -148,8 +148,8 @@ def _two_initialisations(ctx: RunContext, sec: Section) -> dict[str, Any]:
     X = _probe(nets, sensor, t.probe_samples)
     ma, mb = nets.models[(sensor, nets.seeds[0])], nets.models[(sensor, nets.seeds[1])]
     layers = _layers(ma)
-    acts_a = layer_activations(ma, X, layers)
-    acts_b = layer_activations(mb, X, layers)
+    acts_a = layer_activations(ma, X, layers, conv="maps")  # conv layers by DFT-CCA, never pooled
+    acts_b = layer_activations(mb, X, layers, conv="maps")
     ti = two_init_heatmap(acts_a, acts_b, keep=t.keep, threshold=t.threshold)
     if t.bootstrap:
         ti["diagonal_interval"] = matching_layer_intervals(
