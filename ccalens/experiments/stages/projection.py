@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, r
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
-from ccalens.report.html import count, format_percent, words
+from ccalens.report.html import Section, count, format_percent, words
 from ccalens.report.uncertainty_plots import format_interval, interval_note
 
 __all__ = [
@@ -161,15 +162,28 @@ def projection_stage(ctx: RunContext) -> dict[str, Any]:
     if pcfg.bootstrap:
         intervals = pair_correlation_intervals(correlations, pca_variance=pcfg.pca_variance,
                                                n_resamples=pcfg.bootstrap, seed=pcfg.seed)
-        sec.tables.insert(1, ("Mean canonical correlation between the two networks of each pair (training "
-                              f"features, after PCA), {format_percent(CONFIDENCE, 0)} bootstrap interval",
-                              _interval_table(intervals)))
-        if interval_note(intervals, "mean_rho"):
-            sec.paragraphs.append(f"Mean canonical correlations: {interval_note(intervals, 'mean_rho')}")
-        write_json(out_path(out, "projection", "mean_canonical_correlation.json"), {"pairs": intervals})
-        sec.add_files([out_path(out, "projection", "mean_canonical_correlation.json")], out)
+        _report_intervals(sec, out, "projection", intervals, "the two networks of each pair", position=1)
         results["projection_mean_canonical_correlation"] = intervals
     return results
+
+
+def _report_intervals(
+    sec: Section, out: Path, folder: str, intervals: list[dict[str, Any]], between: str, position: int | None = None
+) -> None:
+    """The table, the bias note (when an interval lies beside its estimate) and the JSON file of the mean canonical
+    correlations' bootstrap intervals of one stage (``folder``: its output folder)."""
+    table = (f"Mean canonical correlation between {between} (training features, after PCA), "
+             f"{format_percent(CONFIDENCE, 0)} bootstrap interval", _interval_table(intervals))
+    if position is None:
+        sec.tables.append(table)
+    else:
+        sec.tables.insert(position, table)
+    note = interval_note(intervals, "mean_rho")
+    if note:
+        sec.paragraphs.append(f"Mean canonical correlations: {note}")
+    path = out_path(out, folder, "mean_canonical_correlation.json")
+    write_json(path, {"pairs": intervals})
+    sec.add_files([path], out)
 
 
 def sensor_grid_conclusion(sensors: list[str], relative: np.ndarray, metric: str, classifier: str) -> str:
@@ -236,13 +250,7 @@ def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
                  for i, a in enumerate(sensors) for b in sensors[i:] for s, t in seed_pairs]
         intervals = pair_correlation_intervals(pairs, pca_variance=pcfg.pca_variance, n_resamples=pcfg.bootstrap,
                                                seed=pcfg.seed)
-        sec.tables.append(("Mean canonical correlation between the networks of each pair of sensors (training "
-                           f"features, after PCA), {format_percent(CONFIDENCE, 0)} bootstrap interval",
-                           _interval_table(intervals)))
-        if interval_note(intervals, "mean_rho"):
-            sec.paragraphs.append(f"Mean canonical correlations: {interval_note(intervals, 'mean_rho')}")
-        write_json(out_path(out, "cross_sensor", "mean_canonical_correlation.json"), {"pairs": intervals})
-        sec.add_files([out_path(out, "cross_sensor", "mean_canonical_correlation.json")], out)
+        _report_intervals(sec, out, "cross_sensor", intervals, "the networks of each pair of sensors")
         results["cross_sensor_mean_canonical_correlation"] = intervals
     write_csv(out_path(out, "cross_sensor", "at_nc.csv"), rows)
     write_json(out_path(out, "cross_sensor", "grid.json"), {"sensors": sensors, "cca_highest_at_nc": M,
