@@ -597,14 +597,8 @@ def bootstrap(
     fn, has_stats = _measure_function(measure)
     rng = np.random.default_rng(seed)
     options = dict(measure_options)
-    if blocks is not None:
-        if X is not None or Y is not None:
-            raise ValueError("give either X and Y, or blocks, not both")
-        if block_size is not None:
-            raise ValueError("block_size applies to X and Y; with blocks, the given batches are the blocks")
-        if not has_stats:
-            raise ValueError(f"measure {measure!r} needs the data: it cannot be bootstrapped from blocks")
-        blk = _blocks_from_stats(blocks, [i, j])
+    def from_blocks(blk: _Blocks, block_size_used: int | None, path: str) -> BootstrapResult:
+        """The replicates (weighted merges of ``blk``) and their interval."""
         est, reps, ci, se = _bootstrap_engine(
             blk,
             lambda s: _score_from_stats(fn, s, options).score,
@@ -613,19 +607,18 @@ def bootstrap(
             method=method,
             rng=rng,
         )
-        return BootstrapResult(
-            measure,
-            float(est),
-            ci,
-            reps,
-            float(se),
-            confidence_level,
-            method,
-            blk.n_blocks,
-            None,
-            False,
-            "block statistics",
-        )
+        exact = block_size_used == 1
+        return BootstrapResult(measure, float(est), ci, reps, float(se), confidence_level, method, blk.n_blocks,
+                               block_size_used, exact, path)
+
+    if blocks is not None:
+        if X is not None or Y is not None:
+            raise ValueError("give either X and Y, or blocks, not both")
+        if block_size is not None:
+            raise ValueError("block_size applies to X and Y; with blocks, the given batches are the blocks")
+        if not has_stats:
+            raise ValueError(f"measure {measure!r} needs the data: it cannot be bootstrapped from blocks")
+        return from_blocks(_blocks_from_stats(blocks, [i, j]), None, "block statistics")
     if X is None or Y is None:
         raise ValueError("X and Y are required when blocks is not given")
     X, Y = check_paired(X, Y)
@@ -636,27 +629,7 @@ def bootstrap(
         return _bootstrap_rows(X, Y, fn, measure, options, order, bounds, n_resamples, confidence_level, method, rng)
     packed = _fits_packed(bounds.shape[0] - 1, X.shape[1] + Y.shape[1])
     blk = _blocks_from_arrays([X, Y], order, bounds, packed=packed)
-    est, reps, ci, se = _bootstrap_engine(
-        blk,
-        lambda s: _score_from_stats(fn, s, options).score,
-        n_resamples=n_resamples,
-        confidence_level=confidence_level,
-        method=method,
-        rng=rng,
-    )
-    return BootstrapResult(
-        measure,
-        float(est),
-        ci,
-        reps,
-        float(se),
-        confidence_level,
-        method,
-        blk.n_blocks,
-        largest,
-        largest == 1,
-        "block statistics" if packed else "weighted data",
-    )
+    return from_blocks(blk, largest, "block statistics" if packed else "weighted data")
 
 
 def _bootstrap_rows(
