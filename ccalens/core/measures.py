@@ -271,16 +271,16 @@ def _tied_weights(projections: np.ndarray, squared: np.ndarray, k: int) -> np.nd
     when the group extends past them; the group's weight is split evenly over its correlations.
     """
     r = squared.shape[0]
-    weights = np.zeros(k)
-    start = 0
-    while start < k:
-        stop = start + 1
-        while stop < r and squared[stop - 1] - squared[stop] <= PWCCA_TIE:
-            stop += 1
-        inside = min(stop, k) - start
-        norms = np.sqrt(np.sum(np.abs(projections[:, start:stop]) ** 2, axis=1))  # (d,)
-        weights[start : start + inside] = float(norms.sum()) / (stop - start)
-        start = stop
+    # a new group starts wherever the next squared correlation lies more than PWCCA_TIE below the previous one
+    bounds = np.append(np.flatnonzero(np.concatenate([[True], squared[:-1] - squared[1:] > PWCCA_TIE])), r)
+    groups = int(np.count_nonzero(bounds[:-1] < k))  # the groups that begin among the first k count
+    starts, stops = bounds[:groups], bounds[1 : groups + 1]
+    if groups == 0:
+        raise ValueError("PWCCA weights are all zero: the representation has no variance along its canonical variates")
+    power = np.abs(projections[:, : int(stops[-1])]) ** 2  # (d, columns of the groups)
+    norms = np.sqrt(np.add.reduceat(power, starts, axis=1))  # (d, groups): ||P_g x_j||
+    per_group = norms.sum(axis=0) / (stops - starts)  # the group's weight, split evenly over its correlations
+    weights = np.repeat(per_group, stops - starts)[:k]
     total = weights.sum()
     if not total > 0.0:
         raise ValueError("PWCCA weights are all zero: the representation has no variance along its canonical variates")

@@ -197,7 +197,7 @@ def _shifted_comoment(
             with np.errstate(all="ignore"):  # NaN/Inf input is reported from the products, by name
                 for (blk, lo, hi), keep in zip(spans, as_is, strict=True):
                     if keep:
-                        sums[lo:hi] = blk[start:stop].sum(axis=0, dtype=np.float64)
+                        sums[lo:hi] = np.ones(stop - start, dtype=dtype) @ blk[start:stop]  # gemv
                 for r0 in range(start, stop, step):
                     r1 = min(stop, r0 + step)
                     out = buf[r0 % rows : r0 % rows + r1 - r0]
