@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .dual import Gram, SampleBasis, centred_gram, check_memory_budget
+from .dual import OFFSET_RATIO, Gram, SampleBasis, centred_gram, check_memory_budget
 from .stats import SufficientStats
 from .whitening import Whitening
 
@@ -49,6 +49,8 @@ class Reduction:
         self_norm: ``||Xc' Xc||_F`` (linear CKA) and ``trace``: ``tr(Xc' Xc)`` (Procrustes).
         explained: fraction of the spectrum kept under the truncation rule (SVCCA), else None.
         whitening, basis, mean: the feature-space whitening or the sample basis kept (CCA family), and the means.
+        raw: ``R`` is the data as they are (small offsets, second-moment measures): pairs subtract the means'
+            outer product from ``X_i' X_j`` instead of centring copies.
     """
 
     name: str
@@ -65,6 +67,7 @@ class Reduction:
     whitening: Whitening | None = None
     basis: SampleBasis | None = None
     mean: np.ndarray | None = None
+    raw: bool = False
     _coords: np.ndarray | None = None
 
     @property
@@ -79,20 +82,56 @@ class Reduction:
         if self._coords is None:
             self._coords = self.make()
 
+    def centred(self) -> np.ndarray:
+        """The centred data ``(n, d)`` of a raw reduction, in the input's precision (a copy)."""
+        X = self.make()
+        assert self.mean is not None
+        return (np.asarray(X, dtype=np.float64) - self.mean).astype(_product_dtype(X), copy=False)
+
 
 def _product_dtype(X: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if X.dtype in (np.float32, np.float16) else np.dtype(np.float64)
 
 
-def _project_rows(X: np.ndarray, mean: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``(X - mean) @ W`` row block by row block: centred in float64, multiplied in the input's precision."""
+def _small_offsets(mean: np.ndarray, variance_total: float, n: int) -> bool:
+    """Whether the features' offsets are small enough for raw products: ``n |m|^2 <= (OFFSET_RATIO - 1) tr(Xc'Xc)``
+    (``tr(X'X) <= OFFSET_RATIO tr(Xc'Xc)``); removing the mean afterwards then costs at most a few bits."""
+    return bool(n * float(mean @ mean) <= (OFFSET_RATIO - 1.0) * variance_total)
+
+
+def _project_rows(X: np.ndarray, mean: np.ndarray, W: np.ndarray, *, raw: bool) -> np.ndarray:
+    """``(X - mean) @ W: (n, r)`` in the input's precision, row block by row block.
+
+    ``raw``: the offsets are small (:func:`_small_offsets`), so ``X @ W - mean @ W`` (one GEMM on the data as it is,
+    no centred copy); otherwise each row block is centred in float64 first.
+    """
     dtype = _product_dtype(X)
     Wc = W.astype(dtype, copy=False)
     out = np.empty((X.shape[0], W.shape[1]), dtype=dtype)
+    shift = (mean @ W).astype(dtype)
     for lo in range(0, X.shape[0], ROW_BLOCK):
-        block = (np.asarray(X[lo : lo + ROW_BLOCK], dtype=np.float64) - mean).astype(dtype, copy=False)
-        out[lo : lo + ROW_BLOCK] = block @ Wc
+        if raw and X.dtype == dtype:
+            np.matmul(X[lo : lo + ROW_BLOCK], Wc, out=out[lo : lo + ROW_BLOCK])
+            out[lo : lo + ROW_BLOCK] -= shift
+        else:
+            block = (np.asarray(X[lo : lo + ROW_BLOCK], dtype=np.float64) - mean).astype(dtype, copy=False)
+            out[lo : lo + ROW_BLOCK] = block @ Wc
     return out
+
+
+def _centred_self_product(X: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``Xc' Xc: (d, d)`` float64 from one syrk of the data in its own precision, and whether the offsets were small
+    enough for that (:func:`_small_offsets`; else from a centred float64 copy, and False)."""
+    n = X.shape[0]
+    dtype = _product_dtype(X)
+    A = X if X.dtype == dtype else X.astype(dtype)
+    with np.errstate(all="ignore"):  # NaN/Inf are reported from the diagonal, by the caller
+        P = (A.T @ A).astype(np.float64)  # syrk
+        P -= n * np.multiply.outer(mean, mean)
+    if _small_offsets(mean, float(np.trace(P)), n) or not np.isfinite(np.trace(P)):
+        return P, True
+    Xc = (np.asarray(X, dtype=np.float64) - mean).astype(dtype, copy=False)
+    return (Xc.T @ Xc).astype(np.float64), False
 
 
 def reduce_representation(
@@ -109,8 +148,9 @@ def reduce_representation(
 
     ``kind="whitened"`` (CCA family): ``primal_whitening(covariance)`` gives the whitening on the feature-space
     path (``dual=False``), ``dual_basis(gram)`` the kept sample basis on the sample-space path (``standardize``:
-    the Gram of the standardised features). ``kind="centred"`` (linear CKA, Procrustes): the centred data, or
-    ``U diag(s)`` from the Gram.
+    the Gram of the standardised features). ``kind="centred"`` (linear CKA, Procrustes): on the feature-space path
+    nothing is copied when the offsets are small (each pair is then ``X_i' X_j - n m_i m_j'``, one GEMM on the data
+    as they are), else the centred data; on the sample-space path ``U diag(s)`` from the Gram.
     """
     n, d = X.shape
     if dual:
@@ -124,17 +164,24 @@ def reduce_representation(
         coords = plain.left * plain.singular_values
         return Reduction(name, kind, plain.rank, d, n, "dual", make=lambda: coords,
                          self_norm=float(np.linalg.norm(gram.matrix)), trace=gram.trace)
-    stats = SufficientStats.from_arrays(X, names=(name,))
-    mean = stats.means(0).copy()
     if kind == "whitened":
         assert primal_whitening is not None
+        stats = SufficientStats.from_arrays(X, names=(name,))
+        mean = stats.means(0).copy()
         w = primal_whitening(stats.covariance(0))
         W = np.ascontiguousarray(w.whitener)
-        return Reduction(name, kind, w.rank, d, n, "primal", make=lambda: _project_rows(X, mean, W),
+        raw = _small_offsets(mean, float(np.trace(stats.block(0, 0))), n)
+        return Reduction(name, kind, w.rank, d, n, "primal", make=lambda: _project_rows(X, mean, W, raw=raw),
                          loadings_basis=np.ascontiguousarray(w.dewhitener), whitening=w, mean=mean)
-    co = stats.block(0, 0)
-    identity = np.eye(d)
-    return Reduction(name, kind, d, d, n, "primal", make=lambda: _project_rows(X, mean, identity),
+    with np.errstate(all="ignore"):
+        mean = X.mean(axis=0, dtype=np.float64)
+    co, raw = _centred_self_product(X, mean)
+    if raw:  # pairs from the data as they are (see ReducedPairs.product): nothing to keep
+        return Reduction(name, kind, d, d, n, "primal", make=lambda: X, self_norm=float(np.linalg.norm(co)),
+                         trace=float(np.trace(co)), mean=mean, raw=True)
+    dtype = _product_dtype(X)
+    return Reduction(name, kind, d, d, n, "primal",
+                     make=lambda: (np.asarray(X, dtype=np.float64) - mean).astype(dtype, copy=False),
                      self_norm=float(np.linalg.norm(co)), trace=float(np.trace(co)))
 
 
@@ -146,6 +193,8 @@ class ReducedPairs:
         self.memory_budget = check_memory_budget(memory_budget)
         used = 0
         for r in self.reductions:
+            if r.raw:  # the data themselves: nothing to keep
+                continue
             size = r.rank * r.n_samples * 8
             if used + size <= self.memory_budget:
                 r.keep()
@@ -153,12 +202,17 @@ class ReducedPairs:
         self.bytes_kept = used
 
     def product(self, i: int, j: int) -> np.ndarray:
-        """``R_i' R_j`` in float64."""
-        a = self.reductions[i].coords()
-        b = a if i == j else self.reductions[j].coords()
-        out = a.T @ b
-        return out.astype(np.float64, copy=False)
-
+        """``R_i' R_j`` in float64 (for raw reductions ``X_i' X_j - n m_i m_j'``, the centred product)."""
+        ri, rj = self.reductions[i], self.reductions[j]
+        a = ri.coords()
+        b = a if i == j else rj.coords()
+        if ri.raw != rj.raw:  # one side centred: centre the other (a copy for this pair only)
+            a, b = (ri.centred() if ri.raw else a), (rj.centred() if rj.raw else b)
+        out = (a.T @ b).astype(np.float64, copy=False)
+        if ri.raw and rj.raw:
+            assert ri.mean is not None and rj.mean is not None
+            out -= ri.n_samples * np.multiply.outer(ri.mean, rj.mean)
+        return out
 
 
 # --------------------------------------------------------------------------------- streams

@@ -874,6 +874,10 @@ def _reduced_pair(
     """One pair of prepared representations (:mod:`ccalens.core.many`): the same result as the measure's call."""
     ri, rj = store.reductions[i], store.reductions[j]
     n = ri.n_samples
+    if i == j and measure in ("linear_cka", "procrustes") and ri.self_norm > 0.0:
+        # a representation against itself: 1 by definition (its own product was formed once, for self_norm)
+        distance = 0.0
+        return SimilarityResult(measure, 1.0, n_samples=n, distance=distance)
     product = store.product(i, j)
     if measure == "linear_cka":
         cross = _frobenius(product)
@@ -1063,9 +1067,10 @@ def similarity_matrix(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(pairs), desc=f"{measure} pairs", unit="pair")
-    # pairs run side by side (one BLAS thread each), a few batches per worker so the bar moves
+    # pairs run side by side (one BLAS thread each), in about 16 batches so that the bar moves; a batch's last
+    # pairs may leave a worker idle, so batches are not made smaller than 4 pairs per worker
     workers = blas_threads() if widest >= MIN_PARALLEL_WIDTH else 1
-    batch = 4 * workers
+    batch = max(4 * workers, len(pairs) // 16)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for start in range(0, len(pairs), batch):
