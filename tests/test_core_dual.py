@@ -26,7 +26,9 @@ def test_second_moment_measures_match_primal(n: int, p: int, q: int, offset: flo
     gx, gy = dual.centred_gram(X), dual.centred_gram(Y, name="Y")
     bx = dual.SampleBasis.from_gram(gx, tol=1e-12)
     by = dual.SampleBasis.from_gram(gy, tol=1e-12)
-    assert dual.linear_cka_from_grams(gx.matrix, gy.matrix) == pytest.approx(linear_cka(X, Y).score, rel=1e-9)
+    primal = linear_cka(X, Y, method="primal").score
+    assert dual.linear_cka_tiled(X, Y) == pytest.approx(primal, rel=1e-9)
+    assert dual.linear_cka_tiled(X, Y, tile_rows=7) == pytest.approx(primal, rel=1e-9)  # many tiles, ragged
     proc = dual.procrustes_nuclear(bx, by) / np.sqrt(gx.trace * gy.trace)
     assert proc == pytest.approx(procrustes(X, Y).score, rel=1e-9)
     h = dual.unbiased_hsic
@@ -34,15 +36,17 @@ def test_second_moment_measures_match_primal(n: int, p: int, q: int, offset: flo
     assert dcka == pytest.approx(debiased_linear_cka(X, Y).score, rel=1e-9)
 
 
-def test_float32_blocks_are_centred_in_float64_before_the_products() -> None:
-    X, _ = _pair(200, 700, 10, offset=1e3)
-    g64 = dual.centred_gram(X)
-    g32 = dual.centred_gram(X.astype(np.float32), low_precision=True)
-    g_ref = dual.centred_gram(X.astype(np.float32).astype(np.float64))
-    assert g32.matrix.dtype == np.float32  # float32 products, float32 K: for linear CKA only
-    rel = np.linalg.norm(g32.matrix - g_ref.matrix) / np.linalg.norm(g_ref.matrix)
-    assert rel < 1e-6  # centred before the float32 product: the offset costs nothing
-    assert np.linalg.norm(g64.matrix - g_ref.matrix) / np.linalg.norm(g64.matrix) < 1e-6
+@pytest.mark.parametrize("offset", [0.0, 0.5, 1e3])
+def test_tiled_linear_cka_of_float32_input_is_centred_without_cancellation(offset: float) -> None:
+    """float32 tiles: raw products with rank-one centring while the offsets are small, rows centred per tile when
+    they are not; either way within float32 rounding of the float64 value of the same numbers."""
+    X, Y = _pair(300, 700, 500, offset=offset)
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    reference = linear_cka(X32.astype(np.float64), Y32.astype(np.float64), method="primal").score
+    for tile_rows in (dual.TILE_ROWS, 64):
+        assert dual.linear_cka_tiled(X32, Y32, tile_rows=tile_rows) == pytest.approx(reference, rel=1e-5)
+    side = dual._TileSide.prepare(X32, "X")
+    assert side.raw == (offset < 1e3)
 
 
 def test_truncation_rules_keep_different_ranks() -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import scipy.linalg
 
 from .validation import check_features
 
@@ -36,6 +37,7 @@ __all__ = [
     "SampleBasis",
     "available_memory",
     "centred_gram",
+    "cross_product",
     "default_memory_budget",
     "plan_pair",
 ]
@@ -112,9 +114,13 @@ def _primal_cost(n: int, widths: tuple[int, ...], needs_basis: bool) -> tuple[fl
     return flops, memory
 
 
-def _dual_cost(n: int, widths: tuple[int, ...], needs_basis: bool) -> tuple[float, int]:
-    """(flops, bytes) of the sample-space path: one Gram per side, one eigendecomposition per side."""
+def _dual_cost(n: int, widths: tuple[int, ...], needs_basis: bool, tiled: bool = False) -> tuple[float, int]:
+    """(flops, bytes) of the sample-space path: one Gram per side, one eigendecomposition per side; or, for an
+    inner product of Grams (``tiled``), tiles of both Grams (:func:`linear_cka_tiled`)."""
     L = len(widths)
+    if tiled:
+        tile = min(n, TILE_ROWS)
+        return float(n) * n * sum(widths), 4 * (L + 1) * tile * tile + 8 * n * L
     flops = float(n) * n * sum(widths) + (L * 9.0 * n**3 if needs_basis else 0.0)
     memory = 8 * (L * n * n + (2 * n * n if needs_basis else 0) + n * DEFAULT_COLUMN_BLOCK)
     return flops, memory
@@ -127,11 +133,14 @@ def plan_pair(
     needs_basis: bool,
     method: Method = "auto",
     memory_budget: int | None = None,
+    tiled: bool = False,
 ) -> Plan:
     """Choose the primal or the dual path for representations of ``widths`` features over ``n_samples``.
 
     ``needs_basis``: the measure needs each side's principal basis (CCA family) rather than second moments only
-    (CKA, Procrustes). ``auto`` takes the cheaper path in flops among those that fit ``memory_budget``
+    (CKA, Procrustes); ``tiled``: the measure is an inner product of Gram matrices (linear CKA), computed tile by
+    tile on the dual path without holding a whole Gram. ``auto`` takes the cheaper path in flops among those that
+    fit ``memory_budget``
     (bytes; default a quarter of the available memory); ``primal``/``dual`` force one and still check the
     budget. Raises ``MemoryError`` with what would fit when nothing does.
     """
@@ -139,7 +148,7 @@ def plan_pair(
     if method not in ("auto", "primal", "dual"):
         raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
     primal = _primal_cost(n_samples, widths, needs_basis)
-    dual = _dual_cost(n_samples, widths, needs_basis)
+    dual = _dual_cost(n_samples, widths, needs_basis, tiled)
     options = {"primal": primal, "dual": dual}
     candidates = [method] if method != "auto" else ["primal", "dual"]
     fitting = [m for m in candidates if options[m][1] <= budget]
@@ -193,11 +202,9 @@ class Gram:
         return float(np.trace(self.matrix))
 
 
-def _compute_dtype(arr: np.ndarray, low_precision: bool = True) -> np.dtype:
-    """float32 products for float32/float16 input (bfloat16 is widened upstream) when ``low_precision``; else
-    float64."""
-    low = low_precision and arr.dtype in (np.float32, np.float16)
-    return np.dtype(np.float32) if low else np.dtype(np.float64)
+def _compute_dtype(arr: np.ndarray) -> np.dtype:
+    """float32 products for float32/float16 input (bfloat16 is widened upstream); else float64."""
+    return np.dtype(np.float32) if arr.dtype in (np.float32, np.float16) else np.dtype(np.float64)
 
 
 def centred_block(X: np.ndarray, lo: int, hi: int, mean: np.ndarray, scale: np.ndarray | None, dtype: np.dtype):
@@ -220,26 +227,10 @@ def gram_block_columns(n_samples: int, bytes_per_block: int = 16 << 20) -> int:
     return int(min(4096, max(256, bytes_per_block // (8 * max(1, n_samples)))))
 
 
-#: The float32 raw-product Gram is used only while the offsets hold less than this multiple of the variance
-#: (``tr(X X') <= OFFSET_RATIO * tr(Xc Xc')``): its double-centring then loses at most ~1 digit of float32.
+#: Raw products (no centred copy, the mean removed afterwards by rank-one corrections) are used only while the
+#: offsets hold less than this multiple of the variance (``tr(X X') <= OFFSET_RATIO * tr(Xc Xc')``): the corrections
+#: then lose at most ~1 digit.
 OFFSET_RATIO = 16.0
-
-
-def _raw_centred_gram(X: np.ndarray, mean: np.ndarray) -> np.ndarray | None:
-    """``Xc Xc'`` in float32 as ``X X' - r 1' - 1 r' + (m'm) 1 1'`` (``r = X m``): one float32 syrk over the
-    data, no centred copy. None when the offsets dominate the variance (cancellation): the caller centres first."""
-    A = np.ascontiguousarray(X)
-    K = A @ A.T  # syrk
-    raw_trace = float(np.trace(K, dtype=np.float64))
-    r = (A @ mean.astype(np.float32)).astype(np.float32)
-    mm = np.float32(mean @ mean)
-    K -= r[:, None]
-    K -= r[None, :]
-    K += mm
-    centred_trace = float(np.trace(K, dtype=np.float64))
-    if not centred_trace > 0.0 or raw_trace > OFFSET_RATIO * centred_trace:
-        return None
-    return K
 
 
 def centred_gram(
@@ -248,14 +239,11 @@ def centred_gram(
     standardize: bool = False,
     block_columns: int | None = None,
     name: str = "X",
-    low_precision: bool = False,
 ) -> Gram:
     """``K = Xc Xc'`` of ``X: (n, d)``, accumulated over column blocks (see the module docstring).
 
-    ``low_precision=True`` multiplies float32 input in float32 and keeps ``K`` in float32 (relative error ~1e-7 on
-    the entries: enough for inner products of Gram matrices such as linear CKA, which :func:`linear_cka_from_grams`
-    accumulates in float64, not for a rank cut at 1e-10 of the spectrum, which the CCA family makes); otherwise the
-    products and ``K`` are float64. ``block_columns``: default :func:`gram_block_columns`.
+    Products and ``K`` are float64 (the CCA family cuts ranks at 1e-10 of the spectrum); linear CKA, an inner
+    product of Grams, uses :func:`linear_cka_tiled` instead. ``block_columns``: default :func:`gram_block_columns`.
     """
     X = check_features(X, name, check_finite=False)
     n, d = X.shape
@@ -265,7 +253,7 @@ def centred_gram(
     if not np.isfinite(mean).all():  # NaN/Inf show in the means; a full scan then names the first one
         check_features(X, name)
         raise ValueError(f"{name} has values too large to average in float64")
-    dtype = _compute_dtype(X, low_precision)
+    dtype = np.dtype(np.float64)
     scale = None
     if standardize:
         sq = np.zeros(d)
@@ -273,12 +261,10 @@ def centred_gram(
             block = np.asarray(X[:, lo : lo + block_columns], dtype=np.float64) - mean[lo : lo + block_columns]
             sq[lo : lo + block_columns] = np.einsum("ij,ij->j", block, block)
         scale = np.sqrt(sq)
-    K = _raw_centred_gram(X, mean) if dtype == np.float32 and X.dtype == np.float32 and scale is None else None
-    if K is None:
-        K = np.zeros((n, n), dtype=dtype)
-        for lo in range(0, d, block_columns):
-            block = centred_block(X, lo, min(d, lo + block_columns), mean, scale, dtype)
-            K += block @ block.T  # syrk: exactly symmetric
+    K = np.zeros((n, n), dtype=dtype)
+    for lo in range(0, d, block_columns):
+        block = centred_block(X, lo, min(d, lo + block_columns), mean, scale, dtype)
+        K += block @ block.T  # syrk: exactly symmetric
     if not np.isfinite(K).all():
         raise ValueError(f"{name} has values whose products overflow float64; rescale it")
     return Gram(
@@ -291,6 +277,10 @@ def centred_gram(
 
 
 # --------------------------------------------------------------------------------- sample-space bases
+#: Gram eigendecompositions use divide and conquer while its workspace (``2 n^2`` float64) stays below this.
+SMALL_EIGH_BYTES = 32 << 20
+
+
 @dataclass(frozen=True)
 class SampleBasis:
     """The kept part of the thin SVD ``Xc = U diag(s) V'`` of one representation, from its Gram matrix.
@@ -312,11 +302,25 @@ class SampleBasis:
         return int(self.singular_values.shape[0])
 
     @classmethod
-    def from_gram(cls, gram: Gram, *, tol: float, name: str = "X") -> SampleBasis:
+    def from_gram(
+        cls, gram: Gram, *, tol: float, name: str = "X", overwrite: bool = False, storage: type = np.float64
+    ) -> SampleBasis:
         """Eigendecomposition of ``K``; directions with ``s^2 <= tol * s_1^2`` are dropped (the primal cut), and
-        always those below the float noise floor ``max(n, d) * eps * s_1^2`` (rounding noise of exact zeros)."""
-        vals, vecs = np.linalg.eigh(gram.matrix)
-        vals, vecs = vals[::-1], vecs[:, ::-1]
+        always those below the float noise floor ``max(n, d) * eps * s_1^2`` (rounding noise of exact zeros).
+
+        ``overwrite``: ``gram.matrix`` may be destroyed (LAPACK's MRRR solver works in it: the working memory is
+        then one more ``(n, n)`` for the vectors). ``storage=np.float32`` keeps the left singular vectors in float32
+        (for float32 input: half the memory, a relative error of about 6e-8 on them).
+        """
+        K = gram.matrix if overwrite else gram.matrix.copy()
+        # divide and conquer (the most orthogonal vectors) while its 2 n^2 workspace is small; MRRR beyond, whose
+        # working memory is one (n, n) for the vectors
+        small = 16 * K.shape[0] ** 2 <= SMALL_EIGH_BYTES
+        vals, vecs = scipy.linalg.eigh(K, overwrite_a=True, driver="evd" if small else "evr", check_finite=False)
+        del K
+        vals = vals[::-1]
+        for lo in range(0, vecs.shape[0], 256):  # descending order, in place (row blocks: no second (n, n))
+            vecs[lo : lo + 256] = vecs[lo : lo + 256, ::-1].copy()
         largest = float(vals[0]) if vals.size else 0.0
         if not largest > 0.0:
             raise ValueError(
@@ -329,7 +333,7 @@ class SampleBasis:
         keep = int(np.count_nonzero(vals > max(tol * largest, floor)))
         s_all = np.sqrt(vals[vals > floor])
         return cls(
-            left=np.ascontiguousarray(vecs[:, :keep]),
+            left=vecs[:, :keep].astype(storage, copy=False),  # a view in float64: BLAS takes the row stride
             singular_values=np.sqrt(vals[:keep]),
             all_singular_values=s_all,
             n_features=gram.n_features,
@@ -369,16 +373,87 @@ def feature_loadings(X: np.ndarray, mean: np.ndarray, H: np.ndarray, block_colum
     return out
 
 
-def linear_cka_from_grams(K: np.ndarray, L: np.ndarray, rows: int = 512) -> float:
-    """``<K, L>_F / (||K||_F ||L||_F)`` of two centred Gram matrices, in one pass over row blocks (each widened
-    to float64 once, so float32 Grams are summed in float64); scale-free."""
+#: Rows (and columns) of the Gram tiles of :func:`linear_cka_tiled`: a float32 tile is 64 MB.
+TILE_ROWS = 4096
+#: Rows of a tile widened to float64 at a time for the inner products.
+_INNER_ROWS = 512
+
+
+@dataclass(frozen=True)
+class _TileSide:
+    """One representation prepared for Gram tiles: ``K_RS = Xc_R Xc_S'`` for row ranges R, S."""
+
+    X: np.ndarray
+    mean: np.ndarray
+    dtype: np.dtype
+    raw: bool  # offsets small: K_RS = X_R X_S' - r_R 1' - 1 r_S' + m'm, no centred copy
+    row_means: np.ndarray | None  # r = X m (n,), raw sides only
+
+    @classmethod
+    def prepare(cls, X: np.ndarray, name: str) -> _TileSide:
+        n = X.shape[0]
+        dtype = _compute_dtype(X)
+        sums = np.zeros(X.shape[1])
+        squares = 0.0
+        with np.errstate(all="ignore"):  # NaN/Inf are reported below, by name
+            for lo in range(0, n, TILE_ROWS):
+                block = X[lo : lo + TILE_ROWS]
+                sums += block.sum(axis=0, dtype=np.float64)
+                squares += float(np.vdot(block, block))
+            mean = sums / n
+            centred_squares = squares - n * float(mean @ mean)
+        if not (np.isfinite(mean).all() and np.isfinite(squares)):
+            check_features(X, name)
+            raise ValueError(f"{name} has values whose squares overflow; rescale it")
+        raw = X.dtype == dtype and centred_squares > 0.0 and squares <= OFFSET_RATIO * centred_squares
+        row_means = (X @ mean.astype(dtype)).astype(dtype) if raw else None
+        return cls(X, mean, dtype, raw, row_means)
+
+    def centred_rows(self, rows: slice) -> np.ndarray:
+        return (np.asarray(self.X[rows], dtype=np.float64) - self.mean).astype(self.dtype, copy=False)
+
+    def tile(self, R: slice, S: slice, centred_R: np.ndarray | None) -> np.ndarray:
+        """``Xc_R Xc_S': (|R|, |S|)`` in the compute dtype (syrk when ``R == S``)."""
+        if self.raw:
+            assert self.row_means is not None
+            A = self.X[R]
+            K = A @ A.T if R == S else A @ self.X[S].T
+            K -= self.row_means[R][:, None]
+            K -= self.row_means[S][None, :]
+            K += self.dtype.type(self.mean @ self.mean)
+            return K
+        assert centred_R is not None
+        return centred_R @ centred_R.T if R == S else centred_R @ self.centred_rows(S).T
+
+
+def linear_cka_tiled(X: np.ndarray, Y: np.ndarray, *, tile_rows: int = TILE_ROWS) -> float:
+    """Linear CKA ``<Kc, Lc>_F / (||Kc||_F ||Lc||_F)`` of ``X: (n, p)``, ``Y: (n, q)`` from tiles of their centred
+    Grams, never holding a whole ``(n, n)`` Gram.
+
+    The upper triangle of ``tile_rows``-square tiles is formed side by side for both representations (one GEMM
+    each, syrk on the diagonal; off-diagonal tiles count twice), so the work is that of the two Gram products and
+    the memory a few tiles. Features with small offsets (``tr(X X') <= OFFSET_RATIO tr(Xc Xc')``) enter as they are,
+    centred by rank-one corrections of each tile (no centred copy); otherwise rows are centred per tile. float32
+    input is multiplied in float32; the inner products are summed in float64. Scale-free.
+    """
+    n = X.shape[0]
+    sx, sy = _TileSide.prepare(X, "X"), _TileSide.prepare(Y, "Y")
+    ranges = [slice(lo, min(n, lo + tile_rows)) for lo in range(0, n, tile_rows)]
     kk = ll = kl = 0.0
-    for lo in range(0, K.shape[0], rows):
-        a = K[lo : lo + rows].astype(np.float64)
-        b = L[lo : lo + rows].astype(np.float64)
-        kk += float(np.vdot(a, a))
-        ll += float(np.vdot(b, b))
-        kl += float(np.vdot(a, b))
+    for a, R in enumerate(ranges):
+        cx = None if sx.raw else sx.centred_rows(R)
+        cy = None if sy.raw else sy.centred_rows(R)
+        for S in ranges[a:]:
+            K, L = sx.tile(R, S, cx), sy.tile(R, S, cy)
+            weight = 1.0 if S == R else 2.0
+            for lo in range(0, K.shape[0], _INNER_ROWS):
+                k = K[lo : lo + _INNER_ROWS].astype(np.float64)
+                m = L[lo : lo + _INNER_ROWS].astype(np.float64)
+                kk += weight * float(np.vdot(k, k))
+                ll += weight * float(np.vdot(m, m))
+                kl += weight * float(np.vdot(k, m))
+    if not (np.isfinite(kk) and np.isfinite(ll) and np.isfinite(kl)):
+        raise ValueError("linear CKA overflowed: the products of the features exceed float range; rescale them")
     if not (kk > 0 and ll > 0):
         raise ValueError("linear CKA is undefined: a representation has no variance")
     return float(kl / np.sqrt(kk) / np.sqrt(ll))
@@ -395,10 +470,25 @@ def unbiased_hsic(K: np.ndarray, L: np.ndarray) -> float:
     return term / (n * (n - 3))
 
 
+def cross_product(A: np.ndarray, B: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """``A' B`` in float64 for ``A: (n, a)``, ``B: (n, b)`` (float32 bases are widened a row block at a time)."""
+    if A.dtype == np.float64 and B.dtype == np.float64:
+        return A.T @ B
+    out = np.zeros((A.shape[1], B.shape[1]))
+    for lo in range(0, A.shape[0], rows):
+        out += A[lo : lo + rows].astype(np.float64).T @ B[lo : lo + rows].astype(np.float64)
+    return out
+
+
+def _singular_values(M: np.ndarray) -> np.ndarray:
+    """Singular values of ``M`` (destroyed: LAPACK works in it)."""
+    return scipy.linalg.svd(M, compute_uv=False, overwrite_a=True, check_finite=False)
+
+
 def procrustes_nuclear(bx: SampleBasis, by: SampleBasis) -> float:
     """``||Xc' Yc||_*`` from the two sample bases: the nuclear norm of ``diag(sx) Ux' Uy diag(sy)``."""
-    M = (bx.left * bx.singular_values).T @ (by.left * by.singular_values)
-    return float(np.linalg.svd(M, compute_uv=False).sum())
+    M = cross_product(bx.left, by.left) * bx.singular_values[:, None] * by.singular_values[None, :]
+    return float(_singular_values(M).sum())
 
 
 def canonical_correlations(bx: SampleBasis, by: SampleBasis, *, vectors: bool = False):
@@ -406,8 +496,8 @@ def canonical_correlations(bx: SampleBasis, by: SampleBasis, *, vectors: bool = 
 
     Returns ``(rho, Hx)`` with ``Hx: (n, k)`` the unit-norm canonical variates of X (``Ux a_i``) when ``vectors``.
     """
-    M = bx.left.T @ by.left
+    M = cross_product(bx.left, by.left)
     if not vectors:
-        return np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0), None
+        return np.clip(_singular_values(M), 0.0, 1.0), None
     A, s, _ = np.linalg.svd(M, full_matrices=False)
     return np.clip(s, 0.0, 1.0), bx.left @ A

@@ -160,10 +160,10 @@ def reduce_representation(
             basis = dual_basis(gram)
             left = basis.left * np.sqrt(n - 1.0)
             return Reduction(name, kind, basis.rank, d, n, "dual", make=lambda: left, basis=basis, mean=gram.mean)
-        plain = SampleBasis.from_gram(gram, tol=0.0, name=name)
+        self_norm, trace = float(np.linalg.norm(gram.matrix)), gram.trace
+        plain = SampleBasis.from_gram(gram, tol=0.0, name=name, overwrite=True)
         coords = plain.left * plain.singular_values
-        return Reduction(name, kind, plain.rank, d, n, "dual", make=lambda: coords,
-                         self_norm=float(np.linalg.norm(gram.matrix)), trace=gram.trace)
+        return Reduction(name, kind, plain.rank, d, n, "dual", make=lambda: coords, self_norm=self_norm, trace=trace)
     if kind == "whitened":
         assert primal_whitening is not None
         stats = SufficientStats.from_arrays(X, names=(name,))

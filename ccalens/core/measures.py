@@ -397,35 +397,46 @@ def _dual_pair(name: str, X: np.ndarray, Y: np.ndarray, opts: Mapping[str, Any])
     n = X.shape[0]
     tol = opts.get("tol", DEFAULT_TOL)
     standardize = STANDARDIZE_CCA_CUT and name in ("cca", "pwcca")
-    low = name == "linear_cka"  # an inner product of Grams: float32 products suffice for float32 input
 
     def gram(A: np.ndarray, label: str) -> tuple[dual.Gram, np.ndarray]:
         """The centred Gram of ``A``; of ``A`` rescaled by a power of two when its magnitude calls for it (checked
         on the Gram's trace, so no extra pass over the data in the common case)."""
         try:
-            g = dual.centred_gram(A, name=label, standardize=standardize, low_precision=low)
+            g = dual.centred_gram(A, name=label, standardize=standardize)
             trace = g.trace
             if _in_range(trace) and (trace > 0.0 or A.max() == A.min()):
                 return g, A
         except ValueError:  # products that overflow float64 (or NaN/Inf: the retry names them)
             pass
         A = _unit_scale(A)
-        return dual.centred_gram(A, name=label, standardize=standardize, low_precision=low), A
+        return dual.centred_gram(A, name=label, standardize=standardize), A
 
-    (gx, X), (gy, Y) = gram(X, "X"), gram(Y, "Y")
-    if name == "linear_cka":
-        score = dual.linear_cka_from_grams(gx.matrix, gy.matrix)
+    if name == "linear_cka":  # tiles of both Grams, never a whole one
+        try:
+            score = dual.linear_cka_tiled(X, Y)
+        except ValueError as err:  # products beyond the float range: once more on power-of-two rescaled data
+            if "overflow" not in str(err) and "no variance" not in str(err):
+                raise
+            score = dual.linear_cka_tiled(_unit_scale(X), _unit_scale(Y))
         return SimilarityResult("linear_cka", score, n_samples=n, distance=angular_distance(score))
+    # float32 input: float32 bases for the correlations (PWCCA's tie groups need float64 ones)
+    storage = np.float32 if X.dtype == Y.dtype == np.float32 and name in ("cca", "svcca") else np.float64
+
+    def basis(A: np.ndarray, label: str, cut: float) -> tuple[dual.SampleBasis, float, np.ndarray, np.ndarray]:
+        """One side at a time, its Gram destroyed by the eigensolver: ``(basis, trace, mean, data used)``."""
+        g, A = gram(A, label)
+        trace, mean = g.trace, g.mean
+        return dual.SampleBasis.from_gram(g, tol=cut, name=label, overwrite=True, storage=storage), trace, mean, A
+
+    cut = 0.0 if name == "procrustes" else tol
+    bx, trace_x, mean_x, X = basis(X, "X", cut)
+    by, trace_y, mean_y, Y = basis(Y, "Y", cut)
     if name == "procrustes":
-        bx = dual.SampleBasis.from_gram(gx, tol=0.0, name="X")
-        by = dual.SampleBasis.from_gram(gy, tol=0.0, name="Y")
-        score = dual.procrustes_nuclear(bx, by) / math.sqrt(gx.trace) / math.sqrt(gy.trace)
+        score = dual.procrustes_nuclear(bx, by) / math.sqrt(trace_x) / math.sqrt(trace_y)
         if score > 1.0 + 1e-9:
             raise ValueError(f"Procrustes similarity {score} > 1: rounding beyond float64 precision")
         score = min(score, 1.0)
         return SimilarityResult("procrustes", score, n_samples=n, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)))
-    bx = dual.SampleBasis.from_gram(gx, tol=tol, name="X")
-    by = dual.SampleBasis.from_gram(gy, tol=tol, name="Y")
     if name == "cca":
         rho, _ = dual.canonical_correlations(bx, by)
         return _cca_result("cca", rho, n, bx, by)
@@ -439,14 +450,14 @@ def _dual_pair(name: str, X: np.ndarray, Y: np.ndarray, opts: Mapping[str, Any])
     # pwcca: the weights' side, its whole canonical basis, covariances of its neurons with the unit-variance variates
     weights_from = opts.get("weights_from", "x")
     side = ("x" if bx.rank <= by.rank else "y") if weights_from == "smaller" else weights_from
-    own, other, data, gram = (bx, by, X, gx) if side == "x" else (by, bx, Y, gy)
-    M = own.left.T @ other.left
+    own, other, data, mean = (bx, by, X, mean_x) if side == "x" else (by, bx, Y, mean_y)
+    M = dual.cross_product(own.left, other.left)
     vals, vecs = np.linalg.eigh(M @ M.T)
     squared = np.clip(vals[::-1], 0.0, 1.0)
     k = min(M.shape)
     rho = np.sqrt(squared[:k])
     variates = own.left @ vecs[:, ::-1]  # unit-norm; unit variance after * sqrt(n - 1)
-    projections = dual.feature_loadings(data, gram.mean, variates) / math.sqrt(n - 1.0)
+    projections = dual.feature_loadings(data, mean, variates) / math.sqrt(n - 1.0)
     weights = _tied_weights(projections, squared, k)
     details = {"weights_from": side, "weights_rule": weights_from}
     return _cca_result("pwcca", rho, n, bx, by, score=float(weights @ rho), weights=weights, details=details)
@@ -612,7 +623,8 @@ def _measure(
     if stats is None:
         assert data is not None
         n, widths = data[0].shape[0], (data[0].shape[1], data[1].shape[1])
-        plan = dual.plan_pair(n, widths, needs_basis=name in _CCA_FAMILY, method=method, memory_budget=budget)
+        plan = dual.plan_pair(n, widths, needs_basis=name in _CCA_FAMILY, method=method, memory_budget=budget,
+                              tiled=name == "linear_cka")
         if plan.method == "dual":
             return _with_plan(_dual_pair(name, *data, opts), plan)
         stats, _ = _statistics(data)
@@ -836,6 +848,7 @@ def compare(
         plan = dual.plan_pair(
             data[0].shape[0], (data[0].shape[1], data[1].shape[1]),
             needs_basis=any(m in _CCA_FAMILY for m in stats_measures), method=method, memory_budget=budget,
+            tiled=stats_measures == ["linear_cka"],
         )
         if plan.method == "dual":
             for m in stats_measures:
@@ -928,8 +941,8 @@ def _reduce_all(
         def primal(cov: np.ndarray, name: str) -> Whitening:
             return principal_whitening(cov, tol=tol, name=name).top(threshold, keep)
 
-        def sample(gram: dual.Gram, name: str) -> dual.SampleBasis:
-            return dual.SampleBasis.from_gram(gram, tol=tol, name=name).top(threshold, keep)
+        def sample(gram: dual.Gram, name: str) -> dual.SampleBasis:  # the Gram is not used after: destroyed
+            return dual.SampleBasis.from_gram(gram, tol=tol, name=name, overwrite=True).top(threshold, keep)
     else:
 
         def primal(cov: np.ndarray, name: str) -> Whitening:  # type: ignore[misc]
@@ -938,7 +951,7 @@ def _reduce_all(
             return w
 
         def sample(gram: dual.Gram, name: str) -> dual.SampleBasis:  # type: ignore[misc]
-            return dual.SampleBasis.from_gram(gram, tol=tol, name=name)
+            return dual.SampleBasis.from_gram(gram, tol=tol, name=name, overwrite=True)
 
     def reduce(index: int) -> Reduction:
         X, name = arrays[index], names[index]
