@@ -214,14 +214,35 @@ def centred_block(X: np.ndarray, lo: int, hi: int, mean: np.ndarray, scale: np.n
     subtraction wherever they are close (Sterbenz), so large offsets cost nothing; otherwise in float64."""
     if dtype == np.float32 and X.dtype == np.float32 and scale is None:
         return X[:, lo:hi] - mean[lo:hi].astype(np.float32)
-    block = np.asarray(X[:, lo:hi], dtype=np.float64) - mean[lo:hi]
+    block = np.array(X[:, lo:hi], dtype=np.float64)  # one copy, centred in place
+    block -= mean[lo:hi]
     if scale is not None:
         s = scale[lo:hi]
         block *= np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
     return block.astype(dtype, copy=False)
 
 
-def gram_block_columns(n_samples: int, bytes_per_block: int = 16 << 20) -> int:
+def _syrk_into(block: np.ndarray, K: np.ndarray) -> None:
+    """``K += block block'`` on the lower triangle of the C-ordered float64 ``K: (n, n)``, in place (BLAS syrk: no
+    ``(n, n)`` temporary)."""
+    A = np.ascontiguousarray(block, dtype=np.float64)
+    out = scipy.linalg.blas.dsyrk(1.0, A.T, beta=1.0, c=K.T, trans=1, lower=0, overwrite_c=1)
+    if not np.shares_memory(out, K):  # pragma: no cover - SciPy copied: add the result instead
+        K[...] = out.T
+
+
+def _mirror_lower(K: np.ndarray, rows: int = 512) -> None:
+    """Copy the lower triangle of ``K`` onto the upper one, a band of rows at a time (exactly symmetric)."""
+    n = K.shape[0]
+    for lo in range(0, n, rows):
+        hi = min(n, lo + rows)
+        K[lo:hi, hi:] = K[hi:, lo:hi].T
+        block = K[lo:hi, lo:hi]
+        upper = np.triu_indices(hi - lo, 1)
+        block[upper] = block.T[upper]
+
+
+def gram_block_columns(n_samples: int, bytes_per_block: int = 8 << 20) -> int:
     """Columns centred and multiplied at a time: as wide as ``bytes_per_block`` of float64 allows (GEMM efficiency
     grows with the inner dimension, and fewer blocks mean fewer additions into K), between 256 and 4,096."""
     return int(min(4096, max(256, bytes_per_block // (8 * max(1, n_samples)))))
@@ -258,13 +279,15 @@ def centred_gram(
     if standardize:
         sq = np.zeros(d)
         for lo in range(0, d, block_columns):
-            block = np.asarray(X[:, lo : lo + block_columns], dtype=np.float64) - mean[lo : lo + block_columns]
+            block = np.array(X[:, lo : lo + block_columns], dtype=np.float64)
+            block -= mean[lo : lo + block_columns]
             sq[lo : lo + block_columns] = np.einsum("ij,ij->j", block, block)
         scale = np.sqrt(sq)
     K = np.zeros((n, n), dtype=dtype)
     for lo in range(0, d, block_columns):
         block = centred_block(X, lo, min(d, lo + block_columns), mean, scale, dtype)
-        K += block @ block.T  # syrk: exactly symmetric
+        _syrk_into(block, K)
+    _mirror_lower(K)
     if not np.isfinite(K).all():
         raise ValueError(f"{name} has values whose products overflow float64; rescale it")
     return Gram(
@@ -373,8 +396,8 @@ def feature_loadings(X: np.ndarray, mean: np.ndarray, H: np.ndarray, block_colum
     return out
 
 
-#: Rows (and columns) of the Gram tiles of :func:`linear_cka_tiled`: a float32 tile is 64 MB.
-TILE_ROWS = 4096
+#: Rows (and columns) of the Gram tiles of :func:`linear_cka_tiled`: a float32 tile is 16 MB.
+TILE_ROWS = 2048
 #: Rows of a tile widened to float64 at a time for the inner products.
 _INNER_ROWS = 512
 
@@ -418,9 +441,8 @@ class _TileSide:
             assert self.row_means is not None
             A = self.X[R]
             K = A @ A.T if R == S else A @ self.X[S].T
-            K -= self.row_means[R][:, None]
+            K -= (self.row_means[R] - self.dtype.type(self.mean @ self.mean))[:, None]
             K -= self.row_means[S][None, :]
-            K += self.dtype.type(self.mean @ self.mean)
             return K
         assert centred_R is not None
         return centred_R @ centred_R.T if R == S else centred_R @ self.centred_rows(S).T
