@@ -339,7 +339,8 @@ class SampleBasis:
         # divide and conquer (the most orthogonal vectors) while its 2 n^2 workspace is small; MRRR beyond, whose
         # working memory is one (n, n) for the vectors
         small = 16 * K.shape[0] ** 2 <= SMALL_EIGH_BYTES
-        vals, vecs = scipy.linalg.eigh(K, overwrite_a=True, driver="evd" if small else "evr", check_finite=False)
+        # K.T: the same symmetric matrix in the Fortran order LAPACK works in (no copy)
+        vals, vecs = scipy.linalg.eigh(K.T, overwrite_a=True, driver="evd" if small else "evr", check_finite=False)
         del K
         vals = vals[::-1]
         for lo in range(0, vecs.shape[0], 256):  # descending order, in place (row blocks: no second (n, n))
@@ -492,7 +493,7 @@ def unbiased_hsic(K: np.ndarray, L: np.ndarray) -> float:
     return term / (n * (n - 3))
 
 
-def cross_product(A: np.ndarray, B: np.ndarray, rows: int = 1024) -> np.ndarray:
+def cross_product(A: np.ndarray, B: np.ndarray, rows: int = 256) -> np.ndarray:
     """``A' B`` in float64 for ``A: (n, a)``, ``B: (n, b)`` (float32 bases are widened a row block at a time)."""
     if A.dtype == np.float64 and B.dtype == np.float64:
         return A.T @ B
@@ -503,8 +504,10 @@ def cross_product(A: np.ndarray, B: np.ndarray, rows: int = 1024) -> np.ndarray:
 
 
 def _singular_values(M: np.ndarray) -> np.ndarray:
-    """Singular values of ``M`` (destroyed: LAPACK works in it)."""
-    return scipy.linalg.svd(M, compute_uv=False, overwrite_a=True, check_finite=False)
+    """Singular values of ``M`` (destroyed: LAPACK works in it, in Fortran order: ``M.T`` of a C-ordered M is
+    that without a copy, with the same singular values)."""
+    return scipy.linalg.svd(M.T if M.flags.c_contiguous else M, compute_uv=False, overwrite_a=True,
+                            check_finite=False)
 
 
 def procrustes_nuclear(bx: SampleBasis, by: SampleBasis) -> float:

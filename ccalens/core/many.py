@@ -19,7 +19,7 @@ linear in L whatever the budget.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,8 @@ class Reduction:
         loadings_basis: ``(d, r)`` maps whitened coordinates to neuron loadings (PWCCA), primal path only.
         self_norm: ``||Xc' Xc||_F`` (linear CKA) and ``trace``: ``tr(Xc' Xc)`` (Procrustes).
         explained: fraction of the spectrum kept under the truncation rule (SVCCA), else None.
-        whitening, basis, mean: the feature-space whitening or the sample basis kept (CCA family), and the means.
+        whitening, basis, mean: the feature-space whitening's spectrum (its directions dropped) or the sample basis
+            kept (CCA family), and the means.
         raw: ``R`` is the data as they are (small offsets, second-moment measures): pairs subtract the means'
             outer product from ``X_i' X_j`` instead of centring copies.
     """
@@ -81,6 +82,7 @@ class Reduction:
     def keep(self) -> None:
         if self._coords is None:
             self._coords = self.make()
+            self.make = lambda: self._coords  # type: ignore[assignment,return-value]  # frees what made them
 
     def centred(self) -> np.ndarray:
         """The centred data ``(n, d)`` of a raw reduction, in the input's precision (a copy)."""
@@ -143,12 +145,14 @@ def reduce_representation(
     primal_whitening: Callable[[np.ndarray], Whitening] | None = None,
     dual_basis: Callable[[Gram], SampleBasis] | None = None,
     standardize: bool = False,
+    loadings: bool = True,
 ) -> Reduction:
     """Prepare ``X: (n, d)`` once for every pair.
 
     ``kind="whitened"`` (CCA family): ``primal_whitening(covariance)`` gives the whitening on the feature-space
     path (``dual=False``), ``dual_basis(gram)`` the kept sample basis on the sample-space path (``standardize``:
-    the Gram of the standardised features). ``kind="centred"`` (linear CKA, Procrustes): on the feature-space path
+    the Gram of the standardised features; ``loadings``: keep the neuron-loading basis, which only PWCCA needs).
+    ``kind="centred"`` (linear CKA, Procrustes): on the feature-space path
     nothing is copied when the offsets are small (each pair is then ``X_i' X_j - n m_i m_j'``, one GEMM on the data
     as they are), else the centred data; on the sample-space path ``U diag(s)`` from the Gram.
     """
@@ -171,8 +175,11 @@ def reduce_representation(
         w = primal_whitening(stats.covariance(0))
         W = np.ascontiguousarray(w.whitener)
         raw = _small_offsets(mean, float(np.trace(stats.block(0, 0))), n)
+        # the whitening is kept for its spectrum only (SVCCA's explained fractions), without its (d, r) directions
+        spectrum = replace(w, eigenvectors=np.zeros((0, w.rank)))
         return Reduction(name, kind, w.rank, d, n, "primal", make=lambda: _project_rows(X, mean, W, raw=raw),
-                         loadings_basis=np.ascontiguousarray(w.dewhitener), whitening=w, mean=mean)
+                         loadings_basis=np.ascontiguousarray(w.dewhitener) if loadings else None, whitening=spectrum,
+                         mean=mean)
     with np.errstate(all="ignore"):
         mean = X.mean(axis=0, dtype=np.float64)
     co, raw = _centred_self_product(X, mean)

@@ -958,7 +958,7 @@ def _reduce_all(
         return reduce_representation(
             X, kind, name=name, dual=method == "dual" or (method == "auto" and X.shape[1] > n),
             primal_whitening=lambda cov: primal(cov, name), dual_basis=lambda g: sample(g, name),
-            standardize=STANDARDIZE_CCA_CUT and measure in ("cca", "pwcca"),
+            standardize=STANDARDIZE_CCA_CUT and measure in ("cca", "pwcca"), loadings=measure == "pwcca",
         )
 
     return [reduce(index) for index in range(len(arrays))]
