@@ -222,6 +222,19 @@ def centred_block(X: np.ndarray, lo: int, hi: int, mean: np.ndarray, scale: np.n
     return block.astype(dtype, copy=False)
 
 
+def centred_rows(A: np.ndarray, mean: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``A - mean`` (a copy) computed in float64, returned in ``dtype``: no digits lost to the offsets."""
+    block = np.array(A, dtype=np.float64)
+    block -= mean
+    return block.astype(dtype, copy=False)
+
+
+def small_offsets(mean: np.ndarray, centred_total: float, n: int) -> bool:
+    """Whether raw products may be centred afterwards: ``tr(X'X) <= OFFSET_RATIO tr(Xc'Xc)``, i.e.
+    ``n |m|^2 <= (OFFSET_RATIO - 1) tr(Xc'Xc)`` with ``centred_total = tr(Xc'Xc) > 0``."""
+    return bool(centred_total > 0.0 and n * float(mean @ mean) <= (OFFSET_RATIO - 1.0) * centred_total)
+
+
 def _syrk_into(block: np.ndarray, K: np.ndarray) -> None:
     """``K += block block'`` on the lower triangle of the C-ordered float64 ``K: (n, n)``, in place (BLAS syrk: no
     ``(n, n)`` temporary)."""
@@ -429,12 +442,12 @@ class _TileSide:
         if not (np.isfinite(mean).all() and np.isfinite(squares)):
             check_features(X, name)
             raise ValueError(f"{name} has values whose squares overflow; rescale it")
-        raw = X.dtype == dtype and centred_squares > 0.0 and squares <= OFFSET_RATIO * centred_squares
+        raw = X.dtype == dtype and small_offsets(mean, centred_squares, n)
         row_means = (X @ mean.astype(dtype)).astype(dtype) if raw else None
         return cls(X, mean, dtype, raw, row_means)
 
     def centred_rows(self, rows: slice) -> np.ndarray:
-        return (np.asarray(self.X[rows], dtype=np.float64) - self.mean).astype(self.dtype, copy=False)
+        return centred_rows(self.X[rows], self.mean, self.dtype)
 
     def tile(self, R: slice, S: slice, centred_R: np.ndarray | None) -> np.ndarray:
         """``Xc_R Xc_S': (|R|, |S|)`` in the compute dtype (syrk when ``R == S``)."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .dual import OFFSET_RATIO, Gram, SampleBasis, centred_gram, check_memory_budget
+from .dual import Gram, SampleBasis, centred_gram, centred_rows, check_memory_budget, small_offsets
 from .stats import SufficientStats
 from .whitening import Whitening
 
@@ -88,23 +88,17 @@ class Reduction:
         """The centred data ``(n, d)`` of a raw reduction, in the input's precision (a copy)."""
         X = self.make()
         assert self.mean is not None
-        return (np.asarray(X, dtype=np.float64) - self.mean).astype(_product_dtype(X), copy=False)
+        return centred_rows(X, self.mean, _product_dtype(X))
 
 
 def _product_dtype(X: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if X.dtype in (np.float32, np.float16) else np.dtype(np.float64)
 
 
-def _small_offsets(mean: np.ndarray, variance_total: float, n: int) -> bool:
-    """Whether the features' offsets are small enough for raw products: ``n |m|^2 <= (OFFSET_RATIO - 1) tr(Xc'Xc)``
-    (``tr(X'X) <= OFFSET_RATIO tr(Xc'Xc)``); removing the mean afterwards then costs at most a few bits."""
-    return bool(n * float(mean @ mean) <= (OFFSET_RATIO - 1.0) * variance_total)
-
-
 def _project_rows(X: np.ndarray, mean: np.ndarray, W: np.ndarray, *, raw: bool) -> np.ndarray:
     """``(X - mean) @ W: (n, r)`` in the input's precision, row block by row block.
 
-    ``raw``: the offsets are small (:func:`_small_offsets`), so ``X @ W - mean @ W`` (one GEMM on the data as it is,
+    ``raw``: the offsets are small (:func:`small_offsets`), so ``X @ W - mean @ W`` (one GEMM on the data as it is,
     no centred copy); otherwise each row block is centred in float64 first.
     """
     dtype = _product_dtype(X)
@@ -116,23 +110,22 @@ def _project_rows(X: np.ndarray, mean: np.ndarray, W: np.ndarray, *, raw: bool) 
             np.matmul(X[lo : lo + ROW_BLOCK], Wc, out=out[lo : lo + ROW_BLOCK])
             out[lo : lo + ROW_BLOCK] -= shift
         else:
-            block = (np.asarray(X[lo : lo + ROW_BLOCK], dtype=np.float64) - mean).astype(dtype, copy=False)
-            out[lo : lo + ROW_BLOCK] = block @ Wc
+            out[lo : lo + ROW_BLOCK] = centred_rows(X[lo : lo + ROW_BLOCK], mean, dtype) @ Wc
     return out
 
 
 def _centred_self_product(X: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, bool]:
     """``Xc' Xc: (d, d)`` float64 from one syrk of the data in its own precision, and whether the offsets were small
-    enough for that (:func:`_small_offsets`; else from a centred float64 copy, and False)."""
+    enough for that (:func:`small_offsets`; else from a centred float64 copy, and False)."""
     n = X.shape[0]
     dtype = _product_dtype(X)
     A = X if X.dtype == dtype else X.astype(dtype)
     with np.errstate(all="ignore"):  # NaN/Inf are reported from the diagonal, by the caller
         P = (A.T @ A).astype(np.float64)  # syrk
         P -= n * np.multiply.outer(mean, mean)
-    if _small_offsets(mean, float(np.trace(P)), n) or not np.isfinite(np.trace(P)):
+    if small_offsets(mean, float(np.trace(P)), n) or not np.isfinite(np.trace(P)):
         return P, True
-    Xc = (np.asarray(X, dtype=np.float64) - mean).astype(dtype, copy=False)
+    Xc = centred_rows(X, mean, dtype)
     return (Xc.T @ Xc).astype(np.float64), False
 
 
@@ -174,7 +167,7 @@ def reduce_representation(
         mean = stats.means(0).copy()
         w = primal_whitening(stats.covariance(0))
         W = np.ascontiguousarray(w.whitener)
-        raw = _small_offsets(mean, float(np.trace(stats.block(0, 0))), n)
+        raw = small_offsets(mean, float(np.trace(stats.block(0, 0))), n)
         # the whitening is kept for its spectrum only (SVCCA's explained fractions), without its (d, r) directions
         spectrum = replace(w, eigenvectors=np.zeros((0, w.rank)))
         return Reduction(name, kind, w.rank, d, n, "primal", make=lambda: _project_rows(X, mean, W, raw=raw),
@@ -188,7 +181,7 @@ def reduce_representation(
                          trace=float(np.trace(co)), mean=mean, raw=True)
     dtype = _product_dtype(X)
     return Reduction(name, kind, d, d, n, "primal",
-                     make=lambda: (np.asarray(X, dtype=np.float64) - mean).astype(dtype, copy=False),
+                     make=lambda: centred_rows(X, mean, dtype),
                      self_norm=float(np.linalg.norm(co)), trace=float(np.trace(co)))
 
 

@@ -889,8 +889,7 @@ def _reduced_pair(
     n = ri.n_samples
     if i == j and measure in ("linear_cka", "procrustes") and ri.self_norm > 0.0:
         # a representation against itself: 1 by definition (its own product was formed once, for self_norm)
-        distance = 0.0
-        return SimilarityResult(measure, 1.0, n_samples=n, distance=distance)
+        return SimilarityResult(measure, 1.0, n_samples=n, distance=0.0)
     product = store.product(i, j)
     if measure == "linear_cka":
         cross = _frobenius(product)
