@@ -232,6 +232,21 @@ def test_variance_option_is_a_deprecated_alias():
         assert similarity_matrix([X, Y], "svcca", variance=0.9).scores[0, 1] == pytest.approx(new.score, abs=1e-12)
 
 
+def test_one_svcca_rule_for_the_core_the_conv_measures_and_the_experiments():
+    """The deprecated ``variance=`` spelling is translated by one function, wherever SVCCA's rule is taken."""
+    from ccalens.conv import dft, similarity
+    from ccalens.core.validation import svcca_rule
+    from ccalens.experiments import learning_dynamics, two_initialisations
+
+    for module in (dft, similarity, learning_dynamics, two_initialisations):
+        assert module.svcca_rule is svcca_rule
+    assert svcca_rule("singular_values", 0.99, None) == ("singular_values", 0.99)
+    with pytest.warns(DeprecationWarning, match="variance= is deprecated"):
+        assert svcca_rule("singular_values", 0.99, 0.9) == ("variance", 0.9)
+    with pytest.raises(ValueError, match="not the deprecated variance"):
+        svcca(*related(7), variance=0.9, threshold=0.8)
+
+
 # ------------------------------------------------------------------ item 7: PWCCA
 def tied_pair(n: int = 400) -> tuple[np.ndarray, np.ndarray]:
     """Y holds a rotated copy of 4 of X's neurons: four canonical correlations tie at 1."""

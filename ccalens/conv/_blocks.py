@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,7 +9,7 @@ import numpy as np
 
 from ccalens.core.linalg import Whitening, cca_from_whitenings
 
-__all__ = ["MEASURES", "BlockResult", "Measure", "block_measure", "check_measure", "svcca_rule"]
+__all__ = ["MEASURES", "BlockResult", "Measure", "block_measure", "check_measure"]
 
 Measure = Literal["cca", "svcca", "pwcca"]
 MEASURES: tuple[str, ...] = ("cca", "svcca", "pwcca")
@@ -24,19 +23,6 @@ def check_measure(measure: object, threshold: float, keep: str = "singular_value
     if keep not in ("singular_values", "variance"):
         raise ValueError(f"keep must be 'singular_values' or 'variance', got {keep!r}")
     return measure
-
-
-def svcca_rule(keep: str, threshold: float, variance: float | None) -> tuple[str, float]:
-    """SVCCA's ``(keep, threshold)``; the deprecated ``variance=f`` means ``("variance", f)``."""
-    if variance is None:
-        return keep, threshold
-    warnings.warn(
-        "variance= is deprecated: use threshold= with keep='variance' (the old rule), or keep='singular_values' "
-        "(the SVCCA appendix's rule, now the default)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return "variance", variance
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ import numpy as np
 import scipy.fft
 
 from ccalens.core.linalg import DEFAULT_TOL, Whitening
-from ccalens.core.validation import UnderdeterminedWarning
+from ccalens.core.validation import UnderdeterminedWarning, svcca_rule
 
-from ._blocks import BlockResult, block_measure, check_measure, svcca_rule
+from ._blocks import BlockResult, block_measure, check_measure
 from ._input import check_layout, check_map_pair, to_nchw
 from .frequencies import FrequencyPlan, frequency_plan
 

@@ -26,9 +26,10 @@ import numpy as np
 from ccalens.core.measures import cca, pwcca, svcca
 from ccalens.core.result import SimilarityResult
 from ccalens.core.stats import SufficientStats
+from ccalens.core.validation import svcca_rule
 from ccalens.core.whitening import DEFAULT_TOL
 
-from ._blocks import check_measure, svcca_rule
+from ._blocks import check_measure
 from ._input import check_layout, check_map_pair, to_nchw
 from .dft import DEFAULT_CHUNK_BYTES, DFTResult, DFTStats
 

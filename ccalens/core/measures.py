@@ -46,7 +46,7 @@ from .null import null_mean_rho, warn_if_null_high
 from .result import SimilarityMatrix, SimilarityResult, angular_distance
 from .stats import SufficientStats
 from .threads import MIN_PARALLEL_WIDTH, blas_threads, run_tasks
-from .validation import check_paired, warn_if_underdetermined
+from .validation import check_paired, svcca_rule, warn_if_underdetermined
 from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
 
 __all__ = [
@@ -530,20 +530,12 @@ def _check_measure(measure: object, allowed: Sequence[str]) -> str:
 
 
 def _translate_variance(options: dict[str, Any]) -> dict[str, Any]:
-    """``variance=f`` (deprecated) means ``keep="variance", threshold=f``."""
-    if options.get("variance") is None:
-        options.pop("variance", None)
-        return options
-    variance = options.pop("variance")
-    if "threshold" in options or "keep" in options:
+    """``variance=f`` (deprecated) means ``keep="variance", threshold=f`` (:func:`svcca_rule`)."""
+    variance = options.pop("variance", None)
+    if variance is not None and ("threshold" in options or "keep" in options):
         raise ValueError("give threshold= (and keep=), not the deprecated variance= with them")
-    warnings.warn(
-        "variance= is deprecated: use threshold= with keep='variance' (the old rule), or keep='singular_values' "
-        "(the SVCCA appendix's rule, now the default)",
-        DeprecationWarning,
-        stacklevel=4,
-    )
-    options["keep"], options["threshold"] = "variance", variance
+    if variance is not None:
+        options["keep"], options["threshold"] = svcca_rule("singular_values", 0.99, variance, stacklevel=5)
     return options
 
 

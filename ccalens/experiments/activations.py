@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LOGITS", "layer_activations", "pair_score", "svcca_rule"]
+__all__ = ["LOGITS", "layer_activations", "pair_score"]
 
 LOGITS = "logits"
 
@@ -32,11 +32,6 @@ def layer_activations(
     acts = extract(model, np.asarray(X, dtype=np.float32), names, batch_size=batch_size, progress=False,
                    transform="mean" if conv == "pooled" else None)
     return {nm: np.asarray(acts["output" if nm == LOGITS else nm], dtype=np.float64) for nm in layers}
-
-
-def svcca_rule(keep: str, threshold: float, variance: float | None) -> tuple[str, float]:
-    """SVCCA's ``(keep, threshold)``; ``variance=f`` (old spelling) means ``("variance", f)``."""
-    return ("variance", float(variance)) if variance is not None else (keep, float(threshold))
 
 
 def pair_score(A: np.ndarray, B: np.ndarray, measure: str, keep: str, threshold: float) -> tuple[Any, str]:

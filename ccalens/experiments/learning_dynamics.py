@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ccalens.experiments.activations import layer_activations, pair_score, svcca_rule
+from ccalens.core.validation import svcca_rule
+from ccalens.experiments.activations import layer_activations, pair_score
 
 __all__ = ["learning_dynamics"]
 

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from ccalens.core.measures import linear_cka
-from ccalens.experiments.activations import pair_score, svcca_rule
+from ccalens.core.validation import svcca_rule
+from ccalens.experiments.activations import pair_score
 
 __all__ = ["TWO_INIT_MEASURES", "two_init_heatmap"]
 
