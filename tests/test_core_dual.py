@@ -45,8 +45,33 @@ def test_tiled_linear_cka_of_float32_input_is_centred_without_cancellation(offse
     reference = linear_cka(X32.astype(np.float64), Y32.astype(np.float64), method="primal").score
     for tile_rows in (dual.TILE_ROWS, 64):
         assert dual.linear_cka_tiled(X32, Y32, tile_rows=tile_rows) == pytest.approx(reference, rel=1e-5)
-    side = dual._TileSide.prepare(X32, "X")
-    assert side.raw == (offset < 1e3)
+    raw = dual._raw_tile_products(X32, Y32, dual.TILE_ROWS)
+    assert (raw is not None) == (offset < 1e3)  # large offsets: rows centred per tile instead
+
+
+@pytest.mark.parametrize("tile_rows", [dual.TILE_ROWS, 7])
+def test_raw_tiles_centred_afterwards_equal_centred_tiles(tile_rows: int) -> None:
+    """The raw tiles' inner products, centred from the Grams' row sums, equal those of centred tiles."""
+    X, Y = _pair(200, 30, 50, offset=0.3)
+    raw = dual._raw_tile_products(X, Y, tile_rows)
+    assert raw is not None
+    centred = dual._centred_tile_products(X, Y, tile_rows)
+    np.testing.assert_allclose(raw, centred, rtol=1e-11)
+
+
+def test_raw_tiles_give_way_when_later_rows_carry_the_offset() -> None:
+    """Small offsets in the first tile but a large one over all rows (e.g. samples sorted by class): the exact
+    check on the whole Grams sends the pair to centred tiles, and the score stays exact."""
+    X, Y = _pair(400, 20, 30)
+    X[20:] += 1e3  # the first 20 rows (the first tile) look centred; over all rows, n |m|^2 is 19 tr(Xc Xc')
+    assert dual._raw_tile_products(X, Y, 20) is None
+    primal = linear_cka(X, Y, method="primal").score
+    assert dual.linear_cka_tiled(X, Y, tile_rows=20) == pytest.approx(primal, rel=1e-9)
+    Xs, Ys = _pair(120, 20, 30)
+    assert dual._raw_tile_products(Xs, Ys + 1e3, 40) is None  # one side with large offsets: centred tiles too
+    assert dual.linear_cka_tiled(Xs, Ys + 1e3, tile_rows=40) == pytest.approx(
+        linear_cka(Xs, Ys + 1e3, method="primal").score, rel=1e-9
+    )
 
 
 def test_truncation_rules_keep_different_ranks() -> None:
