@@ -275,3 +275,25 @@ def test_prepared_path_raw_products_and_centred_copies_agree_with_pairwise(measu
     assert prepared.details["plan"]["method"] == "prepared"
     tol = 1e-9 if dtype == np.float64 else 2e-5  # float32 input: float32 products
     np.testing.assert_allclose(prepared.scores, pairwise, atol=tol)
+
+
+def test_overwriting_basis_consumes_the_gram_and_keeps_the_result() -> None:
+    """``from_gram(overwrite=True)`` releases the Gram (its matrix is destroyed by the solver): the same basis as
+    from a copy, and a clear error, not a silent wrong value, if the consumed Gram is read again."""
+    X, _ = _pair(60, 90, 10)
+    kept = dual.SampleBasis.from_gram(dual.centred_gram(X), tol=1e-10)
+    gram = dual.centred_gram(X)
+    consumed = dual.SampleBasis.from_gram(gram, tol=1e-10, overwrite=True)
+    assert gram.matrix is None
+    with pytest.raises(RuntimeError, match="consumed"):
+        _ = gram.trace
+    np.testing.assert_allclose(consumed.singular_values, kept.singular_values, rtol=1e-12)
+    np.testing.assert_allclose(np.abs(consumed.left.T @ kept.left), np.eye(kept.rank), atol=1e-8)
+
+
+def test_cross_product_of_float32_bases_accumulates_in_float64() -> None:
+    rng = np.random.default_rng(4)
+    A, B = rng.standard_normal((1000, 30)).astype(np.float32), rng.standard_normal((1000, 20)).astype(np.float32)
+    exact = A.astype(np.float64).T @ B.astype(np.float64)
+    for rows in (7, 256, 4096):
+        np.testing.assert_allclose(dual.cross_product(A, B, rows=rows), exact, rtol=0, atol=1e-12)

@@ -173,12 +173,13 @@ def plan_pair(
 
 
 # --------------------------------------------------------------------------------- Gram matrices
-@dataclass(frozen=True)
+@dataclass
 class Gram:
     """Centred Gram matrix of one representation ``X: (n, d)``.
 
     Attributes:
-        matrix: ``(n, n)`` float64 ``Xc Xc'`` (of the standardised features if ``standardized``).
+        matrix: ``(n, n)`` float64 ``Xc Xc'`` (of the standardised features if ``standardized``); None once
+            :meth:`SampleBasis.from_gram` consumed it (``overwrite=True``).
         mean: ``(d,)`` feature means.
         scale: ``(d,)`` feature standard deviations used (ones unless ``standardized``; 0 for constant features,
             which are then left out).
@@ -186,20 +187,25 @@ class Gram:
         standardized: whether the features were divided by their standard deviations.
     """
 
-    matrix: np.ndarray
+    matrix: np.ndarray | None
     mean: np.ndarray
     scale: np.ndarray
     n_features: int
     standardized: bool
 
+    def _matrix(self) -> np.ndarray:
+        if self.matrix is None:
+            raise RuntimeError("this Gram matrix was consumed by SampleBasis.from_gram(..., overwrite=True)")
+        return self.matrix
+
     @property
     def n_samples(self) -> int:
-        return int(self.matrix.shape[0])
+        return int(self._matrix().shape[0])
 
     @property
     def trace(self) -> float:
         """``tr(Xc' Xc) = tr(K)``: the total sum of squares."""
-        return float(np.trace(self.matrix))
+        return float(np.trace(self._matrix()))
 
 
 def _compute_dtype(arr: np.ndarray) -> np.dtype:
@@ -344,11 +350,15 @@ class SampleBasis:
         """Eigendecomposition of ``K``; directions with ``s^2 <= tol * s_1^2`` are dropped (the primal cut), and
         always those below the float noise floor ``max(n, d) * eps * s_1^2`` (rounding noise of exact zeros).
 
-        ``overwrite``: ``gram.matrix`` may be destroyed (LAPACK's MRRR solver works in it: the working memory is
-        then one more ``(n, n)`` for the vectors). ``storage=np.float32`` keeps the left singular vectors in float32
-        (for float32 input: half the memory, a relative error of about 6e-8 on them).
+        ``overwrite``: the Gram is consumed (LAPACK's MRRR solver works in its matrix, which is released as soon as
+        the vectors exist, ``gram.matrix`` becoming None: the working memory is then one more ``(n, n)`` for the
+        vectors). ``storage=np.float32`` keeps the left singular vectors in float32 (for float32 input: half the
+        memory, a relative error of about 6e-8 on them).
         """
-        K = gram.matrix if overwrite else gram.matrix.copy()
+        n_samples, n_features = gram.n_samples, gram.n_features
+        K = gram._matrix() if overwrite else gram._matrix().copy()
+        if overwrite:
+            gram.matrix = None  # the only reference left is K's: released once the solver is done with it
         # divide and conquer (the most orthogonal vectors) while its 2 n^2 workspace is small; MRRR beyond, whose
         # working memory is one (n, n) for the vectors
         small = 16 * K.shape[0] ** 2 <= SMALL_EIGH_BYTES
@@ -366,14 +376,14 @@ class SampleBasis:
             )
         # every singular value above the float noise floor (below it, eigenvalues are rounding noise of exact
         # zeros), kept by the cut or not: SVCCA's singular-value rule sums them all, as the primal path does
-        floor = max(gram.n_samples, gram.n_features) * np.finfo(np.float64).eps * largest
+        floor = max(n_samples, n_features) * np.finfo(np.float64).eps * largest
         keep = int(np.count_nonzero(vals > max(tol * largest, floor)))
         s_all = np.sqrt(vals[vals > floor])
         return cls(
             left=vecs[:, :keep].astype(storage, copy=False),  # a view in float64: BLAS takes the row stride
             singular_values=np.sqrt(vals[:keep]),
             all_singular_values=s_all,
-            n_features=gram.n_features,
+            n_features=n_features,
         )
 
     def explained(self, keep: str = "variance") -> float:
@@ -572,8 +582,14 @@ def cross_product(A: np.ndarray, B: np.ndarray, rows: int = 256) -> np.ndarray:
     if A.dtype == np.float64 and B.dtype == np.float64:
         return A.T @ B
     out = np.zeros((A.shape[1], B.shape[1]))
+    gemm = scipy.linalg.blas.dgemm
     for lo in range(0, A.shape[0], rows):
-        out += A[lo : lo + rows].astype(np.float64).T @ B[lo : lo + rows].astype(np.float64)
+        a = np.ascontiguousarray(A[lo : lo + rows], dtype=np.float64)
+        b = np.ascontiguousarray(B[lo : lo + rows], dtype=np.float64)
+        # out' += b' a in place (BLAS beta = 1; every operand in the Fortran order BLAS takes: no (a, b) temporary)
+        res = gemm(1.0, b.T, a.T, beta=1.0, c=out.T, trans_b=1, overwrite_c=1)
+        if not np.shares_memory(res, out):  # pragma: no cover - SciPy copied: add the result instead
+            out[...] = res.T
     return out
 
 
