@@ -297,3 +297,22 @@ def test_cross_product_of_float32_bases_accumulates_in_float64() -> None:
     exact = A.astype(np.float64).T @ B.astype(np.float64)
     for rows in (7, 256, 4096):
         np.testing.assert_allclose(dual.cross_product(A, B, rows=rows), exact, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("measure", ["cca", "svcca"])
+def test_cca_family_diagonal_is_one_by_definition(measure: str) -> None:
+    """A representation against itself: every canonical correlation of its kept subspace is 1 (no product and no
+    eigenproblem on either path), with the ranks of the computed comparison of two copies."""
+    rng = np.random.default_rng(8)
+    n = 120
+    reps = [rng.standard_normal((n, 5)) @ rng.standard_normal((5, d)) + rng.standard_normal((n, d)) for d in (7, 15)]
+    reps.append(np.hstack([reps[0], reps[0][:, :3]]))  # duplicated neurons: rank below the width
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for budget in (None, 2_000):  # the joint path, then the prepared one
+            matrix = ccalens.similarity_matrix(reps, measure, memory_budget=budget)
+            assert np.all(np.diag(matrix.scores) == 1.0)
+        for X in reps:
+            computed = getattr(ccalens, measure)(X, X.copy())  # two statistics blocks: the eigenproblem is solved
+            assert computed.score == pytest.approx(1.0, abs=1e-9)
+            assert matrix.rank is not None and computed.rank_x in matrix.rank

@@ -241,9 +241,17 @@ def _cca_result(
     )
 
 
+def _self_correlations(px: _Prepared, py: _Prepared, w: Whitening | CholeskyWhitening) -> np.ndarray | None:
+    """A representation against itself (the diagonal of a similarity matrix): every canonical correlation of its
+    kept subspace with itself is 1 by definition (no product, no eigenproblem); else None."""
+    return np.ones(w.rank) if px is py else None
+
+
 def _cca_pair(px: _Prepared, py: _Prepared, *, tol: float = DEFAULT_TOL) -> SimilarityResult:
     wx, wy = px.full, py.full
-    rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
+    rho = _self_correlations(px, py, wx)
+    if rho is None:
+        rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
     return _cca_result("cca", rho, px.stats.n_samples, wx, wy)
 
 
@@ -251,7 +259,9 @@ def _svcca_pair(
     px: _Prepared, py: _Prepared, *, tol: float = DEFAULT_TOL, keep: str = "singular_values", threshold: float = 0.99
 ) -> SimilarityResult:
     wx, wy = px.top(keep, threshold), py.top(keep, threshold)
-    rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
+    rho = _self_correlations(px, py, wx)
+    if rho is None:
+        rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
     details = {
         "keep": keep,
         "threshold": threshold,
@@ -882,18 +892,21 @@ def _reduced_pair(
     if i == j and measure in ("linear_cka", "procrustes") and ri.self_norm > 0.0:
         # a representation against itself: 1 by definition (its own product was formed once, for self_norm)
         return SimilarityResult(measure, 1.0, n_samples=n, distance=0.0)
-    product = store.product(i, j)
     if measure == "linear_cka":
-        cross = _frobenius(product)
+        cross = _frobenius(store.product(i, j))
         score = (cross / ri.self_norm) * (cross / rj.self_norm)
         return SimilarityResult("linear_cka", score, n_samples=n, distance=angular_distance(score))
     if measure == "procrustes":
-        score = min(1.0, float(np.linalg.svd(product, compute_uv=False).sum()) / math.sqrt(ri.trace * rj.trace))
+        nuclear = float(np.linalg.svd(store.product(i, j), compute_uv=False).sum())
+        score = min(1.0, nuclear / math.sqrt(ri.trace * rj.trace))
         return SimilarityResult("procrustes", score, n_samples=n, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)))
-    M = product / (n - 1.0)  # whitened cross-covariance
     if measure != "pwcca":
-        small = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
-        rho = np.sqrt(np.clip(np.linalg.eigvalsh(small)[::-1], 0.0, 1.0))
+        if i == j:  # every canonical correlation of a subspace with itself is 1, by definition
+            rho = np.ones(ri.rank)
+        else:
+            M = store.product(i, j) / (n - 1.0)  # whitened cross-covariance
+            small = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
+            rho = np.sqrt(np.clip(np.linalg.eigvalsh(small)[::-1], 0.0, 1.0))
         if measure == "cca":
             return _cca_result("cca", rho, n, ri, rj)
         keep, threshold = opts["keep"], opts["threshold"]
@@ -901,6 +914,7 @@ def _reduced_pair(
         details = {"keep": keep, "threshold": threshold, "explained_x": sides[0].explained(keep),  # type: ignore
                    "explained_y": sides[1].explained(keep)}  # type: ignore[union-attr]
         return _cca_result("svcca", rho, n, ri, rj, details=details)
+    M = store.product(i, j) / (n - 1.0)  # whitened cross-covariance
     weights_from = opts["weights_from"]
     side = ("x" if ri.rank <= rj.rank else "y") if weights_from == "smaller" else weights_from
     own, data, W = (ri, arrays[i], M) if side == "x" else (rj, arrays[j], M.T)
@@ -979,8 +993,9 @@ def similarity_matrix(
 
     ``measure``: any of :data:`STATS_MEASURES`; ``options`` as for the measure, with ``method`` and
     ``memory_budget`` (bytes; default a quarter of the available memory). ``scores[i, j]`` equals
-    ``measure(R_i, R_j, **options).score``; the diagonal is computed too (1 up to rounding). PWCCA is not
-    symmetric: ``scores[i, j]`` takes its weights as ``pwcca(R_i, R_j)`` does.
+    ``measure(R_i, R_j, **options).score``; on the diagonal, CCA and SVCCA correlations are 1 by definition (no
+    product, no eigenproblem), as are linear CKA and Procrustes on the prepared path; the rest is computed (1 up to
+    rounding). PWCCA is not symmetric: ``scores[i, j]`` takes its weights as ``pwcca(R_i, R_j)`` does.
 
     Two paths, recorded in ``details['plan']``: when the joint co-moment of all representations fits the budget
     (and none is wider than the sample count), one joint pass computes every block, each representation is
