@@ -71,7 +71,9 @@ def test_matches_brute_force(images, measure, conv):
     rows_b = {lb: as_rows(brute(b, images, lb), conv) for lb in layers_b}
     for i, la in enumerate(layers_a):
         for j, lb in enumerate(layers_b):
-            expected = MEASURES[measure](rows_a[la], rows_b[lb], method="primal").score  # float64 products
+            # float64 products of the same float32 values (linear CKA of float32 arrays multiplies in float32)
+            expected = MEASURES[measure](rows_a[la].astype(np.float64), rows_b[lb].astype(np.float64),
+                                         method="primal").score
             assert abs(result.scores[i, j] - expected) < 1e-8, (la, lb)
 
 

@@ -174,6 +174,32 @@ def test_every_float_dtype_gives_the_float64_answer_of_its_values(dtype):
     np.testing.assert_allclose(cca_similarity(X, Y).correlations, reference, atol=1e-6)
 
 
+@pytest.mark.parametrize("offset", [0.0, 1.0, 1e3])
+@pytest.mark.parametrize("condition", [1.0, 1e3, 1e6])
+def test_float32_products_serve_linear_cka_and_only_linear_cka(offset: float, condition: float):
+    """float32 input: linear CKA multiplies in float32 row chunks (float64 across chunks) and stays within 2e-7 of
+    the float64 products of the same values, offsets up to 1e3 std and conditions up to 1e6; canonical correlations,
+    whose error would grow with the condition number, keep float64 products (equal to 1e-10)."""
+    from ccalens.core import measures
+
+    rng = np.random.default_rng(int(np.log10(condition)) + 7 * int(offset))
+    n, p, q = 20_000, 48, 32
+    X = (rng.standard_normal((n, p)) * np.logspace(0, -np.log10(condition), p)) @ np.linalg.qr(
+        rng.standard_normal((p, p)))[0]
+    Y = X[:, :q] @ rng.standard_normal((q, q)) + 0.5 * rng.standard_normal((n, q))
+    X32, Y32 = (X + offset * X.std(0)).astype(np.float32), (Y + offset * Y.std(0)).astype(np.float32)
+    X64, Y64 = X32.astype(np.float64), Y32.astype(np.float64)
+    stats = stats_module.second_moment_statistics(X32, Y32)
+    assert stats._float32_products and not SufficientStats.from_arrays(X32, Y32)._float32_products
+    assert measures.linear_cka(X32, Y32).score == pytest.approx(measures.linear_cka(X64, Y64).score, abs=2e-7)
+    assert measures.linear_cka(stats=stats).score == pytest.approx(measures.linear_cka(X64, Y64).score, abs=2e-7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(
+            cca_similarity(X32, Y32).correlations, cca_similarity(X64, Y64).correlations, atol=1e-10
+        )
+
+
 def test_bfloat16_and_float16_tensors_are_accepted():
     """Issue #10.8: bfloat16 tensors were refused ("Got unsupported ScalarType BFloat16")."""
     torch = pytest.importorskip("torch")

@@ -44,7 +44,7 @@ from .linalg import canonical_correlations, principal_whitening
 from .many import ReducedPairs, Reduction, reduce_representation
 from .null import null_mean_rho, warn_if_null_high
 from .result import SimilarityMatrix, SimilarityResult, angular_distance
-from .stats import SufficientStats
+from .stats import SufficientStats, second_moment_statistics
 from .threads import MIN_PARALLEL_WIDTH, blas_threads, run_tasks
 from .validation import check_paired, svcca_rule, warn_if_underdetermined
 from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
@@ -101,14 +101,18 @@ def _in_range(value: float) -> bool:
     return bool(np.isfinite(value)) and (value == 0.0 or 2.0**-COMOMENT_EXPONENT <= value <= 2.0**COMOMENT_EXPONENT)
 
 
-def _statistics(arrays: Sequence[np.ndarray]) -> tuple[SufficientStats, list[np.ndarray]]:
+def _statistics(
+    arrays: Sequence[np.ndarray], *, second_moments_only: bool = False
+) -> tuple[SufficientStats, list[np.ndarray]]:
     """Statistics of ``arrays`` and the arrays they came from. The raw arrays are used unless their co-moments fall
     outside float64's accurate range (or their sums overflow): then the offending arrays are rescaled by a power
     of two (exact, :func:`_unit_scale`) and the statistics recomputed, so no extra pass over the data is made in
-    the common case."""
+    the common case. ``second_moments_only`` (linear CKA): float32 input multiplied in float32
+    (:func:`~ccalens.core.stats.second_moment_statistics`)."""
     arrays = list(arrays)
+    make = second_moment_statistics if second_moments_only else SufficientStats.from_arrays
     try:
-        stats = SufficientStats.from_arrays(*arrays)
+        stats = make(*arrays)
         largest = [float(np.max(np.diagonal(stats.block(k, k)))) for k in range(len(arrays))]
         # out of range, or zero although the values differ (squares that underflowed): rescale those
         bad = [k for k, v in enumerate(largest)
@@ -118,7 +122,7 @@ def _statistics(arrays: Sequence[np.ndarray]) -> tuple[SufficientStats, list[np.
     if not bad:
         return stats, arrays
     arrays = [_unit_scale(a) if k in bad else a for k, a in enumerate(arrays)]
-    return SufficientStats.from_arrays(*arrays), arrays
+    return make(*arrays), arrays
 
 
 def _check_comoment(stats: SufficientStats, index: int) -> None:
@@ -629,7 +633,7 @@ def _measure(
                               tiled=name == "linear_cka")
         if plan.method == "dual":
             return _with_plan(_dual_pair(name, *data, opts), plan)
-        stats, _ = _statistics(data)
+        stats, _ = _statistics(data, second_moments_only=name == "linear_cka")
     elif method == "dual":
         raise ValueError("method='dual' needs the data X and Y (statistics hold the feature-space co-moments only)")
     for index in {i, j}:
@@ -861,7 +865,7 @@ def compare(
     if stats_measures:
         if stats is None:
             assert data is not None
-            stats, _ = _statistics(data)
+            stats, _ = _statistics(data, second_moments_only=list(stats_measures) == ["linear_cka"])
         for index in {i, j}:
             _check_comoment(stats, index)
         prepared: dict[float, tuple[_Prepared, _Prepared]] = {}
@@ -1041,7 +1045,7 @@ def similarity_matrix(
                     f"{budget:,}: use method='auto' (each representation prepared once) or raise the budget"
                 )
             plan = dual.Plan("primal", joint, budget, "one joint pass: the joint co-moment fits the budget")
-            stats, arrays = _statistics(arrays)
+            stats, arrays = _statistics(arrays, second_moments_only=measure == "linear_cka")
     if names is None:
         names = tuple(f"R{i}" for i in range(L))
     if len(names) != L:
