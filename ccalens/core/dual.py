@@ -22,6 +22,7 @@ added into a float64 ``K``; the data are never copied whole.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -480,6 +481,12 @@ def _tile_ranges(n: int, tile_rows: int) -> list[slice]:
     return [slice(lo, min(n, lo + tile_rows)) for lo in range(0, n, tile_rows)]
 
 
+def _widened_rows(K: np.ndarray, L: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(lo, K[lo:hi], L[lo:hi])`` in float64, :data:`_INNER_ROWS` rows of two tiles at a time."""
+    for lo in range(0, K.shape[0], _INNER_ROWS):
+        yield lo, K[lo : lo + _INNER_ROWS].astype(np.float64), L[lo : lo + _INNER_ROWS].astype(np.float64)
+
+
 def _raw_tile_products(X: np.ndarray, Y: np.ndarray, tile_rows: int) -> tuple[float, float, float] | None:
     """``(||Kc||^2, ||Lc||^2, <Kc, Lc>)`` from tiles of the raw Grams ``K = X X'``, ``L = Y Y'``, or None where that
     would cost digits (offsets not small, or input that must be widened first).
@@ -511,9 +518,7 @@ def _raw_tile_products(X: np.ndarray, Y: np.ndarray, tile_rows: int) -> tuple[fl
                 if S == R:
                     sums["tk"] += float(np.trace(K, dtype=np.float64))
                     sums["tl"] += float(np.trace(L, dtype=np.float64))
-                for lo in range(0, K.shape[0], _INNER_ROWS):
-                    k = K[lo : lo + _INNER_ROWS].astype(np.float64)
-                    m = L[lo : lo + _INNER_ROWS].astype(np.float64)
+                for lo, k, m in _widened_rows(K, L):
                     sums["kk"] += weight * float(np.vdot(k, k))
                     sums["ll"] += weight * float(np.vdot(m, m))
                     sums["kl"] += weight * float(np.vdot(k, m))
@@ -557,9 +562,7 @@ def _centred_tile_products(X: np.ndarray, Y: np.ndarray, tile_rows: int) -> tupl
             else:
                 K, L = cx @ sx.centred_rows(S).T, cy @ sy.centred_rows(S).T
             weight = 1.0 if S == R else 2.0
-            for lo in range(0, K.shape[0], _INNER_ROWS):
-                k = K[lo : lo + _INNER_ROWS].astype(np.float64)
-                m = L[lo : lo + _INNER_ROWS].astype(np.float64)
+            for _, k, m in _widened_rows(K, L):
                 kk += weight * float(np.vdot(k, k))
                 ll += weight * float(np.vdot(m, m))
                 kl += weight * float(np.vdot(k, m))
