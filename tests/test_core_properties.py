@@ -120,3 +120,25 @@ def test_compare_equals_individual_calls(shape, keep, threshold, weights_from):
         assert {k: v for k, v in res.details.items() if k != "plan"} == {
             k: v for k, v in single.details.items() if k != "plan"
         }, name
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.tuples(st.integers(0, 10_000), st.integers(5, 90), st.integers(1, 40), st.integers(1, 40)),
+    log_offset=st.floats(-3.0, 4.0),
+    tile_rows=st.sampled_from([3, 16, 2048]),
+    float32=st.booleans(),
+)
+def test_tiled_linear_cka_equals_the_primal_value(shape, log_offset, tile_rows, float32):
+    """Gram tiles (raw and centred afterwards when the offsets are small, centred rows otherwise) give the
+    feature-space linear CKA of the same values, whatever the offsets, the tiling and the sample count."""
+    from ccalens.core import dual, linear_cka
+
+    seed, n, p, q = shape
+    X, Y = pair(seed, n, p, q)
+    X, Y = X + 10.0**log_offset, Y - 0.5 * 10.0**log_offset
+    if float32:
+        X, Y = X.astype(np.float32), Y.astype(np.float32)
+    reference = linear_cka(X.astype(np.float64), Y.astype(np.float64), method="primal").score
+    tolerance = 2e-5 if float32 else 1e-9
+    assert dual.linear_cka_tiled(X, Y, tile_rows=tile_rows) == pytest.approx(reference, rel=tolerance, abs=tolerance)
