@@ -236,10 +236,21 @@ def centred_rows(A: np.ndarray, mean: np.ndarray, dtype: np.dtype) -> np.ndarray
     return block.astype(dtype, copy=False)
 
 
+#: Raw products (no centred copy, the mean removed afterwards by rank-one corrections) are used only while the
+#: offsets hold less than this multiple of the variance (``tr(X X') <= OFFSET_RATIO * tr(Xc Xc')``): the corrections
+#: then lose at most ~1 digit.
+OFFSET_RATIO = 16.0
+
+
 def small_offsets(mean: np.ndarray, centred_total: float, n: int) -> bool:
     """Whether raw products may be centred afterwards: ``tr(X'X) <= OFFSET_RATIO tr(Xc'Xc)``, i.e.
     ``n |m|^2 <= (OFFSET_RATIO - 1) tr(Xc'Xc)`` with ``centred_total = tr(Xc'Xc) > 0``."""
-    return bool(centred_total > 0.0 and n * float(mean @ mean) <= (OFFSET_RATIO - 1.0) * centred_total)
+    return _offsets_within(n * float(mean @ mean), centred_total)
+
+
+def _offsets_within(offset_total: float, centred_total: float, ratio: float = OFFSET_RATIO - 1.0) -> bool:
+    """The rule of :func:`small_offsets` from its two totals: ``n |m|^2 <= ratio * tr(Xc'Xc)``, ``tr(Xc'Xc) > 0``."""
+    return bool(centred_total > 0.0 and offset_total <= ratio * centred_total)
 
 
 def _syrk_into(block: np.ndarray, K: np.ndarray) -> None:
@@ -266,12 +277,6 @@ def gram_block_columns(n_samples: int, bytes_per_block: int = 8 << 20) -> int:
     """Columns centred and multiplied at a time: as wide as ``bytes_per_block`` of float64 allows (GEMM efficiency
     grows with the inner dimension, and fewer blocks mean fewer additions into K), between 256 and 4,096."""
     return int(min(4096, max(256, bytes_per_block // (8 * max(1, n_samples)))))
-
-
-#: Raw products (no centred copy, the mean removed afterwards by rank-one corrections) are used only while the
-#: offsets hold less than this multiple of the variance (``tr(X X') <= OFFSET_RATIO * tr(Xc Xc')``): the corrections
-#: then lose at most ~1 digit.
-OFFSET_RATIO = 16.0
 
 
 def centred_gram(
@@ -497,7 +502,7 @@ def _raw_tile_products(X: np.ndarray, Y: np.ndarray, tile_rows: int) -> tuple[fl
     (:func:`small_offsets`); the digits centring afterwards cancels are checked too (:data:`_RAW_CANCELLATION`).
     """
     dtype = _compute_dtype(X)
-    if X.dtype != dtype or Y.dtype != dtype or _compute_dtype(Y) != dtype:
+    if X.dtype != dtype or Y.dtype != dtype:
         return None
     n = X.shape[0]
     ranges = _tile_ranges(n, tile_rows)
@@ -505,8 +510,9 @@ def _raw_tile_products(X: np.ndarray, Y: np.ndarray, tile_rows: int) -> tuple[fl
     rows_k, rows_l = np.zeros(n), np.zeros(n)
 
     def offsets_small(trace: float, total: float, count: int, ratio: float) -> bool:
-        centred = trace - total / count
-        return bool(np.isfinite(trace) and np.isfinite(total) and centred > 0.0 and total / count <= ratio * centred)
+        """:func:`small_offsets` from a Gram: ``n |m|^2 = 1'K1 / n``, ``tr(Kc) = tr(K) - 1'K1 / n``."""
+        finite = bool(np.isfinite(trace) and np.isfinite(total))
+        return finite and _offsets_within(total / count, trace - total / count, ratio)
 
     with np.errstate(all="ignore"):  # NaN/Inf: the centred path names the culprit
         for a, R in enumerate(ranges):

@@ -865,7 +865,7 @@ def compare(
     if stats_measures:
         if stats is None:
             assert data is not None
-            stats, _ = _statistics(data, second_moments_only=list(stats_measures) == ["linear_cka"])
+            stats, _ = _statistics(data, second_moments_only=stats_measures == ["linear_cka"])
         for index in {i, j}:
             _check_comoment(stats, index)
         prepared: dict[float, tuple[_Prepared, _Prepared]] = {}
