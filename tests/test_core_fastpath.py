@@ -215,3 +215,64 @@ def test_pool_grows_when_more_workers_are_asked_for(monkeypatch):
     assert run_tasks([lambda i=i: i for i in range(4)], workers=2) == [0, 1, 2, 3]
     names = run_tasks([lambda: threading.current_thread().name for _ in range(8)], workers=4)
     assert all(name.startswith("ccalens") for name in names)
+
+
+# ------------------------------------------------------------------ centring inside the products, GIL-free LAPACK
+@pytest.mark.parametrize("chunk_rows", [37, 400])
+def test_centring_inside_the_tile_products_equals_the_definition(force_parallel, chunk_rows):
+    """The rank-one centring n d d' is subtracted tile by tile with the last chunk's products: the co-moment about
+    the mean must equal the two-pass definition, exactly symmetric, whether the rows come in one chunk or many."""
+    rng = np.random.default_rng(9)
+    blocks = [rng.standard_normal((400, d)) * 3.0 + 1e3 for d in (300, 40, 260)]
+    offset = np.concatenate([blk[:5].mean(axis=0) for blk in blocks])
+    comoment, sums = stats_module._shifted_comoment(blocks, offset, dtype=np.float64, chunk_rows=chunk_rows)
+    Z = np.hstack(blocks)
+    Zc = Z - Z.mean(axis=0)
+    np.testing.assert_allclose(comoment, Zc.T @ Zc, rtol=1e-11, atol=1e-8)
+    np.testing.assert_allclose(sums, (Z - offset).sum(axis=0), rtol=1e-12, atol=1e-9)
+    assert np.array_equal(comoment, comoment.T)
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+def test_gil_free_cholesky_routines_match_lapack_by_scipy(complex_):
+    import scipy.linalg
+
+    from ccalens.core import _lapack
+
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((80, 9)) + (1j * rng.standard_normal((80, 9)) if complex_ else 0)
+    S = A.conj().T @ A / 79
+    before = S.copy()
+    U, info = _lapack.cholesky_upper(S)
+    assert info == 0 and U.flags.f_contiguous and np.array_equal(S, before)
+    np.testing.assert_allclose(U, scipy.linalg.cholesky(S, lower=False), rtol=1e-12, atol=1e-13)
+    assert not np.tril(U, -1).any()
+    anorm = float(np.abs(S).sum(axis=0).max())
+    rcond, info = _lapack.cholesky_rcond(U, anorm)
+    pocon = scipy.linalg.lapack.get_lapack_funcs("pocon", (U,))
+    assert info == 0 and rcond == pytest.approx(float(pocon(U, anorm)[0]), rel=1e-12)
+    inverse, info = _lapack.triangular_inverse(U)
+    assert info == 0 and not np.tril(inverse, -1).any()
+    np.testing.assert_allclose(inverse @ U, np.eye(9), atol=1e-12)
+    # not positive definite: LAPACK's info names the failing minor; float32 is refused by name
+    S[4, 4] = -1.0
+    assert _lapack.cholesky_upper(S)[1] == 5
+    with pytest.raises(TypeError, match="float64 or complex128"):
+        _lapack.cholesky_upper(S.real.astype(np.float32))
+
+
+def test_gil_free_routines_in_threads_and_the_single_threaded_blas_block():
+    """Side by side in the pool they give each side's own answer; outside the pool they run with BLAS at one thread
+    and leave the thread count as it was."""
+    from ccalens.core import _lapack
+    from ccalens.core.threads import single_threaded_blas
+
+    rng = np.random.default_rng(5)
+    covs = [(lambda A: A.T @ A)(rng.standard_normal((300, 150))) for _ in range(4)]
+    factors = run_tasks([lambda S=S: _lapack.cholesky_upper(S)[0] for S in covs], workers=2)
+    for S, U in zip(covs, factors, strict=True):
+        np.testing.assert_allclose(U.T @ U, S, rtol=1e-12, atol=1e-9)
+    before = blas_threads()
+    with single_threaded_blas():
+        assert blas_threads() == 1
+    assert blas_threads() == before

@@ -94,12 +94,16 @@ def _column_tiles(sizes: Sequence[int], workers: int) -> list[tuple[int, int, in
         tiles[widest : widest + 1] = [(block, lo, mid), (block, mid, hi)]
 
 
-def _block_products(blocks: Sequence[np.ndarray], out: np.ndarray, *, accumulate: bool = False) -> None:
-    """``out (=/+=) Z' Z`` for the column-stacked blocks ``Z`` (float64 ``out``), without stacking them.
+def _block_products(
+    blocks: Sequence[np.ndarray], out: np.ndarray, *, accumulate: bool = False, minus: np.ndarray | None = None
+) -> None:
+    """``out (=/+=) Z' Z``, then ``out -= minus minus'`` if ``minus`` is given, for the column-stacked blocks ``Z``
+    (float64 ``out``), without stacking them.
 
     The upper triangle of tile products (syrk on the diagonal, gemm off it) runs as independent tasks, one BLAS
-    thread each (:mod:`ccalens.core.threads`); each task also writes its mirror image, so ``out`` is exactly
-    symmetric (``v_i v_j == v_j v_i`` exactly).
+    thread each (:mod:`ccalens.core.threads`); each task also subtracts its tile of the rank-one correction while
+    the product is in cache, and writes its mirror image, so ``out`` is exactly symmetric (``v_i v_j == v_j v_i``
+    exactly).
     """
     sizes = [blk.shape[1] for blk in blocks]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
@@ -115,17 +119,17 @@ def _block_products(blocks: Sequence[np.ndarray], out: np.ndarray, *, accumulate
 
         def task() -> None:
             left = blocks[ba][:, la:ha]
+            tile = out[rows, cols]
             with np.errstate(all="ignore"):  # NaN/Inf input is reported from the sums, by name
                 prod = left.T @ (left if a == b else blocks[bb][:, lb:hb])  # syrk on the diagonal tiles
-            if accumulate:
-                out[rows, cols] += prod
-            else:
-                out[rows, cols] = prod
-            if a != b:
                 if accumulate:
-                    out[cols, rows] += prod.T
-                else:
-                    out[cols, rows] = prod.T
+                    tile += prod
+                if minus is not None:
+                    np.subtract(tile if accumulate else prod, np.multiply.outer(minus[rows], minus[cols]), out=tile)
+                elif not accumulate:
+                    tile[...] = prod
+            if a != b:
+                out[cols, rows] = tile.T
 
         return task
 
@@ -164,13 +168,16 @@ def _provisional_offset(first_row: np.ndarray, estimate: np.ndarray) -> np.ndarr
 def _shifted_comoment(
     blocks: Sequence[np.ndarray], offset: np.ndarray, *, dtype: type[np.floating], chunk_rows: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(Z - offset)' (Z - offset)`` and the column sums of ``Z - offset``, accumulated in float64, chunk by chunk.
+    """The co-moment about the mean, ``(Z - offset)' (Z - offset) - n d d'`` (``d = mean - offset``), and the column
+    sums of ``Z - offset``, accumulated in float64, chunk by chunk.
 
     ``Z`` are the column-stacked blocks. A block whose offset is 0 and whose dtype is ``dtype`` enters the
     products as it is (row slices, no copy). The others are shifted, one chunk of rows at a time, into one
     preallocated buffer of ``dtype`` (no stacked copy of the data) by one task per row slab, which also sums the
     rows it has just written while they are in cache (exact for a column that the offset zeroes, free of the
-    offset's size). The chunk's products are then added by :func:`_block_products`. ``dtype=float32`` (float32
+    offset's size). The chunk's products are then added by :func:`_block_products`, which also subtracts the
+    rank-one correction ``n d d' = v v'`` (``v = sqrt(n) d``, exactly symmetric) tile by tile with the last chunk's
+    products, when the sums are complete. ``dtype=float32`` (float32
     input only) keeps BLAS at float32 speed; ``chunk_rows`` then bounds the float32 rounding of each chunk's
     products (float64 blocks that need no shift are not chunked at all).
     Returns ``(products (d, d), sums (d,))``.
@@ -186,7 +193,7 @@ def _shifted_comoment(
     buf = np.empty((rows, width), dtype=dtype)
     buf_edges = np.concatenate([[0], np.cumsum([hi - lo for _, lo, hi in shifted])]).tolist()
     shift = offset.astype(dtype)
-    acc = np.zeros((total, total), dtype=np.float64)
+    acc = np.empty((total, total), dtype=np.float64)  # the first chunk's products overwrite every entry
     workers = blas_threads() if rows * total > _PARALLEL_MIN_ELEMENTS else 1
     slab = -(-rows // workers)
     step = max(8, _SUM_ELEMENTS // total)  # rows shifted and summed at a time, in cache
@@ -224,7 +231,9 @@ def _shifted_comoment(
             else:
                 views.append(chunk[:, buf_edges[k] : buf_edges[k + 1]])
                 k += 1
-        _block_products(views, acc, accumulate=True)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite sums are reported by the caller, by name
+            v = np.sqrt(float(n)) * (total_sums / n) if stop == n else None
+        _block_products(views, acc, accumulate=start > 0, minus=v)
     return acc, total_sums
 
 
@@ -331,12 +340,10 @@ class SufficientStats:
         if float32:  # the float32 rounding of a chunk's products grows with its rows: at most _FLOAT32_CHUNK_ROWS
             chunk_rows = min(chunk_rows, _FLOAT32_CHUNK_ROWS)
         dtype = np.float32 if float32 else np.float64
+        # about the batch mean (raw products minus n d d', d = mean - offset); non-finite values are reported just
+        # below, by name
         comoment, sums = _shifted_comoment(blocks, offset, dtype=dtype, chunk_rows=chunk_rows)
         shifted_mean = sums / n_b
-        # about the batch mean: raw products minus n d d', d = mean - offset, as v v' (exactly symmetric)
-        v = np.sqrt(float(n_b)) * shifted_mean
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are reported just below, by name
-            comoment -= np.multiply.outer(v, v)
         bad = ~np.isfinite(np.diag(comoment)) | ~np.isfinite(shifted_mean)
         if bad.any():
             check_paired(*blocks, names=tuple(names), min_samples=1)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-__all__ = ["MIN_PARALLEL_WIDTH", "blas_threads", "run_tasks"]
+__all__ = ["MIN_PARALLEL_WIDTH", "blas_threads", "run_tasks", "single_threaded_blas"]
 
 T = TypeVar("T")
 
@@ -123,3 +124,18 @@ def _single_threaded_blas(controller: Any, *, enter: bool) -> None:
             _state["limiter"] = controller.limit(limits=1)
         elif not enter and users == 0:
             _state.pop("limiter").restore_original_limits()
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """BLAS limited to one thread inside the block (nothing to do inside a task of :func:`run_tasks`, which
+    already is); reference-counted like the limit of :func:`run_tasks`."""
+    controller = None if getattr(_local, "is_worker", False) else _controller()
+    if controller is None:
+        yield
+        return
+    _single_threaded_blas(controller, enter=True)
+    try:
+        yield
+    finally:
+        _single_threaded_blas(controller, enter=False)

@@ -38,8 +38,8 @@ from functools import cached_property
 from typing import Literal
 
 import numpy as np
-import scipy.linalg
 
+from ._lapack import cholesky_rcond, cholesky_upper, triangular_inverse
 from .validation import RankCutWarning
 
 __all__ = [
@@ -226,8 +226,8 @@ class CholeskyWhitening(_Products):
 
     @cached_property
     def _upper_inverse(self) -> np.ndarray:
-        """``U^-1 = L^-H`` (upper triangular, Fortran order), by LAPACK ``trtri``."""
-        inverse, info = scipy.linalg.lapack.get_lapack_funcs("trtri", (self._upper,))(self._upper, lower=0)
+        """``U^-1 = L^-H`` (upper triangular, Fortran order), by LAPACK ``trtri`` (GIL released)."""
+        inverse, info = triangular_inverse(self._upper)
         if info != 0:  # pragma: no cover - excluded by the condition check
             raise np.linalg.LinAlgError(f"triangular inverse failed (info={info})")
         return inverse
@@ -253,20 +253,17 @@ class CholeskyWhitening(_Products):
 def _cholesky_whitening(cov: np.ndarray, tol: float, total: float) -> CholeskyWhitening | None:
     """The Cholesky whitening if the factorisation succeeds and the covariance is well conditioned, else None.
 
-    NumPy's Cholesky releases the GIL (SciPy's LAPACK wrappers do not), so whitenings run side by side in
-    :mod:`ccalens.core.threads`; the condition estimate is O(d^2).
+    LAPACK's ``potrf`` and ``pocon`` with the GIL released (:mod:`ccalens.core._lapack`), so whitenings run side
+    by side in :mod:`ccalens.core.threads`; the condition estimate is O(d^2).
     """
-    try:
-        factor = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
+    upper, info = cholesky_upper(cov)
+    if info != 0:
         return None
-    upper = factor.conj().T  # S = U^H U; Fortran-ordered view for real input
-    pocon = scipy.linalg.lapack.get_lapack_funcs("pocon", (upper,))
     anorm = float(np.abs(cov).sum(axis=0).max())
-    rcond, info = pocon(upper, anorm, uplo="U")
+    rcond, info = cholesky_rcond(upper, anorm)
     if info != 0 or not rcond >= max(CHOLESKY_MARGIN * tol, CHOLESKY_MIN_RCOND):
         return None
-    return CholeskyWhitening(factor=factor, n_features=cov.shape[0], total_variance=total, rcond=float(rcond))
+    return CholeskyWhitening(factor=upper.conj().T, n_features=cov.shape[0], total_variance=total, rcond=rcond)
 
 
 def whiten(
