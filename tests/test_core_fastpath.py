@@ -242,23 +242,24 @@ def test_gil_free_cholesky_routines_match_lapack_by_scipy(complex_):
     rng = np.random.default_rng(3)
     A = rng.standard_normal((80, 9)) + (1j * rng.standard_normal((80, 9)) if complex_ else 0)
     S = A.conj().T @ A / 79
-    before = S.copy()
-    U, info = _lapack.cholesky_upper(S)
-    assert info == 0 and U.flags.f_contiguous and np.array_equal(S, before)
+    U = np.array(S, order="F")
+    assert _lapack.cholesky_in_place(U) == 0
     np.testing.assert_allclose(U, scipy.linalg.cholesky(S, lower=False), rtol=1e-12, atol=1e-13)
     assert not np.tril(U, -1).any()
     anorm = float(np.abs(S).sum(axis=0).max())
     rcond, info = _lapack.cholesky_rcond(U, anorm)
     pocon = scipy.linalg.lapack.get_lapack_funcs("pocon", (U,))
     assert info == 0 and rcond == pytest.approx(float(pocon(U, anorm)[0]), rel=1e-12)
-    inverse, info = _lapack.triangular_inverse(U)
-    assert info == 0 and not np.tril(inverse, -1).any()
+    inverse = U.copy(order="F")
+    assert _lapack.triangular_inverse_in_place(inverse) == 0 and not np.tril(inverse, -1).any()
     np.testing.assert_allclose(inverse @ U, np.eye(9), atol=1e-12)
-    # not positive definite: LAPACK's info names the failing minor; float32 is refused by name
+    # not positive definite: LAPACK's info names the failing minor; C order and float32 are refused by name
     S[4, 4] = -1.0
-    assert _lapack.cholesky_upper(S)[1] == 5
+    assert _lapack.cholesky_in_place(np.array(S, order="F")) == 5
+    with pytest.raises(ValueError, match="Fortran-ordered"):
+        _lapack.cholesky_in_place(np.ascontiguousarray(S[:, :8]))
     with pytest.raises(TypeError, match="float64 or complex128"):
-        _lapack.cholesky_upper(S.real.astype(np.float32))
+        _lapack.cholesky_in_place(np.array(S.real, dtype=np.float32, order="F"))
 
 
 def test_gil_free_routines_in_threads_and_the_single_threaded_blas_block():
@@ -269,7 +270,12 @@ def test_gil_free_routines_in_threads_and_the_single_threaded_blas_block():
 
     rng = np.random.default_rng(5)
     covs = [(lambda A: A.T @ A)(rng.standard_normal((300, 150))) for _ in range(4)]
-    factors = run_tasks([lambda S=S: _lapack.cholesky_upper(S)[0] for S in covs], workers=2)
+    def factor(S: np.ndarray) -> np.ndarray:
+        U = np.array(S, order="F")
+        assert _lapack.cholesky_in_place(U) == 0
+        return U
+
+    factors = run_tasks([lambda S=S: factor(S) for S in covs], workers=2)
     for S, U in zip(covs, factors, strict=True):
         np.testing.assert_allclose(U.T @ U, S, rtol=1e-12, atol=1e-9)
     before = blas_threads()

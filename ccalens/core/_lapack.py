@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from scipy.linalg import cython_lapack
 
 from .threads import single_threaded_blas
 
-__all__ = ["cholesky_rcond", "cholesky_upper", "triangular_inverse"]
+__all__ = ["cholesky_in_place", "cholesky_rcond", "triangular_inverse_in_place"]
 
 _PREFIX = {np.dtype(np.float64): "d", np.dtype(np.complex128): "z"}
 
@@ -65,22 +65,30 @@ def _prefix(a: np.ndarray) -> str:
         raise TypeError(f"LAPACK routines here take float64 or complex128 arrays, got {a.dtype}") from None
 
 
-def cholesky_upper(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(U, info)``: the upper Cholesky factor of ``a: (d, d)`` (``a = U^H U``, Fortran order, zeros below the
-    diagonal), and LAPACK's ``info`` (0; ``k > 0`` when the leading minor of order k is not positive definite, U
-    then unusable). ``a`` is not modified."""
-    u = np.array(a, order="F", copy=True)
-    d, info = u.shape[0], _int(0)
-    _call(_prefix(u) + "potrf", _char("U"), _int(d), u, _int(max(1, d)), info)
-    if info[0] == 0:
-        for j in range(d - 1):  # below the diagonal, column by column (contiguous in Fortran order)
-            u[j + 1 :, j] = 0.0
-    return u, int(info[0])
+def cholesky_in_place(a: np.ndarray) -> int:
+    """Overwrite ``a: (d, d)`` (Fortran order, Hermitian) with its upper Cholesky factor U (``a = U^H U``, zeros below
+    the diagonal); returns LAPACK's ``info``: 0, or ``k > 0`` when the leading minor of order k is not positive
+    definite (``a`` is then unusable)."""
+    _check_fortran(a)
+    d, info = a.shape[0], _int(0)
+    _call(_prefix(a) + "potrf", _char("U"), _int(d), a, _int(max(1, d)), info)
+    if info[0] == 0:  # zeros below the diagonal, by one multiplication (no Python loop to hold the GIL)
+        np.multiply(a, _upper_mask(d), out=a)
+    return int(info[0])
+
+
+@lru_cache(maxsize=4)
+def _upper_mask(d: int) -> np.ndarray:
+    """``(d, d)`` Fortran-ordered ones on and above the diagonal, zeros below (read-only, cached)."""
+    mask = np.asfortranarray(np.triu(np.ones((d, d))))
+    mask.flags.writeable = False
+    return mask
 
 
 def cholesky_rcond(u: np.ndarray, anorm: float) -> tuple[float, int]:
     """LAPACK's estimate of the reciprocal condition number (1-norm) of ``a = U^H U`` from its upper factor ``u``
     (Fortran order) and ``anorm``, the 1-norm of ``a``; and ``info``."""
+    _check_fortran(u)
     d = u.shape[0]
     prefix = _prefix(u)
     rcond, info = np.zeros(1), _int(0)
@@ -92,10 +100,15 @@ def cholesky_rcond(u: np.ndarray, anorm: float) -> tuple[float, int]:
     return float(rcond[0]), int(info[0])
 
 
-def triangular_inverse(u: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(U^-1, info)`` of an upper-triangular ``u: (d, d)`` (Fortran order; zeros below the diagonal), by
-    LAPACK's ``trtri``; ``info > 0`` if a diagonal entry is exactly 0. ``u`` is not modified."""
-    inverse = np.array(u, order="F", copy=True)
-    d, info = inverse.shape[0], _int(0)
-    _call(_prefix(inverse) + "trtri", _char("U"), _char("N"), _int(d), inverse, _int(max(1, d)), info)
-    return inverse, int(info[0])
+def triangular_inverse_in_place(u: np.ndarray) -> int:
+    """Overwrite the upper-triangular ``u: (d, d)`` (Fortran order, zeros below the diagonal) with ``U^-1``, by
+    LAPACK's ``trtri``; returns ``info`` (``k > 0``: diagonal entry k is exactly 0)."""
+    _check_fortran(u)
+    d, info = u.shape[0], _int(0)
+    _call(_prefix(u) + "trtri", _char("U"), _char("N"), _int(d), u, _int(max(1, d)), info)
+    return int(info[0])
+
+
+def _check_fortran(a: np.ndarray) -> None:
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or not a.flags.f_contiguous or not a.flags.writeable:
+        raise ValueError(f"expected a square, writeable, Fortran-ordered array, got shape {a.shape}")

@@ -39,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._lapack import cholesky_rcond, cholesky_upper, triangular_inverse
+from ._lapack import cholesky_in_place, cholesky_rcond, triangular_inverse_in_place
 from .validation import RankCutWarning
 
 __all__ = [
@@ -224,14 +224,6 @@ class CholeskyWhitening(_Products):
         """``U = L^H`` in Fortran order (a view for real C-ordered L), as LAPACK takes it without a copy."""
         return np.asfortranarray(self.factor.conj().T)
 
-    @cached_property
-    def _upper_inverse(self) -> np.ndarray:
-        """``U^-1 = L^-H`` (upper triangular, Fortran order), by LAPACK ``trtri`` (GIL released)."""
-        inverse, info = triangular_inverse(self._upper)
-        if info != 0:  # pragma: no cover - excluded by the condition check
-            raise np.linalg.LinAlgError(f"triangular inverse failed (info={info})")
-        return inverse
-
     def prepare(self) -> CholeskyWhitening:
         """Compute the triangular inverse now (e.g. inside a worker thread); returns self."""
         self.whitener  # noqa: B018
@@ -239,10 +231,15 @@ class CholeskyWhitening(_Products):
 
     @cached_property
     def whitener(self) -> np.ndarray:
-        """``W: (d, d) = L^-H`` (``D^-1/2 L^-H`` when standardised), so ``W^H S W = I``."""
-        if self.feature_scale is None:
-            return self._upper_inverse
-        return self._upper_inverse / self.feature_scale[:, None]
+        """``W: (d, d) = L^-H`` (``D^-1/2 L^-H`` when standardised), so ``W^H S W = I``: LAPACK's ``trtri`` (GIL
+        released) on a copy of ``U = L^H``, rows then divided by the feature scales in place."""
+        inverse = np.array(self._upper, order="F")
+        info = triangular_inverse_in_place(inverse)
+        if info != 0:  # pragma: no cover - excluded by the condition check
+            raise np.linalg.LinAlgError(f"triangular inverse failed (info={info})")
+        if self.feature_scale is not None:
+            inverse /= self.feature_scale[:, None]
+        return inverse
 
     @cached_property
     def dewhitener(self) -> np.ndarray:
@@ -250,20 +247,30 @@ class CholeskyWhitening(_Products):
         return self.factor if self.feature_scale is None else self.factor * self.feature_scale[:, None]
 
 
-def _cholesky_whitening(cov: np.ndarray, tol: float, total: float) -> CholeskyWhitening | None:
-    """The Cholesky whitening if the factorisation succeeds and the covariance is well conditioned, else None.
+def _cholesky_whitening(cov: np.ndarray, tol: float, scale: np.ndarray | None) -> CholeskyWhitening | None:
+    """The Cholesky whitening of ``cov`` (of the correlation matrix ``D^-1/2 cov D^-1/2`` when ``scale`` holds the
+    standard deviations ``sqrt(diag D)``) if the factorisation succeeds and the matrix is well conditioned, else
+    None.
 
-    LAPACK's ``potrf`` and ``pocon`` with the GIL released (:mod:`ccalens.core._lapack`), so whitenings run side
-    by side in :mod:`ccalens.core.threads`; the condition estimate is O(d^2).
+    One Fortran-ordered copy, standardised in place, is factored by LAPACK's ``potrf`` and its condition estimated
+    by ``pocon`` (O(d^2)), both with the GIL released (:mod:`ccalens.core._lapack`), so whitenings run side by
+    side in :mod:`ccalens.core.threads`.
     """
-    upper, info = cholesky_upper(cov)
-    if info != 0:
+    # the transpose of a C-ordered Hermitian matrix, conjugated, is the matrix in Fortran order: a straight copy
+    upper = np.array(cov.T, order="F") if not np.iscomplexobj(cov) else np.conjugate(cov.T, order="F")
+    if scale is not None:
+        upper /= scale[:, None]
+        upper /= scale[None, :]
+    total = float(np.real(np.trace(upper)))
+    anorm = float(np.abs(upper).sum(axis=0).max())
+    if cholesky_in_place(upper) != 0:
         return None
-    anorm = float(np.abs(cov).sum(axis=0).max())
     rcond, info = cholesky_rcond(upper, anorm)
     if info != 0 or not rcond >= max(CHOLESKY_MARGIN * tol, CHOLESKY_MIN_RCOND):
         return None
-    return CholeskyWhitening(factor=upper.conj().T, n_features=cov.shape[0], total_variance=total, rcond=rcond)
+    return CholeskyWhitening(
+        factor=upper.conj().T, n_features=cov.shape[0], total_variance=total, rcond=rcond, feature_scale=scale
+    )
 
 
 def whiten(
@@ -308,17 +315,17 @@ def whiten(
         scale = np.where(live, np.sqrt(np.where(live, variances, 1.0)), 1.0)
         if live.all():
             live = None
+    if method == "auto" and live is None:
+        fast = _cholesky_whitening(cov, tol, scale)
+        if fast is not None:
+            return fast
+    if scale is not None:
+        if live is None:
             cov = cov / np.multiply.outer(scale, scale)
         else:
             sub = scale[live]
             cov = cov[np.ix_(live, live)] / np.multiply.outer(sub, sub)
     total = float(np.real(np.trace(cov)))
-    if method == "auto" and live is None:
-        fast = _cholesky_whitening(cov, tol, total)
-        if fast is not None:
-            if scale is None:
-                return fast
-            return CholeskyWhitening(fast.factor, d, total, fast.rcond, feature_scale=scale)
     # NumPy's eigh releases the GIL: whitenings of several representations run side by side
     eigenvalues, eigenvectors = np.linalg.eigh(cov)
     eigenvalues = eigenvalues[::-1]
