@@ -54,9 +54,15 @@ def principal_whitening(covariance: np.ndarray, *, tol: float = DEFAULT_TOL, nam
 
 
 def canonical_correlations(
-    wx: Whitening | CholeskyWhitening, wy: Whitening | CholeskyWhitening, cross: np.ndarray, *, vectors: bool = False
+    wx: Whitening | CholeskyWhitening,
+    wy: Whitening | CholeskyWhitening,
+    cross: np.ndarray,
+    cross_scale: float = 1.0,
+    *,
+    vectors: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Canonical correlations of two whitened sides given ``cross: (p, q)``, the cross-covariance.
+    """Canonical correlations of two whitened sides given ``cross_scale * cross: (p, q)``, the cross-covariance
+    (e.g. a co-moment block and ``1 / (n - 1)``: the scale is applied to the small whitened product).
 
     Returns ``rho: (k,)`` descending (``k = min(rank_x, rank_y)``), the left singular vectors ``U: (rank_x,
     rank_x)`` of ``M = Wx' cross Wy`` (all of them, descending, if ``vectors``; else None), and the eigenvalues
@@ -65,6 +71,8 @@ def canonical_correlations(
     SVD; rho near 0 are then accurate to ~1e-8 absolute, immaterial for the summaries; :class:`CCA` uses an SVD).
     """
     M = wy.whiten_columns(wx.whiten_rows(cross))  # Wx' C Wy
+    if cross_scale != 1.0:
+        M *= cross_scale
     k = min(M.shape)
     if vectors:
         # every left vector (the X side's whole canonical basis), from X's Gram M M'

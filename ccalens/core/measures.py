@@ -196,9 +196,7 @@ def _prepare_all(prepared: Sequence[_Prepared], task: Callable[[_Prepared], Any]
     """Run ``task`` (a whitening) for every representation, side by side (one BLAS thread each)."""
 
     def run(p: _Prepared) -> None:
-        w = task(p)
-        if isinstance(w, CholeskyWhitening):
-            w.prepare()  # the triangular inverse, inside the worker
+        task(p).prepare()  # the whitener (a triangular inverse, or scaled eigenvectors), inside the worker
 
     unique = list({id(p): p for p in prepared}.values())
     big = any(p.stats.sizes is not None and p.stats.sizes[p.index] >= MIN_PARALLEL_WIDTH for p in unique)
@@ -245,6 +243,13 @@ def _cca_result(
     )
 
 
+def _cross(px: _Prepared, py: _Prepared) -> tuple[np.ndarray, float]:
+    """The co-moment block of the pair (a view, no copy) and ``1 / (n - 1)``, which makes it the cross-covariance."""
+    stats = px.stats
+    stats._require(2, px.index, py.index)
+    return stats.block(px.index, py.index), 1.0 / (stats.n_samples - 1)
+
+
 def _self_correlations(px: _Prepared, py: _Prepared, w: Whitening | CholeskyWhitening) -> np.ndarray | None:
     """A representation against itself (the diagonal of a similarity matrix): every canonical correlation of its
     kept subspace with itself is 1 by definition (no product, no eigenproblem); else None."""
@@ -255,7 +260,7 @@ def _cca_pair(px: _Prepared, py: _Prepared, *, tol: float = DEFAULT_TOL) -> Simi
     wx, wy = px.full, py.full
     rho = _self_correlations(px, py, wx)
     if rho is None:
-        rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
+        rho, _, _ = canonical_correlations(wx, wy, *_cross(px, py))
     return _cca_result("cca", rho, px.stats.n_samples, wx, wy)
 
 
@@ -265,7 +270,7 @@ def _svcca_pair(
     wx, wy = px.top(keep, threshold), py.top(keep, threshold)
     rho = _self_correlations(px, py, wx)
     if rho is None:
-        rho, _, _ = canonical_correlations(wx, wy, px.stats.covariance(px.index, py.index))
+        rho, _, _ = canonical_correlations(wx, wy, *_cross(px, py))
     details = {
         "keep": keep,
         "threshold": threshold,
@@ -291,9 +296,12 @@ def _tied_weights(projections: np.ndarray, squared: np.ndarray, k: int) -> np.nd
     starts, stops = bounds[:groups], bounds[1 : groups + 1]
     if groups == 0:
         raise ValueError("PWCCA weights are all zero: the representation has no variance along its canonical variates")
-    power = np.abs(projections[:, : int(stops[-1])]) ** 2  # (d, columns of the groups)
-    norms = np.sqrt(np.add.reduceat(power, starts, axis=1))  # (d, groups): ||P_g x_j||
-    per_group = norms.sum(axis=0) / (stops - starts)  # the group's weight, split evenly over its correlations
+    columns = projections[:, : int(stops[-1])]  # (d, columns of the groups)
+    if groups == columns.shape[1]:  # no ties: ||P_g x_j|| is |<x_j, h_g>|
+        per_group = np.abs(columns).sum(axis=0)
+    else:
+        norms = np.sqrt(np.add.reduceat(np.abs(columns) ** 2, starts, axis=1))  # (d, groups): ||P_g x_j||
+        per_group = norms.sum(axis=0) / (stops - starts)  # the group's weight, split evenly over its correlations
     weights = np.repeat(per_group, stops - starts)[:k]
     total = weights.sum()
     if not total > 0.0:
@@ -306,9 +314,9 @@ def _pwcca_pair(
 ) -> SimilarityResult:
     wx, wy = px.full, py.full
     side = ("x" if wx.rank <= wy.rank else "y") if weights_from == "smaller" else weights_from
-    cross = px.stats.covariance(px.index, py.index)
+    cross, scale = _cross(px, py)
     own, other, c = (wx, wy, cross) if side == "x" else (wy, wx, cross.T)
-    rho, U, squared = canonical_correlations(own, other, c, vectors=True)
+    rho, U, squared = canonical_correlations(own, other, c, scale, vectors=True)
     assert U is not None
     weights = _tied_weights(own.unwhiten(U), squared, rho.shape[0])
     details = {"weights_from": side, "weights_rule": weights_from}

@@ -92,6 +92,11 @@ class _Products:
         """``D A: (d, m)`` for ``A: (r, m)``."""
         return self.dewhitener @ A
 
+    def prepare(self) -> _Products:
+        """Compute the whitener now (e.g. inside a worker thread, side by side with the other side's); returns self."""
+        self.whitener  # noqa: B018
+        return self
+
 
 @dataclass(frozen=True)
 class Whitening(_Products):
@@ -223,11 +228,6 @@ class CholeskyWhitening(_Products):
     def _upper(self) -> np.ndarray:
         """``U = L^H`` in Fortran order (a view for real C-ordered L), as LAPACK takes it without a copy."""
         return np.asfortranarray(self.factor.conj().T)
-
-    def prepare(self) -> CholeskyWhitening:
-        """Compute the triangular inverse now (e.g. inside a worker thread); returns self."""
-        self.whitener  # noqa: B018
-        return self
 
     @cached_property
     def whitener(self) -> np.ndarray:
