@@ -146,9 +146,9 @@ def _leading_mean(blocks: Sequence[np.ndarray]) -> np.ndarray:
     whose mean there lies within one standard deviation of 0 (raw products lose at most a bit: no shift needed).
     """
     with np.errstate(all="ignore"):  # NaN/Inf are reported from the products, by name
-        lead = [blk[:_OFFSET_ROWS].astype(np.float64) for blk in blocks]
-        mean = np.concatenate([x.mean(axis=0) for x in lead])
-        var = np.concatenate([x.var(axis=0) for x in lead])
+        lead = [blk[:_OFFSET_ROWS] for blk in blocks]  # views: the moments are taken in float64 without a copy
+        mean = np.concatenate([x.mean(axis=0, dtype=np.float64) for x in lead])
+        var = np.concatenate([x.var(axis=0, dtype=np.float64) for x in lead])
         return np.where((mean * mean <= var) & np.isfinite(var), 0.0, mean)
 
 
