@@ -282,3 +282,15 @@ def test_gil_free_routines_in_threads_and_the_single_threaded_blas_block():
     with single_threaded_blas():
         assert blas_threads() == 1
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.complex64])
+def test_cholesky_whitening_of_other_dtypes_is_computed_in_double(dtype):
+    """LAPACK is called in float64/complex128 whatever the covariance's dtype (float32, integer, complex64)."""
+    rng = np.random.default_rng(8)
+    A = rng.integers(-3, 4, size=(40, 5)) + (1j * rng.integers(-3, 4, size=(40, 5)) if dtype == np.complex64 else 0)
+    S = (A.conj().T @ A).astype(dtype)
+    w = whiten(S, method="auto")
+    assert isinstance(w, CholeskyWhitening)
+    S64 = S.astype(np.result_type(dtype, np.float64))
+    np.testing.assert_allclose(w.whitener.conj().T @ S64 @ w.whitener, np.eye(5), atol=1e-6)

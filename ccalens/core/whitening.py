@@ -256,8 +256,12 @@ def _cholesky_whitening(cov: np.ndarray, tol: float, scale: np.ndarray | None) -
     by ``pocon`` (O(d^2)), both with the GIL released (:mod:`ccalens.core._lapack`), so whitenings run side by
     side in :mod:`ccalens.core.threads`.
     """
-    # the transpose of a C-ordered Hermitian matrix, conjugated, is the matrix in Fortran order: a straight copy
-    upper = np.array(cov.T, order="F") if not np.iscomplexobj(cov) else np.conjugate(cov.T, order="F")
+    # the transpose of a C-ordered Hermitian matrix, conjugated, is the matrix in Fortran order: a straight copy (in
+    # float64 or complex128, what LAPACK is called with)
+    dtype = np.result_type(cov.dtype, np.float64)
+    upper = np.array(cov.T, dtype=dtype, order="F")
+    if np.iscomplexobj(upper):
+        np.conjugate(upper, out=upper)
     if scale is not None:
         upper /= scale[:, None]
         upper /= scale[None, :]
