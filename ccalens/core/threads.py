@@ -12,7 +12,9 @@ NumPy releases the GIL in BLAS/LAPACK calls while SciPy's ``scipy.linalg`` wrapp
 ``eigh`` calls in two threads took as long as one after the other); and NumPy and SciPy load two separate
 OpenBLAS libraries whose worker threads spin for about 0.1 s after a multithreaded call, so a NumPy call right
 after a SciPy one shares the cores with the other library's spinning threads (a 512 x 512 ``eigh`` took 3x
-longer). SciPy is used only for small LAPACK routines NumPy lacks (``pocon``, ``trtri``).
+longer). SciPy's LAPACK is used only where NumPy has no routine or a slow one (the Cholesky whitening's
+``potrf``, ``pocon``, ``trtri``), called with the GIL released and BLAS at one thread (:mod:`ccalens.core._lapack`,
+:func:`single_threaded_blas`), so its threads never spin.
 
 The number of workers is the BLAS thread count in force when the call starts (set by
 ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` or ``threadpoolctl.threadpool_limits``), so a process
