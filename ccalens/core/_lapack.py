@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -72,17 +72,10 @@ def cholesky_in_place(a: np.ndarray) -> int:
     _check_fortran(a)
     d, info = a.shape[0], _int(0)
     _call(_prefix(a) + "potrf", _char("U"), _int(d), a, _int(max(1, d)), info)
-    if info[0] == 0:  # zeros below the diagonal, by one multiplication (no Python loop to hold the GIL)
-        np.multiply(a, _upper_mask(d), out=a)
+    if info[0] == 0:  # zeros below the diagonal in one masked copy (a Python loop would hold the GIL)
+        below = np.triu(np.ones((d, d), dtype=bool), 1).T  # strictly lower, in Fortran order like ``a``
+        np.copyto(a, 0.0, where=below)
     return int(info[0])
-
-
-@lru_cache(maxsize=4)
-def _upper_mask(d: int) -> np.ndarray:
-    """``(d, d)`` Fortran-ordered ones on and above the diagonal, zeros below (read-only, cached)."""
-    mask = np.asfortranarray(np.triu(np.ones((d, d))))
-    mask.flags.writeable = False
-    return mask
 
 
 def cholesky_rcond(u: np.ndarray, anorm: float) -> tuple[float, int]:

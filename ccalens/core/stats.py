@@ -180,7 +180,7 @@ def _shifted_comoment(
     products, when the sums are complete. ``dtype=float32`` (float32
     input only) keeps BLAS at float32 speed; ``chunk_rows`` then bounds the float32 rounding of each chunk's
     products (float64 blocks that need no shift are not chunked at all).
-    Returns ``(products (d, d), sums (d,))``.
+    Returns ``(co-moment (d, d), sums (d,))``.
     """
     n = blocks[0].shape[0]
     edges = np.concatenate([[0], np.cumsum([blk.shape[1] for blk in blocks])]).tolist()

@@ -101,16 +101,12 @@ def run_tasks(tasks: Sequence[Callable[[], T]], *, workers: int | None = None) -
     workers = min(workers, len(tasks), os.cpu_count() or 1)
     if workers <= 1 or getattr(_local, "is_worker", False):
         return [task() for task in tasks]
-    controller = _controller()
-    if controller is None:  # pragma: no cover
+    if _controller() is None:  # pragma: no cover
         return [task() for task in tasks]
     pool = _pool(workers)
-    _single_threaded_blas(controller, enter=True)
-    try:
+    with single_threaded_blas():
         futures = [pool.submit(task) for task in tasks]
         return [f.result() for f in futures]
-    finally:
-        _single_threaded_blas(controller, enter=False)
 
 
 def _single_threaded_blas(controller: Any, *, enter: bool) -> None:
