@@ -14,7 +14,9 @@ OpenBLAS libraries whose worker threads spin for about 0.1 s after a multithread
 after a SciPy one shares the cores with the other library's spinning threads (a 512 x 512 ``eigh`` took 3x
 longer). SciPy's LAPACK is used only where NumPy has no routine or a slow one (the Cholesky whitening's
 ``potrf``, ``pocon``, ``trtri``), called with the GIL released and BLAS at one thread (:mod:`ccalens.core._lapack`,
-:func:`single_threaded_blas`), so its threads never spin.
+:func:`single_threaded_blas`), so its threads never spin; and SciPy's BLAS ``dgemm`` where the sample-space path
+accumulates float32 bases in place (:func:`ccalens.core.dual.cross_product`), multithreaded: those products take
+seconds, against which the spin after them is immaterial.
 
 The number of workers is the BLAS thread count in force when the call starts (set by
 ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` or ``threadpoolctl.threadpool_limits``), so a process
