@@ -236,8 +236,11 @@ def _cmd_compare_models(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .experiments.runner import run_demo
 
-    run_demo(args.out, quick=args.quick, progress=not args.no_progress)
+    results = run_demo(args.out, quick=args.quick, progress=not args.no_progress)
+    timings = results["timings_s"]
+    stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items() if name != "total")
     print(f"report: {Path(args.out) / 'report.html'}")
+    print(f"demo done in {timings['total']:.1f} s ({stages}; per stage in {Path(args.out) / 'timings.json'})")
     return 0
 
 

@@ -12,7 +12,8 @@ Tables: ``[data]`` (:class:`DataConfig`), ``[model]`` (:class:`ModelConfig`), ``
 and ``[cross_sensor]`` (:class:`~ccalens.experiments.projection.ProjectionConfig`; the sub-table ``retrain_hparams``
 overrides the networks' own recipe, :class:`~ccalens.experiments.common.RetrainConfig`), ``[fusion]``
 (:class:`FusionStageConfig`), ``[learning_dynamics]``, ``[two_initialisations]``, ``[compression]``, ``[sanity]``,
-``[report]``; top-level keys ``title``, ``description``, ``threads``.
+``[report]``; top-level keys ``title``, ``description``, ``threads`` (per process) and ``workers`` (processes; 0:
+one per core).
 """
 
 from __future__ import annotations
@@ -446,6 +447,7 @@ class ExperimentConfig:
     title: str = "ccalens experiments"
     description: str = ""
     threads: int = 1
+    workers: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig | None = None
@@ -470,7 +472,7 @@ class ExperimentConfig:
         return any(getattr(self, t) is not None for t in ("learning_dynamics", "two_initialisations", "compression"))
 
 
-_TOP_LEVEL = {"title": str, "description": str, "threads": int}
+_TOP_LEVEL = {"title": str, "description": str, "threads": int, "workers": int}
 _TABLES = ("data", "model", "training", "projection", "cross_sensor", "fusion", "learning_dynamics",
            "two_initialisations", "compression", "conv_network", "sanity", "report")
 
@@ -490,6 +492,8 @@ def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
                 raise UserInputError(f"{key} must be {_type_name(kind)}, got {_got(raw[key])}")
     if top.get("threads", 1) < 0:
         raise UserInputError(f"threads must be >= 0 (0 = the libraries' defaults), got {top['threads']}")
+    if top.get("workers", 0) < 0:
+        raise UserInputError(f"workers must be >= 0 (0 = one process per core), got {top['workers']}")
     tables = {name: _table(raw, name) for name in _TABLES}
     data = _read(DataConfig, "data", tables["data"] or {})
     model = _read(ModelConfig, "model", tables["model"] or {})

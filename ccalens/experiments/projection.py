@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ccalens.core.cca import CCA
 from ccalens.experiments.common import (
@@ -38,6 +37,7 @@ from ccalens.experiments.common import (
     scores,
     train_linear_layers,
 )
+from ccalens.experiments.parallel import Workers
 from ccalens.io import write_csv, write_json
 
 __all__ = [
@@ -456,6 +456,7 @@ def run_projection_pairs(
     name: str,
     references: Sequence[str] | None = None,
     progress: bool = False,
+    workers: Workers | None = None,
 ) -> ProjectionResult:
     """Run the projection experiment on several network pairs of one view (Moreau et al.: seed i against seed
     i + P), pooling the scores: the spread is over pairs and random draws, so deterministic methods get a band.
@@ -463,58 +464,78 @@ def run_projection_pairs(
     ``pairs``: ``(net, X2_train)`` with ``net`` the projected network's features (train ``(n, p)``, val
     ``(m, p)``) and last layer, ``X2_train: (n, q)`` the reference network's features of the same training
     samples; ``y_train: (n,)``, ``y_val: (m,)`` labels in 0..c-1. ``name`` (the view) seeds the random draws.
+    ``workers``: processes the pairs are spread over (None: this process); the result does not depend on them.
     """
+    return run_projection_views([(name, pairs, references)], y_train, y_val, config, progress=progress,
+                                workers=workers)[0]
+
+
+def run_projection_views(
+    views: Sequence[tuple[str, Sequence[tuple[NetworkFeatures, np.ndarray]], Sequence[str] | None]],
+    y_train: np.ndarray,
+    y_val: np.ndarray,
+    config: ProjectionConfig | None = None,
+    *,
+    progress: bool = False,
+    workers: Workers | None = None,
+) -> list[ProjectionResult]:
+    """:func:`run_projection_pairs` for several ``(name, pairs, references)`` at once, every pair of every view one
+    unit of work for ``workers`` (so that the processes stay busy across views); one result per view, in order."""
     config = config or ProjectionConfig()
-    if not pairs:
-        raise ValueError("pairs is empty: give at least one (network, reference features) pair")
-    references = list(references) if references is not None else [f"reference {i}" for i in range(len(pairs))]
-    if len(references) != len(pairs):
-        raise ValueError(f"references has {len(references)} names for {len(pairs)} pairs")
-    t0 = time.perf_counter()
     y_train = np.asarray(y_train).astype(np.int64).ravel()
     y_val = np.asarray(y_val).astype(np.int64).ravel()
-    first = pairs[0][0]
-    c, p = first.n_classes, first.n_features
-    for net, _ in pairs:
-        if (net.n_classes, net.n_features) != (c, p):
-            raise ValueError(f"every pair must have the same classes and width; {net.name} differs from {first.name}")
-    ks = list(config.k_values) if config.k_values is not None else k_grid(c, p)
-    ks = sorted({min(int(k), p) for k in ks})
-    records: list[dict[str, Any]] = []
-    baselines: list[dict[str, dict[str, float]]] = []
-    correlations: list[np.ndarray] = []
-    ranks: list[tuple[int, int]] = []
-    bar = tqdm(total=len(pairs), desc=f"projection {name}", disable=not progress, leave=False)
-    for index, (net, X2_train) in enumerate(pairs):
-        pair_records, pair_baseline, corr, rank = _project_pair(
-            index, net, X2_train, y_train, y_val, ks, config, view=_view_key(name)
-        )
-        records.extend(pair_records)
-        baselines.append(pair_baseline)
-        correlations.append(corr)
-        ranks.append(rank)
-        bar.update(1)
-    bar.close()
-    baseline = {
-        clf: {metric: float(np.mean([b[clf][metric] for b in baselines])) for metric in baselines[0][clf]}
-        for clf in baselines[0]
-    }
-    return ProjectionResult(
-        name=name,
-        reference=references[0] if len(references) == 1 else f"{len(references)} references",
-        n_classes=c,
-        n_features=p,
-        k_grid=ks,
-        methods=list(config.methods),
-        repeats=config.repeats,
-        records=records,
-        baseline=baseline,
-        canonical_correlations=correlations[0],
-        pca_ranks=ranks[0],
-        config=config.to_dict(),
-        wall_time_s=time.perf_counter() - t0,
-        references=references,
-    )
+    units: list[tuple[Any, ...]] = []
+    plans = []
+    for name, pairs, references in views:
+        if not pairs:
+            raise ValueError("pairs is empty: give at least one (network, reference features) pair")
+        refs = list(references) if references is not None else [f"reference {i}" for i in range(len(pairs))]
+        if len(refs) != len(pairs):
+            raise ValueError(f"references has {len(refs)} names for {len(pairs)} pairs")
+        first = pairs[0][0]
+        c, p = first.n_classes, first.n_features
+        for net, _ in pairs:
+            if (net.n_classes, net.n_features) != (c, p):
+                raise ValueError(f"every pair must have the same classes and width; {net.name} differs from "
+                                 f"{first.name}")
+        ks = list(config.k_values) if config.k_values is not None else k_grid(c, p)
+        ks = sorted({min(int(k), p) for k in ks})
+        plans.append((name, refs, c, p, ks, len(units), len(pairs)))
+        units += [(index, net, X2_train, y_train, y_val, ks, config, _view_key(name))
+                  for index, (net, X2_train) in enumerate(pairs)]
+    t0 = time.perf_counter()
+    pool = workers or Workers(1, progress=progress)
+    desc = f"projection {views[0][0]}" if len(views) == 1 else f"projection ({len(views)} views)"
+    done = pool.map(_project_pair, units, desc=desc)
+    wall = (time.perf_counter() - t0) / len(views)
+    out = []
+    for name, refs, c, p, ks, start, count in plans:
+        records: list[dict[str, Any]] = []
+        for pair_records, _, _, _ in done[start : start + count]:
+            records.extend(pair_records)
+        baselines = [b for _, b, _, _ in done[start : start + count]]
+        baseline = {
+            clf: {metric: float(np.mean([b[clf][metric] for b in baselines])) for metric in baselines[0][clf]}
+            for clf in baselines[0]
+        }
+        _, _, correlations, ranks = done[start]
+        out.append(ProjectionResult(
+            name=name,
+            reference=refs[0] if len(refs) == 1 else f"{len(refs)} references",
+            n_classes=c,
+            n_features=p,
+            k_grid=ks,
+            methods=list(config.methods),
+            repeats=config.repeats,
+            records=records,
+            baseline=baseline,
+            canonical_correlations=correlations,
+            pca_ranks=ranks,
+            config=config.to_dict(),
+            wall_time_s=wall,
+            references=refs,
+        ))
+    return out
 
 
 def _project_pair(
@@ -525,7 +546,6 @@ def _project_pair(
     y_val: np.ndarray,
     ks: list[int],
     config: ProjectionConfig,
-    *,
     view: int,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]], np.ndarray, tuple[int, int]]:
     """Every (method, k, draw) of one pair: its records, its unprojected baseline, its canonical correlations."""

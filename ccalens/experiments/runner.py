@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from ccalens.errors import UserInputError
 from ccalens.experiments.config import ExperimentConfig, parse_config
+from ccalens.experiments.parallel import Workers
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages import (
     RunContext,
@@ -172,15 +173,17 @@ def _run_stages(cfg: ExperimentConfig, text: str, out: Path, progress: bool) -> 
     report = Report(title=cfg.title, config_text=text)
     if cfg.description:
         report.intro.append(cfg.description)
-    ctx = RunContext(config=cfg, out=out, report=report, progress=progress)
+    workers = Workers(cfg.workers, threads=cfg.threads, progress=progress)
+    ctx = RunContext(config=cfg, out=out, report=report, progress=progress, workers=workers)
     results: dict[str, Any] = {"title": cfg.title, "metric": ctx.metric}
     timings: dict[str, float] = {}
-    for name, stage in _stages(cfg):
-        t0 = time.perf_counter()
-        results.update(stage(ctx))
-        timings[name] = time.perf_counter() - t0
-        if progress:
-            tqdm.write(f"[ccalens] {name} done in {timings[name]:.1f} s")
+    with workers:
+        for name, stage in _stages(cfg):
+            t0 = time.perf_counter()
+            results.update(stage(ctx))
+            timings[name] = time.perf_counter() - t0
+            if progress:
+                tqdm.write(f"[ccalens] {name} done in {timings[name]:.1f} s")
     results["conclusions"] = {s.title: s.conclusion for s in report.sections if s.conclusion}
     timings["total"] = time.perf_counter() - t_start
     report.timings = timings

@@ -1,13 +1,14 @@
 """What every stage of a run reads: the typed config, the trained networks, the output folder, the report being
-written, the metric of the tables and whether to show progress bars."""
+written, the metric of the tables, whether to show progress bars and the run's worker processes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ccalens.experiments.config import ExperimentConfig
+from ccalens.experiments.parallel import Workers
 from ccalens.report.html import Report
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class RunContext:
     report: Report
     progress: bool = False
     networks: Networks | None = None
+    workers: Workers = field(default_factory=lambda: Workers(1))
 
     @property
     def metric(self) -> str:

@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ccalens.experiments.common import NetworkFeatures, scores
 from ccalens.experiments.config import ExperimentConfig
+from ccalens.experiments.parallel import Workers
 from ccalens.experiments.paths import check_inside, check_name, out_path
 from ccalens.experiments.sources import Source, load_source
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import atomic_write_bytes, write_csv, write_json
 from ccalens.report.html import format_number
 
-__all__ = ["Networks", "networks_conclusion", "networks_stage", "stage_sensor"]
+__all__ = ["Networks", "networks_conclusion", "networks_stage", "stage_sensor", "train_one"]
 
 
 def stage_sensor(table: str, sensor: str | None, sensors: list[str]) -> str:
@@ -84,30 +84,25 @@ class Networks:
     def sensors(self) -> list[str]:
         return self.source.sensors
 
-    def train_all(self) -> list[dict[str, Any]]:
-        """Train every network; write ``models/`` (features, ``training.json``, ``training.csv``); returns one
-        summary row per network (sensor, seed, validation scores, epochs, steps, wall time)."""
-        from ccalens.models.loop import train_network
-
+    def train_all(self, workers: Workers | None = None) -> list[dict[str, Any]]:
+        """Train every network (``workers``: processes the networks are spread over; None: this process); write
+        ``models/`` (features, ``training.json``, ``training.csv``); returns one summary row per network (sensor,
+        seed, validation scores, epochs, steps, wall time)."""
         runs = [(s, seed) for s in self.source.sensors for seed in self.seeds]
-        bar = tqdm(runs, desc="training networks", disable=not self.progress)
-        for sensor, seed in bar:
-            bar.set_postfix_str(f"{sensor} seed {seed}")
-            t0 = time.perf_counter()
+        jobs = []
+        for sensor, seed in runs:
             every = self.checkpoint_every if (sensor, seed) in self.checkpointed else 0
             tc = dataclasses.replace(self.train_config, progress=False, checkpoint_every=every)
-            model, history = train_network(
-                functools.partial(self.source.make_model, sensor),
-                self.source.train_data(sensor, tc.batch_size),
-                (self.source.val[sensor], self.source.y_val),
-                tc, seed=seed, checkpoint_dir=self.ckpt_dir(sensor, seed))
+            jobs.append((self.source, sensor, seed, tc, self.ckpt_dir(sensor, seed)))
+        pool = workers or Workers(1, progress=self.progress)
+        trained = pool.map(train_one, jobs, desc="training networks")
+        for (sensor, seed), (_, _, _, tc, _), (model, history, wall) in zip(runs, jobs, trained, strict=True):
             self.checkpoints(sensor, seed)  # what training wrote must still lie inside the output folder
             feats = self._keep(sensor, seed, model)
             s = scores(self.source.y_val, feats.logits(feats.val).argmax(axis=1), self.source.n_classes)
             self.summary.append({"sensor": sensor, "seed": seed, "n_features": feats.n_features,
                                  "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
-                                 "epochs": tc.epochs, "steps": history.total_steps,
-                                 "wall_time_s": time.perf_counter() - t0})
+                                 "epochs": tc.epochs, "steps": history.total_steps, "wall_time_s": wall})
         write_json(out_path(self.root, "models", "training.json"),
                    {"config": self.train_config.to_dict(), "runs": self.summary})
         write_csv(out_path(self.root, "models", "training.csv"), self.summary)
@@ -160,6 +155,18 @@ class Networks:
         return found
 
 
+def train_one(source: Source, sensor: str, seed: int, config: Any, checkpoint_dir: Path) -> tuple[Any, Any, float]:
+    """Train (or resume) the network of one (sensor, seed) with :func:`ccalens.models.loop.train_network`: ``(model,
+    history, wall time in s)``; a unit of work for :class:`~ccalens.experiments.parallel.Workers`."""
+    from ccalens.models.loop import train_network
+
+    t0 = time.perf_counter()
+    model, history = train_network(functools.partial(source.make_model, sensor),
+                                   source.train_data(sensor, config.batch_size), (source.val[sensor], source.y_val),
+                                   config, seed=seed, checkpoint_dir=checkpoint_dir)
+    return model, history, time.perf_counter() - t0
+
+
 def networks_conclusion(summary: list[dict[str, Any]], metric: str) -> str:
     """The validation scores of the trained networks: lowest, highest (with their sensor and seed) and mean."""
     if not summary:
@@ -177,7 +184,7 @@ def networks_stage(ctx: RunContext) -> dict[str, Any]:
     cfg, out = ctx.config, ctx.out
     source = load_source(cfg.data.to_mapping(), cfg.model.to_kwargs())
     nets = Networks(source, cfg, out, ctx.progress)
-    summary = nets.train_all()
+    summary = nets.train_all(ctx.workers)
     ctx.networks = nets
     sec = ctx.report.section("Networks")
     sec.conclusion = networks_conclusion(summary, ctx.metric)

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from ccalens.experiments.cross_sensor import run_sensor_grid
+from ccalens.experiments.parallel import Workers
 from ccalens.experiments.paths import out_path
-from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection_pairs
+from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection_views
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
@@ -31,10 +32,12 @@ CONFIDENCE = 0.95  # level of the bootstrap intervals of the mean canonical corr
 
 
 def pair_correlation_intervals(
-    pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], *, pca_variance: float, n_resamples: int, seed: int = 0
+    pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], *, pca_variance: float, n_resamples: int, seed: int = 0,
+    workers: Workers | None = None,
 ) -> list[dict[str, Any]]:
     """The mean canonical correlation that drives the projection, with a :data:`CONFIDENCE` bootstrap interval, for
-    each ``(label, X1_train: (n, p), X2_train: (n, q))`` network pair.
+    each ``(label, X1_train: (n, p), X2_train: (n, q))`` network pair (``workers``: processes the pairs are spread
+    over; None: this process).
 
     The correlations are those of :func:`~ccalens.experiments.projection.cca_bases` (CCA after PCA of each side
     keeping ``pca_variance`` of its variance), i.e. SVCCA with ``keep="variance"``; the interval is
@@ -43,25 +46,30 @@ def pair_correlation_intervals(
     ``null_mean_rho`` (unrelated data of the same n and kept ranks), ``ranks``, ``interval`` (text),
     ``confidence_level``, ``n_resamples``.
     """
+    pool = workers or Workers(1)
+    return pool.map(_pair_interval, [(label, X1, X2, pca_variance, n_resamples, seed) for label, X1, X2 in pairs],
+                    desc="bootstrap intervals")
+
+
+def _pair_interval(label: str, X1: np.ndarray, X2: np.ndarray, pca_variance: float, n_resamples: int,
+                   seed: int) -> dict[str, Any]:
+    """One row of :func:`pair_correlation_intervals`."""
     from ccalens.core.measures import svcca
     from ccalens.core.null import SmallSampleWarning
     from ccalens.core.resampling import bootstrap
 
-    rows = []
-    for label, X1, X2 in pairs:
-        with warnings.catch_warnings():  # the projection reports its own sizes; no warning per replicate
-            warnings.simplefilter("ignore", SmallSampleWarning)
-            result = svcca(X1, X2, keep="variance", threshold=pca_variance)
-            boot = bootstrap(X1, X2, "svcca", n_resamples=n_resamples, confidence_level=CONFIDENCE, seed=seed,
-                             keep="variance", threshold=pca_variance)
-        low, high = boot.confidence_interval
-        null = result.null_mean_rho
-        rows.append({"pair": label, "mean_rho": float(result.score), "low": float(low), "high": float(high),
-                     "bias": float(boot.bootstrap_distribution.mean() - boot.estimate),
-                     "null_mean_rho": None if null is None else float(null), "ranks": [result.rank_x, result.rank_y],
-                     "interval": format_interval(result.score, low, high), "confidence_level": CONFIDENCE,
-                     "n_resamples": n_resamples})
-    return rows
+    with warnings.catch_warnings():  # the projection reports its own sizes; no warning per replicate
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        result = svcca(X1, X2, keep="variance", threshold=pca_variance)
+        boot = bootstrap(X1, X2, "svcca", n_resamples=n_resamples, confidence_level=CONFIDENCE, seed=seed,
+                         keep="variance", threshold=pca_variance)
+    low, high = boot.confidence_interval
+    null = result.null_mean_rho
+    return {"pair": label, "mean_rho": float(result.score), "low": float(low), "high": float(high),
+            "bias": float(boot.bootstrap_distribution.mean() - boot.estimate),
+            "null_mean_rho": None if null is None else float(null), "ranks": [result.rank_x, result.rank_y],
+            "interval": format_interval(result.score, low, high), "confidence_level": CONFIDENCE,
+            "n_resamples": n_resamples}
 
 
 def _interval_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -141,13 +149,15 @@ def projection_stage(ctx: RunContext) -> dict[str, Any]:
         "and CCA_highest's score there; dashed: no projection." + _retraining_sentence(pcfg))
     rows = []
     correlations: list[tuple[str, np.ndarray, np.ndarray]] = []
+    views = []
     for sensor in nets.sensors:
         pairs = [(nets.features[(sensor, a)], nets.features[(sensor, b)]) for a, b in seed_pairs]
         correlations += [(f"{sensor}: seed {a} vs seed {b}", net.train, ref.train)
                          for (a, b), (net, ref) in zip(seed_pairs, pairs, strict=True)]
-        res = run_projection_pairs([(net, ref.train) for net, ref in pairs], nets.source.y_train,
-                                   nets.source.y_val, pcfg, name=sensor, references=[ref.name for _, ref in pairs],
-                                   progress=ctx.progress)
+        views.append((sensor, [(net, ref.train) for net, ref in pairs], [ref.name for _, ref in pairs]))
+    results_by_view = run_projection_views(views, nets.source.y_train, nets.source.y_val, pcfg,
+                                           progress=ctx.progress, workers=ctx.workers)
+    for sensor, res in zip(nets.sensors, results_by_view, strict=True):
         stem = f"{sensor}_" + "_".join(f"seed{a}_vs_seed{b}" for a, b in seed_pairs)
         files = res.save(out_path(out, "projection"), stem)
         fig = plots.plot_projection(res, out_path(out, "projection", stem), metric=metric)
@@ -161,7 +171,7 @@ def projection_stage(ctx: RunContext) -> dict[str, Any]:
     results: dict[str, Any] = {"projection_same_sensor_at_nc": rows}
     if pcfg.bootstrap:
         intervals = pair_correlation_intervals(correlations, pca_variance=pcfg.pca_variance,
-                                               n_resamples=pcfg.bootstrap, seed=pcfg.seed)
+                                               n_resamples=pcfg.bootstrap, seed=pcfg.seed, workers=ctx.workers)
         _report_intervals(sec, out, "projection", intervals, "the two networks of each pair", position=1)
         results["projection_mean_canonical_correlation"] = intervals
     return results
@@ -215,7 +225,7 @@ def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
     sensors = nets.sensors
     seed_pairs = nets.seed_pairs(pcfg.pairs, "cross_sensor")
     grid = run_sensor_grid(nets.features, sensors, seed_pairs, nets.source.y_train, nets.source.y_val, pcfg,
-                           out_dir=out_path(out, "cross_sensor"), progress=ctx.progress)
+                           out_dir=out_path(out, "cross_sensor"), progress=ctx.progress, workers=ctx.workers)
     sec = ctx.report.section("Projection experiment, grid of sensor pairs (Moreau et al. 2021, Fig. 5)")
     sec.paragraphs.append(
         "Column: the network whose features are projected (\"data from\"); row: the network whose features define "
@@ -249,7 +259,7 @@ def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
         pairs = [(f"{a} seed {s} vs {b} seed {t}", nets.features[(a, s)].train, nets.features[(b, t)].train)
                  for i, a in enumerate(sensors) for b in sensors[i:] for s, t in seed_pairs]
         intervals = pair_correlation_intervals(pairs, pca_variance=pcfg.pca_variance, n_resamples=pcfg.bootstrap,
-                                               seed=pcfg.seed)
+                                               seed=pcfg.seed, workers=ctx.workers)
         _report_intervals(sec, out, "cross_sensor", intervals, "the networks of each pair of sensors")
         results["cross_sensor_mean_canonical_correlation"] = intervals
     write_csv(out_path(out, "cross_sensor", "at_nc.csv"), rows)
