@@ -250,54 +250,89 @@ def _train_group(
     config: RetrainConfig,
     start_layer: tuple[np.ndarray, np.ndarray] | None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train one group of G problems. Every array of the loop (the epoch's shuffled data, the logits, the gradients,
+    Adam's moments and denominators) is allocated once and updated in place; the arithmetic is that of the
+    textbook update (the same operations in the same order and precision: float32 products and moments, Adam's
+    step computed in float64 and stored in float32, as NumPy evaluates ``m / (sqrt(v) / c + eps)``)."""
     X = np.stack([np.asarray(t, dtype=np.float32) for t in group])  # (G, n, p)
     G, n, p = X.shape
-    W = np.zeros((G, p, n_classes), dtype=np.float32)
-    b = np.zeros((G, 1, n_classes), dtype=np.float32)
+    c = n_classes
+    W = np.zeros((G, p, c), dtype=np.float32)
+    b = np.zeros((G, 1, c), dtype=np.float32)
     if start_layer is not None:
         W[:] = start_layer[0].T
         b[:] = start_layer[1]
-    state = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(W), np.zeros_like(b)]  # m_W, m_b, v_W, v_b
+    moments = {"W": (np.zeros_like(W), np.zeros_like(W)), "b": (np.zeros_like(b), np.zeros_like(b))}  # m, v
+    grads = {"W": np.empty_like(W), "b": np.empty_like(b)}
+    params = {"W": W, "b": b}
+    scratch = {k: np.empty_like(v) for k, v in params.items()}  # float32 products
+    wide = {k: np.empty(v.shape, dtype=np.float64) for k, v in params.items()}  # Adam's float64 step
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     wd = np.float32(config.weight_decay)
     rng = np.random.default_rng(int(config.seed))
     bs = int(config.batch_size)
     step = 0
-    eye = np.eye(n_classes, dtype=np.float32)
+    eye = np.eye(c, dtype=np.float32)
+    Xe = np.empty_like(X)
+    logits_full = np.empty((G, bs, c), dtype=np.float32)
+    row_stat_full = np.empty((G, bs, 1), dtype=np.float32)
     for epoch in range(int(config.epochs)):
         perm = rng.permutation(n)
-        Xe = np.take(X, perm, axis=1)  # (G, n, p), contiguous mini-batches below
+        np.take(X, perm, axis=1, out=Xe)  # (G, n, p), contiguous mini-batches below
         ye = y[perm]
         for i in range(0, n, bs):
             Xb, yb = Xe[:, i : i + bs], ye[i : i + bs]
-            logits = Xb @ W + b  # (G, B, c)
-            logits -= logits.max(axis=2, keepdims=True)
-            P = np.exp(logits)
-            P /= P.sum(axis=2, keepdims=True)
+            B = len(yb)
+            P = logits_full[:, :B]
+            row = row_stat_full[:, :B]
+            np.matmul(Xb, W, out=P)  # logits (G, B, c)
+            P += b
+            np.max(P, axis=2, keepdims=True, out=row)
+            P -= row
+            np.exp(P, out=P)
+            np.sum(P, axis=2, keepdims=True, out=row)
+            P /= row
             P -= eye[yb]  # d(cross-entropy)/d(logits), per sample
             if weights is None:
-                P /= np.float32(len(yb))
+                P /= np.float32(B)
             else:
                 wb = weights[yb]
                 P *= (wb / wb.sum())[None, :, None]
-            gW = Xb.transpose(0, 2, 1) @ P + wd * W
-            gb = P.sum(axis=1, keepdims=True) + wd * b
+            gW, gb = grads["W"], grads["b"]
+            np.matmul(Xb.transpose(0, 2, 1), P, out=gW)
+            np.multiply(W, wd, out=scratch["W"])
+            gW += scratch["W"]
+            np.sum(P, axis=1, keepdims=True, out=gb)
+            np.multiply(b, wd, out=scratch["b"])
+            gb += scratch["b"]
             step += 1
             lr = np.float32(config.lr_at(step, epoch))
             if config.optimizer == "adam":
-                for param, grad, m, v in ((W, gW, state[0], state[2]), (b, gb, state[1], state[3])):
+                bias2 = np.sqrt(1 - beta2**step)  # a float64 scalar: the denominator is float64
+                rate = lr / (1 - beta1**step)  # float32
+                for key in ("W", "b"):
+                    param, grad, (m, v), tmp, wide_tmp = params[key], grads[key], moments[key], scratch[key], wide[key]
                     m *= beta1
-                    m += (1 - beta1) * grad
+                    np.multiply(grad, 1 - beta1, out=tmp)
+                    m += tmp
                     v *= beta2
-                    v += (1 - beta2) * grad * grad
-                    denom = np.sqrt(v) / np.sqrt(1 - beta2**step) + eps
-                    param -= (lr / (1 - beta1**step)) * m / denom
+                    np.multiply(grad, 1 - beta2, out=tmp)
+                    tmp *= grad
+                    v += tmp
+                    np.sqrt(v, out=tmp)
+                    np.divide(tmp, bias2, out=wide_tmp)
+                    wide_tmp += eps  # denom (float64)
+                    np.multiply(m, rate, out=tmp)
+                    np.divide(tmp, wide_tmp, out=wide_tmp)
+                    np.subtract(param, wide_tmp, out=param, casting="same_kind")
             else:
-                for param, grad, buf in ((W, gW, state[0]), (b, gb, state[1])):
+                for key in ("W", "b"):
+                    param, grad, (buf, _), tmp = params[key], grads[key], moments[key], scratch[key]
                     if step == 1:
                         buf[...] = grad
                     else:
                         buf *= np.float32(config.momentum)
                         buf += grad
-                    param -= lr * buf
+                    np.multiply(buf, lr, out=tmp)
+                    param -= tmp
     return [(W[g].T.astype(np.float64), b[g, 0].astype(np.float64)) for g in range(G)]
