@@ -250,7 +250,7 @@ def _train_group(
     config: RetrainConfig,
     start_layer: tuple[np.ndarray, np.ndarray] | None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Train one group of G problems. Every array of the loop (the epoch's shuffled data, the logits, the gradients,
+    """Train one group of G problems. Every array of the loop (the logits, the gradients,
     Adam's moments and denominators) is allocated once and updated in place; the arithmetic is that of the
     textbook update (the same operations in the same order and precision: float32 products and moments, Adam's
     step computed in float64 and stored in float32, as NumPy evaluates ``m / (sqrt(v) / c + eps)``)."""
@@ -273,15 +273,13 @@ def _train_group(
     bs = int(config.batch_size)
     step = 0
     eye = np.eye(c, dtype=np.float32)
-    Xe = np.empty_like(X)
     logits_full = np.empty((G, bs, c), dtype=np.float32)
     row_stat_full = np.empty((G, bs, 1), dtype=np.float32)
     for epoch in range(int(config.epochs)):
         perm = rng.permutation(n)
-        np.take(X, perm, axis=1, out=Xe)  # (G, n, p), contiguous mini-batches below
-        ye = y[perm]
         for i in range(0, n, bs):
-            Xb, yb = Xe[:, i : i + bs], ye[i : i + bs]
+            rows = perm[i : i + bs]
+            Xb, yb = X[:, rows], y[rows]  # (G, B, p): one mini-batch gathered at a time (it stays in cache)
             B = len(yb)
             P = logits_full[:, :B]
             row = row_stat_full[:, :B]
