@@ -12,6 +12,7 @@ imported by ``import ccalens``.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata as _metadata
 from typing import Any
 
 from .core import (
@@ -40,7 +41,10 @@ from .core import (
     svcca,
 )
 
-__version__ = "0.1.0"
+try:  # one source of truth: the version in pyproject.toml, as installed
+    __version__: str = _metadata.version("ccalens")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree on sys.path without installing
+    __version__ = "0+unknown"
 
 _CONV = (
     "CONVENTIONS",

@@ -285,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an error (also after the command, or CCALENS_DEBUG=1)")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"ccalens {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
