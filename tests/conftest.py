@@ -20,3 +20,17 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"the shared data folder {SHARED} is not present")
     return SHARED
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The BLAS/OpenMP libraries, kernels and thread counts of this run (floats computed two ways depend on them)."""
+    import os
+
+    import numpy  # noqa: F401  (loads its BLAS, so that threadpoolctl can see it)
+    from threadpoolctl import threadpool_info
+
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                   if k in os.environ) or "no thread or kernel variables set"
+    pools = [f"{p.get('internal_api')} {p.get('version')} {p.get('architecture', '')} threads={p.get('num_threads')}"
+             for p in threadpool_info()]
+    return [f"numerics: {env}; " + "; ".join(pools)]
