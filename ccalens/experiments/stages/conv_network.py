@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,22 @@ from ccalens.report.html import format_number
 __all__ = ["conv_network_stage"]
 
 
+def _pix_cnn(n_classes: int, width: int, mean: np.ndarray, std: np.ndarray) -> Any:
+    """An untrained :class:`~ccalens.models.nets.PixCNN` standardising its inputs with ``mean``, ``std``."""
+    from ccalens.models.nets import PixCNN
+
+    model = PixCNN(n_classes=n_classes, width=width)
+    model.set_input_normalization(mean, std)
+    return model
+
+
+def _train_cnn(make_model: Any, train: Any, val: Any, recipe: Any, seed: int, checkpoint_dir: Any) -> Any:
+    """One seed's CNN, ``(model, history)`` (a unit of work of the run's workers)."""
+    from ccalens.models.loop import train_network
+
+    return train_network(make_model, train, val, recipe, seed=seed, checkpoint_dir=checkpoint_dir)
+
+
 def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
     """Train :class:`~ccalens.models.nets.PixCNN` twice (two seeds) with the run's training recipe, then: learning
     dynamics of its layers (DFT-CCA on the conv maps), the two-initialisation study, and ``compare_models`` of the
@@ -37,8 +54,6 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
     from ccalens.extract.compare import compare_models
     from ccalens.models.checkpoints import list_checkpoints
     from ccalens.models.inference import predict_logits
-    from ccalens.models.loop import train_network
-    from ccalens.models.nets import PixCNN
 
     t, nets = ctx.config.conv_network, ctx.nets
     assert t is not None
@@ -52,18 +67,16 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
     sec = ctx.report.section("A CNN on the pix images: SVCCA studies on conv layers (DFT-CCA) and two seeds compared")
     mean, std = X_train.mean(axis=0), X_train.std(axis=0)
 
-    def make_model() -> Any:
-        model = PixCNN(n_classes=source.n_classes, width=t.width)
-        model.set_input_normalization(mean, std)
-        return model
+    make_model = functools.partial(_pix_cnn, source.n_classes, t.width, mean, std)
 
-    models, rows = {}, []
+    models, rows, jobs = {}, [], []
     for k, seed in enumerate(t.seeds):
         recipe = dataclasses.replace(nets.train_config, epochs=t.epochs, progress=False,
                                      checkpoint_every=t.checkpoint_every if k == 0 else 0,
                                      lr_milestones=tuple(m for m in nets.train_config.lr_milestones if m < t.epochs))
-        model, history = train_network(make_model, (X_train, source.y_train), (X_val, source.y_val), recipe,
-                                       seed=seed, checkpoint_dir=out_path(folder, "checkpoints", f"seed{seed}"))
+        jobs.append((make_model, (X_train, source.y_train), (X_val, source.y_val), recipe, seed,
+                     out_path(folder, "checkpoints", f"seed{seed}")))
+    for seed, (model, history) in zip(t.seeds, ctx.workers.map(_train_cnn, jobs, desc="training CNNs"), strict=True):
         models[seed] = model
         logits = predict_logits(model, X_val)
         s = scores(source.y_val, logits.argmax(axis=1), source.n_classes)
