@@ -247,6 +247,7 @@ def train_classifier(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     state = _resume(ckpt_dir, model, opt, config, resume) if ckpt_dir is not None else _Progress()
     history = state.history
+    history.resumed_from_step = state.step
 
     max_steps = config.max_steps if config.max_steps is not None else config.epochs * n_batches
     total = min(max_steps, config.epochs * n_batches)

@@ -100,7 +100,8 @@ class TrainConfig:
 
 @dataclass
 class TrainingHistory:
-    """Per-epoch record of a run. ``checkpoints``: ``(step, path)`` pairs in step order."""
+    """Per-epoch record of a run. ``checkpoints``: ``(step, path)`` pairs in step order; ``resumed_from_step``: the
+    step the last call started from (0: trained from the initialisation; ``total_steps``: nothing left to train)."""
 
     epoch: list[int] = field(default_factory=list)
     step: list[int] = field(default_factory=list)
@@ -111,6 +112,7 @@ class TrainingHistory:
     checkpoints: list[tuple[int, str]] = field(default_factory=list)
     total_steps: int = 0
     wall_time_s: float = 0.0
+    resumed_from_step: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -102,7 +102,8 @@ class Networks:
             s = scores(self.source.y_val, feats.logits(feats.val).argmax(axis=1), self.source.n_classes)
             self.summary.append({"sensor": sensor, "seed": seed, "n_features": feats.n_features,
                                  "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
-                                 "epochs": tc.epochs, "steps": history.total_steps, "wall_time_s": wall})
+                                 "epochs": tc.epochs, "steps": history.total_steps,
+                                 "resumed_from_step": history.resumed_from_step, "wall_time_s": wall})
         write_json(out_path(self.root, "models", "training.json"),
                    {"config": self.train_config.to_dict(), "runs": self.summary})
         write_csv(out_path(self.root, "models", "training.csv"), self.summary)
