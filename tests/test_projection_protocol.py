@@ -134,3 +134,21 @@ def test_log_k_ticks_never_collide() -> None:
     ticks = _k_ticks([*range(1, 21), 32, 64, 128], 10)
     assert 10 in ticks and 128 in ticks and 8 not in ticks  # "8" and "10" printed as "810" before
     assert all(np.log2(b) - np.log2(a) >= 0.5 for a, b in pairwise(ticks))
+
+
+@pytest.mark.parametrize("c", [1, 2, 7, 8, 9, 10, 16, 17, 31])
+def test_retraining_row_reductions_are_the_softmax_sums_and_maxima(c):
+    """The retraining loop's strided row sum and maximum (any number of classes c) against NumPy's reductions:
+    maxima exactly (a maximum does not round), sums within the bound of two orderings of c float32 terms."""
+    from ccalens.experiments.common import _row_max, _row_sum
+    from tests.numerics import assert_close_computed_two_ways
+
+    rng = np.random.default_rng(c)
+    P = (rng.standard_normal((5, 9, c)) * rng.uniform(0.1, 10.0, (5, 9, c))).astype(np.float32)
+    out = np.empty((5, 9, 1), dtype=np.float32)
+    np.testing.assert_array_equal(_row_max(P, out), P.max(axis=2, keepdims=True))
+    positive = np.exp(P - P.max(axis=2, keepdims=True))
+    assert_close_computed_two_ways(_row_sum(positive, out), positive.sum(axis=2, keepdims=True),
+                                   dtype=np.float32, k=c)
+    assert_close_computed_two_ways(_row_sum(P, out), P.sum(axis=2, keepdims=True), dtype=np.float32, k=c,
+                                   scale=float(np.abs(P).sum(axis=2).max()))
