@@ -100,3 +100,17 @@ def test_cifar10_moreau_config_runs_on_fake_cifar(tmp_path):
     assert saved["optimizer"] == "adam" and saved["lr_milestones"] == [20, 40, 60]
     assert saved["lr_gamma"] == pytest.approx(1 / 3)
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_cifar10_resnet_config_says_what_it_does():
+    """Its description names the convention its SVCCA stages use (DFT-CCA for conv maps, not pooling), and its
+    retrained last layer follows Moreau et al.'s recipe, the one cifar10_moreau.toml uses."""
+    from ccalens.experiments.runner import load_config
+
+    cfg, _ = load_config("cifar10_resnet")
+    assert "averaged over positions" not in cfg.description and "DFT-CCA" in cfg.description
+    theirs = load_config("cifar10_moreau")[0].projection.retrain_config
+    ours = cfg.projection.retrain_config
+    fields = ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "lr_milestones", "lr_milestone_unit",
+              "lr_gamma", "init")
+    assert {f: getattr(ours, f) for f in fields} == {f: getattr(theirs, f) for f in fields}
