@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ccalens.core.stats import SufficientStats  # noqa: E402
-from ccalens.extract.store import ActivationStore, stats_from_store  # noqa: E402
+from ccalens.extract import ActivationStore, stats_from_store  # noqa: E402
 
 KEYS = [("model_a", "features"), ("model_b", "features")]
 

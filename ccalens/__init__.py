@@ -26,7 +26,6 @@ from .core import (
     bootstrap,
     bootstrap_matrix,
     cca,
-    cca_similarity,
     cca_test,
     compare,
     debiased_linear_cka,
@@ -81,7 +80,6 @@ __all__ = [
     "bootstrap",
     "bootstrap_matrix",
     "cca",
-    "cca_similarity",
     "cca_test",
     "compare",
     "debiased_linear_cka",
@@ -110,4 +108,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__, *_SUBPACKAGES})
+    return sorted(__all__)

@@ -219,7 +219,7 @@ def test_reusing_out_after_changing_the_architecture(tmp_path, capsys):
               "[training]\nseeds = [0]\nepochs = 1\nmax_steps = 2\n[fusion]\n")
     out = tmp_path / "out"
     (tmp_path / "c.toml").write_text(config.format(width=8))
-    from ccalens.models.training import list_checkpoints
+    from ccalens.models.checkpoints import list_checkpoints
 
     # the quickest run that trains: it stops after training, as one view has no pair to fuse
     assert main(["run", str(tmp_path / "c.toml"), "--out", str(out), "--no-progress"]) == 2

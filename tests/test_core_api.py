@@ -42,11 +42,27 @@ def test_import_ccalens_gives_the_vocabulary_and_stays_light():
         ccalens.nonsense  # noqa: B018
 
 
-def test_cca_similarity_is_a_deprecated_alias_of_cca():
-    X, Y = related(0)
-    with pytest.warns(DeprecationWarning, match="ccalens.cca"):
-        old = ccalens.cca_similarity(X, Y)
-    assert old.score == ccalens.cca(X, Y).score and old.measure == "cca"
+def test_no_shims_for_old_names_or_paths():
+    """A 0.x release keeps no aliases or gathering modules for names that moved (issue #25 item 4)."""
+    import importlib
+
+    import ccalens.core
+
+    assert dir(ccalens) == sorted(ccalens.__all__)
+    assert not hasattr(ccalens, "cca_similarity") and not hasattr(ccalens.core, "cca_similarity")
+    for name in ("whiten", "Whitening", "cca_qr"):
+        assert not hasattr(ccalens.core, name), name
+    for module in ("ccalens.extract.hooks", "ccalens.extract.store", "ccalens.extract._exports",
+                   "ccalens.models.training"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(module)
+    import ccalens.report
+
+    assert not hasattr(ccalens.report, "write_json")  # the writers are ccalens.io's
+    import ccalens.extract
+
+    assert dir(ccalens.extract) == sorted(ccalens.extract.__all__)
+    assert all(hasattr(ccalens.extract, name) for name in ("ActivationStore", "stats_from_store"))
 
 
 def test_low_level_blocks_live_in_core_linalg():
@@ -55,9 +71,6 @@ def test_low_level_blocks_live_in_core_linalg():
     for name in ("whiten", "Whitening", "CholeskyWhitening", "cca_from_covariances", "cca_from_whitenings",
                  "cca_from_stats", "cca_qr", "principal_whitening", "canonical_correlations"):
         assert hasattr(linalg, name), name
-    with pytest.warns(DeprecationWarning, match="moved to ccalens.core.linalg"):
-        from ccalens.core import whiten
-    assert whiten is linalg.whiten
     # kernel.py and measures.py: measures imports the kernel only when rbf_cka runs
     source = (Path(ccalens.__file__).parent / "core" / "measures.py").read_text()
     assert "from .kernel import" not in source.split("def _rbf_data")[0]

@@ -24,7 +24,9 @@ from ccalens.experiments.paths import check_inside, check_name, out_path
 from ccalens.experiments.runner import run_config
 from ccalens.experiments.sources import load_source
 from ccalens.models import ViewMLP
-from ccalens.models.training import TrainConfig, list_checkpoints, load_checkpoint, train_classifier
+from ccalens.models.checkpoints import list_checkpoints, load_checkpoint
+from ccalens.models.loop import train_classifier
+from ccalens.models.train_config import TrainConfig
 
 
 class _Planted:

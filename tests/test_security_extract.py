@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ccalens.extract.store import (
+from ccalens.extract import (
     ActivationStore,
     CorruptShardError,
     LayerLockedError,

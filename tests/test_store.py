@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from ccalens.core.stats import SufficientStats
-from ccalens.extract import files as files_mod
-from ccalens.extract.store import (
+from ccalens.extract import (
     ActivationStore,
     CorruptShardError,
     SampleMismatchError,
@@ -17,6 +16,7 @@ from ccalens.extract.store import (
     aligned_batches,
     stats_from_store,
 )
+from ccalens.extract import files as files_mod
 
 
 def assert_stats_equal(a: SufficientStats, b: SufficientStats, rtol: float = 1e-10) -> None:
@@ -285,7 +285,7 @@ def test_one_writer_per_layer(store, rng):
     import os
     import signal
 
-    from ccalens.extract.store import LayerLockedError
+    from ccalens.extract import LayerLockedError
 
     X = rng.normal(size=(8, 2))
     w = store.writer("m", "l", sample_shape=(2,), dtype=X.dtype, shard_rows=4)

@@ -11,16 +11,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ccalens.data import load_multiple_features
 from ccalens.models import ViewMLP
-from ccalens.models.training import (
-    TrainConfig,
-    class_weights,
-    extract_penultimate,
-    list_checkpoints,
-    load_checkpoint,
-    predict_logits,
-    seed_everything,
-    train_classifier,
-)
+from ccalens.models.checkpoints import list_checkpoints, load_checkpoint
+from ccalens.models.inference import extract_penultimate, predict_logits
+from ccalens.models.loop import class_weights, seed_everything, train_classifier
+from ccalens.models.train_config import TrainConfig
 
 
 @pytest.fixture(autouse=True)
@@ -287,7 +281,7 @@ def test_resnet_trains_on_fake_cifar_with_augmentation(tmp_path):
 
 
 def test_train_network_is_seeding_then_building_then_training(kar):
-    from ccalens.models.training import train_network
+    from ccalens.models.loop import train_network
 
     (X, y), _ = kar
     cfg = TrainConfig(epochs=2, batch_size=64, progress=False, seed=123)

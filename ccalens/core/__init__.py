@@ -8,16 +8,12 @@ low-level building blocks (whitenings, ``cca_from_*``, ``cca_qr``) live in :mod:
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 from . import linalg
 from .cca import CCA, CCAResult
 from .measures import (
     MEASURES,
     STATS_MEASURES,
     cca,
-    cca_similarity,
     compare,
     debiased_linear_cka,
     linear_cka,
@@ -64,7 +60,6 @@ __all__ = [
     "bootstrap",
     "bootstrap_matrix",
     "cca",
-    "cca_similarity",
     "cca_test",
     "check_features",
     "check_paired",
@@ -81,16 +76,3 @@ __all__ = [
     "similarity_matrix",
     "svcca",
 ]
-
-#: Building blocks that moved to :mod:`ccalens.core.linalg`; still reachable here, with a DeprecationWarning.
-_MOVED = ("Whitening", "CholeskyWhitening", "whiten", "cca_from_covariances", "cca_from_stats",
-          "cca_from_whitenings", "cca_qr")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        warnings.warn(
-            f"ccalens.core.{name} moved to ccalens.core.linalg.{name}", DeprecationWarning, stacklevel=2
-        )
-        return getattr(linalg, name)
-    raise AttributeError(f"module 'ccalens.core' has no attribute {name!r}")

@@ -55,7 +55,6 @@ __all__ = [
     "SimilarityMatrix",
     "SimilarityResult",
     "cca",
-    "cca_similarity",
     "compare",
     "debiased_linear_cka",
     "linear_cka",
@@ -672,12 +671,6 @@ def cca(
     ``method``/``memory_budget``: the feature-space or the sample-space path (see :data:`PLAN_DOC`).
     """
     return _measure("cca", X, Y, stats, i, j, {"tol": tol, "method": method, "memory_budget": memory_budget})
-
-
-def cca_similarity(X: Any = None, Y: Any = None, **kwargs: Any) -> SimilarityResult:
-    """Deprecated name of :func:`cca` (same arguments)."""
-    warnings.warn("cca_similarity is deprecated: use ccalens.cca", DeprecationWarning, stacklevel=2)
-    return cca(X, Y, **kwargs)
 
 
 def svcca(

@@ -8,7 +8,7 @@ integer), got the string 'three'``); the dataclasses' own checks (ranges, choice
 name in front. A stage runs when its table is present (its field is not None).
 
 Tables: ``[data]`` (:class:`DataConfig`), ``[model]`` (:class:`ModelConfig`), ``[training]``
-(:class:`TrainingConfig`, a :class:`~ccalens.models.training.TrainConfig` preset plus overrides), ``[projection]``
+(:class:`TrainingConfig`, a :class:`~ccalens.models.train_config.TrainConfig` preset plus overrides), ``[projection]``
 and ``[cross_sensor]`` (:class:`~ccalens.experiments.projection.ProjectionConfig`; the sub-table ``retrain_hparams``
 overrides the networks' own recipe, :class:`~ccalens.experiments.common.RetrainConfig`), ``[fusion]``
 (:class:`FusionStageConfig`), ``[learning_dynamics]``, ``[two_initialisations]``, ``[compression]``, ``[sanity]``,
@@ -240,7 +240,7 @@ def _train_config_type() -> type:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """``[training]``: ``preset`` (a :class:`~ccalens.models.training.TrainConfig` class method), ``seeds``
+    """``[training]``: ``preset`` (a :class:`~ccalens.models.train_config.TrainConfig` class method), ``seeds``
     (one network per sensor and seed) and any TrainConfig field as an override, kept in ``train``."""
 
     preset: str = "multiview_default"

@@ -29,7 +29,7 @@ def learning_dynamics(
 ) -> dict[str, Any]:
     """SVCCA similarity of each layer at each checkpoint to the same layer at the LAST checkpoint.
 
-    ``checkpoints``: ``(step, path)`` in step order (``ccalens.models.training.list_checkpoints``);
+    ``checkpoints``: ``(step, path)`` in step order (``ccalens.models.checkpoints.list_checkpoints``);
     ``X: (n, ...)`` probe inputs. Dense layers: one :func:`~ccalens.core.measures.similarity_matrix` per layer over
     the T checkpoints, asking only the T pairs against the final state (each checkpoint's representation prepared
     once). Conv layers (``conv="maps"``): DFT-CCA (SVCCA appendix C) per checkpoint. Returns ``{"steps": [T],
@@ -37,7 +37,7 @@ def learning_dynamics(
     "dense" | "dft"}, "keep", "threshold"}``.
     """
     from ccalens.core.measures import similarity_matrix
-    from ccalens.models.training import load_checkpoint
+    from ccalens.models.checkpoints import load_checkpoint
 
     keep, threshold = svcca_rule(keep, threshold, variance)
     if len(checkpoints) < 2:

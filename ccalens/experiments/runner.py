@@ -6,7 +6,7 @@ Config tables (see ``ccalens/experiments/configs/*.toml``), read strictly by
 runs when its table is present:
 
 * ``[data]`` dataset and sensors (:func:`ccalens.experiments.sources.load_source`), ``[model]`` model kwargs;
-* ``[training]``: ``preset`` (a :class:`~ccalens.models.training.TrainConfig` class method), ``seeds`` (at
+* ``[training]``: ``preset`` (a :class:`~ccalens.models.train_config.TrainConfig` class method), ``seeds`` (at
   least 2), and any TrainConfig field as an override;
 * ``[projection]`` same-sensor experiment (features X2 from another seed), ``[projection.retrain_hparams]`` overrides
   of the retraining hyper-parameters (default: the training ones);

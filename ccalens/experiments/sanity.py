@@ -25,8 +25,7 @@ def demo_activations(view: str = "pix", seed: int = 0, epochs: int = 20) -> np.n
     (256-128, ReLU) trained with the demo's recipe (``TrainConfig.multiview_default``, ``epochs`` epochs) on one
     view of the bundled UCI digits (training part), evaluated on all 2,000 digits. Needs torch; a few seconds."""
     from ccalens.data.multiview import load_multiple_features
-    from ccalens.models import ViewMLP
-    from ccalens.models.training import TrainConfig, extract_penultimate, seed_everything, train_classifier
+    from ccalens.models import TrainConfig, ViewMLP, extract_penultimate, seed_everything, train_classifier
 
     ds = load_multiple_features([view])
     X, y = ds.views[view], ds.labels

@@ -23,7 +23,7 @@ __all__ = ["Source", "load_source"]
 class Source:
     """Inputs per sensor: ``train[s]: (n, ...)``, ``val[s]: (m, ...)`` float32; labels ``y_train (n,)``,
     ``y_val (m,)``; ``make_model(sensor)`` builds an untrained model; ``train_data(sensor)`` what
-    :func:`ccalens.models.training.train_classifier` takes (a pair, or a DataLoader for augmentation)."""
+    :func:`ccalens.models.loop.train_classifier` takes (a pair, or a DataLoader for augmentation)."""
 
     name: str
     sensors: list[str]

@@ -34,12 +34,11 @@ import numpy as np
 
 from ccalens.core.stats import SufficientStats
 
-from ._exports import DASK
 from .aligned import AlignedPlan, Key, normalise_transforms, plan_aligned
 from .catalogue import ActivationStore
 from .reader import Verify
 
-__all__ = [*DASK, "DEFAULT_TIMEOUT"]
+__all__ = ["DEFAULT_TIMEOUT", "DaskWorkersLostError", "stats_with_dask", "store_to_dask_array"]
 
 # seconds a distributed computation waits while the cluster has no live worker before giving up
 DEFAULT_TIMEOUT = 60.0
