@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: env demo test lint bench bench-core bench-scale bench-inference clean
+.PHONY: env demo findings test lint bench bench-core bench-scale bench-inference clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,18 @@ env: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/ccalens demo --out results/demo
+	@$(PY) tools/update_findings.py results/demo/results.json --check
+
+# After `make demo`: the README's and the docs' demo-findings blocks from this run (docs/demo-findings.json).
+findings:
+	$(PY) tools/update_findings.py results/demo/results.json
 
 test: $(STAMP)
-	$(PY) -m ruff check ccalens tests benchmarks
+	$(PY) -m ruff check ccalens tests benchmarks tools
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check ccalens tests benchmarks
+	$(PY) -m ruff check ccalens tests benchmarks tools
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

@@ -85,6 +85,10 @@ def test_runner_end_to_end(tiny_run):
         assert (out / rel).is_file(), rel
     saved = json.loads((out / "results.json").read_text())
     assert saved["networks"] == json.loads(json.dumps(results["networks"]))
+    from ccalens.report.findings import findings_markdown
+
+    assert (out / "findings.md").read_text() == findings_markdown(saved)  # what the README's block is made from
+    assert saved["machine"]["cores"] >= 1 and "The run took" in findings_markdown(saved)
     assert len(saved["networks"]) == 4
     assert {r["network"] for r in saved["projection_same_sensor_at_nc"]} == {"kar", "zer"}
     assert len(saved["cross_sensor_at_nc"]) == 4

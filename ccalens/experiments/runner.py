@@ -19,8 +19,9 @@ Each stage (:mod:`ccalens.experiments.stages`) takes the :class:`~ccalens.experi
 files and report section (opening with a conclusion computed from its numbers) and returns its part of
 ``results.json``; this module sequences them and times them.
 
-Output folder: ``report.html``, ``results.json`` (key numbers), ``config.toml`` (the config used),
-``timings.json``, ``models/``, ``projection/``, ``cross_sensor/``, ``fusion/``, ``svcca/``, ``sanity/``.
+Output folder: ``report.html``, ``results.json`` (key numbers), ``findings.md`` (the conclusions and timings, as
+the README quotes them: :mod:`ccalens.report.findings`), ``config.toml`` (the config used), ``timings.json``,
+``models/``, ``projection/``, ``cross_sensor/``, ``fusion/``, ``svcca/``, ``sanity/``.
 
 Safety: sensor (view) names become file names, so they must match :data:`~ccalens.experiments.paths.SAFE_NAME_PATTERN`
 (letters, digits, ``_ - .``, no leading dot); every path written or read under the output folder goes through
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 
 from ccalens.errors import UserInputError
 from ccalens.experiments.config import ExperimentConfig, parse_config
-from ccalens.experiments.parallel import Workers
+from ccalens.experiments.parallel import Workers, available_cores
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages import (
     RunContext,
@@ -56,6 +57,7 @@ from ccalens.experiments.stages import (
     svcca_stage,
 )
 from ccalens.io import atomic_write_text, write_json
+from ccalens.report.findings import findings_markdown
 from ccalens.report.html import Report
 
 __all__ = ["builtin_config", "list_builtin_configs", "load_config", "run_config", "run_demo"]
@@ -188,8 +190,10 @@ def _run_stages(cfg: ExperimentConfig, text: str, out: Path, progress: bool) -> 
     timings["total"] = time.perf_counter() - t_start
     report.timings = timings
     results["timings_s"] = timings
+    results["machine"] = {"cores": available_cores(), "workers": workers.workers, "threads": cfg.threads}
     write_json(out_path(out, "timings.json"), timings)
     write_json(out_path(out, "results.json"), results)
+    atomic_write_text(out_path(out, "findings.md"), findings_markdown(results))
     report.write(out_path(out, "report.html"))
     if progress:
         tqdm.write(f"[ccalens] report: {out / 'report.html'} ({timings['total']:.1f} s)")
