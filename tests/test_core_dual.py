@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ccalens.core import dual
+from ccalens.core import dual, plan
 from ccalens.core.measures import debiased_linear_cka, linear_cka, procrustes
 
 
@@ -43,13 +43,13 @@ def test_tiled_linear_cka_of_float32_input_is_centred_without_cancellation(offse
     X, Y = _pair(300, 700, 500, offset=offset)
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     reference = linear_cka(X32.astype(np.float64), Y32.astype(np.float64), method="primal").score
-    for tile_rows in (dual.TILE_ROWS, 64):
+    for tile_rows in (plan.TILE_ROWS, 64):
         assert dual.linear_cka_tiled(X32, Y32, tile_rows=tile_rows) == pytest.approx(reference, rel=1e-5)
-    raw = dual._raw_tile_products(X32, Y32, dual.TILE_ROWS)
+    raw = dual._raw_tile_products(X32, Y32, plan.TILE_ROWS)
     assert (raw is not None) == (offset < 1e3)  # large offsets: rows centred per tile instead
 
 
-@pytest.mark.parametrize("tile_rows", [dual.TILE_ROWS, 7])
+@pytest.mark.parametrize("tile_rows", [plan.TILE_ROWS, 7])
 def test_raw_tiles_centred_afterwards_equal_centred_tiles(tile_rows: int) -> None:
     """The raw tiles' inner products, centred from the Grams' row sums, equal those of centred tiles."""
     X, Y = _pair(200, 30, 50, offset=0.3)
@@ -93,20 +93,20 @@ def test_constant_representation_is_refused() -> None:
 
 
 def test_planner_prefers_dual_for_wide_and_primal_for_tall() -> None:
-    wide = dual.plan_pair(2000, (8192, 8192), needs_basis=True, memory_budget=8 << 30)
-    tall = dual.plan_pair(50_000, (512, 512), needs_basis=True, memory_budget=8 << 30)
+    wide = plan.plan_pair(2000, (8192, 8192), needs_basis=True, memory_budget=8 << 30)
+    tall = plan.plan_pair(50_000, (512, 512), needs_basis=True, memory_budget=8 << 30)
     assert wide.method == "dual" and tall.method == "primal"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        forced = dual.plan_pair(50_000, (512, 512), needs_basis=True, method="dual", memory_budget=1 << 40)
+        forced = plan.plan_pair(50_000, (512, 512), needs_basis=True, method="dual", memory_budget=1 << 40)
     assert forced.method == "dual" and "forced" in forced.reason
 
 
 def test_planner_error_says_what_would_fit() -> None:
     with pytest.raises(MemoryError, match="minibatch CKA"):
-        dual.plan_pair(100_000, (65_536, 65_536), needs_basis=False, memory_budget=1 << 30)
+        plan.plan_pair(100_000, (65_536, 65_536), needs_basis=False, memory_budget=1 << 30)
     with pytest.raises(ValueError, match="memory_budget"):
-        dual.plan_pair(10, (3, 3), needs_basis=False, memory_budget=-1)
+        plan.plan_pair(10, (3, 3), needs_basis=False, memory_budget=-1)
 
 
 # --------------------------------------------------------------------------------- the measures on both paths
@@ -218,7 +218,8 @@ def test_similarity_matrix_warns_once_per_call() -> None:
 
 
 def test_streamed_groups_fit_the_budget_and_equal_in_memory_results() -> None:
-    from ccalens.core.many import plan_stream_groups, stream_similarities
+    from ccalens.core.many import stream_similarities
+    from ccalens.core.plan import plan_stream_groups
 
     rng = np.random.default_rng(8)
     n, T, L, d = 90, 4, 2, 6  # T checkpoints x L layers against the final state (the last L)

@@ -10,8 +10,9 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 
 from ccalens.core import kernel
-from ccalens.core.kernel import exact_memory_bytes, median_distance, rbf_cka
+from ccalens.core.kernel import median_distance, rbf_cka
 from ccalens.core.measures import linear_cka
+from ccalens.core.plan import exact_rbf_bytes
 
 
 def related_pair(seed: int, n: int = 201, p: int = 6, q: int = 4):
@@ -78,14 +79,19 @@ def test_exact_is_deterministic_without_subsample():
 
 def test_memory_budget_picks_the_method():
     X, Y = related_pair(2, n=150)
-    need = exact_memory_bytes(150)
+    need = exact_rbf_bytes(150)
     assert need == 8 * (2 * 150**2 + 150 * 149 // 2)
     assert rbf_cka(X, Y, memory_budget=need).details["method"] == "exact"
     approx = rbf_cka(X, Y, memory_budget=need - 1, n_features=256)
     assert approx.details["method"] == "random_features"
     with pytest.raises(ValueError, match="memory_budget"):
         rbf_cka(X, Y, method="exact", memory_budget=need - 1)
-    assert kernel.DEFAULT_MEMORY_BUDGET >= exact_memory_bytes(5000)  # the old exact limit still runs exactly
+    # the default budget is the engine's one default (a quarter of the available memory), as for every measure
+    from ccalens.core import plan
+
+    n_fits = int((plan.default_memory_budget() / 40) ** 0.5)  # exact_rbf_bytes(n) ~ 20 n^2: half the budget
+    assert plan.plan_rbf(n_fits, "auto") == "exact"
+    assert plan.plan_rbf(int(1e6), "auto") == "random_features"  # 20 TB of kernels exceed any budget
 
 
 @pytest.mark.parametrize("exponent", [-300, -100, -30, 30, 100, 300])
@@ -171,7 +177,7 @@ def test_kernel_does_not_import_measures():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not any(mod and "measures" in mod for mod in imported)
-    assert imported <= {"__future__", "typing", "numpy", "minibatch", "result", "stats", "validation"}
+    assert imported <= {"__future__", "typing", "numpy", "minibatch", "plan", "result", "stats", "validation"}
 
 
 def test_minibatch_method_estimates_the_exact_value():

@@ -1,4 +1,4 @@
-"""Wide representations: the sample-space (dual) path and the memory planner that chooses it.
+"""Wide representations: the sample-space (dual) path (the planner that chooses it: :mod:`ccalens.core.plan`).
 
 When a representation has more features than samples (flattened conv maps, wide layers on a small probe
 set), its ``d x d`` co-moment is the wrong object: it costs ``n d^2`` to build, ``d^3`` to decompose and
@@ -21,156 +21,21 @@ added into a float64 ``K``; the data are never copied whole.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import scipy.linalg
 
+from .plan import DEFAULT_COLUMN_BLOCK, TILE_ROWS
 from .validation import check_features
 
 __all__ = [
-    "DEFAULT_COLUMN_BLOCK",
     "Gram",
-    "Plan",
     "SampleBasis",
-    "available_memory",
     "centred_gram",
     "cross_product",
-    "default_memory_budget",
-    "plan_pair",
 ]
-
-#: Columns centred and multiplied at a time: wide enough for GEMM efficiency, small enough to stay in cache
-#: budgets (``n x 512`` float64 is 20 MB at n = 5,000).
-DEFAULT_COLUMN_BLOCK = 512
-
-Method = Literal["auto", "primal", "dual"]
-
-
-# --------------------------------------------------------------------------------- memory
-def available_memory() -> int:
-    """Bytes of memory available now (``MemAvailable`` on Linux, else the physical memory; 8 GiB if unknown)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 << 30
-
-
-def default_memory_budget() -> int:
-    """The default ``memory_budget``: a quarter of the memory available when the call starts."""
-    return available_memory() // 4
-
-
-def check_memory_budget(memory_budget: int | None) -> int:
-    """``memory_budget`` in bytes (None: :func:`default_memory_budget`); a clear error for nonsense."""
-    if memory_budget is None:
-        return default_memory_budget()
-    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, np.integer)) or memory_budget <= 0:
-        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
-    return int(memory_budget)
-
-
-# --------------------------------------------------------------------------------- the plan
-@dataclass(frozen=True)
-class Plan:
-    """How one comparison is computed, and why.
-
-    Attributes:
-        method: ``"primal"`` (feature-space co-moments, streamed over samples) or ``"dual"`` (sample-space Gram
-            matrices of the centred data).
-        bytes_needed: the plan's estimated working memory (the inputs excluded).
-        memory_budget: the budget it was chosen under.
-        reason: one sentence for the record.
-    """
-
-    method: str
-    bytes_needed: int
-    memory_budget: int
-    reason: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "method": self.method,
-            "bytes_needed": self.bytes_needed,
-            "memory_budget": self.memory_budget,
-            "reason": self.reason,
-        }
-
-
-def _primal_cost(n: int, widths: tuple[int, ...], needs_basis: bool) -> tuple[float, int]:
-    """(flops, bytes) of the feature-space path: joint co-moment, then one eigendecomposition per side."""
-    total = sum(widths)
-    flops = float(n) * total * total + (sum(9.0 * d**3 for d in widths) if needs_basis else 0.0)
-    memory = 8 * (total * total + (2 * max(widths) ** 2 if needs_basis else 0))
-    return flops, memory
-
-
-def _dual_cost(n: int, widths: tuple[int, ...], needs_basis: bool, tiled: bool = False) -> tuple[float, int]:
-    """(flops, bytes) of the sample-space path: one Gram per side, one eigendecomposition per side; or, for an
-    inner product of Grams (``tiled``), tiles of both Grams (:func:`linear_cka_tiled`)."""
-    L = len(widths)
-    if tiled:
-        tile = min(n, TILE_ROWS)
-        return float(n) * n * sum(widths), 4 * (L + 1) * tile * tile + 8 * n * L
-    flops = float(n) * n * sum(widths) + (L * 9.0 * n**3 if needs_basis else 0.0)
-    memory = 8 * (L * n * n + (2 * n * n if needs_basis else 0) + n * DEFAULT_COLUMN_BLOCK)
-    return flops, memory
-
-
-def plan_pair(
-    n_samples: int,
-    widths: tuple[int, ...],
-    *,
-    needs_basis: bool,
-    method: Method = "auto",
-    memory_budget: int | None = None,
-    tiled: bool = False,
-) -> Plan:
-    """Choose the primal or the dual path for representations of ``widths`` features over ``n_samples``.
-
-    ``needs_basis``: the measure needs each side's principal basis (CCA family) rather than second moments only
-    (CKA, Procrustes); ``tiled``: the measure is an inner product of Gram matrices (linear CKA), computed tile by
-    tile on the dual path without holding a whole Gram. ``auto`` takes the cheaper path in flops among those that
-    fit ``memory_budget``
-    (bytes; default a quarter of the available memory); ``primal``/``dual`` force one and still check the
-    budget. Raises ``MemoryError`` with what would fit when nothing does.
-    """
-    budget = check_memory_budget(memory_budget)
-    if method not in ("auto", "primal", "dual"):
-        raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
-    primal = _primal_cost(n_samples, widths, needs_basis)
-    dual = _dual_cost(n_samples, widths, needs_basis, tiled)
-    options = {"primal": primal, "dual": dual}
-    candidates = [method] if method != "auto" else ["primal", "dual"]
-    fitting = [m for m in candidates if options[m][1] <= budget]
-    if not fitting:
-        need = min(options[m][1] for m in candidates)
-        raise MemoryError(
-            f"no plan fits memory_budget={budget:,} bytes: the {'/'.join(candidates)} path needs about {need:,} "
-            f"bytes for {n_samples} samples of widths {list(widths)}. Raise memory_budget, use fewer samples, "
-            "pool conv maps or use DFT-CCA (ccalens.conv) instead of flattening them, or estimate CKA with "
-            "ccalens.core.minibatch (minibatch CKA)."
-        )
-    chosen = min(fitting, key=lambda m: options[m][0])
-    flops, memory = options[chosen]
-    if method != "auto":
-        reason = f"{chosen} path forced by method={method!r}"
-    elif len(fitting) == 1 and len(candidates) == 2:
-        reason = f"only the {chosen} path fits the memory budget"
-    else:
-        other = "dual" if chosen == "primal" else "primal"
-        reason = f"{chosen} path: {flops:.3g} flops against {options[other][0]:.3g} for the {other} path"
-    return Plan(method=chosen, bytes_needed=int(memory), memory_budget=budget, reason=reason)
 
 
 # --------------------------------------------------------------------------------- Gram matrices
@@ -426,8 +291,6 @@ def feature_loadings(X: np.ndarray, mean: np.ndarray, H: np.ndarray, block_colum
     return out
 
 
-#: Rows (and columns) of the Gram tiles of :func:`linear_cka_tiled`: a float32 tile is 16 MB.
-TILE_ROWS = 2048
 #: Rows of a tile widened to float64 at a time for the inner products.
 _INNER_ROWS = 512
 

@@ -39,22 +39,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .plan import plan_rbf
 from .result import SimilarityResult
 from .stats import SufficientStats
 from .validation import check_paired
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "exact_memory_bytes", "median_distance", "rbf_cka"]
-
-DEFAULT_MEMORY_BUDGET = 2 * 1024**3
-"""Bytes the exact method may hold (two n x n kernels and a distance triangle: ``exact_memory_bytes(n)``)."""
+__all__ = ["median_distance", "rbf_cka"]
 
 MedianRule = Literal["distinct", "all"]
 _MEDIAN_RULES = ("distinct", "all")
-
-
-def exact_memory_bytes(n_samples: int) -> int:
-    """Peak memory of exact RBF CKA on ``n_samples`` samples: two n x n float64 kernels plus a triangle."""
-    return 8 * (2 * n_samples * n_samples + n_samples * (n_samples - 1) // 2)
 
 
 def _normalised(A: np.ndarray) -> tuple[np.ndarray, float]:
@@ -192,7 +185,7 @@ def rbf_cka(
     sigma_factor: float = 1.0,
     median: MedianRule = "distinct",
     method: Literal["auto", "exact", "random_features", "minibatch"] = "auto",
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     n_features: int = 4096,
     batch_size: int = 4096,
     median_samples: int = 2000,
@@ -206,8 +199,9 @@ def rbf_cka(
         method: ``"exact"`` (n x n kernels, deterministic), ``"random_features"`` (seeded approximation),
             ``"minibatch"`` (seeded estimator: unbiased HSIC averaged over shuffled minibatches of
             ``batch_size`` rows, :class:`~ccalens.core.minibatch.MinibatchCKA`) or ``"auto"`` (exact while
-            ``exact_memory_bytes(n) <= memory_budget``, else random features).
-        memory_budget: bytes the exact method may use (default 2 GiB).
+            ``exact_rbf_bytes(n) <= memory_budget``, else random features: :func:`ccalens.core.plan.plan_rbf`).
+        memory_budget: bytes the exact method may use (None: the engine's default,
+            :func:`ccalens.core.plan.default_memory_budget`).
         n_features, batch_size, median_samples, seed: approximation options (random features, rows per
             batch or per minibatch, rows of the seeded subsample for the bandwidth, seed).
 
@@ -219,16 +213,8 @@ def rbf_cka(
     _check_rule(median)
     if method not in ("auto", "exact", "random_features", "minibatch"):
         raise ValueError(f"method must be 'auto', 'exact', 'random_features' or 'minibatch', got {method!r}")
-    memory_budget = _positive_int(memory_budget, "memory_budget")
     n = X.shape[0]
-    need = exact_memory_bytes(n)
-    if method == "auto":
-        method = "exact" if need <= memory_budget else "random_features"
-    elif method == "exact" and need > memory_budget:
-        raise ValueError(
-            f"method='exact' needs about {need / 2**30:.2f} GiB for n = {n} samples (two n x n kernels), more "
-            f"than memory_budget = {memory_budget} bytes; raise memory_budget or use method='random_features'"
-        )
+    method = plan_rbf(n, method, memory_budget)
     A, scale_x = _normalised(X)
     B, scale_y = _normalised(Y)
     details: dict[str, Any] = {"method": method, "median": median}

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .dual import Gram, SampleBasis, centred_gram, centred_rows, check_memory_budget, small_offsets
+from .dual import Gram, SampleBasis, centred_gram, centred_rows, small_offsets
+from .plan import check_memory_budget, plan_stream_groups
 from .stats import SufficientStats
 from .whitening import Whitening
 
@@ -216,48 +217,6 @@ class ReducedPairs:
 
 
 # --------------------------------------------------------------------------------- streams
-def plan_stream_groups(
-    widths: Sequence[int], pairs: Sequence[tuple[int, int]], *, memory_budget: int | None = None
-) -> list[tuple[list[int], list[tuple[int, int]]]]:
-    """Split ``pairs`` of streamed representations into groups whose joint co-moment fits ``memory_budget``.
-
-    ``widths[l]``: features of representation l. Returns ``[(representations, pairs), ...]``: one pass over the
-    data per group accumulates the statistics of its representations only (``8 (sum of their widths)^2``
-    bytes, twice for the merge of each batch), and every pair is computed in exactly one group. Greedy: pairs
-    that share representations (e.g. T checkpoints of a layer against its final state) are packed together.
-    """
-    budget = check_memory_budget(memory_budget)
-    widths = [int(w) for w in widths]
-
-    def cost(reps: set[int]) -> int:
-        total = sum(widths[r] for r in reps)
-        return 2 * 8 * total * total
-
-    groups: list[tuple[set[int], list[tuple[int, int]]]] = []
-    for i, j in pairs:
-        if not (0 <= i < len(widths) and 0 <= j < len(widths)):
-            raise IndexError(f"pair ({i}, {j}) names a representation outside 0..{len(widths) - 1}")
-        need = {i, j}
-        if cost(need) > budget:
-            raise MemoryError(
-                f"the pair ({i}, {j}) alone needs {cost(need):,} bytes of statistics, over memory_budget={budget:,}: "
-                "raise the budget, pool conv maps or reduce the representations first"
-            )
-        best = None
-        for g in groups:
-            if need <= g[0]:
-                best = g
-                break
-            if best is None and cost(g[0] | need) <= budget:
-                best = g
-        if best is None:
-            groups.append((set(need), [(i, j)]))
-        else:
-            best[0].update(need)
-            best[1].append((i, j))
-    return [(sorted(reps), prs) for reps, prs in groups]
-
-
 def stream_similarities(
     make_batches: Callable[[], Any],
     widths: Sequence[int],

@@ -40,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import dual
+from . import plan as planner
 from .linalg import canonical_correlations, principal_whitening
 from .many import ReducedPairs, Reduction, reduce_representation
 from .null import null_mean_rho, warn_if_null_high
@@ -484,7 +485,7 @@ def _dual_pair(name: str, X: np.ndarray, Y: np.ndarray, opts: Mapping[str, Any])
     return _cca_result("pwcca", rho, n, bx, by, score=float(weights @ rho), weights=weights, details=details)
 
 
-def _with_plan(result: SimilarityResult, plan: dual.Plan | None) -> SimilarityResult:
+def _with_plan(result: SimilarityResult, plan: planner.Plan | None) -> SimilarityResult:
     """``result`` with ``details['plan']`` (the path taken and why)."""
     if plan is None:
         return result
@@ -636,7 +637,7 @@ def _measure(
     if stats is None:
         assert data is not None
         n, widths = data[0].shape[0], (data[0].shape[1], data[1].shape[1])
-        plan = dual.plan_pair(n, widths, needs_basis=name in _CCA_FAMILY, method=method, memory_budget=budget,
+        plan = planner.plan_pair(n, widths, needs_basis=name in _CCA_FAMILY, method=method, memory_budget=budget,
                               tiled=name == "linear_cka")
         if plan.method == "dual":
             return _with_plan(_dual_pair(name, *data, opts), plan)
@@ -852,7 +853,7 @@ def compare(
     if stats_measures and stats is None:
         assert data is not None
         method, budget = plans[stats_measures[0]][:2]
-        plan = dual.plan_pair(
+        plan = planner.plan_pair(
             data[0].shape[0], (data[0].shape[1], data[1].shape[1]),
             needs_basis=any(m in _CCA_FAMILY for m in stats_measures), method=method, memory_budget=budget,
             tiled=stats_measures == ["linear_cka"],
@@ -1027,25 +1028,13 @@ def similarity_matrix(
             raise ValueError("representations is empty")
         arrays = check_paired(*representations, check_finite=False)
         L, n = len(arrays), arrays[0].shape[0]
-        budget = dual.check_memory_budget(budget_option)
         widths = [a.shape[1] for a in arrays]
-        joint = 2 * 8 * sum(widths) ** 2
-        wide = any(w > n for w in widths)
-        sparse = pairs is not None and len(pairs) < L * (L + 1) / 4  # e.g. checkpoints against the final one
-        if method == "dual" or (method == "auto" and (joint > budget or wide or sparse)):
-            why = ("forced by method='dual'" if method == "dual" else
-                   "representations wider than the sample count" if wide else
-                   f"the joint co-moment ({joint:,} bytes) exceeds the budget" if joint > budget else
-                   f"{len(pairs or [])} of the {L * L} pairs: preparing each representation costs less")
-            plan = dual.Plan("prepared", 0, budget, f"each representation prepared once: {why}")
+        plan = planner.plan_matrix(n, widths, n_pairs=None if pairs is None else len(pairs), method=method,
+                                   memory_budget=budget_option)
+        budget = plan.memory_budget
+        if plan.method == "prepared":
             stats = None
         else:
-            if joint > budget:
-                raise MemoryError(
-                    f"the joint co-moment of {L} representations needs about {joint:,} bytes, over memory_budget="
-                    f"{budget:,}: use method='auto' (each representation prepared once) or raise the budget"
-                )
-            plan = dual.Plan("primal", joint, budget, "one joint pass: the joint co-moment fits the budget")
             stats, arrays = _statistics(arrays, second_moments_only=measure == "linear_cka")
     if names is None:
         names = tuple(f"R{i}" for i in range(L))

@@ -17,7 +17,7 @@ How an output becomes rows (samples) and columns (features):
 
 With ``conv="pooled"`` or ``"flatten"`` all layers of one pass share one :class:`SufficientStats` and the matrix comes
 from :func:`ccalens.core.measures.similarity_matrix` (each layer whitened once). The memory planner
-(:func:`ccalens.core.many.plan_stream_groups`) splits the layers into groups whose joint statistics fit
+(:func:`ccalens.core.plan.plan_stream_groups`) splits the layers into groups whose joint statistics fit
 ``memory_budget``; each further group costs one more pass over ``data`` (which must then be re-iterable).
 
 With ``conv="dft"``, a 2-D layer (or a sequence layer, tokens as samples) paired with a conv map is read as a map of
@@ -45,10 +45,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ccalens.core.dual import check_memory_budget
-from ccalens.core.many import plan_stream_groups
 from ccalens.core.measures import similarity_matrix
 from ccalens.core.null import SmallSampleWarning
+from ccalens.core.plan import check_memory_budget, pack_pairs, plan_stream_groups
 from ccalens.core.result import SimilarityMatrix, _nan_to_none
 from ccalens.core.stats import SufficientStats
 from ccalens.core.whitening import DEFAULT_TOL
@@ -343,21 +342,8 @@ def _plan_groups(
             budget = max(1, check_memory_budget(budget) // (2 * MAX_BOOTSTRAP_BLOCKS))
         planned = plan_stream_groups(widths, pairs, memory_budget=budget)
         return [_StatsGroup(reps, prs, names, keep_blocks) for reps, prs in planned]
-    limit = check_memory_budget(budget)
-    groups: list[list[tuple[int, int]]] = [[]]
-    used = 0
-    for i, j in pairs:
-        cost = _dft_pair_bytes(first[i], first[j])
-        if cost > limit:
-            raise MemoryError(
-                f"the DFT statistics of {names[i]} vs {names[j]} alone need {cost:,} bytes, over memory_budget="
-                f"{limit:,}: raise the budget or use conv='pooled'"
-            )
-        if used + cost > limit and groups[-1]:
-            groups.append([])
-            used = 0
-        groups[-1].append((i, j))
-        used += cost
+    costs = [_dft_pair_bytes(first[i], first[j]) for i, j in pairs]
+    groups = pack_pairs(pairs, costs, memory_budget=budget, names=names, advice="raise the budget or use conv='pooled'")
     return [_DFTGroup(prs) for prs in groups]
 
 
