@@ -71,10 +71,10 @@ def test_one_dimension_is_exact():
     assert null_mean_rho(m + 1, 1, 1) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize(("m", "p", "q"), [(149, 16, 16), (149, 16, 40), (999, 16, 100), (200, 16, 184)])
+@pytest.mark.parametrize(("m", "p", "q"), [(149, 40, 40), (149, 40, 60), (999, 40, 100), (200, 40, 150)])
 def test_wachter_law_against_the_simulation(m, p, q):
-    """The two methods meet where one hands over to the other (rank 16): within 0.003."""
-    assert null._wachter_mean_rho(m, p, q) == pytest.approx(null._simulated_mean_rho(m, p, q), abs=0.003)
+    """The two methods meet where one hands over to the other (rank 40): within the documented 0.002."""
+    assert null._wachter_mean_rho(m, p, q) == pytest.approx(null._simulated_mean_rho(m, p, q), abs=0.002)
 
 
 @pytest.mark.parametrize(("m", "p", "q"), [(149, 50, 50), (149, 10, 30), (99, 40, 59), (1000, 3, 900)])

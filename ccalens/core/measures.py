@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
+from scipy import special
 
 from . import dual
 from . import plan as planner
@@ -280,14 +281,22 @@ def _svcca_pair(
     return _cca_result("svcca", rho, px.stats.n_samples, wx, wy, details=details)
 
 
+def _mean_abs_coordinate(m: np.ndarray) -> np.ndarray:
+    """``E|u_1|`` for u uniform on the unit sphere of R^m, ``(groups,)``: Gamma(m/2) / (sqrt(pi) Gamma((m+1)/2))."""
+    m = np.asarray(m, dtype=np.float64)
+    return np.exp(special.gammaln(m / 2) - special.gammaln((m + 1) / 2)) / np.sqrt(np.pi)
+
+
 def _tied_weights(projections: np.ndarray, squared: np.ndarray, k: int) -> np.ndarray:
     """PWCCA weights ``(k,)`` of the first k correlations, one weight per group of tied correlations.
 
     ``projections: (d, r)``: covariances of the d neurons with the r unit-variance canonical variates of the side
     (every direction, descending); ``squared: (r,)`` their squared correlations. A group g of correlations equal
     within :data:`PWCCA_TIE` weighs ``sum_j ||P_g x_j||`` (the norm of neuron j's covariances with the group's
-    variates, the same in any orthonormal basis of the group), times the fraction of the group among the first k
-    when the group extends past them; the group's weight is split evenly over its correlations.
+    variates, the same in any orthonormal basis of the group): each of its m correlations weighs
+    ``E|u_1| sum_j ||P_g x_j||``, the expectation of Morcos's weight ``sum_j |<h, x_j>|`` over a uniformly random
+    unit h of the group's span (``E|u_1|`` for u uniform on the sphere of R^m; 1 for m = 1). So the weight is
+    basis invariant and, as the expected weight of a near-tie's arbitrary basis, continuous across the tie boundary.
     """
     r = squared.shape[0]
     # a new group starts wherever the next squared correlation lies more than PWCCA_TIE below the previous one
@@ -301,7 +310,7 @@ def _tied_weights(projections: np.ndarray, squared: np.ndarray, k: int) -> np.nd
         per_group = np.abs(columns).sum(axis=0)
     else:
         norms = np.sqrt(np.add.reduceat(np.abs(columns) ** 2, starts, axis=1))  # (d, groups): ||P_g x_j||
-        per_group = norms.sum(axis=0) / (stops - starts)  # the group's weight, split evenly over its correlations
+        per_group = norms.sum(axis=0) * _mean_abs_coordinate(stops - starts)  # E over bases of Morcos's weight
     weights = np.repeat(per_group, stops - starts)[:k]
     total = weights.sum()
     if not total > 0.0:

@@ -12,14 +12,15 @@ give a mean canonical correlation of about 0.51.
 :func:`null_mean_rho` returns the expectation of the mean canonical correlation under that null:
 
 * ``min(p, q) = 1``: exact, ``rho^2 ~ Beta(q / 2, (m - q) / 2)``.
-* ``min(p, q) <= 16``: a seeded simulation of the ensemble (Bartlett decomposition of the Wisharts,
+* ``min(p, q) <= 40``: a seeded simulation of the ensemble (Bartlett decomposition of the Wisharts,
   cost independent of n), 400 draws with the exact identity ``E[mean rho^2] = q / m`` as a control
   variate: standard error below 0.003 (typically 3e-4). Deterministic (the seed is derived from the shape)
   and cached by shape.
 * larger: Wachter's (1980) limit law of ``rho^2``, the density
   ``sqrt((x - a)(b - x)) / (2 pi c_1 x (1 - x))`` on ``[a, b]``,
   ``a, b = (sqrt(c_1 (1 - c_2)) -+ sqrt(c_2 (1 - c_1)))^2``, ``c_1 = p / m <= c_2 = q / m``, integrated
-  against ``sqrt(x)``. Its finite-size error is below 0.002 from ``p = 16`` on (tested against the simulation).
+  against ``sqrt(x)``. Its finite-size error falls like 1/p (0.0035 at p = 17, 0.0018 at p = 32, 0.001 at
+  p = 64, measured against 4,000-draw simulations), below 0.002 from ``p = 40`` on (tested against the simulation).
 
 When ``p + q > m`` the two subspaces must intersect: ``p + q - m`` canonical correlations are exactly 1
 whatever the data, and the others are the cosines between the orthogonal complements (dimensions
@@ -43,7 +44,7 @@ from scipy.special import betaln
 __all__ = ["SmallSampleWarning", "null_mean_rho", "warn_if_null_high"]
 
 # simulate the ensemble up to this smaller rank (cost ~ _REPLICATES * p^3, a few milliseconds), Wachter beyond
-_MAX_SIMULATED_RANK = 16
+_MAX_SIMULATED_RANK = 40
 _REPLICATES = 400
 _QUADRATURE_NODES = 256
 
