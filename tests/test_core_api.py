@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import gammaln
 
 import ccalens
 from ccalens.core import STATS_MEASURES, SimilarityResult, SufficientStats
@@ -287,7 +288,7 @@ def test_pwcca_with_tied_correlations_does_not_depend_on_round_off():
 
 def test_pwcca_tie_across_the_kept_correlations_is_shared_fairly():
     """X keeps 6 dimensions, Y 4: two correlations are 1 and X's four others are 0, of which only two are among the
-    k = 4 correlations. Which two is round-off; the group's weight is its share, 2 / 4, whatever the basis."""
+    k = 4 correlations. Which two is round-off; the group's weight counts two of its four, whatever the basis."""
     rng = np.random.default_rng(0)
     n = 300
     U = np.linalg.qr(rng.standard_normal((n, 8)))[0]
@@ -300,12 +301,14 @@ def test_pwcca_tie_across_the_kept_correlations_is_shared_fairly():
         perm = np.random.default_rng(seed).permutation(n)
         assert pwcca(X[perm], Y[perm]).score == pytest.approx(reference.score, abs=1e-7)
     assert compare(X, Y, ["svcca", "pwcca"])["pwcca"].score == pytest.approx(reference.score, abs=1e-7)
-    # the definition: group weights sum_j ||P_g x_j|| over X's neurons, the zero group counted at 2 / 4
+    # the definition: each correlation of a group of m weighs E|u_1| sum_j ||P_g x_j|| (E|u_1| over the unit
+    # sphere of R^m: Gamma(m / 2) / (sqrt(pi) Gamma((m + 1) / 2))), two of each group
     Xc = X - X.mean(0)
     Q1 = np.linalg.qr(U[:, :2])[0]  # the variates of the tied group at 1 (unit norm)
     Q0 = np.linalg.qr((np.eye(n) - Q1 @ Q1.T) @ Xc)[0][:, :4]  # X's directions uncorrelated with Y
-    w1 = np.linalg.norm(Q1.T @ Xc, axis=0).sum()
-    w0 = np.linalg.norm(Q0.T @ Xc, axis=0).sum() * 2 / 4
+    mean_abs = {m: np.exp(gammaln(m / 2) - gammaln((m + 1) / 2)) / np.sqrt(np.pi) for m in (2, 4)}
+    w1 = np.linalg.norm(Q1.T @ Xc, axis=0).sum() * mean_abs[2] * 2
+    w0 = np.linalg.norm(Q0.T @ Xc, axis=0).sum() * mean_abs[4] * 2
     assert reference.score == pytest.approx(w1 / (w1 + w0), abs=1e-7)
 
 
