@@ -61,8 +61,7 @@ def test_median_distance_rules(n):
     X = np.random.default_rng(n).standard_normal((n, 3)) * 5 + 100
     full = squareform(pdist(X, "sqeuclidean"))
     assert median_distance(X, median="all") == pytest.approx(np.sqrt(np.median(full)), rel=1e-12)
-    distinct = np.sqrt(np.median(pdist(X, "sqeuclidean")))
-    assert median_distance(X, median="distinct") == pytest.approx(distinct, rel=1e-12)
+    assert median_distance(X) == pytest.approx(np.sqrt(np.median(pdist(X, "sqeuclidean"))), rel=1e-12)
 
 
 def test_exact_is_deterministic_without_subsample():
@@ -71,7 +70,7 @@ def test_exact_is_deterministic_without_subsample():
     a = rbf_cka(X, Y, method="exact", median_samples=40, seed=0)
     b = rbf_cka(X, Y, method="exact", median_samples=40, seed=1)
     assert a.score == b.score and a.details == b.details
-    assert a.details["sigma_x"] == pytest.approx(np.sqrt(np.median(squareform(pdist(X, "sqeuclidean")))), rel=1e-12)
+    assert a.details["sigma_x"] == pytest.approx(np.sqrt(np.median(pdist(X, "sqeuclidean"))), rel=1e-12)
     # median_distance subsamples only when asked to, with its seed
     assert median_distance(X) == pytest.approx(a.details["sigma_x"], rel=1e-12)
     sub = median_distance(X, max_samples=40, seed=3)

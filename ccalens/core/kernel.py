@@ -5,10 +5,10 @@ Exact: ``K_ij = exp(-|x_i - x_j|^2 / (2 sigma_x^2))``, same for L, and
 et al. 2019). Bandwidth: ``sigma^2 = sigma_factor^2 * median of the squared distances``, per representation,
 with two rules for which distances count:
 
-* ``median="all"`` (default): all n^2 entries of the distance matrix, the n zeros of its diagonal included, as
-  the reference code of Kornblith et al. computes it (``np.median`` of the full matrix of squared distances in
-  ``gram_rbf``).
-* ``median="distinct"``: the n (n - 1) / 2 distances between distinct samples; a slightly larger bandwidth.
+* ``median="distinct"`` (default): the n (n - 1) / 2 distances between distinct samples.
+* ``median="all"``: all n^2 entries of the distance matrix, the n zeros of its diagonal included, as the
+  reference code of Kornblith et al. computes it (``np.median`` of the full matrix of squared distances);
+  it gives a slightly smaller bandwidth.
 
 The exact method is deterministic: the median is exact (no subsample). It holds two n x n float64 kernels
 and the triangle of distances, about ``20 n^2`` bytes; ``method="auto"`` uses it while that fits in
@@ -112,7 +112,7 @@ def _check_rule(median: str) -> None:
 
 
 def median_distance(
-    X: Any, *, median: MedianRule = "all", max_samples: int | None = None, seed: int = 0
+    X: Any, *, median: MedianRule = "distinct", max_samples: int | None = None, seed: int = 0
 ) -> float:
     """Square root of the median squared Euclidean distance between the rows of ``X: (n, d)``.
 
@@ -183,7 +183,7 @@ def rbf_cka(
     Y: Any,
     *,
     sigma_factor: float = 1.0,
-    median: MedianRule = "all",
+    median: MedianRule = "distinct",
     method: Literal["auto", "exact", "random_features", "minibatch"] = "auto",
     memory_budget: int | None = None,
     n_features: int = 4096,
