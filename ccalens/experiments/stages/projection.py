@@ -41,8 +41,9 @@ def pair_correlation_intervals(
 
     The correlations are those of :func:`~ccalens.experiments.projection.cca_bases` (CCA after PCA of each side
     keeping ``pca_variance`` of its variance), i.e. SVCCA with ``keep="variance"``; the interval is
-    :func:`ccalens.bootstrap`'s percentile interval from ``n_resamples`` merges of block statistics. Rows:
-    ``pair``, ``mean_rho``, ``low``, ``high``, ``bias`` (mean of the replicates minus the estimate),
+    :func:`ccalens.bootstrap`'s default (half-sampling) interval for the population value, from ``n_resamples``
+    merges of block statistics. Rows:
+    ``pair``, ``mean_rho``, ``low``, ``high``, ``bias`` (the estimate's bias, from the half-samples),
     ``null_mean_rho`` (unrelated data of the same n and kept ranks), ``ranks``, ``interval`` (text),
     ``confidence_level``, ``n_resamples``.
     """
@@ -66,7 +67,7 @@ def _pair_interval(label: str, X1: np.ndarray, X2: np.ndarray, pca_variance: flo
     low, high = boot.confidence_interval
     null = result.null_mean_rho
     return {"pair": label, "mean_rho": float(result.score), "low": float(low), "high": float(high),
-            "bias": float(boot.bootstrap_distribution.mean() - boot.estimate),
+            "bias": float(boot.bias),
             "null_mean_rho": None if null is None else float(null), "ranks": [result.rank_x, result.rank_y],
             "interval": format_interval(result.score, low, high), "confidence_level": CONFIDENCE,
             "n_resamples": n_resamples}
@@ -74,7 +75,7 @@ def _pair_interval(label: str, X1: np.ndarray, X2: np.ndarray, pca_variance: flo
 
 def _interval_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"network pair": r["pair"], "mean canonical correlation [95% interval]": r["interval"],
-             "bootstrap bias": r["bias"], "null mean rho": r["null_mean_rho"],
+             "estimated bias": r["bias"], "null mean rho": r["null_mean_rho"],
              "kept PCA ranks": f"{r['ranks'][0]} x {r['ranks'][1]}",
              "replicates": r["n_resamples"]} for r in rows]
 
