@@ -34,7 +34,7 @@ color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
 table{border-collapse:collapse;margin:0.6em 0;font-size:0.85em}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0f0}
-td.l,th.l{text-align:left}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
+td.l,th.l{text-align:left}figure{margin:1em 0}figure img{max-width:100%;box-sizing:border-box;border:1px solid #eee}
 figcaption{font-size:0.85em;color:#555}pre{background:#f7f7f7;padding:0.8em;overflow-x:auto;font-size:0.8em}
 .files a{margin-right:1em}.note{color:#555;font-size:0.9em}
 .table-wrap{max-width:100%;overflow-x:auto}.table-wrap table{margin:0}

@@ -120,8 +120,8 @@ def fusion_verdict(rows: list[dict[str, Any]]) -> str:
         reasons.append(f"the angles are below the random-subspace 5th percentile in only {below} of {n} pairs")
     geometry = (" The top nc canonical directions are nonetheless closer to the class components than chance."
                 if mechanism else "")
-    return text + "Verdict: \"CCA-sum fusion is logit averaging\" is not supported: " + "; ".join(reasons) + "." \
-        + geometry
+    verdict = "Verdict: the claim that CCA-sum fusion is logit averaging is not supported: "
+    return text + verdict + "; ".join(reasons) + "." + geometry
 
 
 def fusion_stage(ctx: RunContext) -> dict[str, Any]:
