@@ -22,8 +22,9 @@ from :func:`ccalens.core.measures.similarity_matrix` (each layer whitened once).
 
 With ``conv="dft"``, a 2-D layer (or a sequence layer, tokens as samples) paired with a conv map is read as a map of
 1 x 1 positions: DFT-CCA then keeps only the zero frequency, i.e. it equals CCA of the globally average-pooled map
-with that layer; two 2-D layers give their ordinary CCA. Only the CCA family (``cca``, ``svcca``, ``pwcca``) has a
-DFT form.
+with that layer; two 2-D layers give their ordinary CCA. Here ``conv="dft"`` streams the CCA family (``cca``,
+``svcca``, ``pwcca``); linear CKA's DFT form (a sum over frequency blocks, by Parseval) is
+:func:`ccalens.conv.dft_linear_cka`, on arrays.
 
 Uncertainty (``bootstrap=N``, ``conv="pooled"`` / ``"flatten"``): the streamed batches are the blocks of a block
 bootstrap (:mod:`ccalens.core.resampling`). Besides the group's statistics, each group keeps one

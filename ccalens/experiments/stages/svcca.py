@@ -17,7 +17,7 @@ from ccalens.experiments.learning_dynamics import learning_dynamics
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.experiments.stages.networks import Networks, stage_sensor
-from ccalens.experiments.two_initialisations import two_init_heatmap
+from ccalens.experiments.two_initialisations import convention_caption, two_init_heatmap
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import Section, format_number, format_percent
@@ -226,7 +226,8 @@ def _write_two_initialisations(
         ti["measures"], ti["layers_a"], ti["layers_b"], out_path(folder, stem),
         title=f"Two initialisations ({label}): seed {seeds[0]} (rows) against seed {seeds[1]} (columns)",
         xlabel=f"layer, seed {seeds[1]}", ylabel=f"layer, seed {seeds[0]}")
-    sec.add_figure(fig, out, f"{label}: layer x layer similarity between two trainings (SVCCA, PWCCA, linear CKA)")
+    sec.add_figure(fig, out, f"{label}: layer x layer similarity between two trainings (SVCCA, PWCCA, linear CKA). "
+                             f"{convention_caption(ti['conventions'])}")
     fig = plot_scores_with_null(
         ti["similarity"], ti["null_mean_rho"], ti["layers_a"], ti["layers_b"], out_path(folder, f"{stem}_null"),
         title=f"Two initialisations ({label}): SVCCA (null mean)", xlabel=f"layer, seed {seeds[1]}",
