@@ -139,7 +139,7 @@ def test_rbf_cka_exact_and_approximation():
 
     def kern(A):
         D = squareform(pdist(A))
-        sigma = np.median(D[np.triu_indices(len(A), 1)])
+        sigma = np.sqrt(np.median(D**2))  # the default: all n^2 squared distances (Kornblith's gram_rbf)
         K = np.exp(-(D**2) / (2 * sigma**2))
         H = np.eye(len(A)) - 1 / len(A)
         return H @ K @ H
