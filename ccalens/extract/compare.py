@@ -411,7 +411,8 @@ def compare_models(
         bootstrap: 0 (off) or the number of replicates N (>= 2) of a ``confidence_level`` half-sampling
             interval per cell, the batches as blocks (``conv="pooled"`` / ``"flatten"`` only; see the module
             docstring: one :class:`SufficientStats` per block, at most :data:`MAX_BOOTSTRAP_BLOCKS` blocks, so the
-            data must come in at least 2 batches). ``seed``: same seed and batches, same intervals.
+            data must come in at least 4 batches, halved by each replicate). ``seed``: same seed and batches, same
+            intervals.
 
     Returns:
         :class:`CrossSimilarity` with ``scores: (len(layers_a), len(layers_b))`` (and ``low``, ``high`` of the same
