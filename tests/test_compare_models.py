@@ -365,7 +365,7 @@ def test_bootstrap_refuses_dft_one_batch_and_one_replicate(images):
     a, b = make_cnn(0), make_cnn(1)
     with pytest.raises(ValueError, match="conv='pooled'/'flatten'"):
         compare_models(a, b, images, layers_a=["7"], layers_b=["9"], conv="dft", bootstrap=20)
-    with pytest.raises(ValueError, match="at least 2 batches"):
+    with pytest.raises(ValueError, match="at least 4 batches"):
         compare_models(a, b, images, layers_a=["7"], layers_b=["9"], batch_size=None, bootstrap=20)
     with pytest.raises(ValueError, match="bootstrap must be"):
         compare_models(a, b, images, layers_a=["7"], layers_b=["9"], bootstrap=1)

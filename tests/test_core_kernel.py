@@ -61,7 +61,17 @@ def test_median_distance_rules(n):
     X = np.random.default_rng(n).standard_normal((n, 3)) * 5 + 100
     full = squareform(pdist(X, "sqeuclidean"))
     assert median_distance(X, median="all") == pytest.approx(np.sqrt(np.median(full)), rel=1e-12)
-    assert median_distance(X) == pytest.approx(np.sqrt(np.median(pdist(X, "sqeuclidean"))), rel=1e-12)
+    assert median_distance(X, median="distinct") == pytest.approx(np.sqrt(np.median(pdist(X, "sqeuclidean"))),
+                                                                   rel=1e-12)
+    assert median_distance(X) == median_distance(X, median="all")  # the default is the reference's rule
+
+
+def test_default_bandwidth_is_kornblith_reference():
+    """Issue #26 item 5: the default median was the distinct-pairs one (8.3e-4 lower than his code on his Demo)."""
+    X, Y = related_pair(3, n=150)
+    expected = biased_cka(kornblith_gram_rbf(X, 1.0), kornblith_gram_rbf(Y, 1.0))
+    res = rbf_cka(X, Y)
+    assert res.details["median"] == "all" and res.score == pytest.approx(expected, abs=1e-10)
 
 
 def test_exact_is_deterministic_without_subsample():
@@ -70,7 +80,8 @@ def test_exact_is_deterministic_without_subsample():
     a = rbf_cka(X, Y, method="exact", median_samples=40, seed=0)
     b = rbf_cka(X, Y, method="exact", median_samples=40, seed=1)
     assert a.score == b.score and a.details == b.details
-    assert a.details["sigma_x"] == pytest.approx(np.sqrt(np.median(pdist(X, "sqeuclidean"))), rel=1e-12)
+    assert a.details["sigma_x"] == pytest.approx(np.sqrt(np.median(squareform(pdist(X, "sqeuclidean")))),
+                                                 rel=1e-12)
     # median_distance subsamples only when asked to, with its seed
     assert median_distance(X) == pytest.approx(a.details["sigma_x"], rel=1e-12)
     sub = median_distance(X, max_samples=40, seed=3)

@@ -263,3 +263,47 @@ def test_underdetermined_measure_warns():
     rng = np.random.default_rng(14)
     with pytest.warns(UnderdeterminedWarning):
         cca(rng.standard_normal((10, 8)), rng.standard_normal((10, 8)))
+
+
+def test_scores_bounded_by_one_are_clipped_at_rounding_and_keep_their_distance():
+    """Issue #26 item 5: linear_cka(X, X) and debiased_linear_cka(X, X) returned 1.0000000000000002 (and no
+    distance) in a few percent of calls; a score past 1 by rounding is 1, with distance 0."""
+    from ccalens.core.measures import debiased_linear_cka, linear_cka
+    from ccalens.core.result import ROUNDING_EXCESS, clip_unit
+
+    over = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((int(rng.integers(20, 200)), int(rng.integers(2, 40)))) * rng.uniform(0.1, 10)
+        for fn in (linear_cka, debiased_linear_cka):
+            res = fn(X, X)
+            over += res.score > 1.0 or res.distance is None
+            assert res.score == pytest.approx(1.0, abs=ROUNDING_EXCESS)
+    assert over == 0
+    assert clip_unit(1.0 + 2e-16) == 1.0 and clip_unit(-1.0 - 2e-16) == -1.0
+    assert clip_unit(1.01) == 1.01  # beyond rounding: a bug to see, not to hide
+
+
+@pytest.mark.parametrize("name", ["cca", "svcca", "pwcca"])
+def test_two_samples_warn_like_the_estimator(name):
+    """Issue #26 item 6: n = 2 gave cca = 1.0 with no warning, where CCA().fit warns."""
+    from ccalens.core.measures import MEASURES
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    with pytest.warns(UnderdeterminedWarning, match="only 2 samples"):
+        res = MEASURES[name](X, Y)
+    assert res.score == pytest.approx(1.0)
+
+
+def test_underflowing_statistics_are_reported_as_underflow():
+    """Issue #26 item 6: SufficientStats.from_arrays(X * 1e-200) said "every feature is constant"."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((100, 3)), rng.standard_normal((100, 3))
+    with pytest.raises(ValueError, match=r"X: 3 feature\(s\) vary but their variance underflows"):
+        SufficientStats.from_arrays(X * 1e-200, Y)
+    constant = np.ones((100, 2))
+    with pytest.raises(ValueError, match="no variance"):  # a truly constant side keeps its own message
+        from ccalens.core.measures import cca
+
+        cca(constant, Y)

@@ -37,7 +37,7 @@ def naive_bootstrap(X: np.ndarray, Y: np.ndarray, measure: str, n_resamples: int
 @pytest.mark.parametrize("measure", ["cca", "svcca", "pwcca", "linear_cka", "procrustes"])
 def test_block_size_one_is_the_iid_bootstrap_replicate_by_replicate(measure: str) -> None:
     X, Y = related_pair(80, 6, 5, seed=1)
-    res = bootstrap(X, Y, measure, n_resamples=60, block_size=1, seed=7)
+    res = bootstrap(X, Y, measure, n_resamples=60, block_size=1, seed=7, method="percentile")
     naive = naive_bootstrap(X, Y, measure, 60, seed=7)
     assert res.exact_iid and res.n_blocks == 80 and res.path == "block statistics"
     np.testing.assert_allclose(res.bootstrap_distribution, naive, rtol=1e-9, atol=1e-11)
@@ -49,7 +49,7 @@ def test_block_size_one_is_the_iid_bootstrap_replicate_by_replicate(measure: str
 
 def test_default_blocks_approximate_the_iid_bootstrap() -> None:
     X, Y = related_pair(3000, 10, 10, seed=2, strength=0.5)
-    blocked = bootstrap(X, Y, "svcca", n_resamples=300, seed=1)
+    blocked = bootstrap(X, Y, "svcca", n_resamples=300, seed=1, method="percentile")
     assert blocked.n_blocks == resampling.DEFAULT_BLOCKS and not blocked.exact_iid
     assert blocked.block_size == int(np.ceil(3000 / resampling.DEFAULT_BLOCKS))
     naive = naive_bootstrap(X, Y, "svcca", 300, seed=2)
@@ -166,7 +166,7 @@ def test_weighted_data_path_equals_block_statistics(monkeypatch: pytest.MonkeyPa
 
 def test_measures_without_statistics_resample_rows() -> None:
     X, Y = related_pair(60, 4, 4, seed=11)
-    res = bootstrap(X, Y, "debiased_linear_cka", n_resamples=30, block_size=1, seed=4)
+    res = bootstrap(X, Y, "debiased_linear_cka", n_resamples=30, block_size=1, seed=4, method="percentile")
     assert res.path == "resampled rows"
     naive = naive_bootstrap(X, Y, "debiased_linear_cka", 30, seed=4)
     np.testing.assert_allclose(np.sort(res.bootstrap_distribution), np.sort(naive), rtol=1e-9)
@@ -186,7 +186,7 @@ def test_offsets_and_float32_do_not_spoil_the_merges() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"method": "basic"}, "method must be"),
+        ({"method": "studentized"}, "method must be"),
         ({"confidence_level": 1.5}, "confidence_level"),
         ({"n_resamples": 1}, "n_resamples"),
         ({"block_size": 0}, "block_size"),
@@ -401,7 +401,8 @@ def test_wide_replicates_run_side_by_side_and_match_the_naive_bootstrap() -> Non
     rng = np.random.default_rng(25)
     X = rng.standard_normal((150, 60))
     Y = X[:, :40] + rng.standard_normal((150, 40))
-    res = bootstrap(X, Y, "svcca", n_resamples=12, block_size=1, seed=3)  # width 100: the thread pool path
+    # width 100: the thread pool path
+    res = bootstrap(X, Y, "svcca", n_resamples=12, block_size=1, seed=3, method="basic")
     np.testing.assert_allclose(res.bootstrap_distribution, naive_bootstrap(X, Y, "svcca", 12, seed=3), rtol=1e-9)
 
 

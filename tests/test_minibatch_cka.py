@@ -215,9 +215,13 @@ def test_rbf_kernel_matches_the_definition():
     h = h.mean(axis=1)
     assert res.score == pytest.approx(h[0] / np.sqrt(h[1] * h[2]), abs=1e-12)
     assert res.details["kernel"] == "rbf" and res.details["sigma_x"] == 3.0
-    # bandwidths estimated on the first minibatch: the root median squared distance of its 80 samples
+    # bandwidths estimated on the first minibatch: the root median squared distance of its 80 samples, over all
+    # 80^2 entries by default (Kornblith's rule), over distinct pairs with median="distinct"
     estimated = MinibatchCKA(2, batch_size=80, kernel="rbf").update(X, Y)
-    assert estimated.sigmas[0] == pytest.approx(np.sqrt(np.median(pdist(X[:80], "sqeuclidean"))), rel=1e-12)
+    assert estimated.sigmas[0] == pytest.approx(np.sqrt(np.median(squareform(pdist(X[:80], "sqeuclidean")))),
+                                                rel=1e-12)
+    distinct = MinibatchCKA(2, batch_size=80, kernel="rbf", median="distinct").update(X, Y)
+    assert distinct.sigmas[0] == pytest.approx(np.sqrt(np.median(pdist(X[:80], "sqeuclidean"))), rel=1e-12)
     assert MinibatchCKA(2, batch_size=80, kernel="rbf", median="all", sigma_factor=2.0).update(X, Y).sigmas[1] == (
         pytest.approx(2.0 * np.sqrt(np.median(squareform(pdist(Y[:80], "sqeuclidean")))), rel=1e-12))
 

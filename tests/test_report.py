@@ -339,3 +339,81 @@ def test_headline_similarities_carry_intervals_and_the_null(tiny_run):
     assert all("bias" in r for r in [*diag.values(), *same, *grid])
     two_csv = (out / "svcca" / "two_initialisations.csv").read_text()
     assert "svcca_low" in two_csv.splitlines()[0]
+
+
+def _screenshot(html_path, tmp_path, width: int) -> bytes:
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no chromium/chrome binary on PATH (apt-get install chromium) to open the report")
+    shot = tmp_path / f"page_{width}.png"
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chrome-shot'}",
+           "--hide-scrollbars", f"--window-size={width},2400", f"--screenshot={shot}", html_path.resolve().as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    return shot.read_bytes()
+
+
+def test_report_in_chromium_no_element_overflows_its_box_on_screen_or_in_print(tiny_run, tmp_path):
+    """A screenshot is taken, and the page's own layout check (data-overflow-check) finds no content wider than its
+    box; the print rules (forced on, in the headless window's 800 px, about an A4 page's width) make wide tables
+    wrap instead of scrolling."""
+    out, _ = tiny_run
+    assert _screenshot(out / "report.html", tmp_path, 1280)[:8] == b"\x89PNG\r\n\x1a\n"
+    dom = _dump_dom(out / "report.html", tmp_path)
+    assert 'data-overflow-check="overflow: none"' in dom, re.findall(r'data-overflow-check="[^"]*"', dom)
+    html = (out / "report.html").read_text()
+    assert "@media print{" in html
+    printed = out / "report_print.html"  # beside the page, so the figures' relative links still resolve
+    printed.write_text(html.replace("@media print{", "@media all{"))  # headless window: 800 px, about A4's width
+    try:
+        dom = _dump_dom(printed, tmp_path)
+    finally:
+        printed.unlink()
+    assert 'data-overflow-check="overflow: none"' in dom, re.findall(r'data-overflow-check="[^"]*"', dom)
+
+
+def test_chromium_overflow_check_detects_a_wide_element(tmp_path):
+    rep = Report(title="wide")
+    rep.section("S").paragraphs.append("x" * 3000)  # one unbreakable word, wider than the page
+    dom = _dump_dom(rep.write(tmp_path / "report.html"), tmp_path)
+    assert 'data-overflow-check="overflowing: ' in dom
+
+
+def test_figure_title_is_lifted_off_the_panel_titles():
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    for ax in axes:
+        ax.set_title("panel\ntitle on two lines")
+    fig.suptitle("figure title", y=0.97)
+    fig.subplots_adjust(top=0.9)  # panel titles now reach into the figure title
+    assert plots.title_overlaps(fig)
+    plots._lift_suptitle(fig)
+    assert plots.title_overlaps(fig) == []
+    plt.close(fig)
+
+
+def test_projection_colours_are_moreaus():
+    # his similarity/projection_same_sensors.py: CCA_highest (1, 0, 0), CCA_lowest (0.9, 0.9, 0), PCA (0.05, 0.9, 0.05)
+    from matplotlib.colors import to_rgb
+
+    assert to_rgb(plots.METHOD_STYLE["cca_highest"][0]) == (1.0, 0.0, 0.0)
+    np.testing.assert_allclose(to_rgb(plots.METHOD_STYLE["cca_lowest"][0]), (0.9, 0.9, 0.0), atol=1 / 255)
+    np.testing.assert_allclose(to_rgb(plots.METHOD_STYLE["pca"][0]), (0.05, 0.9, 0.05), atol=1 / 255)
+    np.testing.assert_allclose(to_rgb(plots.METHOD_STYLE["cca_random"][0]), (1.0, 0.5, 0.0), atol=1 / 255)
+
+
+def test_fusion_agreement_bars_start_at_zero(tiny_run, monkeypatch, tmp_path):
+    out, _ = tiny_run
+    from ccalens.experiments.fusion import FUSION_METHODS, FusionResult
+
+    saved = json.loads((out / "fusion" / "fusion.json").read_text())["pairs"][0]
+    res = FusionResult(**{k: v for k, v in saved.items() if k != "canonical_correlations"},
+                       canonical_correlations=np.asarray(saved["canonical_correlations"]))
+    captured = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, stem: captured.setdefault("fig", fig))
+    plots.plot_fusion([res], tmp_path / "f", methods=FUSION_METHODS)
+    bars = captured["fig"].axes[1]
+    assert bars.get_xlim() == (0.0, 1.0)
+    assert {t.get_text() for t in bars.get_legend().get_texts()} >= {"network a alone", "network b alone"}

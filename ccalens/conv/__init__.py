@@ -1,11 +1,13 @@
 """Similarity of conv layers: spatial positions as samples, pooled, or DFT-CCA (SVCCA paper, appendix C).
 
 Pure numpy/scipy on top of :mod:`ccalens.core`. Entry points: :func:`conv_similarity` (arrays or memory
-maps), :func:`conv_similarity_from_batches` (a stream of batches), and the streaming statistics
-:class:`DFTStats` / :class:`SpatialStats` (``update``, ``merge``, ``result``).
+maps), :func:`conv_similarity_from_batches` (a stream of batches), :func:`dft_linear_cka` (linear CKA summed over
+frequency blocks, by Parseval), and the streaming statistics :class:`DFTStats` / :class:`SpatialStats`
+(``update``, ``merge``, ``result``).
 """
 
 from ._input import LAYOUTS
+from .cka import dft_linear_cka
 from .dft import DFTResult, DFTStats
 from .frequencies import FrequencyPlan, frequency_plan
 from .similarity import (
@@ -15,6 +17,7 @@ from .similarity import (
     conv_similarity,
     conv_similarity_from_batches,
     conv_stats,
+    dft_null_mean_rho,
 )
 
 __all__ = [
@@ -28,5 +31,7 @@ __all__ = [
     "conv_similarity",
     "conv_similarity_from_batches",
     "conv_stats",
+    "dft_linear_cka",
+    "dft_null_mean_rho",
     "frequency_plan",
 ]

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ccalens.core.measures import cca, pwcca, svcca
+from ccalens.core.null import null_mean_rho
 from ccalens.core.result import SimilarityResult
 from ccalens.core.stats import SufficientStats
 from ccalens.core.validation import svcca_rule
@@ -40,6 +41,7 @@ __all__ = [
     "conv_similarity",
     "conv_similarity_from_batches",
     "conv_stats",
+    "dft_null_mean_rho",
 ]
 
 Convention = Literal["positions", "pooled", "dft"]
@@ -172,6 +174,22 @@ def conv_stats(
     return SpatialStats(convention, check_layout(layout))
 
 
+def dft_null_mean_rho(res: DFTResult) -> float | None:
+    """Mean canonical correlation that unrelated maps of the same image count and per-frequency kept ranks reach
+    under DFT-CCA: each frequency's expectation (:func:`ccalens.null_mean_rho` of ``n`` samples and its two kept
+    ranks) weighted by its number of correlations and multiplicity; the ``n_zeros`` correlations pairing different
+    frequencies are 0 by construction, so they count as 0. A complex frequency uses the real expectation, which has
+    the same large-sample limit (Wachter's law holds for real and complex ensembles alike). None below 3 images."""
+    if res.n_samples < 3 or res.correlations.size == 0:
+        return None
+    total = 0.0
+    for ra, rb, m in zip(res.rank_a, res.rank_b, res.multiplicity, strict=True):
+        if ra > 0 and rb > 0:
+            k = min(int(ra), int(rb))  # the block's number of correlations
+            total += float(m) * k * null_mean_rho(res.n_samples, int(ra), int(rb))
+    return total / res.correlations.size
+
+
 def _finish(
     stats: SpatialStats | DFTStats, measure: str, keep: str, threshold: float, tol: float, svcca_scope: str
 ) -> ConvSimilarityResult:
@@ -195,6 +213,7 @@ def _finish(
         rank_y=int(res.rank_b @ res.multiplicity),
         dft=res,
         details=details,
+        null_mean_rho=dft_null_mean_rho(res),
     )
 
 

@@ -5,14 +5,14 @@ Exact: ``K_ij = exp(-|x_i - x_j|^2 / (2 sigma_x^2))``, same for L, and
 et al. 2019). Bandwidth: ``sigma^2 = sigma_factor^2 * median of the squared distances``, per representation,
 with two rules for which distances count:
 
-* ``median="distinct"`` (default): the n (n - 1) / 2 distances between distinct samples.
-* ``median="all"``: all n^2 entries of the distance matrix, the n zeros of its diagonal included, as the
-  reference code of Kornblith et al. computes it (``np.median`` of the full matrix of squared distances);
-  it gives a slightly smaller bandwidth.
+* ``median="all"`` (default): all n^2 entries of the distance matrix, the n zeros of its diagonal included, as
+  the reference code of Kornblith et al. computes it (``np.median`` of the full matrix of squared distances), so
+  that the default reproduces their values.
+* ``median="distinct"``: the n (n - 1) / 2 distances between distinct samples (a slightly larger bandwidth).
 
 The exact method is deterministic: the median is exact (no subsample). It holds two n x n float64 kernels
 and the triangle of distances, about ``20 n^2`` bytes; ``method="auto"`` uses it while that fits in
-``memory_budget`` (default 2 GiB, n up to about 10,000) and ``method="exact"`` refuses beyond it.
+``memory_budget`` (the planner's default, :mod:`ccalens.core.plan`) and ``method="exact"`` refuses beyond it.
 
 The kernel is computed as ``expm1(-d^2 / (2 sigma^2))`` (``K - 1``: centring removes the constant), so
 a bandwidth much wider than the data keeps full precision instead of rounding every entry to 1; any
@@ -112,7 +112,7 @@ def _check_rule(median: str) -> None:
 
 
 def median_distance(
-    X: Any, *, median: MedianRule = "distinct", max_samples: int | None = None, seed: int = 0
+    X: Any, *, median: MedianRule = "all", max_samples: int | None = None, seed: int = 0
 ) -> float:
     """Square root of the median squared Euclidean distance between the rows of ``X: (n, d)``.
 
@@ -183,7 +183,7 @@ def rbf_cka(
     Y: Any,
     *,
     sigma_factor: float = 1.0,
-    median: MedianRule = "distinct",
+    median: MedianRule = "all",
     method: Literal["auto", "exact", "random_features", "minibatch"] = "auto",
     memory_budget: int | None = None,
     n_features: int = 4096,
@@ -195,7 +195,8 @@ def rbf_cka(
 
     Args:
         sigma_factor: bandwidth ``sigma = sigma_factor * sqrt(median squared distance)``.
-        median: ``"distinct"`` (pairs of distinct samples) or ``"all"`` (all n^2 entries, Kornblith's code).
+        median: ``"all"`` (all n^2 entries, Kornblith's reference code: the default) or ``"distinct"`` (pairs of
+            distinct samples).
         method: ``"exact"`` (n x n kernels, deterministic), ``"random_features"`` (seeded approximation),
             ``"minibatch"`` (seeded estimator: unbiased HSIC averaged over shuffled minibatches of
             ``batch_size`` rows, :class:`~ccalens.core.minibatch.MinibatchCKA`) or ``"auto"`` (exact while

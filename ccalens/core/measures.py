@@ -229,6 +229,8 @@ def _cca_result(
     null = null_mean_rho(n, wx.rank, wy.rank) if n >= 3 else None
     if null is not None:
         _sample_size_warnings(n, wx.rank, wy.rank, null)
+    else:  # n = 2: one dimension of centred data, a correlation of 1 whatever the data (as CCA().fit says)
+        warn_if_underdetermined(n, wx.rank, wy.rank, stacklevel=6)
     return SimilarityResult(
         measure=name,
         score=mean_rho if score is None else score,

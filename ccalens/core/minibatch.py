@@ -123,7 +123,7 @@ class MinibatchCKA:
         kernel: Literal["linear", "rbf"] = "linear",
         sigmas: Sequence[float] | None = None,
         sigma_factor: float = 1.0,
-        median: Literal["distinct", "all"] = "distinct",
+        median: Literal["distinct", "all"] = "all",
     ) -> None:
         if isinstance(representations, (int, np.integer)) and not isinstance(representations, bool):
             if representations < 1:

@@ -31,9 +31,21 @@ provided the blocks are longer than the dependence. Streamed statistics (one :cl
 batch) are bootstrapped with the batches as blocks, so batches must be exchangeable (shuffled data) or
 long contiguous runs.
 
-Intervals: ``"percentile"`` (quantiles of the replicates) and ``"bca"`` (bias-corrected and accelerated,
-Efron 1987), whose acceleration comes from the delete-one-block jackknife of the same block statistics
-(B more solves; with size-1 blocks the ordinary jackknife, n solves: costly for large n).
+Intervals, for the population value (``estimand="population"``): these similarities are biased upward at
+finite n, and a with-replacement resample repeats rows, which raises them further, so the percentile interval
+of the replicates sits above an estimate that is itself too high and misses the population value (see
+``validation/coverage_study.py``). The default, ``"half_sampling"``, draws subsamples of half the blocks
+*without* replacement (a 0/1 weighted merge of the same block statistics): the estimate's bias is the
+delete-half jackknife ``(mean of the half-sample scores - estimate) m / (n - m)`` (exact for a bias of order
+1 / n), its standard error ``sd(half-sample scores) sqrt(m / (n - m))``, and the interval ``estimate - bias +-
+t se`` (Student's t on B - 1 degrees of freedom: wider when few blocks). It covers at its nominal rate where the
+score is a smooth function of the covariances (linear and debiased CKA; CCA, SVCCA, PWCCA and Procrustes when no
+population canonical correlation is near 0); where some are 0 the bias is of order 1 / sqrt(n) and no
+resampling interval here covers: compare with ``null_mean_rho`` and the permutation test. Also offered:
+``"basic"`` (reverse percentile), ``"percentile"`` (quantiles of the replicates) and ``"bca"``
+(bias-corrected and accelerated, Efron 1987, its acceleration from the delete-one-block jackknife: B more
+solves). Where the replicates lie (almost) wholly on one side of the estimate BCa's correction is undefined;
+the result then reports the basic interval and says so in ``note``.
 
 Measures without a statistics path (``debiased_linear_cka``, ``rbf_cka``) are bootstrapped by resampling
 the rows of the drawn blocks and recomputing (one pass per replicate). If the block statistics would need
@@ -57,6 +69,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import scipy.linalg
+from scipy import stats as scipy_stats
 from scipy.special import ndtr, ndtri
 
 from .stats import SufficientStats
@@ -68,6 +81,7 @@ __all__ = [
     "BootstrapMatrixResult",
     "BootstrapResult",
     "ConfidenceInterval",
+    "FewBlocksWarning",
     "PermutationTestResult",
     "bootstrap",
     "bootstrap_matrix",
@@ -84,6 +98,7 @@ _PACKED_BUDGET = 1 << 30
 _MERGE_BATCH_ELEMENTS = 1 << 25
 
 Partition = Literal["random", "contiguous"]
+Method = Literal["half_sampling", "basic", "percentile", "bca"]
 
 
 class ConfidenceInterval(NamedTuple):
@@ -104,12 +119,18 @@ class BootstrapResult:
         confidence_interval: ``(low, high)``.
         bootstrap_distribution: ``(n_resamples,)`` replicate scores.
         standard_error: standard deviation of the replicates (ddof=1).
-        confidence_level, method: as requested.
+        confidence_level, method: as requested (``method_used`` differs when BCa falls back, see ``note``).
         n_blocks: number of blocks B resampled.
         block_size: rows per block (the largest block; None for given block statistics).
         exact_iid: True when every block is one sample (the classical i.i.d. bootstrap).
         path: how replicates were computed: ``"block statistics"`` (weighted merges), ``"weighted data"``
             (one weighted product over the data per replicate) or ``"resampled rows"`` (recomputed).
+        estimand: what the interval is for: ``"population"``, the similarity of the distributions the samples
+            come from (not the score of this sample).
+        bias: the estimate's bias estimated from the replicates (half-samples: the delete-half jackknife
+            ``(mean of half-sample scores - estimate) m / (n - m)``; bootstrap methods: mean of the replicates
+            minus the estimate); ``bias_corrected_estimate = estimate - bias``.
+        method_used: the method that produced the interval; ``note``: why it differs from ``method``, or None.
     """
 
     measure: str
@@ -123,6 +144,14 @@ class BootstrapResult:
     block_size: int | None
     exact_iid: bool
     path: str
+    bias: float = 0.0
+    method_used: str = ""
+    note: str | None = None
+    estimand: str = "population"
+
+    @property
+    def bias_corrected_estimate(self) -> float:
+        return self.estimate - self.bias
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (without the replicates)."""
@@ -138,6 +167,11 @@ class BootstrapResult:
             "block_size": self.block_size,
             "exact_iid": self.exact_iid,
             "path": self.path,
+            "estimand": self.estimand,
+            "bias": self.bias,
+            "bias_corrected_estimate": self.bias_corrected_estimate,
+            "method_used": self.method_used,
+            "note": self.note,
         }
 
 
@@ -151,7 +185,8 @@ class BootstrapMatrixResult:
         confidence_interval: ``(low (L, L), high (L, L))``.
         bootstrap_distribution: ``(n_resamples, L, L)`` replicate matrices.
         standard_error: ``(L, L)``.
-        confidence_level, method, n_blocks, block_size, exact_iid, path: as in :class:`BootstrapResult`.
+        confidence_level, method, n_blocks, block_size, exact_iid, path, estimand, method_used, note: as in
+            :class:`BootstrapResult`; ``bias: (L, L)``.
     """
 
     measure: str
@@ -166,6 +201,10 @@ class BootstrapMatrixResult:
     block_size: int | None
     exact_iid: bool
     path: str
+    bias: np.ndarray | None = None
+    method_used: str = ""
+    note: str | None = None
+    estimand: str = "population"
 
     def interval(self, i: int, j: int) -> ConfidenceInterval:
         """The interval of cell ``(i, j)``."""
@@ -187,6 +226,10 @@ class BootstrapMatrixResult:
             "block_size": self.block_size,
             "exact_iid": self.exact_iid,
             "path": self.path,
+            "estimand": self.estimand,
+            "bias": None if self.bias is None else np.asarray(self.bias).tolist(),
+            "method_used": self.method_used,
+            "note": self.note,
         }
 
 
@@ -478,20 +521,105 @@ def _bca_interval(
     return low.reshape(shape), high.reshape(shape)
 
 
+#: Interval methods; the default, ``"half_sampling"``, is the one the coverage study (validation/) supports.
+METHODS = ("half_sampling", "basic", "percentile", "bca")
+DEFAULT_METHOD = "half_sampling"
+#: Fewer blocks than this and the interval rests on too few independent pieces: a warning says so (the
+#: half-sampling interval then uses Student's t with B - 1 degrees of freedom, which widens it).
+MIN_RELIABLE_BLOCKS = 20
+
+
+@dataclass(frozen=True)
+class _Interval:
+    ci: ConfidenceInterval
+    se: Any
+    bias: Any
+    method_used: str
+    note: str | None
+
+
+def _as_interval(low: Any, high: Any, ndim: int) -> ConfidenceInterval:
+    if ndim == 1:
+        return ConfidenceInterval(float(low), float(high))
+    return ConfidenceInterval(np.asarray(low), np.asarray(high))
+
+
+def _basic(replicates: np.ndarray, estimate: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reverse percentile: ``[2 theta - q_(1 - a/2), 2 theta - q_(a/2)]``."""
+    low, high = _percentile_interval(replicates, level)
+    return 2 * estimate - high, 2 * estimate - low
+
+
 def _interval(
     replicates: np.ndarray,
     estimate: np.ndarray,
     method: str,
     level: float,
     jackknife: Callable[[], np.ndarray],
-) -> ConfidenceInterval:
+    *,
+    half_fraction: float | None = None,
+    n_blocks: int = 0,
+) -> _Interval:
+    """The interval of ``method`` from ``replicates: (R, ...)`` of ``estimate``.
+
+    ``half_sampling``: ``replicates`` are scores of subsamples without replacement holding a fraction ``m / n``
+    of the rows (``half_fraction = m / (n - m)``); the estimate's bias is ``(mean - estimate) m / (n - m)``
+    (the delete-half jackknife: a bias of order 1 / n), its standard error ``sd sqrt(m / (n - m))``
+    (``Var(theta_m - theta_n) = sigma^2 (1/m - 1/n)``), and the interval ``estimate - bias +- t se`` with
+    Student's t on ``n_blocks - 1`` degrees of freedom.
+    """
+    ndim = replicates.ndim
+    if method == "half_sampling":
+        assert half_fraction is not None
+        bias = (replicates.mean(axis=0) - estimate) * half_fraction
+        se = np.std(replicates, axis=0, ddof=1) * np.sqrt(half_fraction)
+        t = float(scipy_stats.t.ppf(0.5 + level / 2, max(n_blocks - 1, 1)))
+        centre = estimate - bias
+        return _Interval(_as_interval(centre - t * se, centre + t * se, ndim), se, bias, method, None)
+    se = np.std(replicates, axis=0, ddof=1)
+    bias = replicates.mean(axis=0) - estimate
     if method == "percentile":
         low, high = _percentile_interval(replicates, level)
-    else:
-        low, high = _bca_interval(replicates, estimate, jackknife(), level)
-    if replicates.ndim == 1:
-        return ConfidenceInterval(float(low), float(high))
-    return ConfidenceInterval(np.asarray(low), np.asarray(high))
+        return _Interval(_as_interval(low, high, ndim), se, bias, method, None)
+    if method == "basic":
+        low, high = _basic(replicates, estimate, level)
+        return _Interval(_as_interval(low, high, ndim), se, bias, method, None)
+    # BCa: undefined where the replicates lie (almost) wholly on one side of the estimate
+    below = np.mean(replicates < estimate, axis=0)
+    tail = (1.0 - level) / 2.0
+    one_sided = np.minimum(below, 1.0 - below) < tail
+    low, high = _bca_interval(replicates, estimate, jackknife(), level)
+    note = None
+    if np.any(one_sided):
+        b_low, b_high = _basic(replicates, estimate, level)
+        low, high = np.where(one_sided, b_low, low), np.where(one_sided, b_high, high)
+        share = float(np.max(np.maximum(below, 1.0 - below)))
+        note = (f"the bootstrap distribution lies on one side of the estimate in {share:.1%} of the replicates"
+                f"{' (some cells)' if ndim > 1 else ''}: BCa's bias correction is undefined there, so the basic "
+                "(reverse percentile) interval is reported instead")
+    used = "basic" if np.all(one_sided) else "bca"
+    return _Interval(_as_interval(low, high, ndim), se, bias, used, note)
+
+
+def _draw_half_weights(rng: np.random.Generator, n_blocks: int, count: int) -> np.ndarray:
+    """0/1 weights ``(count, B)``: replicate r keeps ``B // 2`` blocks drawn without replacement."""
+    out = np.zeros((count, n_blocks), dtype=np.float64)
+    for r in range(count):
+        out[r, rng.permutation(n_blocks)[: n_blocks // 2]] = 1.0
+    return out
+
+
+def _few_blocks_warning(n_blocks: int) -> None:
+    if n_blocks < MIN_RELIABLE_BLOCKS:
+        warnings.warn(
+            f"the interval rests on {n_blocks} blocks (fewer than {MIN_RELIABLE_BLOCKS}): its width is itself "
+            "uncertain and a bootstrap of so few blocks is too narrow; the half-sampling interval widens by "
+            f"Student's t on {n_blocks - 1} degrees of freedom. Stream more (smaller) batches for more blocks.",
+            FewBlocksWarning, stacklevel=4)
+
+
+class FewBlocksWarning(UserWarning):
+    """An interval computed from fewer than :data:`MIN_RELIABLE_BLOCKS` blocks."""
 
 
 # --------------------------------------------------------------------------------- bootstrap engine
@@ -513,9 +641,7 @@ def _run_weighted(blocks: _Blocks, weights: np.ndarray, evaluate: Callable[[Suff
     batch = max(1, min(weights.shape[0], _MERGE_BATCH_ELEMENTS // max(T, 1)))
     workers = None if blocks.width >= MIN_PARALLEL_WIDTH else 1
     values: list[Any] = []
-    with warnings.catch_warnings():
-        # the under-determination warning was raised once, for the estimate (filters are process-wide)
-        warnings.simplefilter("ignore", UnderdeterminedWarning)
+    with _gathered_warnings(weights.shape[0]):
         for start in range(0, weights.shape[0], batch):
             replicate = blocks.merge(weights[start : start + batch])
 
@@ -529,20 +655,63 @@ def _run_weighted(blocks: _Blocks, weights: np.ndarray, evaluate: Callable[[Suff
             results = run_tasks([lambda k=k: task(k) for k in range(count)], workers=workers)
             for k, res in enumerate(results):
                 if isinstance(res, Exception):
-                    raise ValueError(
-                        f"bootstrap replicate {start + k} failed ({res}); resampled blocks may leave a feature "
-                        "constant: use more samples or more blocks"
-                    ) from res
+                    raise _replicate_error(start + k, weights.shape[0], res) from res
                 values.append(res)
     return np.asarray(values)
+
+
+def _replicate_error(k: int, count: int, exc: BaseException) -> ValueError:
+    return ValueError(
+        f"replicate {k} of {count} failed ({exc}): a resample of the blocks can leave a feature constant or too "
+        "few distinct samples; the score on all samples is fine. Use more samples or more blocks"
+    )
+
+
+class _gathered_warnings:  # a context manager, like warnings.catch_warnings
+    """Collect the warnings of ``count`` replicates and re-issue one line per warning category: the first
+    replicate's message and how many replicates raised one (the under-determination warning was raised once
+    already, for the estimate)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._catcher = warnings.catch_warnings(record=True)
+
+    def __enter__(self) -> None:
+        self._log = self._catcher.__enter__()
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", UnderdeterminedWarning)
+
+    def __exit__(self, *exc: Any) -> None:
+        log = self._log
+        self._catcher.__exit__(*exc)
+        counts: dict[type, int] = {}
+        first: dict[type, warnings.WarningMessage] = {}
+        for item in log:
+            counts[item.category] = counts.get(item.category, 0) + 1
+            first.setdefault(item.category, item)
+        for category, n in counts.items():
+            warnings.warn(f"bootstrap replicates: {first[category].message} ({min(n, self.count)} of {self.count} "
+                          "replicates raised this warning)", category, stacklevel=4)
 
 
 def _validate_common(n_resamples: int, confidence_level: float, method: str) -> None:
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 2:
         raise ValueError(f"n_resamples must be an integer >= 2, got {n_resamples!r}")
     _check_level(confidence_level)
-    if method not in ("percentile", "bca"):
-        raise ValueError(f"method must be 'percentile' or 'bca', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(repr(m) for m in METHODS)}, got {method!r}")
+
+
+def _draw(method: str, rng: np.random.Generator, n_blocks: int, count: int, counts: np.ndarray) -> tuple[
+        np.ndarray, float | None]:
+    """Replicate weights ``(count, B)`` and, for half-sampling, ``m / (n - m)`` (m: mean rows kept)."""
+    if method != "half_sampling":
+        return _draw_weights(rng, n_blocks, count), None
+    if n_blocks < 4:
+        raise ValueError(f"half-sampling needs at least 4 blocks, got {n_blocks}: use more samples or batches")
+    weights = _draw_half_weights(rng, n_blocks, count)
+    kept = float(np.mean(weights @ counts))
+    return weights, kept / (float(np.sum(counts)) - kept)
 
 
 def _bootstrap_engine(
@@ -553,18 +722,20 @@ def _bootstrap_engine(
     confidence_level: float,
     method: str,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, ConfidenceInterval, np.ndarray]:
-    """Estimate, replicates, interval and standard error of ``evaluate`` (scalar or array valued)."""
+) -> tuple[np.ndarray, np.ndarray, _Interval]:
+    """Estimate, replicates and interval of ``evaluate`` (scalar or array valued)."""
     B = blocks.n_blocks
+    _few_blocks_warning(B)
     estimate = np.asarray(evaluate(blocks.merge(np.ones((1, B)))(0)))
-    weights = _draw_weights(rng, B, n_resamples)
+    weights, fraction = _draw(method, rng, B, n_resamples, blocks.counts)
     replicates = _run_weighted(blocks, weights, evaluate)
 
     def jackknife() -> np.ndarray:
         return _run_weighted(blocks, 1.0 - np.eye(B), evaluate)
 
-    ci = _interval(replicates, estimate, method, confidence_level, jackknife)
-    return estimate, replicates, ci, np.std(replicates, axis=0, ddof=1)
+    interval = _interval(replicates, estimate, method, confidence_level, jackknife, half_fraction=fraction,
+                         n_blocks=B)
+    return estimate, replicates, interval
 
 
 def bootstrap(
@@ -574,7 +745,7 @@ def bootstrap(
     *,
     n_resamples: int = 1000,
     confidence_level: float = 0.95,
-    method: Literal["percentile", "bca"] = "percentile",
+    method: Method = DEFAULT_METHOD,
     block_size: int | None = None,
     partition: Partition = "random",
     seed: int | np.random.Generator | None = None,
@@ -590,8 +761,13 @@ def bootstrap(
     per block (None: ``min(n, 256)`` blocks, fewer for very wide data; 1: the exact i.i.d. bootstrap).
     ``partition``: blocks of rows drawn at random (i.i.d. samples) or ``"contiguous"`` runs (dependent
     samples: the non-overlapping block bootstrap). ``seed``: same seed, same intervals. Other keywords go
-    to the measure (e.g. ``variance`` for SVCCA).
-    See the module docstring for when the result is exact.
+    to the measure (e.g. ``keep``, ``threshold`` for SVCCA).
+
+    ``method``: ``"half_sampling"`` (default: subsamples of half the blocks without replacement, a bias-corrected
+    interval for the population value, see :func:`_interval`), ``"basic"`` (reverse percentile), ``"percentile"``
+    or ``"bca"`` (with-replacement bootstrap replicates). Which covers the population value, at which n, is
+    measured by ``validation/coverage_study.py`` (the README's table). See the module docstring for when the
+    with-replacement bootstrap is exact.
     """
     _validate_common(n_resamples, confidence_level, method)
     fn, has_stats = _measure_function(measure)
@@ -599,7 +775,7 @@ def bootstrap(
     options = dict(measure_options)
     def from_blocks(blk: _Blocks, block_size_used: int | None, path: str) -> BootstrapResult:
         """The replicates (weighted merges of ``blk``) and their interval."""
-        est, reps, ci, se = _bootstrap_engine(
+        est, reps, iv = _bootstrap_engine(
             blk,
             lambda s: _score_from_stats(fn, s, options).score,
             n_resamples=n_resamples,
@@ -607,9 +783,9 @@ def bootstrap(
             method=method,
             rng=rng,
         )
-        exact = block_size_used == 1
-        return BootstrapResult(measure, float(est), ci, reps, float(se), confidence_level, method, blk.n_blocks,
-                               block_size_used, exact, path)
+        exact = block_size_used == 1 and method != "half_sampling"
+        return BootstrapResult(measure, float(est), iv.ci, reps, float(iv.se), confidence_level, method,
+                               blk.n_blocks, block_size_used, exact, path, float(iv.bias), iv.method_used, iv.note)
 
     if blocks is not None:
         if X is not None or Y is not None:
@@ -651,31 +827,44 @@ def _bootstrap_rows(
 
     def score(weights: np.ndarray) -> float:
         rows = np.repeat(order, weights[position_block].astype(np.int64))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnderdeterminedWarning)
-            return float(fn(X[rows], Y[rows], **options).score)
+        return float(fn(X[rows], Y[rows], **options).score)
 
+    def scores(all_weights: np.ndarray) -> np.ndarray:
+        out = []
+        with _gathered_warnings(all_weights.shape[0]):
+            for k, w in enumerate(all_weights):
+                try:
+                    out.append(score(w))
+                except (ValueError, np.linalg.LinAlgError) as exc:
+                    raise _replicate_error(k, all_weights.shape[0], exc) from exc
+        return np.array(out)
+
+    _few_blocks_warning(B)
     estimate = float(fn(X, Y, **options).score)
-    weights = _draw_weights(rng, B, n_resamples)
-    replicates = np.array([score(w) for w in weights])
+    weights, fraction = _draw(method, rng, B, n_resamples, np.diff(bounds).astype(np.float64))
+    replicates = scores(weights)
 
     def jackknife() -> np.ndarray:
-        return np.array([score(w) for w in 1.0 - np.eye(B)])
+        return scores(1.0 - np.eye(B))
 
-    ci = _interval(replicates, np.asarray(estimate), method, confidence_level, jackknife)
+    iv = _interval(replicates, np.asarray(estimate), method, confidence_level, jackknife, half_fraction=fraction,
+                   n_blocks=B)
     largest = int(np.diff(bounds).max())
     return BootstrapResult(
         measure,
         estimate,
-        ci,
+        iv.ci,
         replicates,
-        float(np.std(replicates, ddof=1)),
+        float(iv.se),
         confidence_level,
         method,
         B,
         largest,
-        largest == 1,
+        largest == 1 and method != "half_sampling",
         "resampled rows",
+        float(iv.bias),
+        iv.method_used,
+        iv.note,
     )
 
 
@@ -685,7 +874,7 @@ def bootstrap_matrix(
     *,
     n_resamples: int = 1000,
     confidence_level: float = 0.95,
-    method: Literal["percentile", "bca"] = "percentile",
+    method: Method = DEFAULT_METHOD,
     block_size: int | None = None,
     partition: Partition = "random",
     seed: int | np.random.Generator | None = None,
@@ -731,12 +920,13 @@ def bootstrap_matrix(
     def evaluate(stats: SufficientStats) -> np.ndarray:
         return similarity_matrix(stats, measure, names=names, **measure_options).scores
 
-    est, reps, ci, se = _bootstrap_engine(
+    est, reps, iv = _bootstrap_engine(
         blk, evaluate, n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng
     )
     path = "block statistics" if blk.packed is not None else "weighted data"
     return BootstrapMatrixResult(
-        measure, names, est, ci, reps, se, confidence_level, method, blk.n_blocks, block_size_out, exact, path
+        measure, names, est, iv.ci, reps, np.asarray(iv.se), confidence_level, method, blk.n_blocks,
+        block_size_out, exact and method != "half_sampling", path, np.asarray(iv.bias), iv.method_used, iv.note,
     )
 
 

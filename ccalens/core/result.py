@@ -23,8 +23,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: How far past +-1 rounding may carry a score bounded by +-1 by definition (a ratio of float64 norms and inner
+#: products: a relative error of a few thousand units of roundoff, 2^-40 ~ 9e-13); such a score is clipped.
+ROUNDING_EXCESS = 2.0**-40
+
+
+def clip_unit(value: float | None) -> float | None:
+    """``value`` clipped to [-1, 1] when it exceeds the bound by rounding only (at most :data:`ROUNDING_EXCESS`)."""
+    if value is None or not math.isfinite(value):
+        return value
+    if 1.0 < value <= 1.0 + ROUNDING_EXCESS:
+        return 1.0
+    if -1.0 - ROUNDING_EXCESS <= value < -1.0:
+        return -1.0
+    return value
+
+
 def angular_distance(score: float) -> float | None:
     """``arccos(score)``: the angle between the two (centred) kernels, a metric; None outside [-1, 1]."""
+    score = clip_unit(score)
     return float(math.acos(score)) if -1.0 <= score <= 1.0 else None
 
 
@@ -61,6 +78,13 @@ class SimilarityResult:
     weights: np.ndarray | None = field(default=None, repr=False)
     distance: float | None = None
     null_mean_rho: float | None = None
+
+    def __post_init__(self) -> None:
+        # every score and mean correlation here lies in [-1, 1] by definition: rounding must not carry it past
+        for name in ("score", "mean_rho", "mean_rho2"):
+            value = getattr(self, name)
+            if isinstance(value, float):
+                object.__setattr__(self, name, clip_unit(value))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (arrays as lists)."""

@@ -94,6 +94,31 @@ def _column_tiles(sizes: Sequence[int], workers: int) -> list[tuple[int, int, in
         tiles[widest : widest + 1] = [(block, lo, mid), (block, mid, hi)]
 
 
+def _check_underflow(blocks: Sequence[np.ndarray], comoment: np.ndarray, names: Sequence[str]) -> None:
+    """A feature whose values vary but whose variance reads 0 underflowed (its squares fell below the smallest
+    float64): say so, naming the representation, rather than letting it pass for a constant feature. Runs only
+    when some variance is exactly 0 (no cost otherwise)."""
+    diagonal = np.diag(comoment)
+    if not np.any(diagonal == 0):
+        return
+    start = 0
+    for block, name in zip(blocks, names, strict=True):
+        width = block.shape[1]
+        zero = np.flatnonzero(diagonal[start : start + width] == 0)
+        start += width
+        if zero.size == 0 or block.shape[0] < 2:
+            continue
+        columns = np.asarray(block[:, zero], dtype=np.float64)
+        varying = np.ptp(columns, axis=0) > 0
+        if varying.any():
+            largest = float(np.abs(columns[:, varying]).max())
+            raise ValueError(
+                f"{name}: {int(varying.sum())} feature(s) vary but their variance underflows to 0 in float64 "
+                f"(values of at most {largest:.3g}: their squares fall below {np.finfo(np.float64).tiny:.3g}); "
+                "every measure is scale invariant, so rescale the data first (e.g. X / np.abs(X).max())"
+            )
+
+
 def _block_products(
     blocks: Sequence[np.ndarray], out: np.ndarray, *, accumulate: bool = False, minus: np.ndarray | None = None
 ) -> None:
@@ -309,6 +334,7 @@ class SufficientStats:
         if float32 and self.n_samples == 0:
             offset = offset.astype(np.float32).astype(np.float64)  # float32 data are shifted by float32 values
         comoment_b, shifted_mean = self._batch_comoment(checked, offset, float32, names)
+        _check_underflow(checked, comoment_b, names)
         far = n_b * shifted_mean**2 > _MAX_OFFSET_ERROR * np.maximum(np.diag(comoment_b), 0.0)
         if far.any():
             # the offset lies far from this batch's mean (an outlier among the leading rows, a drifting stream):

@@ -21,6 +21,12 @@ Both are also given with W centred over classes (``W - mean row``, rank nc - 1: 
 ``random_weights``: the centred-weights angles against k random directions of the same kept PCA space, the baseline
 of the weights geometry: whitened canonical weights lie along low-variance directions, so their angles to W are
 about as large as a random subspace's, and that geometry says little; the variates geometry is the informative one.
+
+``angle_null[side][geometry]`` (``centred_variates``, ``centred_weights``): the null distribution of the median
+angle, from ``null_subspaces`` uniformly random k-dimensional subspaces of the same kept space (the span of the
+canonical variates, or of the canonical weight vectors): its mean and 5th percentile, beside the observed median.
+An observed median below the 5th percentile means the top nc canonical directions are closer to the class
+components than chance.
 """
 
 from __future__ import annotations
@@ -58,12 +64,14 @@ FUSION_METHODS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class FusionConfig:
     """``pca_variance``: PCA before CCA; ``n_components``: canonical components fused (None = all, as
-    ccaFuse); ``svm_kernel``/``svm_c``: scikit-learn ``SVC`` settings."""
+    ccaFuse); ``svm_kernel``/``svm_c``: scikit-learn ``SVC`` settings; ``null_subspaces``: random subspaces drawn
+    for the null of the principal angles."""
 
     pca_variance: float = 0.9999
     n_components: int | None = None
     svm_kernel: str = "linear"
     svm_c: float = 1.0
+    null_subspaces: int = 200
 
     def __post_init__(self) -> None:
         if not 0 < self.pca_variance <= 1:
@@ -74,6 +82,9 @@ class FusionConfig:
             raise ValueError(f"svm_kernel must be 'linear', 'rbf', 'poly' or 'sigmoid', got {self.svm_kernel!r}")
         if not self.svm_c > 0:
             raise ValueError(f"svm_c must be positive, got {self.svm_c}")
+        if isinstance(self.null_subspaces, bool) or not isinstance(self.null_subspaces, int) \
+                or self.null_subspaces < 20:
+            raise ValueError(f"null_subspaces must be an integer >= 20, got {self.null_subspaces!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -90,6 +101,7 @@ class FusionResult:
     agreement_with_logit_average: dict[str, float]
     principal_angles_deg: dict[str, list[float]]
     canonical_correlations: np.ndarray
+    angle_null: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     wall_time_s: float = 0.0
 
@@ -102,6 +114,7 @@ class FusionResult:
             "agreement_with_logit_average": self.agreement_with_logit_average,
             "principal_angles_deg": self.principal_angles_deg,
             "canonical_correlations": self.canonical_correlations,
+            "angle_null": self.angle_null,
             "config": self.config,
             "wall_time_s": self.wall_time_s,
         }
@@ -164,6 +177,25 @@ def _angles(A: np.ndarray, B: np.ndarray) -> list[float]:
     return sorted(np.degrees(scipy.linalg.subspace_angles(A, B)).tolist())
 
 
+def _random_subspace_null(
+    target: np.ndarray, span: np.ndarray, k: int, draws: int, rng: np.random.Generator
+) -> dict[str, float]:
+    """The null of the median principal angle between ``span(target: (m, c))`` and a k-dimensional subspace of
+    ``span(span: (m, r))``: ``draws`` uniformly random k-dimensional subspaces of that span (Haar: an orthonormal
+    basis of the span times a Gaussian ``(r, k)``). Returns ``mean_deg``, ``p05_deg`` (5th percentile), ``draws``.
+    Cheap: both spans are orthonormalised once, then each draw is an SVD of a ``(c, k)`` matrix."""
+    qt = scipy.linalg.orth(target)  # (m, c') orthonormal
+    qs = scipy.linalg.orth(span)  # (m, r') orthonormal
+    k = min(k, qs.shape[1])
+    cross = qt.T @ qs  # (c', r')
+    medians = np.empty(draws)
+    for d in range(draws):
+        basis, _ = np.linalg.qr(rng.standard_normal((qs.shape[1], k)))  # Haar-random k-frame of the span
+        cosines = np.clip(np.linalg.svd(cross @ basis, compute_uv=False), 0.0, 1.0)
+        medians[d] = np.median(np.degrees(np.arccos(cosines)))
+    return {"mean_deg": float(medians.mean()), "p05_deg": float(np.percentile(medians, 5)), "draws": draws}
+
+
 def fusion_study(
     a: NetworkFeatures,
     b: NetworkFeatures,
@@ -213,6 +245,7 @@ def fusion_study(
     agreement = {m: float(np.mean(preds[m] == preds["logit_average"])) for m in FUSION_METHODS}
 
     angles: dict[str, list[float]] = {}
+    nulls: dict[str, dict[str, dict[str, float]]] = {}
     for side, net, basis in (("a", a, fused["basis_a"]), ("b", b, fused["basis_b"])):
         W = np.asarray(net.weight, dtype=np.float64)
         Wc = W - W.mean(axis=0, keepdims=True)
@@ -227,6 +260,12 @@ def fusion_study(
         rng = np.random.default_rng([zlib.crc32(f"{a.name}|{b.name}|{side}".encode()), 0])
         space = basis.basis[: basis.rank].T  # (p, rank): the kept subspace the canonical weights live in
         angles[f"{side}_random_weights"] = _angles(Wc.T, space @ rng.standard_normal((space.shape[1], k)))
+        null_rng = np.random.default_rng([zlib.crc32(f"{a.name}|{b.name}|{side}".encode()), 1])
+        nulls[side] = {
+            geometry: _random_subspace_null(target, span, k, config.null_subspaces, null_rng)
+            for geometry, target, span in (("centred_variates", Xc @ Wc.T, Xc @ space),
+                                           ("centred_weights", Wc.T, space))
+        }
     return FusionResult(
         view_a=a.name,
         view_b=b.name,
@@ -235,6 +274,8 @@ def fusion_study(
         agreement_with_logit_average=agreement,
         principal_angles_deg=angles,
         canonical_correlations=fused["correlations"],
+        angle_null={side: {g: {**v, "observed_median_deg": float(np.median(angles[f"{side}_{g}"]))}
+                           for g, v in geo.items()} for side, geo in nulls.items()},
         config=config.to_dict(),
         wall_time_s=time.perf_counter() - t0,
     )

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from ccalens.core.measures import linear_cka
+from ccalens.conv import dft_linear_cka
 from ccalens.core.validation import svcca_rule
 from ccalens.experiments.activations import pair_score
 
-__all__ = ["TWO_INIT_MEASURES", "two_init_heatmap"]
+__all__ = ["TWO_INIT_MEASURES", "convention_caption", "two_init_heatmap"]
 
 #: Measures of the two-initialisation study: SVCCA (the paper's) and two that are fair across widths.
 TWO_INIT_MEASURES = ("svcca", "pwcca", "linear_cka")
@@ -31,8 +31,10 @@ def two_init_heatmap(
     SVCCA's score is the mean of ``min(m1, m2)`` correlations: a narrow layer (few kept directions) against a wide
     one can reach 1 when its few directions all lie in the wide layer's span, above the diagonal of equal layers.
     PWCCA (weights from A's layer) and linear CKA do not reward the narrower side that way, so they are shown beside
-    it. ``acts_a``, ``acts_b``: layer name -> ``(n, d)`` or conv maps ``(n, C, H, W)`` (DFT-CCA between two maps,
-    see :func:`~ccalens.experiments.activations.pair_score`). Returns ``{"layers_a", "layers_b", "similarity",
+    it. ``acts_a``, ``acts_b``: layer name -> ``(n, d)`` or conv maps ``(n, C, H, W)``. Conv maps follow one
+    convention for every measure, the Fourier one (:func:`convention_caption`): DFT-CCA between two maps (see
+    :func:`~ccalens.experiments.activations.pair_score`), linear CKA summed over frequency blocks
+    (:func:`ccalens.conv.dft_linear_cka`). Returns ``{"layers_a", "layers_b", "similarity",
     "measures", "null_mean_rho", "ranks_a", "ranks_b", "conventions", "keep", "threshold"}``.
     """
     from ccalens.core.measures import similarity_matrix
@@ -61,9 +63,8 @@ def two_init_heatmap(
         for i, a in enumerate(la):
             for j, b in enumerate(lb):
                 if measure == "linear_cka" and (acts_a[a].ndim == 4 or acts_b[b].ndim == 4):
-                    # CKA has no DFT form: conv maps are pooled over positions
-                    pooled = [Z.mean(axis=(2, 3)) if Z.ndim == 4 else Z for Z in (acts_a[a], acts_b[b])]
-                    res, conv = linear_cka(*pooled), "pooled"
+                    # linear CKA summed over frequency blocks (Parseval): the Fourier convention of DFT-CCA
+                    res, conv = dft_linear_cka(acts_a[a], acts_b[b]), "dft"
                 else:
                     res, conv = pair_score(acts_a[a], acts_b[b], measure, keep, threshold)
                 grid[i, j] = res.score
@@ -75,3 +76,19 @@ def two_init_heatmap(
     return {"layers_a": la, "layers_b": lb, "similarity": out["svcca"], "measures": out, "null_mean_rho": null,
             "ranks_a": ranks_a.tolist(), "ranks_b": ranks_b.tolist(), "conventions": conventions, "keep": keep,
             "threshold": threshold}
+
+
+def convention_caption(conventions: dict[str, str]) -> str:
+    """The sentence a figure's caption gives for the conventions of a two-initialisation study (``conventions``:
+    ``"a|b"`` -> ``'dense'``, ``'dft'`` or ``'pooled'``, as :func:`two_init_heatmap` returns them)."""
+    used = set(conventions.values())
+    if used <= {"dense"}:
+        return "All layers are vectors: every measure on the raw activations."
+    text = ("Conv maps in the Fourier domain for every measure: SVCCA and PWCCA by DFT-CCA (per-frequency CCA over "
+            "the common frequencies), linear CKA summed over the same frequency blocks (Parseval); both equal the "
+            "measure on the flattened maps for translation-invariant data.")
+    if "pooled" in used:
+        text += (" A map against a vector (the logits) meets it at the map's zero frequency (its spatial mean), the "
+                 "only frequency a translation-invariant vector shares; CKA's normalisation keeps all the map's "
+                 "frequencies.")
+    return text

@@ -22,8 +22,9 @@ from :func:`ccalens.core.measures.similarity_matrix` (each layer whitened once).
 
 With ``conv="dft"``, a 2-D layer (or a sequence layer, tokens as samples) paired with a conv map is read as a map of
 1 x 1 positions: DFT-CCA then keeps only the zero frequency, i.e. it equals CCA of the globally average-pooled map
-with that layer; two 2-D layers give their ordinary CCA. Only the CCA family (``cca``, ``svcca``, ``pwcca``) has a
-DFT form.
+with that layer; two 2-D layers give their ordinary CCA. Here ``conv="dft"`` streams the CCA family (``cca``,
+``svcca``, ``pwcca``); linear CKA's DFT form (a sum over frequency blocks, by Parseval) is
+:func:`ccalens.conv.dft_linear_cka`, on arrays.
 
 Uncertainty (``bootstrap=N``, ``conv="pooled"`` / ``"flatten"``): the streamed batches are the blocks of a block
 bootstrap (:mod:`ccalens.core.resampling`). Besides the group's statistics, each group keeps one
@@ -48,6 +49,7 @@ import numpy as np
 from ccalens.core.measures import similarity_matrix
 from ccalens.core.null import SmallSampleWarning
 from ccalens.core.plan import check_memory_budget, pack_pairs, plan_stream_groups
+from ccalens.core.resampling import DEFAULT_METHOD
 from ccalens.core.result import SimilarityMatrix, _nan_to_none
 from ccalens.core.stats import SufficientStats
 from ccalens.core.whitening import DEFAULT_TOL
@@ -278,10 +280,10 @@ class _StatsGroup:
         from ccalens.core.resampling import bootstrap_matrix
 
         assert self.blocks is not None
-        if len(self.blocks) < 2:
+        if len(self.blocks) < 4:
             raise ValueError(
-                f"bootstrap needs at least 2 batches (its blocks), the data gave {len(self.blocks)}: use a smaller "
-                "batch_size"
+                f"bootstrap needs at least 4 batches (its blocks, halved by the half-sampling interval), the data "
+                f"gave {len(self.blocks)}: use a smaller batch_size"
             )
         position = {r: k for k, r in enumerate(self.reps)}
         wanted = [(position[i], position[j]) for i, j in self.pairs]
@@ -406,7 +408,7 @@ def compare_models(
         memory_budget: bytes the statistics may take (default: the engine's, a share of the available memory).
         model_names: the two models' names for titles and frames.
         progress: show a progress bar over batches.
-        bootstrap: 0 (off) or the number of bootstrap replicates N (>= 2) of a ``confidence_level`` percentile
+        bootstrap: 0 (off) or the number of replicates N (>= 2) of a ``confidence_level`` half-sampling
             interval per cell, the batches as blocks (``conv="pooled"`` / ``"flatten"`` only; see the module
             docstring: one :class:`SufficientStats` per block, at most :data:`MAX_BOOTSTRAP_BLOCKS` blocks, so the
             data must come in at least 2 batches). ``seed``: same seed and batches, same intervals.
@@ -500,7 +502,7 @@ def compare_models(
         group.stats = None  # free this group's statistics before the next pass
     about = None
     if bootstrap:
-        about = {"n_resamples": int(bootstrap), "confidence_level": float(confidence_level), "method": "percentile",
+        about = {"n_resamples": int(bootstrap), "confidence_level": float(confidence_level), "method": DEFAULT_METHOD,
                  "n_blocks": min(n_blocks), "seed": seed, "blocks": "consecutive batches"}
     return CrossSimilarity(
         measure=measure,

@@ -2,11 +2,14 @@
 tables of the key numbers, the config used, the version and the timings. Written atomically.
 
 Each section opens with its conclusion (a sentence the stage computes from the run's numbers). Numbers print with
-three significant digits (integers as integers); wide tables scroll inside their box.
+three significant digits (integers as integers); wide tables scroll inside their box on screen.
 
 Once the page has loaded, a small script records in the ``data-image-check`` attribute of ``<body>`` whether every
-image loaded (``images-loaded: N/N``) or which did not (``images-broken: ...``); a headless browser's
-``--dump-dom`` shows it, so a broken figure link can be found without looking at the page.
+image loaded (``images-loaded: N/N``) or which did not (``images-broken: ...``), and in ``data-overflow-check``
+whether any element's content is wider than its box where the box does not scroll (``overflow: none`` or
+``overflowing: ...``); a headless browser's ``--dump-dom`` shows both, so a broken figure link or a table running
+off the page can be found without looking at it. In print, wide tables wrap their cells in a smaller font instead of
+scrolling.
 """
 
 from __future__ import annotations
@@ -31,11 +34,15 @@ color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
 table{border-collapse:collapse;margin:0.6em 0;font-size:0.85em}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0f0}
-td.l,th.l{text-align:left}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
+td.l,th.l{text-align:left}figure{margin:1em 0}figure img{max-width:100%;box-sizing:border-box;border:1px solid #eee}
 figcaption{font-size:0.85em;color:#555}pre{background:#f7f7f7;padding:0.8em;overflow-x:auto;font-size:0.8em}
 .files a{margin-right:1em}.note{color:#555;font-size:0.9em}
 .table-wrap{max-width:100%;overflow-x:auto}.table-wrap table{margin:0}
 p.conclusion{background:#f3f7fb;border-left:4px solid #4a7ab5;padding:0.5em 0.8em}
+@media print{body{max-width:none;margin:0;padding:0;font-size:9pt}
+.table-wrap{overflow:visible}table{font-size:6.5pt;width:100%;table-layout:auto;page-break-inside:auto}
+th,td{padding:1px 3px;overflow-wrap:anywhere}tr,figure,img{page-break-inside:avoid}
+pre{white-space:pre-wrap;overflow:visible;overflow-wrap:anywhere}figure img{max-width:100%}}
 """
 
 _SCRIPT = """
@@ -45,6 +52,17 @@ window.addEventListener('load', function () {
                 .map(function (im) { return im.getAttribute('src'); });
   document.body.setAttribute('data-image-check',
     bad.length === 0 ? 'images-loaded: ' + imgs.length + '/' + imgs.length : 'images-broken: ' + bad.join(', '));
+  var over = [];
+  Array.prototype.forEach.call(document.body.querySelectorAll('*'), function (el) {
+    var style = window.getComputedStyle(el);
+    if (el.tagName === 'SCRIPT' || el.clientWidth === 0 || style.overflowX !== 'visible') { return; }
+    if (el.scrollWidth > el.clientWidth + 1) {
+      over.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' (' + el.scrollWidth + ' > ' +
+                el.clientWidth + ' px)');
+    }
+  });
+  document.body.setAttribute('data-overflow-check',
+    over.length === 0 ? 'overflow: none' : 'overflowing: ' + over.join(', '));
 });
 """
 

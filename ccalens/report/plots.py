@@ -30,17 +30,22 @@ __all__ = [
     "plot_projection",
     "plot_sensor_grid",
     "save_figure",
+    "title_overlaps",
 ]
 
-#: colour, line style and legend label of each projection method
+#: colour, line style and legend label of each projection method. The colours are those of Moreau et al.'s released
+#: plotting code (HuguesMoreau/Sensors_similariy, similarity/projection_same_sensors.py: RGB CCA_highest (1, 0, 0),
+#: CCA_lowest (0.9, 0.9, 0), CCA_random (1, 0.5, 0), PCA (0.05, 0.9, 0.05), max_activation (0.8, 0.2, 1),
+#: random_keep (0.2, 0.8, 1), random_proj (0.2, 0.23, 1)); the line styles are ours, so the curves stay apart in
+#: grey print.
 METHOD_STYLE: dict[str, tuple[str, str, str]] = {
-    "cca_highest": ("#1f77b4", "-", "CCA highest"),
-    "cca_lowest": ("#d62728", "-", "CCA lowest"),
-    "cca_random": ("#9467bd", "--", "CCA random"),
-    "max_activation": ("#8c564b", "-.", "max activation"),
-    "random_selection": ("#7f7f7f", ":", "random neurons"),
-    "random_projection": ("#bcbd22", "--", "random projection"),
-    "pca": ("#2ca02c", "-", "PCA"),
+    "cca_highest": ("#ff0000", "-", "CCA highest"),
+    "cca_lowest": ("#e6e600", "-", "CCA lowest"),
+    "cca_random": ("#ff8000", "--", "CCA random"),
+    "max_activation": ("#cc33ff", "-.", "max activation"),
+    "random_selection": ("#33ccff", ":", "random neurons"),
+    "random_projection": ("#333bff", "--", "random projection"),
+    "pca": ("#0de60d", "-", "PCA"),
     "svcca": ("#1f77b4", "-", "SVCCA directions"),
 }
 
@@ -60,11 +65,43 @@ _RC = {
 _METRIC_LABEL = {"accuracy": "accuracy", "macro_f1": "macro F1"}
 
 
+def _axes_tops(fig: Any, renderer: Any) -> list[tuple[str, float]]:
+    """``(label, top in display units)`` of every axes with its title, tick labels and labels."""
+    return [(ax.get_title() or ax.get_label() or f"axes {i}", float(ax.get_tightbbox(renderer).y1))
+            for i, ax in enumerate(fig.axes) if ax.get_visible()]
+
+
+def title_overlaps(fig: Any) -> list[str]:
+    """The axes (by title) whose box, title included, reaches into the figure title's box; empty when none does or
+    there is no figure title."""
+    sup = getattr(fig, "_suptitle", None)
+    if sup is None or not sup.get_text():
+        return []
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    bottom = float(sup.get_window_extent(renderer).y0)
+    return [label for label, top in _axes_tops(fig, renderer) if top > bottom]
+
+
+def _lift_suptitle(fig: Any, pad_points: float = 4.0) -> None:
+    """Move the figure title just above the highest axes box when a layout left it on a panel's title (the saved
+    image grows to fit: ``bbox_inches='tight'``)."""
+    if not title_overlaps(fig):
+        return
+    sup = fig._suptitle
+    renderer = fig.canvas.get_renderer()
+    top = max(t for _, t in _axes_tops(fig, renderer)) + pad_points * fig.dpi / 72
+    sup.set_verticalalignment("bottom")
+    sup.set_y(top / fig.bbox.height)
+
+
 def save_figure(fig: Any, stem: str | Path) -> dict[str, Path]:
-    """Save ``fig`` as ``stem.png`` and ``stem.svg`` (atomic writes) and close it."""
+    """Save ``fig`` as ``stem.png`` and ``stem.svg`` (atomic writes) and close it; a figure title that overlaps a
+    panel is first lifted above the panels."""
     stem = Path(stem)
     out = {}
     try:
+        _lift_suptitle(fig)
         for fmt in ("png", "svg"):
             buf = io.BytesIO()
             fig.savefig(buf, format=fmt, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
@@ -271,14 +308,15 @@ def plot_fusion(
     results: Sequence[Any], stem: str | Path, *, methods: Sequence[str], metric: str = "accuracy"
 ) -> dict[str, Path]:
     """Left: score of every fusion method in ``methods`` (columns, in order) for every pair (heat map). Right:
-    agreement of each CCA fusion with logit averaging per pair (bars). ``results``: fusion results with
+    agreement with logit averaging per pair (bars from 0) of each CCA fusion beside the baselines without CCA (each
+    network alone, the concatenated features with an SVM). ``results``: fusion results with
     ``view_a``, ``view_b``, ``scores[method][metric]`` and ``agreement_with_logit_average``."""
     methods = list(methods)
     if not methods:
         raise ValueError("methods must name at least one fusion method")
     pairs = [f"{r.view_a} + {r.view_b}" for r in results]
     M = np.array([[r.scores[m][metric] for m in methods] for r in results])
-    agree_methods = ("cca_sum_svm", "cca_concat_svm", "cca_sum_top_nc_svm", "raw_concat_svm")
+    agree_methods = ("view_a", "view_b", "raw_concat_svm", "cca_sum_svm", "cca_sum_top_nc_svm")
     with plt.rc_context(_RC):
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 0.32 * len(pairs) + 2.2),
                                       gridspec_kw={"width_ratios": [1.5, 1]})
@@ -294,14 +332,16 @@ def plot_fusion(
         ax.set_title("Fusion of two networks (view_a, view_b = each alone)")
         y = np.arange(len(pairs))
         h = 0.8 / len(agree_methods)
-        colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f")
+        colours = ("#bdbdbd", "#7f7f7f", "#2ca02c", "#1f77b4", "#ff7f0e")  # baselines grey/green, CCA blue/orange
+        labels = {"view_a": "network a alone", "view_b": "network b alone", "raw_concat_svm": "features concat SVM"}
         for i, m in enumerate(agree_methods):
             vals = [r.agreement_with_logit_average[m] for r in results]
-            ax2.barh(y + (i - 1.5) * h, vals, height=h, color=colours[i], label=m.replace("_", " "))
+            ax2.barh(y + (i - (len(agree_methods) - 1) / 2) * h, vals, height=h, color=colours[i],
+                     label=labels.get(m, m.replace("_", " ")))
         ax2.set_yticks(y)
         ax2.set_yticklabels(pairs)
         ax2.invert_yaxis()
-        ax2.set_xlim(min(0.8, min(r.agreement_with_logit_average[m] for r in results for m in agree_methods)), 1.0)
+        ax2.set_xlim(0.0, 1.0)  # bars start at 0: their lengths are the agreements
         ax2.set_xlabel("prediction agreement with logit averaging")
         ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.2 / (len(pairs) + 4)), ncol=2, frameon=False,
                    fontsize=7)

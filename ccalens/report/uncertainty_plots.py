@@ -43,7 +43,8 @@ def format_interval(estimate: float, low: float | None, high: float | None, digi
 
 def interval_note(rows: Sequence[dict[str, Any]], estimate_key: str) -> str:
     """A sentence for the report when some intervals lie beside their estimate, from ``rows`` with ``estimate_key``,
-    ``low``, ``high`` and ``bias`` (mean of the replicates minus the estimate); "" when every interval holds it."""
+    ``low``, ``high`` and ``bias`` (the estimate's bias estimated by the interval method); "" when every interval
+    holds it."""
     outside = [r for r in rows if _finite(r.get("low")) and _finite(r.get("high"))
                and not r["low"] <= r[estimate_key] <= r["high"]]
     if not outside:
@@ -53,10 +54,9 @@ def interval_note(rows: Sequence[dict[str, Any]], estimate_key: str) -> str:
     if biases:
         low, high = f"{min(biases):+.3f}", f"{max(biases):+.3f}"
         bias = f" (by {low})" if low == high else f" (by {low} to {high})"
-    return (f"In {len(outside)} of {len(rows)} rows the interval lies beside the estimate: the bootstrap replicates "
-            f"are shifted from it{bias}, because a resample repeats rows and canonical correlations grow on fewer "
-            "distinct samples. The interval's width gives the estimate's spread; an upward shift also says the "
-            "estimate itself is raised by the finite sample (compare with the null mean).")
+    return (f"In {len(outside)} of {len(rows)} rows the interval lies beside the estimate: the intervals are for the "
+            f"population value, centred on the estimate minus its estimated bias{bias}; canonical correlations are "
+            "raised by a finite sample (compare with the null mean), so the sample's score exceeds the population's.")
 
 
 def plot_scores_with_null(

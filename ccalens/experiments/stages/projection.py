@@ -23,9 +23,11 @@ from ccalens.report.uncertainty_plots import format_interval, interval_note
 __all__ = [
     "cross_sensor_stage",
     "pair_correlation_intervals",
+    "plus_minus",
     "projection_conclusion",
     "projection_stage",
     "sensor_grid_conclusion",
+    "spread_sentence",
 ]
 
 CONFIDENCE = 0.95  # level of the bootstrap intervals of the mean canonical correlations
@@ -41,8 +43,9 @@ def pair_correlation_intervals(
 
     The correlations are those of :func:`~ccalens.experiments.projection.cca_bases` (CCA after PCA of each side
     keeping ``pca_variance`` of its variance), i.e. SVCCA with ``keep="variance"``; the interval is
-    :func:`ccalens.bootstrap`'s percentile interval from ``n_resamples`` merges of block statistics. Rows:
-    ``pair``, ``mean_rho``, ``low``, ``high``, ``bias`` (mean of the replicates minus the estimate),
+    :func:`ccalens.bootstrap`'s default (half-sampling) interval for the population value, from ``n_resamples``
+    merges of block statistics. Rows:
+    ``pair``, ``mean_rho``, ``low``, ``high``, ``bias`` (the estimate's bias, from the half-samples),
     ``null_mean_rho`` (unrelated data of the same n and kept ranks), ``ranks``, ``interval`` (text),
     ``confidence_level``, ``n_resamples``.
     """
@@ -66,7 +69,7 @@ def _pair_interval(label: str, X1: np.ndarray, X2: np.ndarray, pca_variance: flo
     low, high = boot.confidence_interval
     null = result.null_mean_rho
     return {"pair": label, "mean_rho": float(result.score), "low": float(low), "high": float(high),
-            "bias": float(boot.bootstrap_distribution.mean() - boot.estimate),
+            "bias": float(boot.bias),
             "null_mean_rho": None if null is None else float(null), "ranks": [result.rank_x, result.rank_y],
             "interval": format_interval(result.score, low, high), "confidence_level": CONFIDENCE,
             "n_resamples": n_resamples}
@@ -74,23 +77,59 @@ def _pair_interval(label: str, X1: np.ndarray, X2: np.ndarray, pca_variance: flo
 
 def _interval_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"network pair": r["pair"], "mean canonical correlation [95% interval]": r["interval"],
-             "bootstrap bias": r["bias"], "null mean rho": r["null_mean_rho"],
+             "estimated bias": r["bias"], "null mean rho": r["null_mean_rho"],
              "kept PCA ranks": f"{r['ranks'][0]} x {r['ranks'][1]}",
              "replicates": r["n_resamples"]} for r in rows]
 
 
 def _at_nc(res: ProjectionResult, metric: str) -> dict[str, Any]:
-    """One table row: the unprojected score and each method's score at k = nc, per classifier."""
+    """One row of results: the unprojected score and each method's score at k = nc, per classifier, then each
+    score's std (ddof = 0) over the network pairs and random draws (``... std`` keys, after the means)."""
     nc = res.n_classes
     row: dict[str, Any] = {"network": res.name, "directions from": res.reference}
+    spread: dict[str, float] = {}
     for clf in res.classifiers:
         row[f"baseline ({clf})"] = res.baseline[clf][metric]
         for m in res.methods:
             try:
                 row[f"{m} @nc ({clf})"] = res.score_at(m, nc, clf, metric)
             except KeyError:
-                pass
+                continue
+            ks, _, std = res.curve(m, clf, metric)
+            spread[f"{m} @nc ({clf}) std"] = float(std[np.flatnonzero(ks == nc)[0]])
+    row.update(spread)
     return row
+
+
+def plus_minus(value: float, std: float) -> str:
+    """``0.827 ± 0.009``: a mean with its std, both with three decimals."""
+    return f"{value:.3f} ± {std:.3f}"
+
+
+def _display(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows for the page: each score with a std shown as ``mean ± std`` in one cell."""
+    out = []
+    for row in rows:
+        shown = {}
+        for key, value in row.items():
+            if key.endswith(" std"):
+                continue
+            std = row.get(f"{key} std")
+            shown[key] = value if std is None or value is None else plus_minus(value, std)
+        out.append(shown)
+    return out
+
+
+def spread_sentence(rows: list[dict[str, Any]], method: str = "cca_highest", classifier: str = "original") -> str:
+    """``method``'s score at k = nc per network, mean ± std over the pairs and draws, beside the unprojected score
+    (empty when the rows carry no std)."""
+    parts = [f"{r['network']} {plus_minus(r[f'{method} @nc ({classifier})'], r[f'{method} @nc ({classifier}) std'])}"
+             f" of {r[f'baseline ({classifier})']:.3f}" for r in rows
+             if r.get(f"{method} @nc ({classifier}) std") is not None]
+    if not parts:
+        return ""
+    return (f"Per network, {method.replace('cca_', 'CCA_')} at k = nc with the {classifier} last layer (mean ± std "
+            f"over the network pairs and draws, of the unprojected score): {', '.join(parts)}.")
 
 
 def _retraining_sentence(pcfg: ProjectionConfig) -> str:
@@ -165,8 +204,9 @@ def projection_stage(ctx: RunContext) -> dict[str, Any]:
         sec.add_files(list(files.values()), out)
         rows.append(_at_nc(res, metric))
     nc = nets.source.n_classes
-    sec.conclusion = projection_conclusion(rows, nc, metric)
-    sec.tables.insert(0, (f"Validation {metric} at k = nc = {nc}", rows))
+    sec.conclusion = " ".join(t for t in (projection_conclusion(rows, nc, metric), spread_sentence(rows)) if t)
+    sec.tables.insert(0, (f"Validation {metric} at k = nc = {nc} (mean ± std over the network pairs and draws)",
+                          _display(rows)))
     write_csv(out_path(out, "projection", "at_nc.csv"), rows)
     results: dict[str, Any] = {"projection_same_sensor_at_nc": rows}
     if pcfg.bootstrap:
@@ -211,9 +251,11 @@ def sensor_grid_conclusion(sensors: list[str], relative: np.ndarray, metric: str
                      f"{format_percent(float(np.mean(diag)))} of the unprojected {metric} on average")
     if off:
         best, worst = max(off), min(off)
+        values = [v for v, _, _ in off]
         parts.append(f"across sensors it keeps from {format_percent(worst[0])} ({worst[1]} on directions from "
                      f"{worst[2]}) to {format_percent(best[0])} ({best[1]} on directions from {best[2]}), "
-                     f"{format_percent(float(np.mean([v for v, _, _ in off])))} on average over the {len(off)} pairs")
+                     f"{format_percent(float(np.mean(values)))} on average over the {len(off)} pairs "
+                     f"(std over the pairs {format_percent(float(np.std(values)))})")
     return "; ".join(parts) + "." if parts else ""
 
 
@@ -253,7 +295,8 @@ def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
         sec.add_figure(fig, out, "CCA_highest at k = nc for every pair, relative to the unprojected score")
         sec.conclusion = sensor_grid_conclusion(sensors, rel, metric, clfs[0])
     rows = [_at_nc(res, metric) for res in grid.values()]
-    sec.tables.append((f"Validation {metric} at k = nc", rows))
+    sec.tables.append((f"Validation {metric} at k = nc (mean ± std over the network pairs and draws)",
+                       _display(rows)))
     results: dict[str, Any] = {"cross_sensor_at_nc": rows}
     if pcfg.bootstrap:  # the correlations of (a, b) and (b, a) are the same: each unordered pair once
         pairs = [(f"{a} seed {s} vs {b} seed {t}", nets.features[(a, s)].train, nets.features[(b, t)].train)

@@ -17,7 +17,7 @@ from ccalens.experiments.learning_dynamics import learning_dynamics
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.experiments.stages.networks import Networks, stage_sensor
-from ccalens.experiments.two_initialisations import two_init_heatmap
+from ccalens.experiments.two_initialisations import convention_caption, two_init_heatmap
 from ccalens.io import write_csv, write_json
 from ccalens.report import plots
 from ccalens.report.html import Section, format_number, format_percent
@@ -168,11 +168,11 @@ def matching_layer_intervals(
     n_resamples: int,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """A :data:`CONFIDENCE` bootstrap interval (:func:`ccalens.bootstrap`, percentile, ``n_resamples`` replicates
+    """A :data:`CONFIDENCE` interval (:func:`ccalens.bootstrap`'s default, half-sampling; ``n_resamples`` replicates
     from merges of block statistics) of the SVCCA of each pair of matching layers (the diagonal of ``ti``, the
     result of :func:`~ccalens.experiments.two_initialisations.two_init_heatmap` of ``acts_a``, ``acts_b``: layer ->
     ``(n, d)``). One row per pair: ``layer_a``, ``layer_b``, ``svcca`` (the estimate), ``low``, ``high``, ``bias``
-    (mean of the replicates minus the estimate; None for conv maps, which have no statistics bootstrap),
+    (the estimate's bias from the half-samples; None for conv maps, which have no statistics bootstrap),
     ``null_mean_rho``, ``interval`` (text)."""
     from ccalens.core.null import SmallSampleWarning
     from ccalens.core.resampling import bootstrap
@@ -188,7 +188,7 @@ def matching_layer_intervals(
                 boot = bootstrap(acts_a[a], acts_b[b], "svcca", n_resamples=n_resamples,
                                  confidence_level=CONFIDENCE, seed=seed, keep=keep, threshold=threshold)
             low, high = boot.confidence_interval
-            bias = float(boot.bootstrap_distribution.mean() - boot.estimate)
+            bias = float(boot.bias)
         rows.append({"layer_a": a, "layer_b": b, "svcca": estimate, "low": low, "high": high, "bias": bias,
                      "null_mean_rho": null if np.isfinite(null) else None, "confidence_level": CONFIDENCE,
                      "n_resamples": n_resamples, "interval": format_interval(estimate, low, high)})
@@ -226,7 +226,8 @@ def _write_two_initialisations(
         ti["measures"], ti["layers_a"], ti["layers_b"], out_path(folder, stem),
         title=f"Two initialisations ({label}): seed {seeds[0]} (rows) against seed {seeds[1]} (columns)",
         xlabel=f"layer, seed {seeds[1]}", ylabel=f"layer, seed {seeds[0]}")
-    sec.add_figure(fig, out, f"{label}: layer x layer similarity between two trainings (SVCCA, PWCCA, linear CKA)")
+    sec.add_figure(fig, out, f"{label}: layer x layer similarity between two trainings (SVCCA, PWCCA, linear CKA). "
+                             f"{convention_caption(ti['conventions'])}")
     fig = plot_scores_with_null(
         ti["similarity"], ti["null_mean_rho"], ti["layers_a"], ti["layers_b"], out_path(folder, f"{stem}_null"),
         title=f"Two initialisations ({label}): SVCCA (null mean)", xlabel=f"layer, seed {seeds[1]}",
@@ -238,7 +239,7 @@ def _write_two_initialisations(
     if ti.get("diagonal_interval"):
         sec.tables.append((f"{label}: SVCCA of matching layers, {format_percent(CONFIDENCE, 0)} bootstrap interval", [
             {"layer (seed a)": r["layer_a"], "layer (seed b)": r["layer_b"], "SVCCA [95% interval]": r["interval"],
-             "bootstrap bias": r["bias"], "null mean rho": r["null_mean_rho"], "replicates": r["n_resamples"]}
+             "estimated bias": r["bias"], "null mean rho": r["null_mean_rho"], "replicates": r["n_resamples"]}
             for r in ti["diagonal_interval"]]))
         caveat = interval_note(ti["diagonal_interval"], "svcca")
         if caveat:

@@ -1,0 +1,79 @@
+"""Intervals that mean what they say (issue #22): checked by the property, coverage of a known population value.
+
+The coverage tolerance follows from the binomial spread of the repetitions: with R data sets, the observed
+coverage of an interval whose true coverage is 95% has standard deviation sqrt(0.95 * 0.05 / R); we accept 3 of
+those plus the issue's 3 points of method error.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from ccalens.core.null import SmallSampleWarning
+from ccalens.core.resampling import bootstrap
+from validation.coverage_study import Population, run_cell
+
+
+def _tolerance(reps: int) -> float:
+    return 3 * np.sqrt(0.95 * 0.05 / reps) + 0.03
+
+
+def test_default_interval_covers_the_population_value_at_its_nominal_rate():
+    reps = 100
+    rows = run_cell(300, Population(3, 3, "regular"), reps=reps, n_resamples=80, seed=11)
+    default = {r["measure"]: r["coverage"] for r in rows if r["method"] == "half_sampling"}
+    for measure in ("linear_cka", "debiased_linear_cka", "cca", "procrustes"):
+        assert abs(default[measure] - 0.95) <= _tolerance(reps), (measure, default[measure])
+
+
+def _issue_reproducer(n: int):
+    """The issue's data: A (n x 50) standard normal, B = A[:, :30] W + 2 noise (40 features), and the population
+    covariances they come from."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, 50))
+    W = rng.standard_normal((30, 40))
+    B = A[:, :30] @ W + 2 * rng.standard_normal((n, 40))
+    Sxy = np.vstack([W, np.zeros((20, 40))])
+    Syy = W.T @ W + 4 * np.eye(40)
+    linear_cka = np.linalg.norm(Sxy) ** 2 / (np.linalg.norm(np.eye(50)) * np.linalg.norm(Syy))
+    rho = np.linalg.svd(Sxy @ np.linalg.inv(scipy.linalg.sqrtm(Syy).real), compute_uv=False)
+    return A, B, {"linear_cka": linear_cka, "debiased_linear_cka": linear_cka, "cca": rho.mean()}
+
+
+@pytest.mark.parametrize("measure", ["linear_cka", "debiased_linear_cka"])
+def test_issue_reproducer_default_interval_contains_the_population_value(measure):
+    A, B, population = _issue_reproducer(500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        res = bootstrap(A, B, measure, n_resamples=300, seed=0)
+    low, high = res.confidence_interval
+    assert low <= population[measure] <= high
+    assert res.estimand == "population" and res.method_used == "half_sampling"
+    # before: the percentile interval [0.5815, 0.6064] excluded both the estimate 0.574 and the population 0.551
+    old = bootstrap(A, B, "linear_cka", n_resamples=300, seed=0, method="percentile")
+    assert not old.confidence_interval.low <= population["linear_cka"] <= old.confidence_interval.high
+
+
+def test_bca_is_never_zero_width_and_says_when_it_falls_back():
+    A, B, _ = _issue_reproducer(500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        res = bootstrap(A, B, "cca", n_resamples=300, seed=0, method="bca")
+    low, high = res.confidence_interval
+    assert high - low > 0.5 * 2 * 1.96 * res.standard_error  # was [0.7423, 0.7424]
+    assert res.method_used == "basic" and "one side of the estimate" in res.note
+    assert res.bias == pytest.approx(res.bootstrap_distribution.mean() - res.estimate)
+
+
+def test_one_warning_per_call():
+    A, B, _ = _issue_reproducer(500)
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        bootstrap(A[:, :40], B, "cca", n_resamples=50, seed=0, method="percentile")
+    small = [w for w in log if issubclass(w.category, SmallSampleWarning)]
+    assert 1 <= len(small) <= 2  # the estimate's, and one line for the replicates with their count
+    assert any("of 50 replicates" in str(w.message) for w in small)

@@ -1,0 +1,1 @@
+"""Simulation studies that check ccalens's statistics against known population values."""
