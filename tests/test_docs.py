@@ -84,3 +84,15 @@ def test_api_reference_sees_the_lazy_exports():
     assert pkg["extract.stats_with_dask"].target_path == "ccalens.extract.distributed.stats_with_dask"
     assert pkg["extract"].is_module  # the subpackage, not the function ccalens.extract.extract
     assert "compare_models" in pkg["extract"].exports and "conv_similarity" in pkg.exports
+
+
+def test_the_readme_holds_the_one_generated_findings_block_and_the_docs_none():
+    """Demo numbers reach the README only through `make findings`'s block; the docs pages quote none."""
+    from ccalens.report.findings import BEGIN, read_block, replace_block
+
+    text = README.read_text(encoding="utf-8")
+    assert text.count(BEGIN) == 1 and read_block(text) is not None
+    filled = replace_block(text, {"conclusions": {"Fusion": "a sentence"}, "timings_s": {"total": 1.0}})
+    assert "- **Fusion**: a sentence" in filled
+    with_block = [p.name for p in DOCS.rglob("*.md") if BEGIN in p.read_text(encoding="utf-8")]
+    assert not with_block, f"docs pages with a findings block: {with_block}"
