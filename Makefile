@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: env demo findings test lint bench bench-core bench-scale bench-inference clean
+.PHONY: env demo findings test lint docs bench bench-core bench-scale bench-inference clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check ccalens tests benchmarks tools
 
+# The docs site (mkdocs.yml, docs/): warnings are errors, broken internal links and anchors included, and the
+# pages' examples run during the build; open site/index.html. NO_MKDOCS_2_WARNING silences mkdocs-material's
+# banner about MkDocs 2.0 (not a warning about this site).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
@@ -43,4 +49,4 @@ bench-inference: $(STAMP)
 	$(PY) -m benchmarks.bench_inference
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .hypothesis
+	rm -rf $(VENV) results site .pytest_cache .hypothesis
