@@ -28,8 +28,11 @@ import numpy as np
 
 from ccalens.core import SufficientStats
 from ccalens.core.measures import svcca
-from ccalens.core.resampling import _blocks_from_arrays, _draw_weights, _partition, _run_weighted, bootstrap
 from ccalens.core.threads import blas_threads
+from ccalens.core.uncertainty.blocks import _blocks_from_arrays, _partition
+from ccalens.core.uncertainty.bootstrap import bootstrap
+from ccalens.core.uncertainty.replicates import draw_weights as _draw_weights
+from ccalens.core.uncertainty.replicates import run_weighted as _run_weighted
 from ccalens.io import write_json
 
 #: Pause before each timed phase, so that BLAS threads still spinning after the previous one do not share the cores.

@@ -2,7 +2,7 @@
 
 ``import ccalens`` gives the measures (``cca``, ``svcca``, ``pwcca``, ``linear_cka``, ``debiased_linear_cka``,
 ``rbf_cka``, ``procrustes``), ``compare``, ``similarity_matrix``, the main types (``CCA``, ``SufficientStats``,
-``SimilarityResult``, ``SimilarityMatrix``), uncertainty (``bootstrap``, ``bootstrap_matrix``,
+``SimilarityResult``, ``SimilarityMatrix``), uncertainty (``bootstrap``, ``bootstrap_difference``, ``bootstrap_matrix``,
 ``permutation_test``, ``cca_test``, ``null_mean_rho``) and minibatch CKA (``MinibatchCKA``, ``minibatch_cka``);
 numpy and scipy only. The conv names (``conv_similarity``, ``DFTStats``,
 ...) and the extraction names (``extract``, ``ActivationStore``, ...) load on first use, so torch is never
@@ -24,6 +24,7 @@ from .core import (
     SmallSampleWarning,
     SufficientStats,
     bootstrap,
+    bootstrap_difference,
     bootstrap_matrix,
     cca,
     cca_test,
@@ -78,6 +79,7 @@ __all__ = [
     "SufficientStats",
     "__version__",
     "bootstrap",
+    "bootstrap_difference",
     "bootstrap_matrix",
     "cca",
     "cca_test",

@@ -115,7 +115,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         results = compare(X, Y, measures, **options)
         intervals = {}
         if args.bootstrap:
-            from .core.resampling import bootstrap
+            from .core.uncertainty import bootstrap
 
             for m in measures:
                 # replicates are merges of block statistics (the feature-space path): no plan options

@@ -310,8 +310,8 @@ def test_same_model_with_two_forwards(images):
 
 def test_bootstrap_intervals_equal_bootstrap_matrix_of_the_batches(images):
     """bootstrap=N: each cell's interval is bootstrap_matrix of the per-batch statistics (the batches as blocks)."""
-    from ccalens.core.resampling import bootstrap_matrix
     from ccalens.core.stats import SufficientStats
+    from ccalens.core.uncertainty import bootstrap_matrix
 
     a, b = make_cnn(0), make_cnn(1)
     layers_a, layers_b = ["3", "7"], ["7", "9"]

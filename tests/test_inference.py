@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from ccalens.core import resampling
 from ccalens.core.measures import MEASURES, similarity_matrix
-from ccalens.core.resampling import bootstrap, bootstrap_matrix, permutation_test
-from ccalens.core.significance import cca_test
 from ccalens.core.stats import SufficientStats
+from ccalens.core.uncertainty import blocks as resampling
+from ccalens.core.uncertainty import bootstrap, bootstrap_matrix, cca_test, permutation_test
+from ccalens.core.uncertainty import permutation as permutation_module
 
 
 def related_pair(n: int, p: int, q: int, seed: int = 0, strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +104,8 @@ def test_bca_from_block_jackknife_equals_the_textbook_formula() -> None:
     low, high = np.quantile(reps, levels)
     assert res.confidence_interval.low == pytest.approx(low, rel=1e-8)
     assert res.confidence_interval.high == pytest.approx(high, rel=1e-8)
-    percentile = bootstrap(X, Y, "pwcca", n_resamples=400, block_size=1, confidence_level=0.9, seed=5)
+    percentile = bootstrap(X, Y, "pwcca", n_resamples=400, block_size=1, confidence_level=0.9, seed=5,
+                           method="percentile")
     assert percentile.confidence_interval != res.confidence_interval
 
 
@@ -237,7 +238,7 @@ def test_permutation_pvalue_of_related_features_is_the_floor() -> None:
 def test_whitened_null_equals_the_recomputed_null(measure: str, monkeypatch: pytest.MonkeyPatch) -> None:
     X, Y = related_pair(120, 6, 5, seed=15, strength=0.3)
     fast = permutation_test(X, Y, measure, n_permutations=25, seed=2)
-    monkeypatch.setattr(resampling, "_whitened_null", lambda *args: None)
+    monkeypatch.setattr(permutation_module, "_whitened_null", lambda *args: None)
     slow = permutation_test(X, Y, measure, n_permutations=25, seed=2)
     assert fast.path == "whitened cross products" and slow.path == "cross block"
     np.testing.assert_allclose(fast.null_distribution, slow.null_distribution, rtol=1e-8, atol=1e-10)

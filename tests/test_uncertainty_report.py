@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ccalens.core.measures import svcca
-from ccalens.core.resampling import bootstrap
+from ccalens.core.uncertainty import bootstrap
 from ccalens.errors import UserInputError
 from ccalens.experiments.config import parse_config
 from ccalens.experiments.projection import ProjectionConfig, cca_basis

@@ -1,16 +1,26 @@
-"""Coverage study of ccalens's interval methods on Gaussian populations whose similarity is known exactly.
+"""Coverage study of ccalens's intervals on Gaussian populations whose similarity is known exactly.
 
-    python -m validation.coverage_study --quick            # a few small cells (minutes)
-    python -m validation.coverage_study --out validation/results   # the grid (hours on 2 cores)
+Populations: ``(Zx, Zy)`` jointly Gaussian with ``Sxx = I``, ``Syy = I`` and ``Sxy = diag(rho)`` (prescribed
+canonical correlations ``rho``: ``"regular"``, all ``min(p, q)`` of them from 0.9 down to 0.3; ``"half-null"``,
+half of them from 0.9 down to 0.1 and the rest 0, the case of two networks sharing only part of their
+information), then ``X = Zx Ax``, ``Y = Zy Ay`` with random invertible maps (CCA is invariant
+to them; CKA and Procrustes are not, so their population values come from the covariances used:
+``Sxx = Ax' Ax``, ``Syy = Ay' Ay``, ``Sxy = Ax' diag(rho) Ay``):
 
-Populations: X ~ N(0, I_p), Y ~ N(0, I_q) with cross-covariance diag(rho) (canonical form), rho prescribed:
-``"regular"``: every canonical correlation nonzero (0.9 down to 0.3); ``"half-null"``: half of them 0 (the
-case of two networks whose features share only part of their information). Population values from the
-covariances: CCA mean rho = mean(rho) over min(p, q); linear CKA = ||Sxy||_F^2 / (||Sxx||_F ||Syy||_F) =
-sum(rho^2) / sqrt(p q) (debiased CKA estimates the same value); Procrustes = ||Sxy||_* / sqrt(tr Sxx tr Syy) =
-sum(rho) / sqrt(p q). For every cell (n, p, q, population), measure and interval method: the estimate's bias,
-the coverage of the nominal 95% interval and its mean width over ``reps`` data sets. Writes ``coverage.csv``,
-``coverage.md`` (the table) and ``coverage.png``.
+* CCA: ``mean(rho)`` over ``min(p, q)`` (zeros included);
+* linear CKA: ``||Sxy||_F^2 / (||Sxx||_F ||Syy||_F)`` (debiased linear CKA estimates the same value);
+* Procrustes: ``||Sxy||_* / sqrt(tr Sxx tr Syy)``.
+
+For every cell (n, p, q), measure and interval method: the estimate's bias, the coverage of the nominal 95%
+interval and its mean width, for the default ``half_sampling`` and for ``basic``, ``percentile`` and ``bca`` (the
+three from one with-replacement bootstrap). The few-block part: coverage against the number of blocks (the batches
+of a stream), which sets ``FEW_BLOCKS``. The paired difference (``bootstrap_difference``) is checked on two pairs
+sharing Y: coverage of the true difference and rejection rate when the two population similarities are equal. The
+null part: rejection rates at 0.05 of ``permutation_test`` and ``cca_test`` (Wilks/Rao F, Bartlett) over null data
+sets, KS tests of p-value uniformity, and ``cca_test`` against statsmodels ``CanCorr`` when it is installed.
+
+    python -m validation.coverage_study --quick          # small cells, 100 data sets each (about 15 minutes)
+    python -m validation.coverage_study --out validation/results   # the full grid (many hours on 2 cores)
 """
 
 from __future__ import annotations
@@ -18,148 +28,329 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import scipy.stats
 
-from ccalens.core.resampling import bootstrap
+import ccalens
+from ccalens.core.uncertainty.intervals import basic_bounds, percentile_bounds
 
 MEASURES = ("cca", "linear_cka", "debiased_linear_cka", "procrustes")
-METHODS = ("half_sampling", "basic", "percentile")
-LEVEL = 0.95
+METHODS = ("half_sampling", "basic", "percentile", "bca")
+KINDS = ("regular", "half-null")
+FULL_N = (200, 1000, 5000)
+FULL_PQ = ((10, 10), (50, 40), (200, 200))
 
 
 @dataclass(frozen=True)
 class Population:
-    p: int
-    q: int
-    kind: str  # "regular" or "half-null"
+    """A Gaussian population: canonical correlations ``rho: (s,)`` and maps ``Ax: (p, p)``, ``Ay: (q, q)``."""
+
+    rho: np.ndarray
+    Ax: np.ndarray
+    Ay: np.ndarray
 
     @property
-    def rho(self) -> np.ndarray:
-        m = min(self.p, self.q)
-        k = m if self.kind == "regular" else m // 2
-        rho = np.zeros(m)
-        rho[:k] = np.linspace(0.9, 0.3, k)
-        return rho
+    def p(self) -> int:
+        return int(self.Ax.shape[0])
+
+    @property
+    def q(self) -> int:
+        return int(self.Ay.shape[0])
+
+    def covariances(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        D = np.zeros((self.p, self.q))
+        D[np.arange(self.rho.size), np.arange(self.rho.size)] = self.rho
+        return self.Ax.T @ self.Ax, self.Ay.T @ self.Ay, self.Ax.T @ D @ self.Ay
 
     def value(self, measure: str) -> float:
-        rho, scale = self.rho, np.sqrt(self.p * self.q)
-        return {"cca": rho.mean(), "linear_cka": (rho**2).sum() / scale,
-                "debiased_linear_cka": (rho**2).sum() / scale, "procrustes": rho.sum() / scale}[measure]
+        """The population similarity."""
+        Sxx, Syy, Sxy = self.covariances()
+        if measure == "cca":
+            return float(self.rho.sum() / min(self.p, self.q))
+        if measure in ("linear_cka", "debiased_linear_cka"):
+            return float(np.sum(Sxy**2) / (np.linalg.norm(Sxx) * np.linalg.norm(Syy)))
+        if measure == "procrustes":
+            return float(np.linalg.svd(Sxy, compute_uv=False).sum() / np.sqrt(np.trace(Sxx) * np.trace(Syy)))
+        raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
 
-    def draw(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``X: (n, p)``, ``Y: (n, q)`` with the population's covariances."""
-        rho = self.rho
-        X = rng.standard_normal((n, self.p))
-        Y = rng.standard_normal((n, self.q))
-        m = rho.shape[0]
-        Y[:, :m] = rho * X[:, :m] + np.sqrt(1.0 - rho**2) * Y[:, :m]
-        return X, Y
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``X: (n, p)``, ``Y: (n, q)``."""
+        s = self.rho.size
+        Zx = rng.standard_normal((n, self.p))
+        Zy = rng.standard_normal((n, self.q))
+        Zy[:, :s] = Zx[:, :s] * self.rho + Zy[:, :s] * np.sqrt(1.0 - self.rho**2)
+        return Zx @ self.Ax, Zy @ self.Ay
 
 
-def run_cell(n: int, population: Population, reps: int, n_resamples: int, seed: int) -> list[dict]:
-    """Bias, coverage and width of every (measure, method) over ``reps`` data sets of one cell."""
+def population(p: int, q: int, rng: np.random.Generator, kind: str = "half-null") -> Population:
+    """Canonical correlations of ``kind`` (``"regular"``: 0.9 down to 0.3 over all ``min(p, q)`` directions;
+    ``"half-null"``: 0.9 down to 0.1 over ``min(p, q) // 2``, the rest 0), random well-conditioned maps
+    (Gaussian with a unit diagonal shift)."""
+    if kind == "regular":
+        rho = np.linspace(0.9, 0.3, min(p, q))
+    elif kind == "half-null":
+        rho = np.linspace(0.9, 0.1, max(1, min(p, q) // 2))
+    else:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+    def mapping(d: int) -> np.ndarray:
+        return np.eye(d) + rng.standard_normal((d, d)) / np.sqrt(d)
+
+    return Population(rho, mapping(p), mapping(q))
+
+
+def intervals(boot: Any, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """The three methods' intervals from one bootstrap (called with method="bca")."""
+    reps = boot.bootstrap_distribution
+    est = np.asarray(boot.estimate)
+    out = {"bca": (boot.confidence_interval.low, boot.confidence_interval.high)}
+    lo, hi = basic_bounds(reps, est, level)
+    out["basic"] = (float(np.clip(lo, 0, 1)), float(np.clip(hi, 0, 1)))
+    lo, hi = percentile_bounds(reps, level)
+    out["percentile"] = (float(lo), float(hi))
+    return out
+
+
+def coverage_cell(n: int, p: int, q: int, reps: int, *, n_resamples: int = 200, seed: int = 0,
+                  measures: tuple[str, ...] = MEASURES, kind: str = "half-null",
+                  methods: tuple[str, ...] = METHODS) -> list[dict[str, Any]]:
+    """Rows ``(n, p, q, kind, measure, method, population, bias, coverage, width, reps)`` for one cell."""
     rng = np.random.default_rng(seed)
-    hits = {(m, k): 0 for m in MEASURES for k in METHODS}
-    widths = {key: [] for key in hits}
-    errors = {m: [] for m in MEASURES}
-    for rep in range(reps):
-        X, Y = population.draw(rng, n)
-        for measure in MEASURES:
-            truth = population.value(measure)
-            for method in METHODS:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    res = bootstrap(X, Y, measure, n_resamples=n_resamples, method=method, seed=rep)
-                low, high = res.confidence_interval
-                hits[(measure, method)] += int(low <= truth <= high)
-                widths[(measure, method)].append(high - low)
-            errors[measure].append(res.estimate - truth)
+    pop = population(p, q, rng, kind)
+    truth = {m: pop.value(m) for m in measures}
+    est = {m: [] for m in measures}
+    hit: dict[tuple[str, str], list[bool]] = {(m, k): [] for m in measures for k in methods}
+    width: dict[tuple[str, str], list[float]] = {(m, k): [] for m in measures for k in methods}
+    bc: dict[str, list[float]] = {m: [] for m in measures}
+    resampled = [k for k in methods if k != "half_sampling"]
+    for r in range(reps):
+        X, Y = pop.sample(n, rng)
+        for m in measures:
+            found: dict[str, tuple[float, float]] = {}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if "half_sampling" in methods:
+                    half = ccalens.bootstrap(X, Y, m, n_resamples=n_resamples, seed=seed * 100003 + r)
+                    found["half_sampling"] = half.confidence_interval
+                    bc[m].append(half.bias_corrected)
+                if resampled:
+                    boot = ccalens.bootstrap(X, Y, m, n_resamples=n_resamples, method="bca", seed=seed * 100003 + r)
+                    found.update(intervals(boot))
+            est[m].append(ccalens.MEASURES[m](X, Y).score)
+            for k in methods:
+                lo, hi = found[k]
+                hit[m, k].append(lo <= truth[m] <= hi)
+                width[m, k].append(hi - lo)
     rows = []
-    for (measure, method), hit in hits.items():
-        rows.append({"n": n, "p": population.p, "q": population.q, "population": population.kind,
-                     "measure": measure, "method": method, "reps": reps, "n_resamples": n_resamples,
-                     "population_value": population.value(measure), "bias": float(np.mean(errors[measure])),
-                     "sd_estimate": float(np.std(errors[measure])), "coverage": hit / reps,
-                     "mean_width": float(np.mean(widths[(measure, method)])),
-                     "ranks_within_n_over_10": population.p + population.q <= n / 10})
+    for m in measures:
+        for k in methods:
+            rows.append({"n": n, "p": p, "q": q, "kind": kind, "measure": m, "method": k, "population": truth[m],
+                         "bias": float(np.mean(est[m]) - truth[m]), "sd_estimate": float(np.std(est[m])),
+                         "bias_corrected_bias": float(np.mean(bc[m]) - truth[m]) if bc[m] else float("nan"),
+                         "coverage": float(np.mean(hit[m, k])), "width": float(np.mean(width[m, k])), "reps": reps,
+                         "in_scope": p + q <= n / 10})  # ranks: p and q (full column rank)
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
-    """One line per (cell, measure): coverage of each method, bias and sd of the estimate."""
-    lines = ["| n | p x q | population | measure | bias (sd) | " + " | ".join(f"{m} coverage" for m in METHODS)
-             + " |", "|" + "---|" * (5 + len(METHODS))]
-    key = lambda r: (r["n"], r["p"], r["q"], r["population"], r["measure"])  # noqa: E731
+def few_blocks_cell(n: int, p: int, q: int, reps: int, blocks: tuple[int, ...], *, n_resamples: int = 200,
+                    seed: int = 0, measure: str = "linear_cka") -> list[dict[str, Any]]:
+    """Coverage of the half-sampling and basic intervals when the data come in ``B`` blocks (a stream of B
+    batches), for each B in ``blocks``: rows ``(n, p, q, measure, method, blocks, coverage, width, reps)``."""
+    rng = np.random.default_rng(seed)
+    pop = population(p, q, rng, "regular")
+    truth = pop.value(measure)
+    rows = []
+    for B in blocks:
+        hits: dict[str, list[bool]] = {"half_sampling": [], "basic": []}
+        widths: dict[str, list[float]] = {"half_sampling": [], "basic": []}
+        for r in range(reps):
+            X, Y = pop.sample(n, rng)
+            for method in hits:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = ccalens.bootstrap(X, Y, measure, n_resamples=n_resamples, method=method,
+                                            block_size=-(-n // B), seed=r)
+                lo, hi = res.confidence_interval
+                hits[method].append(lo <= truth <= hi)
+                widths[method].append(hi - lo)
+        for method in hits:
+            rows.append({"n": n, "p": p, "q": q, "measure": measure, "method": method, "blocks": B,
+                         "coverage": float(np.mean(hits[method])), "width": float(np.mean(widths[method])),
+                         "reps": reps})
+    return rows
+
+
+def difference_cell(n: int, q: int, reps: int, *, equal: bool, n_resamples: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Paired CCA difference of ``(X1, Y)`` and ``(X2, Y)``, ``X_k = Y rho_k + noise``: coverage, rejection rate."""
+    rng = np.random.default_rng(seed)
+    rho1 = np.linspace(0.8, 0.3, q)
+    rho2 = rho1[::-1].copy() if equal else rho1 - 0.1
+    truth = float(rho1.mean() - rho2.mean())
+    hits, rejections = [], []
+    for r in range(reps):
+        Y = rng.standard_normal((n, q))
+        X1 = Y * rho1 + rng.standard_normal((n, q)) * np.sqrt(1 - rho1**2)
+        X2 = Y * rho2 + rng.standard_normal((n, q)) * np.sqrt(1 - rho2**2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = ccalens.bootstrap_difference((X1, Y), (X2, Y), "cca", n_resamples=n_resamples, seed=r)
+        lo, hi = res.confidence_interval
+        hits.append(lo <= truth <= hi)
+        rejections.append(res.pvalue <= 0.05)
+    return {"n": n, "q": q, "equal": equal, "truth": truth, "coverage": float(np.mean(hits)),
+            "rejection_rate": float(np.mean(rejections)), "reps": reps}
+
+
+def null_study(n: int, p: int, q: int, datasets: int, *, n_permutations: int = 199, seed: int = 0) -> dict[str, Any]:
+    """Rejection rates at 0.05 and KS p-values of uniformity on ``datasets`` null data sets (X, Y independent)."""
+    rng = np.random.default_rng(seed)
+    perm, wilks, bart, diffs = [], [], [], []
+    try:
+        from statsmodels.multivariate.cancorr import CanCorr
+    except ImportError:  # pragma: no cover
+        CanCorr = None
+    for k in range(datasets):
+        X = rng.standard_normal((n, p))
+        Y = rng.standard_normal((n, q))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            perm.append(ccalens.permutation_test(X, Y, "cca", n_permutations=n_permutations, seed=k).pvalue)
+            t = ccalens.cca_test(X, Y)
+        wilks.append(float(t.pvalue_f[0]))
+        bart.append(float(t.pvalue_chi2[0]))
+        if CanCorr is not None:
+            ref = CanCorr(Y, X).corr_test().stats
+            diffs.append(abs(float(ref["Pr > F"].iloc[0]) - wilks[-1]))
+    out: dict[str, Any] = {"n": n, "p": p, "q": q, "datasets": datasets}
+    for name, pv in (("permutation", perm), ("wilks_rao_f", wilks), ("bartlett", bart)):
+        pv = np.asarray(pv)
+        out[f"{name}_rejection"] = float(np.mean(pv <= 0.05))
+        out[f"{name}_ks_pvalue"] = float(scipy.stats.kstest(pv, "uniform").pvalue)
+    out["statsmodels_max_abs_diff_wilks_p"] = float(max(diffs)) if diffs else None
+    return out
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """One line per (cell, measure): bias (sd) of the estimate and the coverage (width) of each method."""
+    methods = [k for k in METHODS if any(r["method"] == k for r in rows)]
+    lines = ["| n | p x q | population | measure | bias (sd) | "
+             + " | ".join(f"{k} coverage (width)" for k in methods) + " |", "|" + "---|" * (5 + len(methods))]
+    key = lambda r: (r["n"], r["p"], r["q"], r["kind"], r["measure"])  # noqa: E731
     for cell, group in itertools.groupby(sorted(rows, key=key), key=key):
-        by_method = {r["method"]: r for r in group}
-        first = next(iter(by_method.values()))
-        mark = "" if first["ranks_within_n_over_10"] else " (p + q > n / 10)"
+        by = {r["method"]: r for r in group}
+        first = next(iter(by.values()))
+        mark = "" if first["in_scope"] else " (p + q > n / 10)"
         lines.append(f"| {cell[0]} | {cell[1]} x {cell[2]}{mark} | {cell[3]} | {cell[4]} | "
                      f"{first['bias']:+.4f} ({first['sd_estimate']:.4f}) | "
-                     + " | ".join(f"{by_method[m]['coverage']:.3f}" for m in METHODS) + " |")
+                     + " | ".join(f"{by[k]['coverage']:.3f} ({by[k]['width']:.3f})" for k in methods) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def few_blocks_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| n | p x q | measure | blocks | half_sampling coverage | basic coverage | reps |", "|" + "---|" * 7]
+    for B in sorted({r["blocks"] for r in rows}):
+        by = {r["method"]: r for r in rows if r["blocks"] == B}
+        r = by["half_sampling"]
+        lines.append(f"| {r['n']} | {r['p']} x {r['q']} | {r['measure']} | {B} | {r['coverage']:.3f} | "
+                     f"{by['basic']['coverage']:.3f} | {r['reps']} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(rows: list[dict[str, Any]], path: Path) -> None:
+    """Coverage of each method per cell, one panel per measure, the 95% +/- 3 points band shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(MEASURES), figsize=(4 * len(MEASURES), 3.6), sharey=True)
-    cells = sorted({(r["n"], r["p"], r["q"], r["population"]) for r in rows})
-    for ax, measure in zip(axes, MEASURES, strict=True):
-        for k, method in enumerate(METHODS):
-            cov = [next(r["coverage"] for r in rows if (r["n"], r["p"], r["q"], r["population"]) == c
-                        and r["measure"] == measure and r["method"] == method) for c in cells]
-            ax.plot(np.arange(len(cells)) + 0.1 * k, cov, "o", label=method)
-        ax.axhspan(LEVEL - 0.03, LEVEL + 0.03, color="0.9")
-        ax.axhline(LEVEL, color="0.5", lw=0.8)
-        ax.set_title(measure)
+    measures = [m for m in MEASURES if any(r["measure"] == m for r in rows)]
+    methods = [k for k in METHODS if any(r["method"] == k for r in rows)]
+    cells = sorted({(r["n"], r["p"], r["q"], r["kind"]) for r in rows})
+    fig, axes = plt.subplots(1, len(measures), figsize=(3.6 * len(measures), 3.6), sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], measures, strict=True):
+        for offset, k in enumerate(methods):
+            cov = [next(r["coverage"] for r in rows if (r["n"], r["p"], r["q"], r["kind"]) == c
+                        and r["measure"] == m and r["method"] == k) for c in cells]
+            ax.plot(np.arange(len(cells)) + 0.1 * offset, cov, "o", ms=4, label=k)
+        ax.axhspan(0.92, 0.98, color="0.9", zorder=0)
+        ax.axhline(0.95, color="0.5", lw=0.8)
         ax.set_ylim(0, 1.02)
-        ax.set_xticks(range(len(cells)), [f"n={c[0]}\n{c[1]}x{c[2]}\n{c[3]}" for c in cells], fontsize=6)
-    axes[0].set_ylabel("coverage of the nominal 95% interval")
-    axes[0].legend(fontsize=7)
+        ax.set_xticks(range(len(cells)), [f"n={n}\n{p}x{q}\n{kind}" for n, p, q, kind in cells], fontsize=6)
+        ax.set_title(m, fontsize=9)
+    axes[0][0].set_ylabel("coverage of the nominal 95% interval")
+    axes[0][0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), dpi=150)
+    fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def _write_rows(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="coverage of ccalens's intervals on known populations")
     parser.add_argument("--quick", action="store_true", help="small cells, 100 data sets each")
     parser.add_argument("--reps", type=int, default=None, help="data sets per cell (default 500; quick 100)")
+    parser.add_argument("--null-datasets", type=int, default=1000)
     parser.add_argument("--n-resamples", type=int, default=200)
+    parser.add_argument("--cells", default="", help="n:p:q,... (default: the full grid, or the quick cells)")
+    parser.add_argument("--skip", default="", help="parts to skip: comma-separated of coverage,blocks,paired,null")
     parser.add_argument("--out", type=Path, default=Path("validation/results"))
     args = parser.parse_args(argv)
-    if args.quick:
-        cells = [(200, Population(10, 10, kind)) for kind in ("regular", "half-null")]
-        cells += [(1000, Population(10, 10, kind)) for kind in ("regular", "half-null")]
+    if args.cells:
+        cells = [tuple(int(v) for v in c.split(":")) for c in args.cells.split(",")]
+    elif args.quick:
+        cells = [(200, 10, 10), (1000, 10, 10)]
     else:
-        shapes = [(10, 10), (50, 40), (200, 200)]
-        cells = [(n, Population(p, q, kind)) for n in (200, 1000, 5000) for p, q in shapes
-                 for kind in ("regular", "half-null") if p + q < n]
+        cells = [(n, p, q) for n in FULL_N for p, q in FULL_PQ if p + q < n]
     reps = args.reps or (100 if args.quick else 500)
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
-    iterator = tqdm(cells, desc="cells") if tqdm else cells
-    for index, (n, population) in enumerate(iterator):
-        rows += run_cell(n, population, reps, args.n_resamples, seed=index)
-        with open(args.out / "coverage.csv", "w", newline="") as fh:  # after every cell: partial runs keep rows
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        (args.out / "coverage.md").write_text(markdown(rows))
-    plot(rows, args.out / "coverage")
-    print(markdown(rows))
+    skip = set(filter(None, args.skip.split(",")))
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    from tqdm.auto import tqdm
+
+    if "coverage" not in skip:
+        rows: list[dict[str, Any]] = []
+        jobs = [(c, kind) for c in cells for kind in KINDS]
+        for index, ((n, p, q), kind) in enumerate(tqdm(jobs, desc="coverage cells")):
+            start = time.perf_counter()
+            rows += coverage_cell(n, p, q, reps, n_resamples=args.n_resamples, seed=index, kind=kind)
+            tqdm.write(f"cell n={n} {p}x{q} {kind}: {time.perf_counter() - start:.0f} s")
+            _write_rows(rows, out / "coverage.csv")  # after every cell: a partial run keeps its rows
+            (out / "coverage.md").write_text(markdown(rows))
+        figure(rows, out / "coverage.png")
+        print(markdown(rows))
+    if "blocks" not in skip:
+        few = few_blocks_cell(2000, 5, 5, reps, (8, 16, 32, 64, 128), n_resamples=args.n_resamples, seed=7)
+        _write_rows(few, out / "few_blocks.csv")
+        (out / "few_blocks.md").write_text(few_blocks_markdown(few))
+        print(few_blocks_markdown(few))
+    lines = []
+    if "paired" not in skip:
+        for equal in (True, False):
+            d = difference_cell(1000, 10, reps, equal=equal, n_resamples=args.n_resamples)
+            lines.append(f"paired CCA difference (n = {d['n']}, q = {d['q']}, true difference {d['truth']:.3f}, "
+                         f"{d['reps']} data sets): coverage {d['coverage']:.3f}, rejection rate at 0.05 "
+                         f"{d['rejection_rate']:.3f}")
+    if "null" not in skip:
+        null = null_study(200, 5, 4, args.null_datasets)
+        lines.append(f"null (n = 200, p = 5, q = 4, {null['datasets']} data sets): rejection at 0.05: "
+                     + ", ".join(f"{name} {null[f'{name}_rejection']:.3f} (KS p {null[f'{name}_ks_pvalue']:.2f})"
+                                 for name in ("permutation", "wilks_rao_f", "bartlett"))
+                     + f"; largest |Wilks p - statsmodels CanCorr p| {null['statsmodels_max_abs_diff_wilks_p']:.2g}")
+    if lines:
+        (out / "paired_and_null.md").write_text("".join(f"- {line}\n" for line in lines))
+        print("\n".join(lines))
     return 0
 
 

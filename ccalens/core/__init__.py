@@ -25,18 +25,22 @@ from .measures import (
 )
 from .minibatch import MinibatchCKA, minibatch_cka
 from .null import SmallSampleWarning, null_mean_rho
-from .resampling import (
+from .result import SimilarityMatrix, SimilarityResult
+from .stats import SufficientStats
+from .uncertainty import (
     BootstrapMatrixResult,
     BootstrapResult,
+    CCATestResult,
     ConfidenceInterval,
+    DifferenceResult,
+    FewBlocksWarning,
     PermutationTestResult,
     bootstrap,
+    bootstrap_difference,
     bootstrap_matrix,
+    cca_test,
     permutation_test,
 )
-from .result import SimilarityMatrix, SimilarityResult
-from .significance import CCATestResult, cca_test
-from .stats import SufficientStats
 from .validation import UnderdeterminedWarning, check_features, check_paired
 from .whitening import DEFAULT_TOL
 
@@ -50,6 +54,8 @@ __all__ = [
     "CCAResult",
     "CCATestResult",
     "ConfidenceInterval",
+    "DifferenceResult",
+    "FewBlocksWarning",
     "MinibatchCKA",
     "PermutationTestResult",
     "SimilarityMatrix",
@@ -58,6 +64,7 @@ __all__ = [
     "SufficientStats",
     "UnderdeterminedWarning",
     "bootstrap",
+    "bootstrap_difference",
     "bootstrap_matrix",
     "cca",
     "cca_test",

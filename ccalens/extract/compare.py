@@ -27,12 +27,12 @@ with that layer; two 2-D layers give their ordinary CCA. Here ``conv="dft"`` str
 :func:`ccalens.conv.dft_linear_cka`, on arrays.
 
 Uncertainty (``bootstrap=N``, ``conv="pooled"`` / ``"flatten"``): the streamed batches are the blocks of a block
-bootstrap (:mod:`ccalens.core.resampling`). Besides the group's statistics, each group keeps one
+bootstrap (:mod:`ccalens.core.uncertainty`). Besides the group's statistics, each group keeps one
 :class:`SufficientStats` per block: batches are grouped into at most :data:`MAX_BOOTSTRAP_BLOCKS` blocks (when a
 65th block would start, neighbouring blocks are merged in pairs and each block then takes twice as many batches),
 so memory stays bounded whatever the number of batches; the memory planner is given ``memory_budget`` divided by
 ``2 * MAX_BOOTSTRAP_BLOCKS`` for that reason. Replicates are weighted merges of the block statistics
-(:func:`ccalens.core.resampling.bootstrap_matrix` with ``blocks=``); nothing is read again. Blocks are runs of
+(:func:`ccalens.core.uncertainty.bootstrap_matrix` with ``blocks=``); nothing is read again. Blocks are runs of
 consecutive batches, so the interval is valid when the batches are exchangeable (shuffled data) or the dependence
 between samples is shorter than a block.
 """
@@ -49,9 +49,9 @@ import numpy as np
 from ccalens.core.measures import similarity_matrix
 from ccalens.core.null import SmallSampleWarning
 from ccalens.core.plan import check_memory_budget, pack_pairs, plan_stream_groups
-from ccalens.core.resampling import DEFAULT_METHOD
 from ccalens.core.result import SimilarityMatrix, _nan_to_none
 from ccalens.core.stats import SufficientStats
+from ccalens.core.uncertainty.intervals import DEFAULT_METHOD
 from ccalens.core.whitening import DEFAULT_TOL
 
 from .batching import prepare_batches
@@ -277,7 +277,7 @@ class _StatsGroup:
         self, measure: str, options: dict[str, Any], n_resamples: int, confidence_level: float, seed: Any
     ) -> tuple[Iterator[tuple[int, int, float, float]], int]:
         """``(i, j, low, high)`` of every pair from the bootstrap of the kept blocks, and the number of blocks."""
-        from ccalens.core.resampling import bootstrap_matrix
+        from ccalens.core.uncertainty import bootstrap_matrix
 
         assert self.blocks is not None
         if len(self.blocks) < 4:
@@ -411,7 +411,8 @@ def compare_models(
         bootstrap: 0 (off) or the number of replicates N (>= 2) of a ``confidence_level`` half-sampling
             interval per cell, the batches as blocks (``conv="pooled"`` / ``"flatten"`` only; see the module
             docstring: one :class:`SufficientStats` per block, at most :data:`MAX_BOOTSTRAP_BLOCKS` blocks, so the
-            data must come in at least 4 batches, halved by each replicate). ``seed``: same seed and batches, same
+            data must come in at least 4 batches, halved by each replicate; fewer than 64 batches warn).
+            ``seed``: same seed and batches, same
             intervals.
 
     Returns:

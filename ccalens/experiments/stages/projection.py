@@ -59,7 +59,7 @@ def _pair_interval(label: str, X1: np.ndarray, X2: np.ndarray, pca_variance: flo
     """One row of :func:`pair_correlation_intervals`."""
     from ccalens.core.measures import svcca
     from ccalens.core.null import SmallSampleWarning
-    from ccalens.core.resampling import bootstrap
+    from ccalens.core.uncertainty import bootstrap
 
     with warnings.catch_warnings():  # the projection reports its own sizes; no warning per replicate
         warnings.simplefilter("ignore", SmallSampleWarning)

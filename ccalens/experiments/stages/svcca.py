@@ -175,7 +175,7 @@ def matching_layer_intervals(
     (the estimate's bias from the half-samples; None for conv maps, which have no statistics bootstrap),
     ``null_mean_rho``, ``interval`` (text)."""
     from ccalens.core.null import SmallSampleWarning
-    from ccalens.core.resampling import bootstrap
+    from ccalens.core.uncertainty import bootstrap
 
     rows = []
     for i in range(min(len(ti["layers_a"]), len(ti["layers_b"]))):

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-from .cca import cca_qr
-from .validation import UnderdeterminedWarning, check_paired
-from .whitening import DEFAULT_TOL
+from ..cca import cca_qr
+from ..validation import UnderdeterminedWarning, check_paired
+from ..whitening import DEFAULT_TOL
 
 __all__ = ["CCATestResult", "cca_test"]
 
