@@ -96,3 +96,19 @@ def test_the_readme_holds_the_one_generated_findings_block_and_the_docs_none():
     assert "- **Fusion**: a sentence" in filled
     with_block = [p.name for p in DOCS.rglob("*.md") if BEGIN in p.read_text(encoding="utf-8")]
     assert not with_block, f"docs pages with a findings block: {with_block}"
+
+
+def test_readme_interval_table_is_the_committed_coverage_study() -> None:
+    """Every coverage the README quotes is the committed study's (validation/results/coverage.csv), to 2 decimals."""
+    import csv
+
+    rows = list(csv.DictReader((ROOT / "validation" / "results" / "coverage.csv").open()))
+    cover = {(r["n"], r["kind"], r["measure"], r["method"]): float(r["coverage"]) for r in rows}
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| measure | population |"):].split("\n\n")[0].splitlines()[2:]
+    assert len(table) == 8
+    for line in table:
+        measure, kind, at200, at1000, percentile = (c.strip() for c in line.strip("|").split("|"))
+        assert float(at200) == round(cover[("200", kind, measure, "half_sampling")], 2)
+        assert float(at1000) == round(cover[("1000", kind, measure, "half_sampling")], 2)
+        assert float(percentile) == round(cover[("1000", kind, measure, "percentile")], 2)

@@ -307,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="parts to skip: comma-separated of coverage,blocks,paired,null")
     parser.add_argument("--out", type=Path, default=Path("validation/results"))
     args = parser.parse_args(argv)
+    # the study draws small samples on purpose: the measures' small-sample advice would repeat once per data set
+    warnings.filterwarnings("ignore", category=ccalens.SmallSampleWarning)
     if args.cells:
         cells = [tuple(int(v) for v in c.split(":")) for c in args.cells.split(",")]
     elif args.quick:
