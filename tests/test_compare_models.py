@@ -343,20 +343,22 @@ def test_bootstrap_intervals_equal_bootstrap_matrix_of_the_batches(images):
     assert rows[1]["score"] == result.scores[0, 1] and "low" not in plain.to_rows()[0]
 
 
-def test_bootstrap_keeps_at_most_64_blocks_of_consecutive_batches():
+def test_bootstrap_keeps_at_most_128_blocks_of_consecutive_batches():
     from ccalens.core.stats import SufficientStats
+    from ccalens.core.uncertainty.intervals import FEW_BLOCKS
     from ccalens.extract.compare import MAX_BOOTSTRAP_BLOCKS, _StatsGroup
 
     rng = np.random.default_rng(0)
-    X, Y = rng.normal(size=(150, 3)), rng.normal(size=(150, 2))
+    X, Y = rng.normal(size=(278, 3)), rng.normal(size=(278, 2))
     group = _StatsGroup([0, 1], [(0, 1)], ["a", "b"], keep_blocks=True)
-    for start in range(0, 130, 2):  # the 65th batch: the 64 blocks merge in pairs, then 32 + 1 blocks
+    for start in range(0, 258, 2):  # the 129th batch: the 128 blocks merge in pairs, then 64 + 1 blocks
         group.update([X[start : start + 2], Y[start : start + 2]])
-    assert MAX_BOOTSTRAP_BLOCKS == 64 and [s.n_samples for s in group.blocks] == [4] * 32 + [2]
-    for start in range(130, 150, 2):  # the last block fills to 2 batches, then new blocks of 2 batches
+    assert MAX_BOOTSTRAP_BLOCKS == 128 and [s.n_samples for s in group.blocks] == [4] * 64 + [2]
+    assert len(group.blocks) > FEW_BLOCKS  # merging never takes a long stream below the few-block warning
+    for start in range(258, 278, 2):  # the last block fills to 2 batches, then new blocks of 2 batches
         group.update([X[start : start + 2], Y[start : start + 2]])
-    assert [s.n_samples for s in group.blocks] == [4] * 37 + [2]
-    np.testing.assert_allclose(group.blocks[33].mean, np.concatenate([X[132:136].mean(0), Y[132:136].mean(0)]))
+    assert [s.n_samples for s in group.blocks] == [4] * 69 + [2]
+    np.testing.assert_allclose(group.blocks[65].mean, np.concatenate([X[260:264].mean(0), Y[260:264].mean(0)]))
     total = SufficientStats.from_arrays(X, Y)
     np.testing.assert_allclose(group.stats.comoment, total.comoment, atol=1e-10)
 
@@ -373,11 +375,14 @@ def test_bootstrap_refuses_dft_one_batch_and_one_replicate(images):
 
 def test_bootstrap_shares_the_memory_budget_and_passes_give_the_same_intervals(images):
     """With bootstrap the planner budgets the kept block statistics: a budget that holds 3 layers' statistics once but
-    not 128 times splits the layers into passes, and each cell's interval is unchanged (same blocks, same seed)."""
+    not 2 * MAX_BOOTSTRAP_BLOCKS times splits the layers into passes, and each cell's interval is unchanged (same
+    blocks, same seed)."""
+    from ccalens.extract.compare import MAX_BOOTSTRAP_BLOCKS
+
     a, b = make_cnn(0), make_cnn(1)
     kwargs = dict(layers_a=["3", "7"], layers_b=["9"], measure="cca", batch_size=15, bootstrap=30, seed=1)
     one = compare_models(a, b, images, **kwargs)
-    split = compare_models(a, b, images, memory_budget=3600 * 128, **kwargs)  # (5 + 10 + 4)^2 * 16 > 3600
+    split = compare_models(a, b, images, memory_budget=3600 * 2 * MAX_BOOTSTRAP_BLOCKS, **kwargs)  # (5 + 10 + 4)^2 * 16 > 3600
     np.testing.assert_allclose(split.scores, one.scores, atol=1e-12)
     np.testing.assert_allclose(split.low, one.low, atol=1e-10)
     np.testing.assert_allclose(split.high, one.high, atol=1e-10)

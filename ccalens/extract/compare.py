@@ -29,7 +29,8 @@ with that layer; two 2-D layers give their ordinary CCA. Here ``conv="dft"`` str
 Uncertainty (``bootstrap=N``, ``conv="pooled"`` / ``"flatten"``): the streamed batches are the blocks of a block
 bootstrap (:mod:`ccalens.core.uncertainty`). Besides the group's statistics, each group keeps one
 :class:`SufficientStats` per block: batches are grouped into at most :data:`MAX_BOOTSTRAP_BLOCKS` blocks (when a
-65th block would start, neighbouring blocks are merged in pairs and each block then takes twice as many batches),
+129th block would start, neighbouring blocks are merged in pairs and each block then takes twice as many batches,
+so a stream of at least 64 batches keeps at least the 64 blocks the few-block warning asks for),
 so memory stays bounded whatever the number of batches; the memory planner is given ``memory_budget`` divided by
 ``2 * MAX_BOOTSTRAP_BLOCKS`` for that reason. Replicates are weighted merges of the block statistics
 (:func:`ccalens.core.uncertainty.bootstrap_matrix` with ``blocks=``); nothing is read again. Blocks are runs of
@@ -51,7 +52,7 @@ from ccalens.core.null import SmallSampleWarning
 from ccalens.core.plan import check_memory_budget, pack_pairs, plan_stream_groups
 from ccalens.core.result import SimilarityMatrix, _nan_to_none
 from ccalens.core.stats import SufficientStats
-from ccalens.core.uncertainty.intervals import DEFAULT_METHOD
+from ccalens.core.uncertainty.intervals import DEFAULT_METHOD, FEW_BLOCKS
 from ccalens.core.whitening import DEFAULT_TOL
 
 from .batching import prepare_batches
@@ -70,8 +71,9 @@ CONV_MODES = ("pooled", "flatten", "dft")
 STATS_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
 #: measures with a DFT form (``conv="dft"``)
 DFT_MEASURES = ("cca", "svcca", "pwcca")
-#: most blocks (groups of consecutive batches) kept per group of layers for ``bootstrap=N``
-MAX_BOOTSTRAP_BLOCKS = 64
+#: most blocks (groups of consecutive batches) kept per group of layers for ``bootstrap=N``: twice the number below
+#: which intervals warn (FEW_BLOCKS), so that merging blocks in pairs never takes a long stream below it
+MAX_BOOTSTRAP_BLOCKS = 2 * FEW_BLOCKS
 
 
 @dataclass(frozen=True)
