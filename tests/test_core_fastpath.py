@@ -14,10 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ccalens.core.measures as measures_module
+import ccalens.core.measures.matrix as matrix_module
+import ccalens.core.measures.sides as sides_module
 import ccalens.core.stats as stats_module
 from ccalens.core import CCA, SufficientStats
 from ccalens.core.cca import cca_qr
-from ccalens.core.measures import _correlations_and_left_vectors, compare, similarity_matrix
+from ccalens.core.linalg import canonical_correlations
+from ccalens.core.measures import compare, similarity_matrix
 from ccalens.core.threads import blas_threads, run_tasks
 from ccalens.core.whitening import CHOLESKY_MARGIN, CholeskyWhitening, Whitening, whiten
 
@@ -82,8 +85,8 @@ def test_cholesky_and_eigh_paths_agree(seed, p, q):
     fast = (whiten(cx, method="auto"), whiten(cy, method="auto"))
     slow = (whiten(cx, method="eigh"), whiten(cy, method="eigh"))
     assert all(isinstance(w, CholeskyWhitening) for w in fast)
-    rho_fast, U_fast = _correlations_and_left_vectors(*fast, cxy, vectors=True)
-    rho_slow, U_slow = _correlations_and_left_vectors(*slow, cxy, vectors=True)
+    rho_fast, U_fast, _ = canonical_correlations(*fast, cxy, vectors=True)
+    rho_slow, U_slow, _ = canonical_correlations(*slow, cxy, vectors=True)
     np.testing.assert_allclose(rho_fast, rho_slow, atol=1e-10)
     assert U_fast is not None and U_slow is not None
     # PWCCA's weights |Cxx a_i| do not depend on the whitening chosen (up to sign, for distinct rho)
@@ -133,7 +136,8 @@ def force_parallel(monkeypatch):
     """Make the thread pool and tiling run even on small inputs, with 3 workers' worth of tiles."""
     monkeypatch.setattr(stats_module, "_PARALLEL_MIN_FLOPS", 0)
     monkeypatch.setattr(stats_module, "blas_threads", lambda: 3)
-    monkeypatch.setattr(measures_module, "MIN_PARALLEL_WIDTH", 0)
+    monkeypatch.setattr(sides_module, "MIN_PARALLEL_WIDTH", 0)
+    monkeypatch.setattr(matrix_module, "MIN_PARALLEL_WIDTH", 0)
 
 
 def test_column_tiles_cover_every_column_and_balance():
@@ -168,8 +172,9 @@ def test_parallel_measures_equal_sequential(monkeypatch):
     singles = {m: [[measures_module.MEASURES[m](a, b).score for b in reps] for a in reps] for m in names}
     monkeypatch.setattr(stats_module, "_PARALLEL_MIN_FLOPS", 0)
     monkeypatch.setattr(stats_module, "blas_threads", lambda: 3)
-    monkeypatch.setattr(measures_module, "MIN_PARALLEL_WIDTH", 0)
-    monkeypatch.setattr(measures_module, "blas_threads", lambda: 2)
+    monkeypatch.setattr(sides_module, "MIN_PARALLEL_WIDTH", 0)
+    monkeypatch.setattr(matrix_module, "MIN_PARALLEL_WIDTH", 0)
+    monkeypatch.setattr(matrix_module, "blas_threads", lambda: 2)
     for m in names:
         parallel = similarity_matrix(reps, m).scores
         np.testing.assert_allclose(parallel, sequential[m], atol=1e-10)

@@ -336,13 +336,20 @@ def linear_cka_tiled(X: np.ndarray, Y: np.ndarray, *, tile_rows: int = TILE_ROWS
     row sums (:func:`_raw_tile_products`: no pass over the data besides the products); otherwise rows are centred
     per tile. float32 input is multiplied in float32; the inner products are summed in float64. Scale-free.
     """
+    kk, ll, kl = linear_cka_tiled_parts(X, Y, tile_rows=tile_rows)
+    return float(kl / np.sqrt(kk) / np.sqrt(ll))
+
+
+def linear_cka_tiled_parts(X: np.ndarray, Y: np.ndarray, *, tile_rows: int = TILE_ROWS) -> tuple[float, float, float]:
+    """``(||Kc||_F^2, ||Lc||_F^2, <Kc, Lc>_F)`` from tiles of the centred Grams (see :func:`linear_cka_tiled`);
+    clear errors when they overflow or a representation has no variance."""
     raw = _raw_tile_products(X, Y, tile_rows)
     kk, ll, kl = raw if raw is not None else _centred_tile_products(X, Y, tile_rows)
     if not (np.isfinite(kk) and np.isfinite(ll) and np.isfinite(kl)):
         raise ValueError("linear CKA overflowed: the products of the features exceed float range; rescale them")
     if not (kk > 0 and ll > 0):
         raise ValueError("linear CKA is undefined: a representation has no variance")
-    return float(kl / np.sqrt(kk) / np.sqrt(ll))
+    return float(kk), float(ll), float(kl)
 
 
 def _tile_ranges(n: int, tile_rows: int) -> list[slice]:

@@ -33,7 +33,7 @@ def _whitened_null(
     on the correlation matrix, SVCCA keeps its top principal directions), or None if the options are not
     understood (the caller then recomputes from the permuted cross block)."""
     from ..linalg import principal_whitening
-    from ..measures import _tied_weights
+    from ..measures.definitions import tied_weights
 
     allowed = {"tol", "keep", "threshold", "variance", "weights_from"}
     if measure not in _FAST_NULL or not set(options) <= allowed or options.get("weights_from", "x") != "x":
@@ -62,7 +62,7 @@ def _whitened_null(
             squared = np.clip(vals[::-1], 0.0, 1.0)
             k = min(M.shape)
             rho = np.sqrt(squared[:k])
-            weights = _tied_weights(wx.unwhiten(vecs[:, ::-1]), squared, k)
+            weights = tied_weights(wx.unwhiten(vecs[:, ::-1]), squared, k)
             return float(weights @ rho), float(rho.mean())
         rho = np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0)
         return float(rho.mean()), float(rho.mean())
