@@ -9,6 +9,7 @@ line per category with counts.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -16,56 +17,34 @@ import numpy as np
 
 from ..stats import SufficientStats
 from ..validation import check_paired
-from ..whitening import DEFAULT_TOL, Whitening, whiten
 from .bootstrap import measure_function
 from .replicates import gathered_warnings
 from .results import PermutationTestResult
 
 __all__ = ["permutation_test"]
 
-_FAST_NULL = {"cca", "svcca", "pwcca"}
-
-
 def _whitened_null(
     measure: str, stats: SufficientStats, Xc: np.ndarray, Yc: np.ndarray, options: dict[str, Any]
 ) -> Callable[[np.ndarray], tuple[float, float]] | None:
-    """``perm -> (score, mean rho)`` from each side whitened once (the measure's own whitenings: CCA and PWCCA cut
-    on the correlation matrix, SVCCA keeps its top principal directions), or None if the options are not
-    understood (the caller then recomputes from the permuted cross block)."""
-    from ..linalg import principal_whitening
-    from ..measures.definitions import tied_weights
+    """``perm -> (score, mean rho)`` of the measure on the pairing ``(X, Y[perm])``, each side whitened once
+    (:class:`~ccalens.core.measures.sides.PermutedPair`), or None where the measure needs more than whitened data
+    or its options are not the plain ones (the caller then recomputes from the permuted cross block)."""
+    from ..measures.api import split_plan
+    from ..measures.definitions import REGISTRY, check_options
+    from ..measures.sides import PermutedPair
 
-    allowed = {"tol", "keep", "threshold", "variance", "weights_from"}
-    if measure not in _FAST_NULL or not set(options) <= allowed or options.get("weights_from", "x") != "x":
+    spec = REGISTRY[measure]
+    if spec.finish is None or not spec.needs <= {"whitening", "principal", "loadings"} or "variance" in options:
         return None
-    tol = float(options.get("tol", DEFAULT_TOL))
-    keep = options.get("keep", "variance" if options.get("variance") is not None else "singular_values")
-    threshold = float(options.get("threshold", options.get("variance") or 0.99))
-    n = Xc.shape[0]
-    ws = []
-    for side, name in ((0, "X"), (1, "Y")):
-        cov = stats.covariance(side)
-        if measure == "svcca":
-            w = principal_whitening(cov, tol=tol, name=name).top(threshold, keep)
-        else:
-            w = whiten(cov, tol=tol, name=name, method="eigh", standardize=True)
-        assert isinstance(w, Whitening)
-        ws.append(w)
-    wx, wy = ws
-    Zx = Xc @ wx.whitener / np.sqrt(n - 1.0)
-    Zy = Yc @ wy.whitener / np.sqrt(n - 1.0)
+    _, _, opts = split_plan(check_options(spec, options))
+    pair = PermutedPair(spec, stats, Xc, Yc, opts)
+    finish = spec.finish
 
     def null(perm: np.ndarray) -> tuple[float, float]:
-        M = Zx.T @ Zy[perm]
-        if measure == "pwcca":
-            vals, vecs = np.linalg.eigh(M @ M.T)
-            squared = np.clip(vals[::-1], 0.0, 1.0)
-            k = min(M.shape)
-            rho = np.sqrt(squared[:k])
-            weights = tied_weights(wx.unwhiten(vecs[:, ::-1]), squared, k)
-            return float(weights @ rho), float(rho.mean())
-        rho = np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0)
-        return float(rho.mean()), float(rho.mean())
+        with warnings.catch_warnings():  # the same n and ranks as the observed score, which gave its warnings
+            warnings.simplefilter("ignore")
+            res = finish(pair.permute(perm), **opts)
+        return float(res.score), float(res.mean_rho)
 
     return null
 
