@@ -40,7 +40,7 @@ def pair_score(A: np.ndarray, B: np.ndarray, measure: str, keep: str, threshold:
     from ccalens.conv import conv_similarity
     from ccalens.core import measures
 
-    options: dict[str, Any] = {"keep": keep, "threshold": threshold} if measure == "svcca" else {}
+    options: dict[str, Any] = measures.REGISTRY[measure].rule_options(keep, threshold)
     if A.ndim == 4 and B.ndim == 4:
         return conv_similarity(A, B, convention="dft", measure=measure, **options), "dft"
     pooled = [Z.mean(axis=(2, 3)) if Z.ndim == 4 else Z for Z in (A, B)]

@@ -37,7 +37,7 @@ def two_init_heatmap(
     (:func:`ccalens.conv.dft_linear_cka`). Returns ``{"layers_a", "layers_b", "similarity",
     "measures", "null_mean_rho", "ranks_a", "ranks_b", "conventions", "keep", "threshold"}``.
     """
-    from ccalens.core.measures import similarity_matrix
+    from ccalens.core.measures import REGISTRY, similarity_matrix
 
     keep, threshold = svcca_rule(keep, threshold, variance)
     la, lb = list(acts_a), list(acts_b)
@@ -48,7 +48,7 @@ def two_init_heatmap(
     ranks_b = np.zeros(len(lb), dtype=np.int64)
     conventions: dict[str, str] = {}
     for measure in TWO_INIT_MEASURES:
-        options: dict[str, Any] = {"keep": keep, "threshold": threshold} if measure == "svcca" else {}
+        options: dict[str, Any] = REGISTRY[measure].rule_options(keep, threshold)
         if dense:  # every representation prepared once, the cross pairs only
             reps = [acts_a[a] for a in la] + [acts_b[b] for b in lb]
             cross = [(i, len(la) + j) for i in range(len(la)) for j in range(len(lb))]

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ccalens.core.measures import similarity_matrix
+from ccalens.core.measures import REGISTRY, similarity_matrix
 from ccalens.core.null import SmallSampleWarning
 from ccalens.core.plan import check_memory_budget, pack_pairs, plan_stream_groups
 from ccalens.core.result import SimilarityMatrix, _nan_to_none
@@ -436,9 +436,7 @@ def compare_models(
         raise ValueError("bootstrap is available for conv='pooled'/'flatten', not conv='dft'")
     if bootstrap and not 0.0 < confidence_level < 1.0:
         raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
-    options: dict[str, Any] = {"tol": tol}
-    if measure == "svcca":
-        options.update(keep=keep, threshold=threshold)
+    options: dict[str, Any] = {"tol": tol, **REGISTRY[measure].rule_options(keep, threshold)}
     la, lb = len(names_a), len(names_b)
     labels = [f"{model_names[0]}:{n}" for n in names_a] + [f"{model_names[1]}:{n}" for n in names_b]
     pairs = [(i, la + j) for i in range(la) for j in range(lb)]

@@ -97,6 +97,10 @@ class Measure:
         """SVCCA's ``(keep, threshold)`` when the measure keeps principal directions, else None."""
         return (options["keep"], float(options["threshold"])) if "principal" in self.needs else None
 
+    def rule_options(self, keep: str, threshold: float) -> dict[str, Any]:
+        """``{"keep", "threshold"}`` for a measure that keeps principal directions (SVCCA's rule), else ``{}``."""
+        return {"keep": keep, "threshold": threshold} if "principal" in self.needs else {}
+
     def standardize(self) -> bool:
         """Whether the sides' cut is made on the correlation matrix (scale invariant per neuron)."""
         return "whitening" in self.needs
