@@ -382,7 +382,8 @@ def test_bootstrap_shares_the_memory_budget_and_passes_give_the_same_intervals(i
     a, b = make_cnn(0), make_cnn(1)
     kwargs = dict(layers_a=["3", "7"], layers_b=["9"], measure="cca", batch_size=15, bootstrap=30, seed=1)
     one = compare_models(a, b, images, **kwargs)
-    split = compare_models(a, b, images, memory_budget=3600 * 2 * MAX_BOOTSTRAP_BLOCKS, **kwargs)  # (5 + 10 + 4)^2 * 16 > 3600
+    # (5 + 10 + 4)^2 * 16 > 3600
+    split = compare_models(a, b, images, memory_budget=3600 * 2 * MAX_BOOTSTRAP_BLOCKS, **kwargs)
     np.testing.assert_allclose(split.scores, one.scores, atol=1e-12)
     np.testing.assert_allclose(split.low, one.low, atol=1e-10)
     np.testing.assert_allclose(split.high, one.high, atol=1e-10)
