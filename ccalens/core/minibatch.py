@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .kernel import _check_rule, _median_squared, _squared_distances
+from .bandwidth import check_median_rule, median_squared, squared_distances
 from .result import SimilarityMatrix, SimilarityResult
 from .validation import check_paired
 
@@ -73,7 +73,7 @@ def _rbf_gram(block: np.ndarray, sigma: float, out: np.ndarray) -> None:
     HSIC_1 ignores the constant; the factor keeps full precision for bandwidths far wider than the data
     (``expm1(-t) / t -> -1``) and cancels in CKA because every minibatch uses the same one.
     """
-    D = _squared_distances(block - block.mean(axis=0), out=out)
+    D = squared_distances(block - block.mean(axis=0), out=out)
     rate = 0.5 / sigma / sigma
     D *= -rate
     np.expm1(D, out=D)
@@ -139,7 +139,7 @@ class MinibatchCKA:
             raise ValueError(f"batch_size must be an integer of at least {_MIN_BATCH}, got {batch_size!r}")
         if kernel not in ("linear", "rbf"):
             raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
-        _check_rule(median)
+        check_median_rule(median)
         if not (np.isfinite(sigma_factor) and sigma_factor > 0):
             raise ValueError(f"sigma_factor must be positive and finite, got {sigma_factor}")
         given = None
@@ -184,7 +184,7 @@ class MinibatchCKA:
         assert self._scales is not None
         out = np.empty(len(self.names))
         for i, (block, scale) in enumerate(zip(batch, self._scales, strict=True)):
-            med = _median_squared(_squared_distances(block - block.mean(axis=0)), self.median)
+            med = median_squared(squared_distances(block - block.mean(axis=0)), self.median)
             if not med > 0.0:
                 raise ValueError(
                     f"{self.names[i]}: the median squared distance between the samples of the first minibatch "
