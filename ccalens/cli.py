@@ -21,6 +21,7 @@ from typing import NoReturn
 import numpy as np
 
 from .core.measures import MEASURES, STATS_MEASURES, compare, similarity_matrix
+from .core.validation import DEFAULT_SVCCA_RULE, SVCCA_KEEP_RULES, SVCCA_THRESHOLD
 from .errors import install_hint
 from .io import INDEX_COLUMN_CHOICES, FeatureFileNotice, load_features, write_json
 
@@ -293,10 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--key", help="array name inside an .npz / .pt container")
         p.add_argument("--tol", type=float, default=1e-10, help="relative eigenvalue cut-off of the whitening")
-        p.add_argument("--keep", choices=("singular_values", "variance"), default="singular_values",
+        p.add_argument("--keep", choices=SVCCA_KEEP_RULES, default=DEFAULT_SVCCA_RULE.keep,
                        help="SVCCA's truncation rule: the SVCCA appendix's sum of singular values (default) or "
                             "the variance")
-        p.add_argument("--threshold", type=float, default=0.99, help="SVCCA: fraction kept under --keep (0.99)")
+        p.add_argument("--threshold", type=float, default=SVCCA_THRESHOLD,
+                       help=f"SVCCA: fraction kept under --keep ({SVCCA_THRESHOLD})")
         p.add_argument("--variance", type=float, default=None, help=argparse.SUPPRESS)  # old spelling
         p.add_argument("--method", choices=("auto", "primal", "dual"), default="auto",
                        help="feature-space (primal) or sample-space (dual, Gram matrices) path; auto picks by cost")

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.linalg
 
 from .plan import DEFAULT_COLUMN_BLOCK, TILE_ROWS
-from .validation import check_features
+from .validation import SvccaRule, check_features
 
 __all__ = [
     "Gram",
@@ -266,16 +266,8 @@ class SampleBasis:
     def top(self, threshold: float, keep: str) -> SampleBasis:
         """SVCCA's truncation: the smallest top set whose singular values (``keep="singular_values"``, the
         SVCCA appendix) or variances (``keep="variance"``) reach ``threshold`` of the total."""
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-        if keep == "singular_values":
-            weights, kept = self.all_singular_values, self.singular_values
-        elif keep == "variance":
-            weights, kept = self.all_singular_values**2, self.singular_values**2
-        else:
-            raise ValueError(f"keep must be 'singular_values' or 'variance', got {keep!r}")
-        cumulative = np.cumsum(kept) / weights.sum()
-        m = min(int(np.searchsorted(cumulative, threshold - 1e-12)) + 1, self.rank)
+        rule = SvccaRule(keep, threshold)
+        m = rule.count(rule.weights(self.singular_values), float(rule.weights(self.all_singular_values).sum()))
         return SampleBasis(self.left[:, :m], self.singular_values[:m], self.all_singular_values, self.n_features)
 
 

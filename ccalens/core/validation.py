@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -141,6 +142,41 @@ def warn_if_underdetermined(n_samples: int, rank_x: int, rank_y: int, *, stackle
             UnderdeterminedWarning,
             stacklevel=stacklevel,
         )
+
+
+@dataclass(frozen=True)
+class SvccaRule:
+    """SVCCA's truncation rule, validated once: keep the fewest top principal directions whose ``keep`` weights
+    (``"singular_values"``: the singular values of the centred data, the SVCCA appendix; ``"variance"``: their
+    squares, Kornblith et al.'s reading) reach ``threshold`` of the total."""
+
+    keep: str = "singular_values"
+    threshold: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.keep not in SVCCA_KEEP_RULES:
+            raise ValueError(f"keep must be 'singular_values' or 'variance', got {self.keep!r}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not (
+            0.0 < self.threshold <= 1.0
+        ):
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
+
+    def weights(self, singular_values: np.ndarray) -> np.ndarray:
+        """The weight of each direction under the rule: ``s`` or ``s^2``."""
+        return singular_values if self.keep == "singular_values" else singular_values**2
+
+    def count(self, kept: np.ndarray, total: float) -> int:
+        """Directions kept: the smallest m with ``sum_{i<=m} kept_i >= threshold * total`` (``kept``: the weights of
+        the available directions, descending; ``total``: of every direction), at most ``len(kept)``. A relative
+        slack of 1e-12 keeps exact ties (e.g. 0.99 of 100 equal values) from depending on round-off."""
+        cumulative = np.cumsum(kept) / total
+        return min(int(np.searchsorted(cumulative, self.threshold - 1e-12)) + 1, int(kept.shape[0]))
+
+
+#: The rules SvccaRule accepts, and the default rule (the SVCCA appendix: 99% of the sum of singular values).
+SVCCA_KEEP_RULES = ("singular_values", "variance")
+DEFAULT_SVCCA_RULE = SvccaRule()
+SVCCA_THRESHOLD = DEFAULT_SVCCA_RULE.threshold
 
 
 #: The deprecation message of SVCCA's old ``variance=`` option.

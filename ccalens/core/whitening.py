@@ -40,7 +40,7 @@ from typing import Literal
 import numpy as np
 
 from ._lapack import cholesky_in_place, cholesky_rcond, triangular_inverse_in_place
-from .validation import RankCutWarning
+from .validation import SVCCA_THRESHOLD, RankCutWarning, SvccaRule
 
 __all__ = [
     "CHOLESKY_MARGIN",
@@ -161,7 +161,7 @@ class Whitening(_Products):
         )
 
     def top(
-        self, threshold: float = 0.99, keep: Literal["singular_values", "variance"] = "singular_values"
+        self, threshold: float = SVCCA_THRESHOLD, keep: Literal["singular_values", "variance"] = "singular_values"
     ) -> Whitening:
         """SVCCA's truncation: the fewest top principal directions reaching ``threshold`` of the total.
 
@@ -171,13 +171,9 @@ class Whitening(_Products):
         same with ``s_i^2``, i.e. :meth:`top_variance`. The result keeps :attr:`total_variance` and
         :attr:`total_deviation`, so :meth:`explained` stays relative to every direction.
         """
-        if keep not in ("singular_values", "variance"):
-            raise ValueError(f"keep must be 'singular_values' or 'variance', got {keep!r}")
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-        parts, total = self._spectrum(keep)
-        cumulative = np.cumsum(parts) / total
-        count = min(int(np.searchsorted(cumulative, threshold - 1e-12)) + 1, self.rank)
+        rule = SvccaRule(keep, threshold)
+        parts, total = self._spectrum(rule.keep)
+        count = rule.count(parts, total)
         return Whitening(
             self.eigenvalues[:count], self.eigenvectors[:, :count], self.n_features, self.total_variance,
             self.total_deviation, self.feature_scale,

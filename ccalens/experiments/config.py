@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccalens.core.validation import SVCCA_THRESHOLD, SvccaRule
 from ccalens.errors import UnknownKeyError, UserInputError
 from ccalens.experiments.common import RetrainConfig
 from ccalens.experiments.fusion import FusionConfig
@@ -321,7 +322,7 @@ class LearningDynamicsConfig:
     max_checkpoints: int = 40
     probe_samples: int | None = None
     keep: str = "singular_values"
-    threshold: float = 0.99
+    threshold: float = SVCCA_THRESHOLD
 
     def __post_init__(self) -> None:
         _positive("learning_dynamics", checkpoint_every=self.checkpoint_every, max_checkpoints=self.max_checkpoints,
@@ -337,7 +338,7 @@ class TwoInitialisationsConfig:
     sensor: str | None = None
     probe_samples: int | None = None
     keep: str = "singular_values"
-    threshold: float = 0.99
+    threshold: float = SVCCA_THRESHOLD
     bootstrap: int = 200
 
     def __post_init__(self) -> None:
@@ -361,7 +362,7 @@ class ConvNetworkConfig:
     max_checkpoints: int = 21
     probe_samples: int | None = None
     keep: str = "singular_values"
-    threshold: float = 0.99
+    threshold: float = SVCCA_THRESHOLD
 
     def __post_init__(self) -> None:
         _positive("conv_network", epochs=self.epochs, width=self.width, checkpoint_every=self.checkpoint_every,
@@ -385,7 +386,7 @@ class CompressionConfig:
     layers: tuple[str, ...] | None = None
     references: tuple[str, ...] = _COMPRESSION_REFERENCES
     probe_samples: int | None = None
-    variance: float = 0.99
+    variance: float = SVCCA_THRESHOLD
     repeats: int = 3
     k_values: tuple[int, ...] | None = None
 
@@ -429,10 +430,10 @@ def _positive(table: str, **values: int | None) -> None:
 
 
 def _svcca_rule(table: str, keep: str, threshold: float) -> None:
-    if keep not in ("singular_values", "variance"):
-        raise UserInputError(f"[{table}] keep must be 'singular_values' or 'variance', got {keep!r}")
-    if not 0 < threshold <= 1:
-        raise UserInputError(f"[{table}] threshold must lie in (0, 1], got {threshold}")
+    try:
+        SvccaRule(keep, threshold)
+    except ValueError as err:
+        raise UserInputError(f"[{table}] {err}") from None
 
 
 def _fraction(table: str, variance: float) -> None:

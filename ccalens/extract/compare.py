@@ -53,6 +53,7 @@ from ccalens.core.plan import check_memory_budget, pack_pairs, plan_stream_group
 from ccalens.core.result import SimilarityMatrix, _nan_to_none
 from ccalens.core.stats import SufficientStats
 from ccalens.core.uncertainty.intervals import DEFAULT_METHOD, FEW_BLOCKS
+from ccalens.core.validation import SVCCA_THRESHOLD
 from ccalens.core.whitening import DEFAULT_TOL
 
 from .batching import prepare_batches
@@ -375,7 +376,7 @@ def compare_models(
     forward_a: Any = None,
     forward_b: Any = None,
     keep: str = "singular_values",
-    threshold: float = 0.99,
+    threshold: float = SVCCA_THRESHOLD,
     tol: float = DEFAULT_TOL,
     memory_budget: int | None = None,
     model_names: tuple[str, str] = ("A", "B"),

@@ -16,7 +16,7 @@ import numpy as np
 from .. import plan as planner
 from ..result import SimilarityResult
 from ..stats import SufficientStats
-from ..validation import check_paired, svcca_rule
+from ..validation import DEFAULT_SVCCA_RULE, SVCCA_THRESHOLD, SvccaRule, check_paired, svcca_rule
 from ..whitening import DEFAULT_TOL
 from .definitions import REGISTRY, STATS_MEASURES, Measure, check_measure, check_options
 from .sides import GramPair, statistics, statistics_pairs, unit_scale
@@ -57,7 +57,8 @@ def translate_variance(options: dict[str, Any]) -> dict[str, Any]:
     if variance is not None and ("threshold" in options or "keep" in options):
         raise ValueError("give threshold= (and keep=), not the deprecated variance= with them")
     if variance is not None:
-        options["keep"], options["threshold"] = svcca_rule("singular_values", 0.99, variance, stacklevel=5)
+        options["keep"], options["threshold"] = svcca_rule(DEFAULT_SVCCA_RULE.keep, SVCCA_THRESHOLD, variance,
+                                                                stacklevel=5)
     return options
 
 
@@ -195,7 +196,7 @@ def svcca(
     i: int | None = None,
     j: int | None = None,
     keep: Keep = "singular_values",
-    threshold: float = 0.99,
+    threshold: float = SVCCA_THRESHOLD,
     tol: float = DEFAULT_TOL,
     variance: float | None = None,
     method: Method = "auto",
@@ -210,7 +211,7 @@ def svcca(
     ``variance=f`` is the deprecated spelling of ``keep="variance", threshold=f``.
     """
     options: dict[str, Any] = {"tol": tol, "variance": variance, "method": method, "memory_budget": memory_budget}
-    if variance is None or keep != "singular_values" or threshold != 0.99:
+    if variance is None or SvccaRule(keep, threshold) != DEFAULT_SVCCA_RULE:
         options.update(keep=keep, threshold=threshold)
     return _measure("svcca", X, Y, stats, i, j, options)
 

@@ -18,7 +18,7 @@ from scipy import special
 
 from ..null import null_mean_rho, warn_if_null_high
 from ..result import SimilarityResult, angular_distance
-from ..validation import warn_if_underdetermined
+from ..validation import DEFAULT_SVCCA_RULE, SvccaRule, warn_if_underdetermined
 from ..whitening import DEFAULT_TOL
 
 #: Squared canonical correlations closer than this are one tied group for PWCCA's weights.
@@ -298,7 +298,8 @@ REGISTRY: dict[str, Measure] = {
     "cca": Measure("cca", {"tol": DEFAULT_TOL, **PLAN_DEFAULTS}, frozenset({"whitening"}), _finish_cca,
                    correlation_family=True),
     "svcca": Measure(
-        "svcca", {"tol": DEFAULT_TOL, "keep": "singular_values", "threshold": 0.99, **PLAN_DEFAULTS},
+        "svcca", {"tol": DEFAULT_TOL, "keep": DEFAULT_SVCCA_RULE.keep, "threshold": DEFAULT_SVCCA_RULE.threshold,
+                  **PLAN_DEFAULTS},
         frozenset({"principal"}), _finish_svcca, correlation_family=True,
     ),
     "pwcca": Measure(
@@ -328,10 +329,6 @@ def check_measure(measure: object, allowed: Any) -> str:
 def _check_value(name: str, value: Any) -> None:
     if name == "tol" and not 0.0 <= value < 1.0:
         raise ValueError(f"tol must be in [0, 1), got {value}")
-    if name == "keep" and value not in ("singular_values", "variance"):
-        raise ValueError(f"keep must be 'singular_values' or 'variance', got {value!r}")
-    if name == "threshold" and not (isinstance(value, (int, float)) and 0.0 < value <= 1.0):
-        raise ValueError(f"threshold must be in (0, 1], got {value!r}")
     if name == "weights_from" and value not in ("x", "y", "smaller"):
         raise ValueError(f"weights_from must be 'x', 'y' or 'smaller', got {value!r}")
 
@@ -347,4 +344,6 @@ def check_options(measure: Measure, options: Mapping[str, Any]) -> dict[str, Any
     out = {**measure.options, **options}
     for name, value in out.items():
         _check_value(name, value)
+    if "principal" in measure.needs:
+        SvccaRule(out["keep"], out["threshold"])  # SVCCA's rule, validated here once
     return out

@@ -27,6 +27,21 @@ def _jsonable(value: Any) -> Any:
     return value.tolist() if isinstance(value, np.ndarray) else value
 
 
+
+def _resampling_fields(result: Any) -> dict[str, Any]:
+    """The fields every bootstrap result reports about its resampling (JSON-ready)."""
+    return {
+        "confidence_level": result.confidence_level,
+        "method": result.method,
+        "method_used": result.method_used or result.method,
+        "n_resamples": int(result.bootstrap_distribution.shape[0]),
+        "n_blocks": result.n_blocks,
+        "block_size": result.block_size,
+        "exact_iid": result.exact_iid,
+        "path": result.path,
+        "notes": list(result.notes),
+    }
+
 @dataclass(frozen=True)
 class BootstrapResult:
     """Bootstrap of one similarity score.
@@ -79,15 +94,7 @@ class BootstrapResult:
             "bias_corrected": self.bias_corrected,
             "confidence_interval": [self.confidence_interval.low, self.confidence_interval.high],
             "standard_error": self.standard_error,
-            "confidence_level": self.confidence_level,
-            "method": self.method,
-            "method_used": self.method_used or self.method,
-            "n_resamples": int(self.bootstrap_distribution.shape[0]),
-            "n_blocks": self.n_blocks,
-            "block_size": self.block_size,
-            "exact_iid": self.exact_iid,
-            "path": self.path,
-            "notes": list(self.notes),
+            **_resampling_fields(self),
         }
 
 
@@ -139,15 +146,7 @@ class BootstrapMatrixResult:
             "low": self.confidence_interval.low.tolist(),
             "high": self.confidence_interval.high.tolist(),
             "standard_error": self.standard_error.tolist(),
-            "confidence_level": self.confidence_level,
-            "method": self.method,
-            "method_used": self.method_used or self.method,
-            "n_resamples": int(self.bootstrap_distribution.shape[0]),
-            "n_blocks": self.n_blocks,
-            "block_size": self.block_size,
-            "exact_iid": self.exact_iid,
-            "path": self.path,
-            "notes": list(self.notes),
+            **_resampling_fields(self),
         }
 
 
