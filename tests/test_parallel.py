@@ -56,3 +56,48 @@ def test_workers_key_is_checked() -> None:
     with pytest.raises(ValueError, match="workers must be an integer"):
         Workers(-2)
     assert Workers(0).workers == available_cores()
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_submit_returns_a_future_in_one_process_or_several() -> None:
+    with Workers(1) as serial, Workers(2) as pool:
+        assert serial.submit(_square, 3, offset=1).result() == pool.submit(_square, 3, offset=1).result() == 10
+        for workers in (serial, pool):
+            with pytest.raises(ValueError, match="boom"):
+                workers.submit(_fail, "boom").result()
+
+
+def _fake_plot(values: list[float], stem: str, *, title: str = "") -> dict[str, object]:
+    from pathlib import Path
+
+    stem_path = Path(stem)
+    out = {}
+    for fmt in ("png", "svg"):
+        path = stem_path.with_name(f"{stem_path.name}.{fmt}")
+        path.write_text(f"{title} {sum(values)}")
+        out[fmt] = path
+    return out
+
+
+def test_figures_are_drawn_by_the_workers_and_waited_for(tmp_path) -> None:
+    from ccalens.experiments.config import ExperimentConfig
+    from ccalens.experiments.stages.context import RunContext
+    from ccalens.report.html import Report
+
+    with Workers(2) as pool:
+        ctx = RunContext(config=ExperimentConfig(), out=tmp_path, report=Report(title="t"), workers=pool)
+        paths = ctx.figure(_fake_plot, [1.0, 2.0], str(tmp_path / "fig"), title="a")
+        assert paths == {"png": tmp_path / "fig.png", "svg": tmp_path / "fig.svg"}
+        ctx.figure(_fake_plot, [1.0], str(tmp_path / "other"))
+        ctx.wait_for_figures()
+        assert (tmp_path / "fig.svg").read_text() == "a 3.0" and (tmp_path / "other.png").exists()
+        ctx.figure(_broken_plot, str(tmp_path / "broken"))
+        with pytest.raises(ValueError, match="drawing failed"):
+            ctx.wait_for_figures()
+
+
+def _broken_plot(stem: str) -> dict[str, object]:
+    raise ValueError(f"drawing failed: {stem}")

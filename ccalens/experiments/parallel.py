@@ -15,7 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -94,6 +94,18 @@ class Workers:
             return results
         finally:
             bar.close()
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """Start ``fn(*args, **kwargs)`` on a worker and return its future at once (``workers=1``: run it here, now,
+        and return a finished future holding its result or its exception)."""
+        if self.workers > 1:
+            return self._executor().submit(fn, *args, **kwargs)
+        done: Future[T] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # re-raised by done.result(), where the caller waits
+            done.set_exception(exc)
+        return done
 
     def close(self) -> None:
         """Stop the worker processes (a later :meth:`map` starts new ones)."""

@@ -186,6 +186,9 @@ def _run_stages(cfg: ExperimentConfig, text: str, out: Path, progress: bool) -> 
             timings[name] = time.perf_counter() - t0
             if progress:
                 tqdm.write(f"[ccalens] {name} done in {timings[name]:.1f} s")
+        t0 = time.perf_counter()
+        ctx.wait_for_figures()  # drawn by the workers while the stages ran
+        timings["waiting for figures"] = time.perf_counter() - t0
     results["conclusions"] = {s.title: s.conclusion for s in report.sections if s.conclusion}
     timings["total"] = time.perf_counter() - t_start
     report.timings = timings

@@ -99,7 +99,7 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
         ld = learning_dynamics(lambda: copy.deepcopy(reference), ckpts, probe, layers, keep=t.keep,
                                              threshold=t.threshold, conv="maps", progress=ctx.progress)
         write_json(out_path(folder, "learning_dynamics.json"), ld)
-        fig = plots.plot_learning_dynamics(ld, out_path(folder, "learning_dynamics"),
+        fig = ctx.figure(plots.plot_learning_dynamics, ld, out_path(folder, "learning_dynamics"),
                                            title=f"PixCNN learning dynamics (seed {t.seeds[0]}): SVCCA to final, "
                                                  "conv layers by DFT-CCA")
         sec.add_figure(fig, ctx.out, "Learning dynamics of the CNN's layers (conventions: "
@@ -128,7 +128,7 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
                          conv="dft", keep=t.keep, threshold=t.threshold,
                          model_names=(f"seed {t.seeds[0]}", f"seed {t.seeds[1]}"))
     write_json(out_path(folder, "compare_models.json"), sim.to_dict())
-    fig = plots.plot_similarity_matrix(sim, out_path(folder, "compare_models"))
+    fig = ctx.figure(plots.plot_similarity_matrix, sim, out_path(folder, "compare_models"))
     sec.add_figure(fig, ctx.out, "ccalens.compare_models of the two seeds (SVCCA, conv maps by DFT-CCA)")
     write_csv(out_path(folder, "compare_models.csv"), [
         {"layer_a": a, "layer_b": b, "svcca": float(sim.scores[i, j])}

@@ -144,7 +144,7 @@ def fusion_stage(ctx: RunContext) -> dict[str, Any]:
         "the two networks' logits. Principal angles: between the class components (rows of W) and the top nc "
         "canonical directions; 'variates' measures them on the training samples (invariant to the feature "
         "coordinates), 'centred' removes the common shift of the logits (nc - 1 dimensions).")
-    fig = plots.plot_fusion(fres, out_path(out, "fusion", "fusion"), methods=FUSION_METHODS, metric=metric)
+    fig = ctx.figure(plots.plot_fusion, fres, out_path(out, "fusion", "fusion"), methods=FUSION_METHODS, metric=metric)
     sec.add_figure(fig, out, f"Fusion scores ({metric}) and agreement with logit averaging")
     rows = []
     for r in fres:

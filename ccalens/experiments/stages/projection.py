@@ -199,7 +199,7 @@ def projection_stage(ctx: RunContext) -> dict[str, Any]:
     for sensor, res in zip(nets.sensors, results_by_view, strict=True):
         stem = f"{sensor}_" + "_".join(f"seed{a}_vs_seed{b}" for a, b in seed_pairs)
         files = res.save(out_path(out, "projection"), stem)
-        fig = plots.plot_projection(res, out_path(out, "projection", stem), metric=metric)
+        fig = ctx.figure(plots.plot_projection, res, out_path(out, "projection", stem), metric=metric)
         sec.add_figure(fig, out, f"{sensor}: projection on k directions ({metric})")
         sec.add_files(list(files.values()), out)
         rows.append(_at_nc(res, metric))
@@ -276,7 +276,7 @@ def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
     nc = nets.source.n_classes
     clfs = grid[next(iter(grid))].classifiers
     for clf in clfs:
-        fig = plots.plot_sensor_grid(grid, sensors, out_path(out, "cross_sensor", f"grid_{clf}"),
+        fig = ctx.figure(plots.plot_sensor_grid, grid, sensors, out_path(out, "cross_sensor", f"grid_{clf}"),
                                      methods=[m for m in ("cca_highest", "cca_lowest", "cca_random", "pca")
                                               if m in pcfg.methods], classifier=clf, metric=metric)
         sec.add_figure(fig, out, f"Grid of sensor pairs, {clf} last layer ({metric})")
@@ -288,7 +288,7 @@ def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
             M[i, j] = res.score_at("cca_highest", nc, clfs[0], metric)
             rel[i, j] = M[i, j] / max(res.baseline[clfs[0]][metric], 1e-12)
     if np.isfinite(M).any():
-        fig = plots.plot_heatmap(rel, sensors, sensors, out_path(out, "cross_sensor", "cca_highest_at_nc"),
+        fig = ctx.figure(plots.plot_heatmap, rel, sensors, sensors, out_path(out, "cross_sensor", "cca_highest_at_nc"),
                                  title=f"CCA_highest at k = {nc}, relative to no projection ({clfs[0]} layer)",
                                  colorbar_label=f"{metric} / unprojected {metric}", xlabel="directions from",
                                  ylabel="projected network", vmin=0, vmax=max(1.0, float(np.nanmax(rel))))

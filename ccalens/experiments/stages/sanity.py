@@ -68,11 +68,11 @@ def sanity_stage(ctx: RunContext) -> dict[str, Any]:
     write_csv(out_path(folder, "abc.csv"), rows)
     sec.conclusion = sanity_conclusion(inv, rows, abc.get("kept"), abc.get("threshold"))
     source = inv.get("source", "synthetic")
-    sec.add_figure(plots.plot_invariance(inv, out_path(folder, "invariance")), out,
+    sec.add_figure(ctx.figure(plots.plot_invariance, inv, out_path(folder, "invariance")), out,
                    f"A neuron ({source}) mixed with other top neurons: CCA recovers it under permutation, rotation "
                    "and scaling; a neuron-by-neuron correlation is invariant to per-neuron scaling but not to "
                    "permutation or rotation")
-    sec.add_figure(plots.plot_abc(abc, out_path(folder, "abc")), out,
+    sec.add_figure(ctx.figure(plots.plot_abc, abc, out_path(folder, "abc")), out,
                    "A/B/C (SVCCA appendix B.0.1): CCA and SVCCA score both pairs near 1; the number of directions "
                    "the SVD keeps (about 50 for B, about 200 for C) tells them apart")
     sec.tables.append(("A/B/C example", rows))

@@ -126,7 +126,7 @@ def _learning_dynamics(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
     write_csv(out_path(folder, "learning_dynamics.csv"), [
         {"layer": layer, "step": step, "svcca_to_final": ld["similarity"][i, j]}
         for i, layer in enumerate(ld["layers"]) for j, step in enumerate(ld["steps"])])
-    fig = plots.plot_learning_dynamics(ld, out_path(folder, "learning_dynamics"),
+    fig = ctx.figure(plots.plot_learning_dynamics, ld, out_path(folder, "learning_dynamics"),
                                        title=f"Learning dynamics ({sensor}, seed {s0}): SVCCA to final")
     sec.add_figure(fig, out, "Learning dynamics: SVCCA similarity of each layer to its final representation")
     sec.add_files([out_path(folder, "learning_dynamics.json"), out_path(folder, "learning_dynamics.csv")], out)
@@ -222,13 +222,15 @@ def _write_two_initialisations(
          **{k: None if not np.isfinite(v[i, j]) else v[i, j] for k, v in bounds.items()},
          "null_mean_rho": ti["null_mean_rho"][i, j], "convention": ti["conventions"].get(f"{a}|{b}", "")}
         for i, a in enumerate(ti["layers_a"]) for j, b in enumerate(ti["layers_b"])])
-    fig = plots.plot_measure_heatmaps(
+    fig = ctx.figure(
+        plots.plot_measure_heatmaps,
         ti["measures"], ti["layers_a"], ti["layers_b"], out_path(folder, stem),
         title=f"Two initialisations ({label}): seed {seeds[0]} (rows) against seed {seeds[1]} (columns)",
         xlabel=f"layer, seed {seeds[1]}", ylabel=f"layer, seed {seeds[0]}")
     sec.add_figure(fig, out, f"{label}: layer x layer similarity between two trainings (SVCCA, PWCCA, linear CKA). "
                              f"{convention_caption(ti['conventions'])}")
-    fig = plot_scores_with_null(
+    fig = ctx.figure(
+        plot_scores_with_null,
         ti["similarity"], ti["null_mean_rho"], ti["layers_a"], ti["layers_b"], out_path(folder, f"{stem}_null"),
         title=f"Two initialisations ({label}): SVCCA (null mean)", xlabel=f"layer, seed {seeds[1]}",
         ylabel=f"layer, seed {seeds[0]}", low=low, high=high)
@@ -315,7 +317,7 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
              "accuracy_mean": cols["accuracy_mean"][i], "accuracy_std": cols["accuracy_std"][i],
              "macro_f1_mean": cols["macro_f1_mean"][i], "macro_f1_std": cols["macro_f1_std"][i]}
             for c in comps for m, cols in c["methods"].items() for i, k in enumerate(c["k"])])
-        fig = plots.plot_compression(comps, out_path(folder, "compression"), metric=metric)
+        fig = ctx.figure(plots.plot_compression, comps, out_path(folder, "compression"), metric=metric)
         sec.add_figure(fig, out, f"Compression of {sensor} layers on top-k SVCCA directions vs PCA and random")
         sec.add_files([out_path(folder, "compression.json"), out_path(folder, "compression.csv")], out)
     return comps
