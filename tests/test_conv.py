@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ccalens
 from ccalens.conv import (
     DFTStats,
     SpatialStats,
@@ -167,6 +168,41 @@ def test_global_svcca_equals_svcca_of_flattened_maps(keep: str) -> None:
         "svcca", keep=keep, threshold=threshold, svcca_scope="frequency"  # type: ignore[arg-type]
     )
     assert (per_freq.rank_a >= 1).all() and not np.array_equal(per_freq.rank_a, res.rank_a)
+
+
+@pytest.mark.parametrize("keep", ["variance", "singular_values"])
+def test_dft_svcca_equals_svcca_of_flattened_maps_at_every_threshold(keep: str) -> None:
+    """Issue 26.6: a frequency and its mirror give the flattened maps two equal singular values; a cut between them
+    kept one arbitrary direction of that eigenspace (0.6 and 0.8 differed by up to 0.03): the rule keeps whole
+    eigenspaces, so DFT-SVCCA equals SVCCA of the flattened maps at every threshold."""
+    A, B = invariant_pair(0, 25, 3, 2, 4, 4)
+    for threshold in (0.5, 0.6, 0.7, 0.8, 0.9, 0.99):
+        dft = conv_similarity(A, B, convention="dft", measure="svcca", keep=keep, threshold=threshold)
+        ref = ccalens.svcca(flat(A), flat(B), keep=keep, threshold=threshold)  # type: ignore[arg-type]
+        # two float64 eigendecompositions of 48 x 48 and 16 blocks of 3 x 3 covariances with mirrored (exactly
+        # degenerate) eigenvalues: the spans agree to ~1e3 eps relative, scores to ~1e-9; before the fix they
+        # differed by up to 3e-2
+        assert dft.score == pytest.approx(ref.score, abs=1e-7), threshold
+        assert dft.dft is not None and int(dft.dft.rank_a @ dft.dft.multiplicity) == ref.rank_x
+
+
+def test_svcca_keeps_whole_eigenspaces_so_it_is_rotation_invariant_at_ties() -> None:
+    """Two equal singular values at the cut: SVCCA keeps both, so rotating X inside that eigenspace (or anywhere)
+    does not change the score."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    noise = rng.standard_normal((n, 4))
+    basis, _ = np.linalg.qr(noise - noise.mean(0))  # centred orthonormal columns
+    X = basis * np.array([3.0, 2.0, 2.0, 0.5]) * np.sqrt(n)  # singular values 3, 2, 2, 0.5 (times sqrt(n))
+    Y = X[:, [1]] + 0.3 * X[:, [2]] + 0.5 * rng.standard_normal((n, 1))
+    Y = np.hstack([Y, rng.standard_normal((n, 2))])
+    scores = []
+    for seed in range(4):
+        rotation, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((4, 4)))
+        res = ccalens.svcca(X @ rotation, Y, keep="singular_values", threshold=0.5)
+        assert res.rank_x == 3  # the cut at 3 / 7.5 falls inside the tied pair: both kept
+        scores.append(res.score)
+    np.testing.assert_allclose(scores, scores[0], rtol=1e-9)
 
 
 def test_dft_svcca_rules_differ_and_variance_is_a_deprecated_alias() -> None:

@@ -464,3 +464,36 @@ def test_save_creates_the_file_with_the_process_umask(tmp_path, umask):
     assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     np.testing.assert_array_equal(SufficientStats.load(path).comoment, s.comoment)
+
+
+# ------------------------------------------------------------------ issue 26.6: the RankCutWarning advice works
+def _condition_1e12_pair() -> tuple[np.ndarray, np.ndarray]:
+    """``Y = X A`` with X's singular values spanning 1e12: the true mean CCA is 1."""
+    rng = np.random.default_rng(0)
+    n, p = 400, 10
+    U = np.linalg.qr(rng.standard_normal((n, p)))[0]
+    V = np.linalg.qr(rng.standard_normal((p, p)))[0]
+    X = (U * np.logspace(0, -12, p)) @ V.T
+    return X, X @ rng.standard_normal((p, p))
+
+
+def test_rank_cut_advice_recovers_a_true_one_score():
+    """Issue 26.6: "lower tol to keep them" moved the score from 0.99940 to 0.89 (tol=0) on the eigen path; the
+    advice now names the QR path, which gives 1 within 1e-6."""
+    X, Y = _condition_1e12_pair()
+    with pytest.warns(RankCutWarning) as record:
+        default = cca_similarity(X, Y).score
+    assert default < 1 - 1e-4
+    message = str(record[0].message)
+    assert "lower tol to keep them" not in message and "squares the condition number" in message
+    assert 'ccalens.CCA("qr", tol=0).fit(X, Y)' in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RankCutWarning)
+        assert cca_similarity(X, Y, tol=0.0).score < 1 - 1e-3  # what the old advice gave
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RankCutWarning)
+        followed = CCA("qr", tol=0).fit(X, Y).correlations_.mean()
+    assert abs(followed - 1.0) < 1e-6
+    # the QR path's own warning (default tol) advises tol=0, which works there
+    with pytest.warns(RankCutWarning, match="tol=0 keeps them"):
+        assert CCA("qr").fit(X, Y).correlations_.mean() < 1 - 1e-4

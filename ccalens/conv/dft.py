@@ -29,7 +29,7 @@ import numpy as np
 import scipy.fft
 
 from ccalens.core.linalg import DEFAULT_TOL, Whitening
-from ccalens.core.validation import UnderdeterminedWarning, svcca_rule
+from ccalens.core.validation import SvccaRule, UnderdeterminedWarning, svcca_rule
 
 from ._blocks import BlockResult, block_measure, check_measure
 from ._input import check_layout, check_map_pair, to_nchw
@@ -401,14 +401,12 @@ class DFTStats:
         deviations = np.sqrt(np.where(values > values.size * np.finfo(np.float64).eps * largest, values, 0.0))
         if measure == "svcca" and scope == "global":
             # eigenvalues of the flattened covariance: every block's, mirrored frequencies twice
+            # (each block's values repeated by its multiplicity, sorted), counted by the one SVCCA rule
             parts = values if rule == "variance" else deviations
             total = float(traces @ mult) if rule == "variance" else float(deviations.sum(axis=1) @ mult)
-            flat = values[keep]
-            weight = np.broadcast_to(mult[:, None], values.shape)[keep]
-            order = np.argsort(flat)[::-1]
-            cumulative = np.cumsum(parts[keep][order] * weight[order]) / total
-            stop = min(int(np.searchsorted(cumulative, threshold - 1e-12)), order.size - 1)
-            keep &= values >= flat[order][stop]
+            flat = np.sort(np.repeat(parts[keep], np.broadcast_to(mult[:, None], values.shape)[keep]))[::-1]
+            count = SvccaRule(rule, threshold).count(flat, total)
+            keep &= parts >= flat[count - 1]
         out: list[Whitening | None] = []
         for f in range(cov.shape[0]):
             r = int(keep[f].sum())  # kept values are a prefix: eigenvalues are sorted descending

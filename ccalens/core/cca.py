@@ -29,7 +29,7 @@ import scipy.linalg
 from .stats import SufficientStats
 from .threads import MIN_PARALLEL_WIDTH, run_tasks
 from .validation import check_features, check_paired, not_fitted_error, warn_if_underdetermined
-from .whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, warn_if_cut_drops_signal, whiten
+from .whitening import DEFAULT_TOL, QR_ADVICE, CholeskyWhitening, Whitening, warn_if_cut_drops_signal, whiten
 
 __all__ = ["CCA", "CCAResult", "cca_from_covariances", "cca_from_stats", "cca_from_whitenings", "cca_qr"]
 
@@ -219,7 +219,7 @@ def _orthonormal_basis(
     Q, R = scipy.linalg.qr(A, mode="economic")
     W, sigma, Vh = np.linalg.svd(R, full_matrices=False)  # A / scale = (Q W) diag(sigma) Vh
     r = int(np.count_nonzero(sigma > np.sqrt(tol) * sigma[0]))
-    warn_if_cut_drops_signal(sigma**2, r, name, tol)  # the warning of the eigh path, on the same eigenvalues
+    warn_if_cut_drops_signal(sigma**2, r, name, tol, advice=QR_ADVICE)  # the eigh path's test, same eigenvalues
     C = np.zeros((X.shape[1], r))
     C[cols] = (Vh[:r].T / sigma[:r]) / scale[:, None]
     return Xc, Q @ W[:, :r], C

@@ -167,11 +167,23 @@ class SvccaRule:
 
     def count(self, kept: np.ndarray, total: float) -> int:
         """Directions kept: the smallest m with ``sum_{i<=m} kept_i >= threshold * total`` (``kept``: the weights of
-        the available directions, descending; ``total``: of every direction), at most ``len(kept)``. A relative
-        slack of 1e-12 keeps exact ties (e.g. 0.99 of 100 equal values) from depending on round-off."""
+        the available directions, descending; ``total``: of every direction), at most ``len(kept)``, extended over
+        every direction tied with the m-th (weights within :data:`SVCCA_TIE` of the largest): a cut inside an
+        eigenspace of equal singular values would keep an arbitrary part of it, so the kept span would depend on
+        round-off and on the basis (e.g. a frequency and its mirror in flattened conv maps, whose SVCCA then
+        equals DFT-SVCCA). A relative slack of 1e-12 keeps the threshold itself from depending on round-off."""
+        kept = np.asarray(kept, dtype=np.float64)
+        if kept.shape[0] == 0:
+            return 0
         cumulative = np.cumsum(kept) / total
-        return min(int(np.searchsorted(cumulative, self.threshold - 1e-12)) + 1, int(kept.shape[0]))
+        m = min(int(np.searchsorted(cumulative, self.threshold - 1e-12)) + 1, int(kept.shape[0]))
+        last = kept[m - 1]
+        return m + int(np.count_nonzero(kept[m:] >= last - SVCCA_TIE * float(kept[0])))
 
+
+#: Singular values (or variances) of SVCCA's rule closer than this fraction of the largest are one eigenspace: the
+#: rule keeps all of it or none (round-off of an eigendecomposition is ~d * 2.2e-16 of the largest eigenvalue).
+SVCCA_TIE = 1e-9
 
 #: The rules SvccaRule accepts, and the default rule (the SVCCA appendix: 99% of the sum of singular values).
 SVCCA_KEEP_RULES = ("singular_values", "variance")

@@ -12,8 +12,11 @@ row k (0-based) of :func:`cca_test` tests ``H0: rho_{k+1} = ... = rho_s = 0`` wi
 
 The full test (k = 0) is also given by Pillai's trace ``sum rho^2``, the Hotelling-Lawley trace
 ``sum rho^2 / (1 - rho^2)`` and Roy's largest root ``rho_1^2 / (1 - rho_1^2)``, each with its usual F
-approximation (those of SAS and statsmodels' ``multivariate_stats``; Roy's F is an upper bound, so its
-p-value is a lower bound).
+approximation (those of SAS and statsmodels' ``multivariate_stats``). Roy's F is an upper bound, so the p-value SAS
+prints from it is a lower bound (it rejected 17.6%, 56.8% and 98.9% of null data sets at 0.05 in three shapes);
+it is kept as ``"pvalue_f_upper_bound"``, and Roy's ``"pvalue"`` is calibrated: the exact null distribution of the
+largest squared canonical correlation (a Pfaffian, Chiani 2016) where it is accurate in float64, Johnstone's (2008)
+Tracy-Widom approximation otherwise (:mod:`ccalens.core.uncertainty.roy`; ``roy_pvalue_method`` says which).
 
 p and q are the numerical ranks of the centred data (pivoted QR, the cut-off of
 :func:`ccalens.core.cca.cca_qr`): redundant features add no dimension, and the result says so in ``notes``.
@@ -33,6 +36,7 @@ import scipy.stats
 from ..cca import cca_qr
 from ..validation import UnderdeterminedWarning, check_paired
 from ..whitening import DEFAULT_TOL
+from .roy import roy_pvalue
 
 __all__ = ["CCATestResult", "cca_test"]
 
@@ -49,9 +53,11 @@ class CCATestResult:
         chi2, df_chi2, pvalue_chi2: Bartlett's chi-square with Lawley's correction.
         multivariate: the full test by four statistics: ``{"wilks_lambda" | "pillai_trace" |
             "hotelling_lawley_trace" | "roy_largest_root": {"value", "f_statistic", "df_num", "df_den",
-            "pvalue"}}``.
+            "pvalue"}}``; Roy's row adds ``"pvalue_f_upper_bound"`` (SAS's, anticonservative) and its ``"pvalue"``
+            is the calibrated one.
         n_samples, rank_x, rank_y: n and the ranks used as p and q.
         notes: messages about the input (rank deficiency).
+        roy_pvalue_method: ``"exact"`` or ``"tracy-widom"``, how Roy's calibrated p-value was computed.
     """
 
     correlations: np.ndarray
@@ -68,6 +74,7 @@ class CCATestResult:
     rank_x: int
     rank_y: int
     notes: tuple[str, ...] = field(default=())
+    roy_pvalue_method: str = "exact"
 
     _COLUMNS = (
         "correlations",
@@ -90,6 +97,7 @@ class CCATestResult:
             rank_x=self.rank_x,
             rank_y=self.rank_y,
             notes=list(self.notes),
+            roy_pvalue_method=self.roy_pvalue_method,
         )
         return out
 
@@ -101,7 +109,8 @@ class CCATestResult:
         return frame
 
     def multivariate_frame(self) -> Any:
-        """The four statistics of the full test, one row each (a pandas DataFrame; needs pandas)."""
+        """The four statistics of the full test, one row each (a pandas DataFrame; needs pandas); the column
+        ``pvalue_f_upper_bound`` is filled for Roy's row only."""
         return _pandas().DataFrame.from_dict(self.multivariate, orient="index")
 
 
@@ -122,8 +131,9 @@ def _rao_exponent(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return t
 
 
-def _multivariate(rho2: np.ndarray, p: int, q: int, n: int) -> dict[str, dict[str, float]]:
-    """Wilks, Pillai, Hotelling-Lawley and Roy for the full test, with F approximations (SAS conventions).
+def _multivariate(rho2: np.ndarray, p: int, q: int, n: int) -> tuple[dict[str, dict[str, float]], str]:
+    """Wilks, Pillai, Hotelling-Lawley and Roy for the full test, with F approximations (SAS conventions), and
+    the method of Roy's calibrated p-value.
 
     In the MANOVA reading (Y regressed on X): p = rank of Y's side, q = hypothesis rank, error df
     ``v = n - q - 1``; the statistics and p-values are symmetric in X and Y.
@@ -175,8 +185,13 @@ def _multivariate(rho2: np.ndarray, p: int, q: int, n: int) -> dict[str, dict[st
     r = max(p, q)
     df1 = r
     df2 = v - r + q
-    out["roy_largest_root"] = row(theta, df2 / df1 * theta, df1, df2)
-    return out
+    roy = row(theta, df2 / df1 * theta, df1, df2)
+    rho2_max = float(rho2.max()) if rho2.size else 0.0
+    calibrated, method = roy_pvalue(rho2_max, n, p, q)
+    roy["pvalue_f_upper_bound"] = roy["pvalue"]
+    roy["pvalue"] = calibrated
+    out["roy_largest_root"] = roy
+    return out, method
 
 
 def _rao_f(lam: float, t: float, df1: float, df2: float) -> float:
@@ -243,6 +258,7 @@ def cca_test(X: Any, Y: Any, *, tol: float = DEFAULT_TOL) -> CCATestResult:
     with np.errstate(invalid="ignore"):
         chi2 = np.where(log_lambda == 0.0, 0.0, -factor * log_lambda)
     pvalue_chi2 = scipy.stats.chi2.sf(chi2, df_num)
+    multivariate, roy_method = _multivariate(rho2, q, p, n)
     return CCATestResult(
         correlations=rho,
         wilks_lambda=wilks,
@@ -253,9 +269,10 @@ def cca_test(X: Any, Y: Any, *, tol: float = DEFAULT_TOL) -> CCATestResult:
         chi2=chi2,
         df_chi2=df_num.copy(),
         pvalue_chi2=np.asarray(pvalue_chi2, dtype=np.float64),
-        multivariate=_multivariate(rho2, q, p, n),
+        multivariate=multivariate,
         n_samples=n,
         rank_x=p,
         rank_y=q,
         notes=tuple(notes),
+        roy_pvalue_method=roy_method,
     )
