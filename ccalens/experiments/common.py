@@ -109,9 +109,10 @@ class PCAReduction:
         return (np.asarray(X, dtype=np.float64) - self.mean) @ self.components
 
 
-def pca_reduce(X: np.ndarray, variance: float = 0.9999, name: str = "X") -> PCAReduction:
-    """PCA of ``X: (n, p)`` keeping the smallest number of top directions explaining ``variance`` of the total
-    (``variance=1`` keeps every direction above the engine's relative eigenvalue cut-off)."""
+def pca_reduce(X: np.ndarray, variance: float = 0.9999, name: str = "X", keep: str = "variance") -> PCAReduction:
+    """PCA of ``X: (n, p)`` keeping the fewest top directions that reach ``variance`` of the total under SVCCA's
+    rule ``keep`` (``"variance"``: of the variance; ``"singular_values"``: of the sum of the singular values, the
+    SVCCA appendix's); ``variance=1`` keeps every direction above the engine's relative eigenvalue cut-off."""
     if not 0.0 < variance <= 1.0:
         raise ValueError(f"variance must be in (0, 1], got {variance}")
     X = np.asarray(X, dtype=np.float64)
@@ -122,7 +123,7 @@ def pca_reduce(X: np.ndarray, variance: float = 0.9999, name: str = "X") -> PCAR
     cov = Xc.T @ Xc / (X.shape[0] - 1)
     w = whiten(cov, name=name)
     if variance < 1.0:
-        w = w.top_variance(variance)
+        w = w.top(variance, keep)  # type: ignore[arg-type]
     return PCAReduction(mean=mean, components=w.eigenvectors, variances=w.eigenvalues, explained=w.explained_variance)
 
 

@@ -386,7 +386,8 @@ class CompressionConfig:
     layers: tuple[str, ...] | None = None
     references: tuple[str, ...] = _COMPRESSION_REFERENCES
     probe_samples: int | None = None
-    variance: float = SVCCA_THRESHOLD
+    keep: str = "singular_values"
+    threshold: float = SVCCA_THRESHOLD
     repeats: int = 3
     k_values: tuple[int, ...] | None = None
 
@@ -398,7 +399,7 @@ class CompressionConfig:
         if self.k_values is not None and (not self.k_values or min(self.k_values) < 1):
             raise UserInputError(f"[compression] k_values must be positive integers, got {list(self.k_values)}")
         _positive("compression", probe_samples=self.probe_samples, repeats=self.repeats)
-        _fraction("compression", self.variance)
+        _svcca_rule("compression", self.keep, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -434,11 +435,6 @@ def _svcca_rule(table: str, keep: str, threshold: float) -> None:
         SvccaRule(keep, threshold)
     except ValueError as err:
         raise UserInputError(f"[{table}] {err}") from None
-
-
-def _fraction(table: str, variance: float) -> None:
-    if not 0 < variance <= 1:
-        raise UserInputError(f"[{table}] variance must lie in (0, 1], got {variance}")
 
 
 @dataclass(frozen=True)

@@ -146,9 +146,10 @@ def pca_basis(X_train: np.ndarray) -> Basis:
 
 
 def cca_bases(
-    X1_train: np.ndarray, X2_train: np.ndarray, pca_variance: float = 0.9999
+    X1_train: np.ndarray, X2_train: np.ndarray, pca_variance: float = 0.9999, keep: str = "variance"
 ) -> tuple[Basis, Basis, np.ndarray]:
-    """Canonical bases of both sides after PCA of each side keeping ``pca_variance`` of its variance.
+    """Canonical bases of both sides after PCA of each side keeping ``pca_variance`` of its variance (``keep``:
+    SVCCA's rule, ``"singular_values"`` for the SVCCA appendix's 99% of the sum of the singular values).
 
     ``X1_train: (n, p)``, ``X2_train: (n, q)`` (same samples). Returns ``(basis1, basis2, correlations)``: row i
     of ``basis1`` and of ``basis2`` form the i-th canonical pair (for ``i < len(correlations)``), expressed in
@@ -163,8 +164,8 @@ def cca_bases(
         raise ValueError(
             f"X1_train and X2_train must hold the same samples, got {X1_train.shape[0]} and {X2_train.shape[0]} rows"
         )
-    pca1 = pca_reduce(X1_train, pca_variance, name="X1_train")
-    pca2 = pca_reduce(X2_train, pca_variance, name="X2_train")
+    pca1 = pca_reduce(X1_train, pca_variance, name="X1_train", keep=keep)
+    pca2 = pca_reduce(X2_train, pca_variance, name="X2_train", keep=keep)
     cca = CCA(method="qr").fit(pca1.transform(X1_train), pca2.transform(X2_train))
     b1 = Basis(mean=pca1.mean, basis=cca.x_basis_ @ pca1.components.T, pinv=pca1.components @ cca.x_basis_pinv_)
     b2 = Basis(mean=pca2.mean, basis=cca.y_basis_ @ pca2.components.T, pinv=pca2.components @ cca.y_basis_pinv_)

@@ -387,7 +387,8 @@ def plot_learning_dynamics(ld: Mapping[str, Any], stem: str | Path, *, title: st
 def plot_compression(comps: Sequence[Mapping[str, Any]], stem: str | Path, *, metric: str = "accuracy") -> dict[
     str, Path
 ]:
-    """One panel per compressed layer: score against k for SVCCA, PCA and random directions (std bands)."""
+    """One panel per compressed layer: test score against k for SVCCA, PCA and random directions (std bands), and
+    the train score (dotted) where the results have it."""
     with plt.rc_context(_RC):
         fig, axes = plt.subplots(1, len(comps), figsize=(3.6 * len(comps), 3.0), squeeze=False, sharey=True)
         for ax, comp in zip(axes[0], comps, strict=True):
@@ -395,40 +396,69 @@ def plot_compression(comps: Sequence[Mapping[str, Any]], stem: str | Path, *, me
             for name, cols in comp["methods"].items():
                 colour, style, label = METHOD_STYLE.get(name, (None, "-", name))
                 mean, std = np.asarray(cols[f"{metric}_mean"]), np.asarray(cols[f"{metric}_std"])
-                ax.plot(ks, mean, style, color=colour, label=label, marker="o", markersize=2.2, linewidth=1.4)
+                ax.plot(ks, mean, style, color=colour, label=f"{label} (test)", marker="o", markersize=2.2,
+                        linewidth=1.4)
                 if np.any(std > 0):
                     ax.fill_between(ks, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
+                if f"train_{metric}_mean" in cols:  # the SVCCA paper's Fig. 5 draws train and test
+                    ax.plot(ks, np.asarray(cols[f"train_{metric}_mean"]), ":", color=colour, linewidth=1.2,
+                            label=f"{label} (train)")
             ax.axhline(comp["baseline"][metric], color="k", linestyle="--", linewidth=0.8, alpha=0.6,
-                       label="uncompressed")
+                       label="uncompressed (test)")
             _k_axis(ax, list(ks), int(comp.get("n_classes", 10)))
             ax.set_title(f"{comp['layer']} (width {comp['width']}), ref: {comp.get('reference', '')}", fontsize=8)
             ax.set_ylim(0, 1.02)
             ax.grid(alpha=0.25)
         axes[0, 0].set_ylabel(f"validation {_METRIC_LABEL.get(metric, metric)}")
-        axes[0, -1].legend(frameon=False, loc="lower right")
+        axes[0, -1].legend(frameon=False, loc="lower right", fontsize=6)
         fig.suptitle("Compression: layer replaced by its projection on k directions", fontsize=10)
         fig.tight_layout()
         return save_figure(fig, stem)
 
 
 def plot_invariance(inv: Mapping[str, Any], stem: str | Path) -> dict[str, Path]:
-    """Mean canonical correlation vs neuron-wise correlation against noise, for each transform."""
+    """Mean canonical correlation vs neuron-wise correlation against noise, for each transform; below, the SVCCA
+    appendix's recovered signal: the neuron and its CCA reconstruction from ``T(X)`` over the first 60 sample ids, one
+    panel per transform (where ``inv`` has its ``trace``)."""
     sig = np.asarray(inv["noise_levels"])
+    names = list(inv["transforms"])
+    trace = inv.get("trace")
     with plt.rc_context(_RC):
-        fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.0), sharey=True)
+        if trace:
+            fig = plt.figure(figsize=(7.4, 5.6))
+            grid = fig.add_gridspec(2, len(names), height_ratios=(1.25, 1.0))
+            half = len(names) // 2
+            top = [fig.add_subplot(grid[0, :half]), fig.add_subplot(grid[0, half:])]
+            top[1].sharey(top[0])
+        else:
+            fig, top = plt.subplots(1, 2, figsize=(7.4, 3.0), sharey=True)
         styles = ("-", "--", "-.", ":")
-        for ti, name in enumerate(inv["transforms"]):
-            axes[0].plot(sig, np.asarray(inv["cca"])[ti], styles[ti % 4], marker="o", markersize=3, label=name)
-            axes[1].plot(sig, np.asarray(inv["neuronwise"])[ti], styles[ti % 4], marker="o", markersize=3,
-                         label=name)
-        axes[0].set_title("CCA (mean canonical correlation)")
-        axes[1].set_title("neuron-by-neuron |correlation|")
-        for ax in axes:
+        for ti, name in enumerate(names):
+            top[0].plot(sig, np.asarray(inv["cca"])[ti], styles[ti % 4], marker="o", markersize=3, label=name)
+            top[1].plot(sig, np.asarray(inv["neuronwise"])[ti], styles[ti % 4], marker="o", markersize=3, label=name)
+        top[0].set_title("CCA (mean canonical correlation)")
+        top[1].set_title("neuron-by-neuron |correlation|")
+        for ax in top:
             ax.set_xlabel("noise std")
             ax.grid(alpha=0.25)
             ax.set_ylim(0, 1.02)
-        axes[0].set_ylabel("similarity of X and T(X + noise)")
-        axes[1].legend(frameon=False)
+        top[0].set_ylabel("similarity of X and T(X + noise)")
+        top[1].legend(frameon=False)
+        if trace:
+            shown = min(60, len(trace["neuron"]))  # a few dozen samples: the two curves stay readable
+            neuron = np.asarray(trace["neuron"])[:shown]
+            ids = np.arange(shown)
+            for ti, name in enumerate(names):
+                ax = fig.add_subplot(grid[1, ti], sharey=None if ti == 0 else fig.axes[2])
+                ax.plot(ids, neuron, color="k", linewidth=1.6, label="neuron")
+                ax.plot(ids, np.asarray(trace[name])[:shown], color="C1", linewidth=0.9, linestyle="--",
+                        label="CCA direction")
+                ax.set_title(f"recovered from {name}", fontsize=8)
+                ax.set_xlabel("sample id", fontsize=7)
+                ax.tick_params(labelsize=6)
+                if ti == 0:
+                    ax.set_ylabel("activation", fontsize=7)
+                    ax.legend(frameon=False, fontsize=6, loc="upper right")
         fig.tight_layout()
         return save_figure(fig, stem)
 

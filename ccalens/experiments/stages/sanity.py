@@ -71,7 +71,8 @@ def sanity_stage(ctx: RunContext) -> dict[str, Any]:
     sec.add_figure(ctx.figure(plots.plot_invariance, inv, out_path(folder, "invariance")), out,
                    f"A neuron ({source}) mixed with other top neurons: CCA recovers it under permutation, rotation "
                    "and scaling; a neuron-by-neuron correlation is invariant to per-neuron scaling but not to "
-                   "permutation or rotation")
+                   "permutation or rotation; below, the appendix's recovered signal: the neuron and the direction "
+                   "CCA finds in T(X) over the first 60 sample ids, for each transform")
     sec.add_figure(ctx.figure(plots.plot_abc, abc, out_path(folder, "abc")), out,
                    "A/B/C (SVCCA appendix B.0.1): CCA and SVCCA score both pairs near 1; the number of directions "
                    "the SVD keeps (about 50 for B, about 200 for C) tells them apart")

@@ -42,6 +42,12 @@ def _probe(nets: Networks, sensor: str, n: int | None) -> np.ndarray:
     return X if n is None or n >= X.shape[0] else X[:: max(1, X.shape[0] // n)][:n]
 
 
+def _probe_labels(nets: Networks, n: int | None) -> np.ndarray:
+    """The labels of :func:`_probe`'s rows."""
+    y = np.asarray(nets.source.y_train)
+    return y if n is None or n >= y.shape[0] else y[:: max(1, y.shape[0] // n)][:n]
+
+
 def _layers(model: Any) -> list[str]:
     from ccalens.models import named_feature_layers
 
@@ -292,6 +298,7 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
     model = nets.models[(sensor, nets.seeds[0])]
     other = nets.models[(sensor, nets.seeds[1])] if len(nets.seeds) > 1 else None
     X = _probe(nets, sensor, t.probe_samples)
+    y_probe = _probe_labels(nets, t.probe_samples)
     layers = list(t.layers) if t.layers is not None else [nm for nm in _layers(model) if nm != LOGITS]
     acts = layer_activations(model, X, [*layers, LOGITS])
     acts_o = layer_activations(other, X, layers) if other is not None else {}
@@ -306,8 +313,9 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
                 continue
             ref_train = acts_o[layer] if ref == "other_seed" else acts[LOGITS]
             comp = compression(
-                model, layer, X, nets.source.val[sensor], nets.source.y_val, ref_train,
-                variance=t.variance, repeats=t.repeats, k_values=None if t.k_values is None else list(t.k_values))
+                model, layer, X, nets.source.val[sensor], nets.source.y_val, ref_train, y_train=y_probe,
+                keep=t.keep, threshold=t.threshold, repeats=t.repeats,
+                k_values=None if t.k_values is None else list(t.k_values))
             comp.update({"reference": ref, "n_classes": nets.source.n_classes})
             comps.append(comp)
     if comps:
@@ -315,10 +323,15 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
         write_csv(out_path(folder, "compression.csv"), [
             {"layer": c["layer"], "reference": c["reference"], "method": m, "k": k,
              "accuracy_mean": cols["accuracy_mean"][i], "accuracy_std": cols["accuracy_std"][i],
-             "macro_f1_mean": cols["macro_f1_mean"][i], "macro_f1_std": cols["macro_f1_std"][i]}
+             "macro_f1_mean": cols["macro_f1_mean"][i], "macro_f1_std": cols["macro_f1_std"][i],
+             **{key: cols[key][i] for key in ("train_accuracy_mean", "train_accuracy_std") if key in cols}}
             for c in comps for m, cols in c["methods"].items() for i, k in enumerate(c["k"])])
         fig = ctx.figure(plots.plot_compression, comps, out_path(folder, "compression"), metric=metric)
-        sec.add_figure(fig, out, f"Compression of {sensor} layers on top-k SVCCA directions vs PCA and random")
+        rule = ("sum of the singular values" if t.keep == "singular_values" else "variance")
+        sec.add_figure(fig, out, f"Compression of {sensor} layers on top-k SVCCA directions (SVCCA keeps "
+                                 f"{format_percent(t.threshold, 0)} of the {rule} of each side first) vs PCA and "
+                                 f"random directions: test (solid) and train (dotted) {metric}, as the SVCCA paper's "
+                                 "Fig. 5")
         sec.add_files([out_path(folder, "compression.json"), out_path(folder, "compression.csv")], out)
     return comps
 
