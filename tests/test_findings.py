@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from ccalens.report.findings import BEGIN, END, findings_markdown, read_block, replace_block, timing_sentence
+from ccalens.report.findings import (
+    BEGIN,
+    BEGIN_BRIEF,
+    END,
+    findings_markdown,
+    first_sentence,
+    headline,
+    read_block,
+    replace_block,
+    timing_sentence,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,3 +63,15 @@ def test_update_findings_check_reads_a_results_file(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "tools" / "update_findings.py"), str(tmp_path / "none.json")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "none.json" in bad.stderr
+
+
+def test_brief_block_keeps_each_conclusion_first_sentence():
+    grid = "It keeps 78.5% (pix) to 102.4%; 95.6% on average. Details: 30 pairs. Verdict: supported."
+    results = {"conclusions": {"Grid": grid},
+               "timings_s": {"total": 9.0}}
+    assert first_sentence("A 0.732 b. C d.") == "A 0.732 b."
+    assert headline("A 94.5%. B 98.5%. Verdict: not supported; C. D.") == "A 94.5%. Verdict: not supported; C."
+    doc = f"{BEGIN_BRIEF}\nold\n{END}\n"
+    new = replace_block(doc, results)
+    assert read_block(new) == findings_markdown(results, brief=True)
+    assert "78.5%" in new and "Details" not in new and "Verdict: supported." in new and new.startswith(BEGIN_BRIEF)

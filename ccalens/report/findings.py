@@ -13,11 +13,25 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BEGIN", "END", "findings_markdown", "read_block", "replace_block", "timing_sentence"]
+__all__ = [
+    "BEGIN",
+    "BEGIN_BRIEF",
+    "END",
+    "findings_markdown",
+    "first_sentence",
+    "headline",
+    "read_block",
+    "replace_block",
+    "timing_sentence",
+]
 
 BEGIN = "<!-- demo-findings:begin (generated from a run's results.json by `make findings`; do not edit) -->"
+#: The marker of a brief block (the README's): each conclusion's first sentence only, then the timing.
+BEGIN_BRIEF = ("<!-- demo-findings:begin brief (generated from a run's results.json by `make findings`; "
+               "do not edit) -->")
 END = "<!-- demo-findings:end -->"
-_BLOCK = re.compile(re.escape(BEGIN) + r"\n(.*?)" + re.escape(END), re.DOTALL)
+_BLOCK = re.compile("(" + re.escape(BEGIN) + "|" + re.escape(BEGIN_BRIEF) + r")\n(.*?)" + re.escape(END), re.DOTALL)
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z])")
 
 
 def timing_sentence(results: Mapping[str, Any]) -> str:
@@ -32,12 +46,27 @@ def timing_sentence(results: Mapping[str, Any]) -> str:
     return f"The run took {total:.0f} s{where}" + (f": {stages}." if stages else ".")
 
 
-def findings_markdown(results: Mapping[str, Any]) -> str:
-    """The run's conclusions as Markdown bullets (``**section**: sentence``), then :func:`timing_sentence`."""
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text`` (up to a full stop followed by a capital; decimals are not ends)."""
+    return _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
+
+
+def headline(text: str) -> str:
+    """A conclusion in brief: its first sentence, and its verdict (the sentence opening with ``Verdict:``) when it
+    has one, so a brief block never keeps a number and drops what the section concludes from it."""
+    sentences = _SENTENCE_END.split(text.strip())
+    kept = [sentences[0], *(s for s in sentences[1:] if s.startswith("Verdict:"))]
+    return " ".join(kept)
+
+
+def findings_markdown(results: Mapping[str, Any], *, brief: bool = False) -> str:
+    """The run's conclusions as Markdown bullets (``**section**: sentence``; ``brief``: each one's
+    :func:`headline`), then :func:`timing_sentence`."""
     conclusions = results.get("conclusions") or {}
     if not isinstance(conclusions, Mapping):
         raise ValueError("results['conclusions'] must map section titles to sentences")
-    lines = [f"- **{title}**: {sentence}" for title, sentence in conclusions.items() if sentence]
+    lines = [f"- **{title}**: {headline(sentence) if brief else sentence}"
+             for title, sentence in conclusions.items() if sentence]
     timing = timing_sentence(results)
     if timing:
         lines += ["", timing]
@@ -47,12 +76,17 @@ def findings_markdown(results: Mapping[str, Any]) -> str:
 def read_block(text: str) -> str | None:
     """The generated block's content in ``text`` (None if it has none)."""
     match = _BLOCK.search(text)
-    return None if match is None else match.group(1)
+    return None if match is None else match.group(2)
 
 
 def replace_block(text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with its generated block (exactly one) filled from ``results``."""
+    """``text`` with its generated block (exactly one; brief when it opens with :data:`BEGIN_BRIEF`) filled from
+    ``results``."""
     if len(_BLOCK.findall(text)) != 1:
-        raise ValueError(f"expected exactly one block between {BEGIN!r} and {END!r}")
-    body = findings_markdown(results)
-    return _BLOCK.sub(lambda _: f"{BEGIN}\n{body}{END}", text)
+        raise ValueError(f"expected exactly one block between {BEGIN!r} (or the brief marker) and {END!r}")
+
+    def fill(match: re.Match[str]) -> str:
+        begin = match.group(1)
+        return f"{begin}\n{findings_markdown(results, brief=begin == BEGIN_BRIEF)}{END}"
+
+    return _BLOCK.sub(fill, text)
