@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from ccalens.core.validation import svcca_rule
 from ccalens.experiments.activations import layer_activations, pair_score
+from ccalens.experiments.parallel import Workers
 
 __all__ = ["learning_dynamics"]
 
@@ -26,22 +27,53 @@ def learning_dynamics(
     conv: str = "maps",
     variance: float | None = None,
     progress: bool = False,
+    workers: Workers | None = None,
 ) -> dict[str, Any]:
     """SVCCA similarity of each layer at each checkpoint to the same layer at the LAST checkpoint.
 
     ``checkpoints``: ``(step, path)`` in step order (``ccalens.models.checkpoints.list_checkpoints``);
     ``X: (n, ...)`` probe inputs. Dense layers: one :func:`~ccalens.core.measures.similarity_matrix` per layer over
-    the T checkpoints, asking only the T pairs against the final state (each checkpoint's representation prepared
-    once). Conv layers (``conv="maps"``): DFT-CCA (SVCCA appendix C) per checkpoint. Returns ``{"steps": [T],
-    "layers": [L], "similarity": (L, T), "mean_rho": (L, T), "null_mean_rho": (L, T), "conventions": {layer:
-    "dense" | "dft"}, "keep", "threshold"}``.
+    the checkpoints, asking only the pairs against the final state (each checkpoint's representation prepared
+    once). Conv layers (``conv="maps"``): DFT-CCA (SVCCA appendix C) per checkpoint. ``workers``: the checkpoints
+    are split in one contiguous run per worker process (``model_factory`` must then be picklable, e.g.
+    ``functools.partial(copy.deepcopy, model)``); each pair's score is the same however they are split. Returns
+    ``{"steps": [T], "layers": [L], "similarity": (L, T), "mean_rho": (L, T), "null_mean_rho": (L, T),
+    "conventions": {layer: "dense" | "dft"}, "keep", "threshold"}``.
     """
-    from ccalens.core.measures import similarity_matrix
-    from ccalens.models.checkpoints import load_checkpoint
-
     keep, threshold = svcca_rule(keep, threshold, variance)
     if len(checkpoints) < 2:
         raise ValueError(f"checkpoints must hold at least 2 checkpoints, got {len(checkpoints)}")
+    T = len(checkpoints)
+    parts = min(workers.workers if workers is not None else 1, T - 1)
+    runs = [r for r in np.array_split(np.arange(T - 1), parts) if r.size]
+    units = [(model_factory, [checkpoints[i] for i in run] + [checkpoints[-1]], X, list(layers), keep, threshold,
+              conv, progress and len(runs) == 1) for run in runs]
+    done = (workers or Workers(1)).map(_against_final, units, desc="learning dynamics" if progress else None)
+    sim = np.zeros((len(layers), T))
+    rho = np.zeros_like(sim)
+    null = np.full_like(sim, np.nan)
+    for run, (s_run, r_run, n_run, _) in zip(runs, done, strict=True):
+        sim[:, run], rho[:, run], null[:, run] = s_run[:, :-1], r_run[:, :-1], n_run[:, :-1]
+    sim[:, -1], rho[:, -1], null[:, -1] = done[0][0][:, -1], done[0][1][:, -1], done[0][2][:, -1]
+    return {"steps": [int(s) for s, _ in checkpoints], "layers": list(layers), "similarity": sim, "mean_rho": rho,
+            "null_mean_rho": null, "conventions": done[0][3], "keep": keep, "threshold": threshold}
+
+
+def _against_final(
+    model_factory: Callable[[], Any],
+    checkpoints: Sequence[tuple[int, str | os.PathLike[str]]],
+    X: np.ndarray,
+    layers: Sequence[str],
+    keep: str,
+    threshold: float,
+    conv: str,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
+    """Similarity ``(L, t)`` (and mean rho, null mean rho) of each layer at each of ``checkpoints`` to the same
+    layer at the last of them, and each layer's convention (a unit of work of :func:`learning_dynamics`)."""
+    from ccalens.core.measures import similarity_matrix
+    from ccalens.models.checkpoints import load_checkpoint
+
     model = model_factory()
     acts = []
     for _step, path in tqdm(checkpoints, desc="checkpoints", disable=not progress, leave=False):
@@ -63,5 +95,4 @@ def learning_dynamics(
         matrix = similarity_matrix(reps, "svcca", keep=keep, threshold=threshold, pairs=[(t, T - 1) for t in range(T)])
         sim[li], rho[li] = matrix.scores[:, -1], matrix.mean_rho[:, -1]  # type: ignore[index]
         null[li] = matrix.null_mean_rho[:, -1]  # type: ignore[index]
-    return {"steps": [int(s) for s, _ in checkpoints], "layers": list(layers), "similarity": sim, "mean_rho": rho,
-            "null_mean_rho": null, "conventions": conventions, "keep": keep, "threshold": threshold}
+    return sim, rho, null, conventions

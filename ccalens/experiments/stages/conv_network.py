@@ -96,8 +96,8 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
                  f"{format_number(rows[1]['val_accuracy'])} with its two seeds."]
     if len(ckpts) >= 2:
         reference = models[t.seeds[0]]
-        ld = learning_dynamics(lambda: copy.deepcopy(reference), ckpts, probe, layers, keep=t.keep,
-                                             threshold=t.threshold, conv="maps", progress=ctx.progress)
+        ld = learning_dynamics(functools.partial(copy.deepcopy, reference), ckpts, probe, layers, keep=t.keep,
+                               threshold=t.threshold, conv="maps", progress=ctx.progress, workers=ctx.workers)
         write_json(out_path(folder, "learning_dynamics.json"), ld)
         fig = ctx.figure(plots.plot_learning_dynamics, ld, out_path(folder, "learning_dynamics"),
                                            title=f"PixCNN learning dynamics (seed {t.seeds[0]}): SVCCA to final, "

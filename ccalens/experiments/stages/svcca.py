@@ -4,6 +4,7 @@ compression (Raghu et al. 2017)."""
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import warnings
 from typing import Any
@@ -126,8 +127,8 @@ def _learning_dynamics(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
     if len(ckpts) > t.max_checkpoints:
         keep = np.unique(np.linspace(0, len(ckpts) - 1, t.max_checkpoints).astype(int))
         ckpts = [ckpts[i] for i in keep]
-    ld = learning_dynamics(lambda: copy.deepcopy(model), ckpts, X, _layers(model),
-                                         keep=t.keep, threshold=t.threshold, progress=ctx.progress)
+    ld = learning_dynamics(functools.partial(copy.deepcopy, model), ckpts, X, _layers(model), keep=t.keep,
+                           threshold=t.threshold, progress=ctx.progress, workers=ctx.workers)
     write_json(out_path(folder, "learning_dynamics.json"), {"sensor": sensor, **ld})
     write_csv(out_path(folder, "learning_dynamics.csv"), [
         {"layer": layer, "step": step, "svcca_to_final": ld["similarity"][i, j]}
