@@ -1,5 +1,5 @@
-"""Learning dynamics (SVCCA paper, Fig. 4): the same numbers (to rounding) whether the checkpoints run in one process or are
-split over the run's workers."""
+"""Learning dynamics (SVCCA paper, Fig. 4): the same numbers (to rounding) whether the checkpoints run in one
+process or are split over the run's workers."""
 
 from __future__ import annotations
 
