@@ -64,7 +64,8 @@ def test_figures_draw_the_train_lines_and_the_recovered_signal(monkeypatch, tmp_
                        repeats=2, k_values=[1, 4])
     plots.plot_compression([comp], tmp_path / "c")
     labels = [line.get_label() for line in drawn[-1].axes[0].get_lines()]
-    assert sum(lab.endswith("(train)") for lab in labels) == sum(lab.endswith("(test)") for lab in labels) - 1 == 3
+    training = sum(lab.endswith("(training)") for lab in labels)
+    assert training == sum(lab.endswith("(validation)") for lab in labels) - 1 == 3
     inv = invariance_sanity(n=300)
     plots.plot_invariance(inv, tmp_path / "i")
     fig = drawn[-1]

@@ -387,8 +387,8 @@ def plot_learning_dynamics(ld: Mapping[str, Any], stem: str | Path, *, title: st
 def plot_compression(comps: Sequence[Mapping[str, Any]], stem: str | Path, *, metric: str = "accuracy") -> dict[
     str, Path
 ]:
-    """One panel per compressed layer: test score against k for SVCCA, PCA and random directions (std bands), and
-    the train score (dotted) where the results have it."""
+    """One panel per compressed layer: validation score against k for SVCCA, PCA and random directions (std bands), and
+    the training score (dotted) where the results have it."""
     with plt.rc_context(_RC):
         fig, axes = plt.subplots(1, len(comps), figsize=(3.6 * len(comps), 3.0), squeeze=False, sharey=True)
         for ax, comp in zip(axes[0], comps, strict=True):
@@ -396,15 +396,15 @@ def plot_compression(comps: Sequence[Mapping[str, Any]], stem: str | Path, *, me
             for name, cols in comp["methods"].items():
                 colour, style, label = METHOD_STYLE.get(name, (None, "-", name))
                 mean, std = np.asarray(cols[f"{metric}_mean"]), np.asarray(cols[f"{metric}_std"])
-                ax.plot(ks, mean, style, color=colour, label=f"{label} (test)", marker="o", markersize=2.2,
+                ax.plot(ks, mean, style, color=colour, label=f"{label} (validation)", marker="o", markersize=2.2,
                         linewidth=1.4)
                 if np.any(std > 0):
                     ax.fill_between(ks, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
-                if f"train_{metric}_mean" in cols:  # the SVCCA paper's Fig. 5 draws train and test
+                if f"train_{metric}_mean" in cols:  # the SVCCA paper's Fig. 5 draws training and test lines
                     ax.plot(ks, np.asarray(cols[f"train_{metric}_mean"]), ":", color=colour, linewidth=1.2,
-                            label=f"{label} (train)")
+                            label=f"{label} (training)")
             ax.axhline(comp["baseline"][metric], color="k", linestyle="--", linewidth=0.8, alpha=0.6,
-                       label="uncompressed (test)")
+                       label="uncompressed (validation)")
             _k_axis(ax, list(ks), int(comp.get("n_classes", 10)))
             ax.set_title(f"{comp['layer']} (width {comp['width']}), ref: {comp.get('reference', '')}", fontsize=8)
             ax.set_ylim(0, 1.02)

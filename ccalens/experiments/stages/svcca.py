@@ -331,8 +331,8 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
         rule = ("sum of the singular values" if t.keep == "singular_values" else "variance")
         sec.add_figure(fig, out, f"Compression of {sensor} layers on top-k SVCCA directions (SVCCA keeps "
                                  f"{format_percent(t.threshold, 0)} of the {rule} of each side first) vs PCA and "
-                                 f"random directions: test (solid) and train (dotted) {metric}, as the SVCCA paper's "
-                                 "Fig. 5")
+                                 f"random directions: validation (solid) and training (dotted) {metric}, as the "
+                                 "SVCCA paper's Fig. 5")
         sec.add_files([out_path(folder, "compression.json"), out_path(folder, "compression.csv")], out)
     return comps
 
