@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ccalens.io import atomic_write_text, write_json  # noqa: E402
-from ccalens.report.findings import BEGIN, BEGIN_BRIEF, findings_markdown, replace_block  # noqa: E402
+from ccalens.report.findings import findings_markdown, read_block, replace_block  # noqa: E402
 
 SNAPSHOT = ROOT / "docs" / "demo-findings.json"
 KEYS = ("title", "conclusions", "timings_s", "machine")
@@ -28,8 +28,7 @@ KEYS = ("title", "conclusions", "timings_s", "machine")
 def documents() -> list[Path]:
     """The Markdown files that hold a findings block: README.md and the docs pages."""
     candidates = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
-    return [p for p in candidates
-            if p.is_file() and any(m in p.read_text(encoding="utf-8") for m in (BEGIN, BEGIN_BRIEF))]
+    return [p for p in candidates if p.is_file() and read_block(p.read_text(encoding="utf-8")) is not None]
 
 
 def main(argv: list[str] | None = None) -> int:

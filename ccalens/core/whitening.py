@@ -147,18 +147,11 @@ class Whitening(_Products):
     def top_variance(self, fraction: float) -> Whitening:
         """The smallest set of top principal directions explaining ``fraction`` of the total variance.
 
-        SVCCA's preprocessing (Raghu et al. 2017 keep 99%: ``fraction=0.99``).
+        SVCCA's preprocessing (Raghu et al. 2017 keep 99%: ``fraction=0.99``): :meth:`top` with ``keep="variance"``.
         """
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"variance fraction must be in (0, 1], got {fraction}")
-        cumulative = np.cumsum(self.eigenvalues) / self.total_variance
-        # first index where the cumulative fraction reaches the target (with a rounding margin)
-        keep = int(np.searchsorted(cumulative, fraction - 1e-12)) + 1
-        keep = min(keep, self.rank)
-        return Whitening(
-            self.eigenvalues[:keep], self.eigenvectors[:, :keep], self.n_features, self.total_variance,
-            self.total_deviation, self.feature_scale,
-        )
+        return self.top(fraction, "variance")
 
     def top(
         self, threshold: float = SVCCA_THRESHOLD, keep: Literal["singular_values", "variance"] = "singular_values"

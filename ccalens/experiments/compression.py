@@ -79,13 +79,13 @@ def compression(
 
         handle = modules[layer].register_forward_hook(hook)
         try:
-            out: dict[str, float] = {}
+            found: dict[str, float] = {}
             for prefix, X_split, y_split in splits:
                 logits = predict_logits(model, X_split)
-                out.update({prefix + k: v for k, v in scores(y_split, logits.argmax(axis=1), n_classes).items()})
+                found.update({prefix + k: v for k, v in scores(y_split, logits.argmax(axis=1), n_classes).items()})
         finally:
             handle.remove()
-        return out
+        return found
 
     base_logits = predict_logits(model, np.asarray(X_val))
     baseline = scores(y_val, base_logits.argmax(axis=1), n_classes)

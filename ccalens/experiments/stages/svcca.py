@@ -38,15 +38,20 @@ KEPT = 0.95  # share of the uncompressed score a compression must keep
 CONFIDENCE = 0.95  # level of the bootstrap intervals of the headline similarities
 
 
+def _probe_rows(n_rows: int, n: int | None) -> slice:
+    """The training rows a study probes with: all of them, or ``n`` spread evenly."""
+    return slice(None) if n is None or n >= n_rows else slice(0, n * max(1, n_rows // n), max(1, n_rows // n))
+
+
 def _probe(nets: Networks, sensor: str, n: int | None) -> np.ndarray:
     X = nets.source.train[sensor]
-    return X if n is None or n >= X.shape[0] else X[:: max(1, X.shape[0] // n)][:n]
+    return X[_probe_rows(X.shape[0], n)]
 
 
 def _probe_labels(nets: Networks, n: int | None) -> np.ndarray:
     """The labels of :func:`_probe`'s rows."""
     y = np.asarray(nets.source.y_train)
-    return y if n is None or n >= y.shape[0] else y[:: max(1, y.shape[0] // n)][:n]
+    return y[_probe_rows(y.shape[0], n)]
 
 
 def _layers(model: Any) -> list[str]:
@@ -328,7 +333,7 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
              **{key: cols[key][i] for key in ("train_accuracy_mean", "train_accuracy_std") if key in cols}}
             for c in comps for m, cols in c["methods"].items() for i, k in enumerate(c["k"])])
         fig = ctx.figure(plots.plot_compression, comps, out_path(folder, "compression"), metric=metric)
-        rule = ("sum of the singular values" if t.keep == "singular_values" else "variance")
+        rule = "sum of the singular values" if t.keep == "singular_values" else "variance"
         sec.add_figure(fig, out, f"Compression of {sensor} layers on top-k SVCCA directions (SVCCA keeps "
                                  f"{format_percent(t.threshold, 0)} of the {rule} of each side first) vs PCA and "
                                  f"random directions: validation (solid) and training (dotted) {metric}, as the "
