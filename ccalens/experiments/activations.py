@@ -19,18 +19,21 @@ LOGITS = "logits"
 
 
 def layer_activations(
-    model: Any, X: Any, layers: Sequence[str], *, batch_size: int = 512, conv: str = "pooled"
+    model: Any, X: Any, layers: Sequence[str], *, batch_size: int = 512, conv: str = "pooled", tokens: bool = False
 ) -> dict[str, np.ndarray]:
     """Outputs of the named sub-modules (and ``"logits"``) on ``X: (n, ...)`` through :func:`ccalens.extract.extract`
     (eval mode, no_grad, modes and hooks restored): name -> ``(n, d)``, or ``(n, C, H, W)`` for conv maps when
-    ``conv="maps"`` (for DFT-CCA); ``conv="pooled"`` averages them over positions."""
+    ``conv="maps"`` (for DFT-CCA); ``conv="pooled"`` averages them over positions. ``tokens=True``: ``X: (n, T)``
+    token ids, every position a sample: name -> ``(n * T, d)`` (a sequence model's hidden states, e.g. an LSTM's
+    ``(batch, T, d)`` output)."""
     from ccalens.extract import extract
 
     if conv not in ("pooled", "maps"):
         raise ValueError(f"conv must be 'pooled' or 'maps', got {conv!r}")
     names = ["output" if nm == LOGITS else nm for nm in layers]
-    acts = extract(model, np.asarray(X, dtype=np.float32), names, batch_size=batch_size, progress=False,
-                   transform="mean" if conv == "pooled" else None)
+    inputs = np.asarray(X, dtype=np.int64) if tokens else np.asarray(X, dtype=np.float32)
+    acts = extract(model, inputs, names, batch_size=batch_size, progress=False, tokens=tokens,
+                   transform="mean" if conv == "pooled" and not tokens else None)
     return {nm: np.asarray(acts["output" if nm == LOGITS else nm], dtype=np.float64) for nm in layers}
 
 

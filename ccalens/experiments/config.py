@@ -11,9 +11,10 @@ Tables: ``[data]`` (:class:`DataConfig`), ``[model]`` (:class:`ModelConfig`), ``
 (:class:`TrainingConfig`, a :class:`~ccalens.models.train_config.TrainConfig` preset plus overrides), ``[projection]``
 and ``[cross_sensor]`` (:class:`~ccalens.experiments.projection.ProjectionConfig`; the sub-table ``retrain_hparams``
 overrides the networks' own recipe, :class:`~ccalens.experiments.common.RetrainConfig`), ``[fusion]``
-(:class:`FusionStageConfig`), ``[learning_dynamics]``, ``[two_initialisations]``, ``[compression]``, ``[sanity]``,
-``[report]``; top-level keys ``title``, ``description``, ``threads`` (per process) and ``workers`` (processes; 0:
-one per core).
+(:class:`FusionStageConfig`), ``[learning_dynamics]``, ``[two_initialisations]``, ``[compression]``,
+``[conv_network]``, ``[language_model]`` (:class:`~ccalens.experiments.language_model.LanguageModelConfig`, its own
+corpus and model: no trained networks needed), ``[sanity]``, ``[report]``; top-level keys ``title``,
+``description``, ``threads`` (per process) and ``workers`` (processes; 0: one per core).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ccalens.core.validation import SVCCA_THRESHOLD, SvccaRule
 from ccalens.errors import UnknownKeyError, UserInputError
 from ccalens.experiments.common import RetrainConfig
 from ccalens.experiments.fusion import FusionConfig
+from ccalens.experiments.language_model import LanguageModelConfig
 from ccalens.experiments.projection import ProjectionConfig
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "DataConfig",
     "ExperimentConfig",
     "FusionStageConfig",
+    "LanguageModelConfig",
     "LearningDynamicsConfig",
     "ModelConfig",
     "ReportConfig",
@@ -455,6 +458,7 @@ class ExperimentConfig:
     two_initialisations: TwoInitialisationsConfig | None = None
     compression: CompressionConfig | None = None
     conv_network: ConvNetworkConfig | None = None
+    language_model: LanguageModelConfig | None = None
     sanity: SanityConfig | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
 
@@ -465,13 +469,18 @@ class ExperimentConfig:
                                                            "two_initialisations", "compression", "conv_network"))
 
     @property
+    def needs_torch(self) -> bool:
+        """Whether a stage trains or runs a torch model (the networks' stages, or ``[language_model]``)."""
+        return self.needs_networks or self.language_model is not None
+
+    @property
     def svcca_studies(self) -> bool:
         return any(getattr(self, t) is not None for t in ("learning_dynamics", "two_initialisations", "compression"))
 
 
 _TOP_LEVEL = {"title": str, "description": str, "threads": int, "workers": int}
 _TABLES = ("data", "model", "training", "projection", "cross_sensor", "fusion", "learning_dynamics",
-           "two_initialisations", "compression", "conv_network", "sanity", "report")
+           "two_initialisations", "compression", "conv_network", "language_model", "sanity", "report")
 
 
 def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
@@ -510,7 +519,7 @@ def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
         parsed["fusion"] = _parse_fusion(tables["fusion"])
     for name, cls in (("learning_dynamics", LearningDynamicsConfig), ("two_initialisations", TwoInitialisationsConfig),
                       ("compression", CompressionConfig), ("conv_network", ConvNetworkConfig),
-                      ("sanity", SanityConfig)):
+                      ("language_model", LanguageModelConfig), ("sanity", SanityConfig)):
         if tables[name] is not None:
             parsed[name] = _read(cls, name, tables[name])
     report = _read(ReportConfig, "report", tables["report"] or {})

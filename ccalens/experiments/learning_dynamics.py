@@ -28,15 +28,17 @@ def learning_dynamics(
     variance: float | None = None,
     progress: bool = False,
     workers: Workers | None = None,
+    tokens: bool = False,
 ) -> dict[str, Any]:
     """SVCCA similarity of each layer at each checkpoint to the same layer at the LAST checkpoint.
 
     ``checkpoints``: ``(step, path)`` in step order (``ccalens.models.checkpoints.list_checkpoints``);
     ``X: (n, ...)`` probe inputs. Dense layers: one :func:`~ccalens.core.measures.similarity_matrix` per layer over
     the checkpoints, asking only the pairs against the final state (each checkpoint's representation prepared
-    once). Conv layers (``conv="maps"``): DFT-CCA (SVCCA appendix C) per checkpoint. ``workers``: the checkpoints
-    are split in one contiguous run per worker process (``model_factory`` must then be picklable, e.g.
-    ``functools.partial(copy.deepcopy, model)``); each pair's score is the same however they are split. Returns
+    once). Conv layers (``conv="maps"``): DFT-CCA (SVCCA appendix C) per checkpoint. ``tokens=True``: ``X: (n, T)``
+    token ids of a sequence model, each position a sample (a layer's ``(n * T, d)`` hidden states). ``workers``:
+    the checkpoints are split in one contiguous run per worker process (``model_factory`` must then be picklable,
+    e.g. ``functools.partial(copy.deepcopy, model)``); each pair's score is the same however they are split. Returns
     ``{"steps": [T], "layers": [L], "similarity": (L, T), "mean_rho": (L, T), "null_mean_rho": (L, T),
     "conventions": {layer: "dense" | "dft"}, "keep", "threshold"}``.
     """
@@ -47,7 +49,7 @@ def learning_dynamics(
     parts = min(workers.workers if workers is not None else 1, T - 1)
     runs = [r for r in np.array_split(np.arange(T - 1), parts) if r.size]
     units = [(model_factory, [checkpoints[i] for i in run] + [checkpoints[-1]], X, list(layers), keep, threshold,
-              conv, progress and len(runs) == 1) for run in runs]
+              conv, progress and len(runs) == 1, tokens) for run in runs]
     done = (workers or Workers(1)).map(_against_final, units, desc="learning dynamics" if progress else None)
     sim = np.zeros((len(layers), T))
     rho = np.zeros_like(sim)
@@ -68,6 +70,7 @@ def _against_final(
     threshold: float,
     conv: str,
     progress: bool,
+    tokens: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
     """Similarity ``(L, t)`` (and mean rho, null mean rho) of each layer at each of ``checkpoints`` to the same
     layer at the last of them, and each layer's convention (a unit of work of :func:`learning_dynamics`)."""
@@ -78,7 +81,7 @@ def _against_final(
     acts = []
     for _step, path in tqdm(checkpoints, desc="checkpoints", disable=not progress, leave=False):
         load_checkpoint(path, model)
-        acts.append(layer_activations(model, X, layers, conv=conv))
+        acts.append(layer_activations(model, X, layers, conv=conv, tokens=tokens))
     T = len(checkpoints)
     sim = np.zeros((len(layers), T))
     rho = np.zeros_like(sim)

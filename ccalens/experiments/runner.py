@@ -13,6 +13,8 @@ runs when its table is present:
 * ``[cross_sensor]`` the grid of all sensor pairs (same keys as ``[projection]``);
 * ``[fusion]`` (:class:`~ccalens.experiments.fusion.FusionConfig` keys, ``pairs``);
 * ``[learning_dynamics]``, ``[two_initialisations]``, ``[compression]``: SVCCA-paper studies on one sensor;
+* ``[conv_network]``: a CNN on the pix images; ``[language_model]``: a stacked LSTM language model on text that
+  ships with Python (SVCCA paper App. 6; it trains its own model);
 * ``[sanity]``: the invariance and A/B/C figures (no training needed).
 
 Each stage (:mod:`ccalens.experiments.stages`) takes the :class:`~ccalens.experiments.stages.RunContext`, writes its
@@ -21,7 +23,8 @@ files and report section (opening with a conclusion computed from its numbers) a
 
 Output folder: ``report.html``, ``results.json`` (key numbers), ``findings.md`` (the conclusions and timings, as
 the README quotes them: :mod:`ccalens.report.findings`), ``config.toml`` (the config used), ``timings.json``,
-``models/``, ``projection/``, ``cross_sensor/``, ``fusion/``, ``svcca/``, ``sanity/``.
+``models/``, ``projection/``, ``cross_sensor/``, ``fusion/``, ``svcca/``, ``conv_network/``, ``language_model/``,
+``sanity/``.
 
 Safety: sensor (view) names become file names, so they must match :data:`~ccalens.experiments.paths.SAFE_NAME_PATTERN`
 (letters, digits, ``_ - .``, no leading dot); every path written or read under the output folder goes through
@@ -51,6 +54,7 @@ from ccalens.experiments.stages import (
     conv_network_stage,
     cross_sensor_stage,
     fusion_stage,
+    language_model_stage,
     networks_stage,
     projection_stage,
     sanity_stage,
@@ -136,7 +140,7 @@ def _run(cfg: ExperimentConfig, text: str, out: Path, progress: bool) -> dict[st
                 stack.enter_context(threadpool_limits(limits=cfg.threads))
             except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
                 pass
-            if cfg.needs_networks:  # the sanity-only configs need no torch
+            if cfg.needs_torch:  # the sanity-only configs need no torch
                 import torch
 
                 previous = torch.get_num_threads()
@@ -163,6 +167,8 @@ def _stages(cfg: ExperimentConfig) -> list[tuple[str, _Stage]]:
         stages.append(("SVCCA studies", svcca_stage))
     if cfg.conv_network is not None:
         stages.append(("CNN on the pix images", conv_network_stage))
+    if cfg.language_model is not None:
+        stages.append(("LSTM language model", language_model_stage))
     if cfg.sanity is not None:
         stages.append(("sanity figures", sanity_stage))
     return stages
@@ -206,7 +212,8 @@ def _run_stages(cfg: ExperimentConfig, text: str, out: Path, progress: bool) -> 
 def run_demo(out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict[str, Any]:
     """The main job: train networks on the six bundled digit views (4 seeds each), run the projection
     experiment on each view and on the grid of view pairs, the fusion study, the SVCCA studies, a CNN on the pix
-    images (DFT-CCA studies, two seeds compared) and the sanity figures, and write ``out_dir/report.html``.
+    images (DFT-CCA studies, two seeds compared), a stacked LSTM language model's learning dynamics and the sanity
+    figures, and write ``out_dir/report.html``.
     ``quick``: three views and short training (a smoke test)."""
     overrides: dict[str, Any] | None = None
     if quick:
@@ -219,5 +226,6 @@ def run_demo(out_dir: str | Path, quick: bool = False, progress: bool = True) ->
             "two_initialisations": {"sensor": "kar"},
             "compression": {"sensor": "kar"},
             "conv_network": {"epochs": 3, "checkpoint_every": 24},
+            "language_model": {"epochs": 2, "lr_milestones": [1]},
         }
     return run_config(builtin_config("demo"), out_dir, progress=progress, overrides=overrides)

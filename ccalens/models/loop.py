@@ -67,13 +67,23 @@ def class_weights(labels: ArrayLike, n_classes: int) -> np.ndarray:
 
 
 
+def _token_ids(X: Any) -> bool:
+    """Whether inputs are token ids (int32/int64, kept as int64 for an embedding); others become float32."""
+    dtype = X.dtype
+    return dtype in (torch.int32, torch.int64) if isinstance(dtype, torch.dtype) else np.dtype(dtype) in (
+        np.dtype(np.int32), np.dtype(np.int64))
+
+
 def _check_pair(data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not (isinstance(data, tuple | list) and len(data) == 2):
         raise TypeError(f"{name} must be a DataLoader or a pair (X, y), got {type(data).__name__}")
-    X = as_tensor(data[0], f"{name}[0] (X)", torch.float32)
+    X = as_tensor(data[0], f"{name}[0] (X)", torch.int64 if _token_ids(data[0]) else torch.float32)
     y = as_tensor(data[1], f"{name}[1] (y)", torch.int64)
-    if y.ndim != 1:
-        raise ValueError(f"{name}[1] (y) must be 1-D labels, got shape {tuple(y.shape)}")
+    if y.ndim not in (1, 2):
+        raise ValueError(f"{name}[1] (y) must be labels (n,) or per-position labels (n, T), got shape {tuple(y.shape)}")
+    if y.ndim == 2 and (X.ndim < 2 or X.shape[1] != y.shape[1]):
+        raise ValueError(f"{name}: per-position labels {tuple(y.shape)} need inputs (n, {y.shape[1]}, ...), "
+                         f"got {tuple(X.shape)}")
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"{name}: X has {X.shape[0]} samples but y has {y.shape[0]}")
     if X.shape[0] == 0:
@@ -120,8 +130,8 @@ def _evaluate(model: nn.Module, val: Any, n_classes: int, batch_size: int) -> tu
         X, yt = val
         logits = predict_logits(model, X, batch_size=max(batch_size, 256))
         y = yt.numpy()
-    pred = logits.argmax(axis=1)
-    return accuracy(y, pred), macro_f1(y, pred, n_classes)
+    pred = logits.argmax(axis=-1)  # (n,) or, with per-position labels (n, T), (n, T)
+    return accuracy(y.ravel(), pred.ravel()), macro_f1(y.ravel(), pred.ravel(), n_classes)
 
 
 @dataclasses.dataclass
@@ -225,10 +235,13 @@ def train_classifier(
 ) -> TrainingHistory:
     """Train ``model`` (which must have a ``classifier: nn.Linear``) with cross-entropy.
 
-    train, val: ``(X, y)`` pairs (X: ``(n_samples, ...)`` array or tensor, y: ``(n_samples,)`` ints in
-    ``0..n_classes-1``) or DataLoaders yielding ``(x, y)`` batches; val may be None. With ``checkpoint_dir``
-    and ``resume=True``, training continues from the newest checkpoint there (same weights at the end as an
-    uninterrupted run). Returns the per-epoch :class:`TrainingHistory`; the model is left in eval mode.
+    train, val: ``(X, y)`` pairs (X: ``(n_samples, ...)`` array or tensor, float32, or int64 token ids when
+    given as int32/int64; y: ``(n_samples,)`` ints in ``0..n_classes-1``, or ``(n_samples, T)`` per-position
+    labels for a model giving ``(n_samples, T, n_classes)`` logits, e.g. a language model's next tokens; the
+    loss and the validation scores then run over all positions) or DataLoaders yielding ``(x, y)`` batches;
+    val may be None. With ``checkpoint_dir`` and ``resume=True``, training continues from the newest checkpoint
+    there (same weights at the end as an uninterrupted run). Returns the per-epoch :class:`TrainingHistory`; the
+    model is left in eval mode.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -271,7 +284,8 @@ def train_classifier(
                 for lr_group in opt.param_groups:
                     lr_group["lr"] = lr
                 opt.zero_grad(set_to_none=True)
-                loss = criterion(model(xb), yb)
+                out = model(xb)  # (batch, C) logits, or (batch, T, C) with per-position labels (batch, T)
+                loss = criterion(out.reshape(-1, out.shape[-1]), yb.reshape(-1))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at step {state.step}; lower the learning rate")
                 loss.backward()

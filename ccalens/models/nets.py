@@ -22,7 +22,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ARCHITECTURES", "SHLCNN", "CifarResNet", "PixCNN", "ViewMLP", "load_model", "named_feature_layers"]
+__all__ = [
+    "ARCHITECTURES", "SHLCNN", "CharLSTM", "CifarResNet", "PixCNN", "ViewMLP", "load_model", "named_feature_layers",
+]
 
 
 def named_feature_layers(model: nn.Module) -> list[str]:
@@ -340,12 +342,54 @@ class CifarResNet(nn.Module):
         return names
 
 
+class CharLSTM(nn.Module):
+    """A stacked LSTM language model (Raghu et al. 2017, App. 6): embedding -> ``layers`` one-layer LSTMs
+    ``lstm1 .. lstmL`` (batch first, each its own module so that each layer's hidden states can be hooked) ->
+    ``classifier`` (next-token logits).
+
+    x: ``(batch, T)`` token ids (int64). ``features(x)``: ``(batch, T, hidden)``, the top layer's hidden states;
+    ``forward(x)``: ``(batch, T, vocab_size)``. A hook on ``lstmK`` sees ``(output, (h, c))``; the capture path
+    keeps the first tensor, the hidden states ``(batch, T, hidden)`` of every position.
+    """
+
+    def __init__(self, vocab_size: int, embedding: int = 16, hidden: int = 32, layers: int = 3) -> None:
+        super().__init__()
+        for key, value in (("vocab_size", vocab_size), ("embedding", embedding), ("hidden", hidden),
+                           ("layers", layers)):
+            if int(value) < (2 if key == "vocab_size" else 1):
+                raise ValueError(f"{key} must be >= {2 if key == 'vocab_size' else 1}, got {value}")
+        self.vocab_size, self.n_layers = int(vocab_size), int(layers)
+        self.embedding = nn.Embedding(self.vocab_size, int(embedding))
+        width = int(embedding)
+        for i in range(1, self.n_layers + 1):
+            setattr(self, f"lstm{i}", nn.LSTM(width, int(hidden), batch_first=True))
+            width = int(hidden)
+        self.classifier = nn.Linear(int(hidden), self.vocab_size)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``(batch, T)`` token ids -> ``(batch, T, hidden)``."""
+        if x.ndim != 2 or x.is_floating_point():
+            raise ValueError(f"x must be (batch, T) integer token ids, got shape {tuple(x.shape)} of {x.dtype}")
+        z = self.embedding(x)
+        for name in self.feature_layer_names():
+            z, _ = getattr(self, name)(z)
+        return z
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``(batch, T)`` token ids -> next-token logits ``(batch, T, vocab_size)``."""
+        return self.classifier(self.features(x))
+
+    def feature_layer_names(self) -> list[str]:
+        return [f"lstm{i}" for i in range(1, self.n_layers + 1)]
+
+
 #: Architectures a model file may name (a fixed list: nothing named in a file is imported or executed).
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "ViewMLP": ViewMLP,
     "PixCNN": PixCNN,
     "SHLCNN": SHLCNN,
     "CifarResNet": CifarResNet,
+    "CharLSTM": CharLSTM,
 }
 
 

@@ -9,12 +9,15 @@ and its section of the report (opening with a conclusion computed from its numbe
 * :func:`svcca_stage` (:mod:`~.svcca`): learning dynamics, two initialisations, compression;
 * :func:`conv_network_stage` (:mod:`~.conv_network`): a CNN on the pix images, its SVCCA studies on conv layers
   by DFT-CCA and ``compare_models`` of two seeds;
+* :func:`language_model_stage` (:mod:`~.language_model`): a stacked LSTM language model's learning dynamics
+  (SVCCA paper App. 6);
 * :func:`sanity_stage` (:mod:`~.sanity`): the SVCCA paper's synthetic sanity figures.
 """
 
 from ccalens.experiments.stages.context import RunContext
 from ccalens.experiments.stages.conv_network import conv_network_stage
 from ccalens.experiments.stages.fusion import fusion_stage
+from ccalens.experiments.stages.language_model import language_model_stage
 from ccalens.experiments.stages.networks import Networks, networks_stage
 from ccalens.experiments.stages.projection import cross_sensor_stage, projection_stage
 from ccalens.experiments.stages.sanity import sanity_stage
@@ -26,6 +29,7 @@ __all__ = [
     "conv_network_stage",
     "cross_sensor_stage",
     "fusion_stage",
+    "language_model_stage",
     "networks_stage",
     "projection_stage",
     "sanity_stage",
