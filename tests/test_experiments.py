@@ -21,6 +21,8 @@ from ccalens.experiments.projection import (
 )
 from ccalens.experiments.sanity import (
     abc_example,
+    abc_noise_bound,
+    abc_noise_sweep,
     demo_activations,
     invariance_sanity,
     svd_kept_dimensions,
@@ -219,6 +221,47 @@ def test_abc_example_is_the_appendix_one():
     assert rank_a == 50 and rank_b == 50 and r["AC"]["svcca_ranks"][1] >= 190
 
 
+def test_abc_noise_bound_is_where_b_stops_keeping_only_its_shared_directions():
+    # the appendix's rule: 50 / (50 + 150 sigma) >= 0.99  <=>  sigma <= 50 * 0.01 / (150 * 0.99)
+    assert abc_noise_bound(0.99) == pytest.approx(0.5 / 148.5, rel=1e-12)
+    assert abc_noise_bound(0.99, "variance") == pytest.approx(np.sqrt(0.5 / 148.5), rel=1e-12)
+    with pytest.raises(ValueError, match="rule must be"):
+        abc_noise_bound(0.99, "energy")
+    # a finite sample follows the population bound away from it (within 20% either side)
+    levels = []
+    for rule in ("singular_values", "variance"):
+        b = abc_noise_bound(0.99, rule)
+        levels += [0.8 * b, 1.2 * b]
+    sweep = abc_noise_sweep(levels, n=2000)
+    assert sweep["B"]["singular_values"][:2] == [50, sweep["B"]["singular_values"][1]]
+    assert sweep["B"]["singular_values"][1] > 50 and sweep["B"]["variance"][2] == 50 and sweep["B"]["variance"][3] > 50
+    assert sweep["C"]["singular_values"] > 190
+    # the example at the demo's noise: the appendix's rule keeps far more than B's 50 shared directions
+    r = abc_example(n=2000, noise_std=0.01)
+    assert r["kept"]["B"]["singular_values"] > 100 and r["kept"]["B"]["variance"] == 50
+
+
+def test_sanity_conclusion_states_which_rule_tells_b_from_c():
+    from ccalens.experiments.stages.sanity import sanity_conclusion
+
+    inv = {"cca": [[1.0], [1.0]], "neuronwise": [[1.0], [0.1]], "noise_levels": [0.0],
+           "transforms": ["identity", "rotation"]}
+    rows = [{"pair": "A vs B", "plain CCA (mean rho)": 1.0, "SVCCA (mean rho)": 1.0},
+            {"pair": "A vs C", "plain CCA (mean rho)": 1.0, "SVCCA (mean rho)": 0.99}]
+    sweep = {"noise_levels": [1e-3, 0.01, 0.1], "shared": 50,
+             "B": {"singular_values": [50, 143, 190], "variance": [50, 50, 136]},
+             "C": {"singular_values": 198, "variance": 197}, "bound": {"singular_values": 0.0034, "variance": 0.058}}
+    abc = {"noise_std": 0.01, "threshold": 0.99, "dims": {"A": 50, "B": 200, "C": 200},
+           "kept": {"B": {"singular_values": 143, "variance": 50}, "C": {"singular_values": 198, "variance": 197}}}
+    text = sanity_conclusion(inv, rows, abc, sweep)
+    assert "keeps 143 of B's 200 directions and 198 of C's by the appendix's rule" in text
+    assert "Verdict: only the variance rule tells B from C here" in text and "at 6 of its 6 points" in text
+    low = {**abc, "noise_std": 1e-3, "kept": {**abc["kept"], "B": {"singular_values": 50, "variance": 50}}}
+    assert "Verdict: both rules tell B from C here" in sanity_conclusion(inv, rows, low, sweep)
+    wrong = {**sweep, "B": {"singular_values": [60, 143, 190], "variance": [50, 50, 136]}}
+    assert "at 5 of its 6 points" in sanity_conclusion(inv, rows, abc, wrong)
+
+
 def test_svd_kept_dimensions_rules():
     rng = np.random.default_rng(0)
     # singular values 10, 1, 1 (orthonormal centred columns): cumulative 10, 11, 12 of 12; variances 100, 101, 102
@@ -299,3 +342,14 @@ def test_retraining_follows_torch_optimizers(optimizer, class_weighted):
             opt.step()
     np.testing.assert_allclose(W, lin.weight.detach().numpy(), atol=2e-5)
     np.testing.assert_allclose(b, lin.bias.detach().numpy(), atol=2e-5)
+
+
+def test_sanity_noise_keys_are_checked_at_the_edge():
+    from ccalens.errors import UserInputError
+    from ccalens.experiments.config import parse_config
+
+    assert parse_config({"sanity": {"abc_noise_std": 0.003}}).sanity.abc_noise_std == 0.003
+    with pytest.raises(UserInputError, match=r"\[sanity\] abc_noise_std must be >= 0"):
+        parse_config({"sanity": {"abc_noise_std": -1.0}})
+    with pytest.raises(UserInputError, match=r"\[sanity\] abc_noise_levels must be positive"):
+        parse_config({"sanity": {"abc_noise_levels": [0.0, 0.1]}})

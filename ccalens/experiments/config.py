@@ -407,14 +407,22 @@ class CompressionConfig:
 
 @dataclass(frozen=True)
 class SanityConfig:
-    """``[sanity]``: the SVCCA paper's invariance figure (``n_samples``) and A/B/C example (``abc_samples``)."""
+    """``[sanity]``: the SVCCA paper's invariance figure (``n_samples``) and A/B/C example (``abc_samples``; B's
+    noise std ``abc_noise_std``; the directions the SVD keeps of B at each of ``abc_noise_levels``)."""
 
     n_samples: int = 2000
     abc_samples: int = 4000
+    abc_noise_std: float = 0.01
+    abc_noise_levels: tuple[float, ...] = (1e-3, 2e-3, 3e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
     seed: int = 0
 
     def __post_init__(self) -> None:
         _positive("sanity", n_samples=self.n_samples, abc_samples=self.abc_samples)
+        if not self.abc_noise_std >= 0:
+            raise UserInputError(f"[sanity] abc_noise_std must be >= 0, got {self.abc_noise_std}")
+        if not self.abc_noise_levels or any(not v > 0 for v in self.abc_noise_levels):
+            raise UserInputError(
+                f"[sanity] abc_noise_levels must be positive numbers, got {list(self.abc_noise_levels)}")
 
 
 @dataclass(frozen=True)

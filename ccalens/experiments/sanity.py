@@ -5,8 +5,11 @@
   neuron-by-neuron correlation loses it under permutation and rotation (it is invariant to per-neuron scaling).
 * :func:`abc_example`: the SVCCA appendix's A/B/C example. A (50 dimensions); B = 50 directions aligned with A
   + 150 noise directions; C = the same 50 aligned directions + 150 useful, different ones. CCA (and SVCCA's
-  mean) give both pairs correlations of 1; the number of directions the SVD keeps (~50 for B, ~200 for C) is
-  what tells them apart (:func:`svd_kept_dimensions`).
+  mean) give both pairs correlations of 1; the number of directions the SVD keeps (50 for B, about 200 for C) is
+  what tells them apart (:func:`svd_kept_dimensions`), but only while B's noise is small enough
+  (:func:`abc_noise_bound`, :func:`abc_noise_sweep`): with the appendix's rule (99% of the sum of singular values)
+  each of the 150 noise directions adds its std to the sum, so B keeps only its 50 shared directions when that std
+  is at most 50 (1 - t) / (150 t) = 0.0034 (t = 0.99); the variance rule tolerates its square root, 0.058.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import numpy as np
 
 from ccalens.core.measures import cca, svcca
 
-__all__ = ["abc_example", "demo_activations", "invariance_sanity", "svd_kept_dimensions"]
+__all__ = [
+    "abc_example", "abc_noise_bound", "abc_noise_sweep", "demo_activations", "invariance_sanity", "svd_kept_dimensions",
+]
+
+ABC_SHARED, ABC_EXTRA = 50, 150  # A's dimensions (shared with B and C); B's noise and C's useful extra dimensions
 
 def demo_activations(view: str = "pix", seed: int = 0, epochs: int = 20) -> np.ndarray:
     """Penultimate activations ``(2000, 128)`` of a network of the demo: a :class:`ccalens.models.ViewMLP`
@@ -155,6 +162,55 @@ def svd_kept_dimensions(Z: np.ndarray, threshold: float = 0.99) -> dict[str, int
     return out
 
 
+def abc_noise_bound(threshold: float = 0.99, rule: str = "singular_values", shared: int = ABC_SHARED,
+                    noise: int = ABC_EXTRA) -> float:
+    """The largest noise std at which the population B of :func:`abc_example` (``shared`` unit-variance
+    directions, ``noise`` directions of std sigma) keeps only its shared directions under ``rule`` at
+    ``threshold``: the shared directions hold ``shared / (shared + noise * w)`` of the sum, with ``w = sigma``
+    (``"singular_values"``) or ``sigma**2`` (``"variance"``), which is ``>= threshold`` while
+    ``w <= shared (1 - threshold) / (noise threshold)``."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+    w = shared * (1.0 - threshold) / (noise * threshold)
+    if rule == "singular_values":
+        return float(w)
+    if rule == "variance":
+        return float(np.sqrt(w))
+    raise ValueError(f"rule must be 'singular_values' or 'variance', got {rule!r}")
+
+
+def abc_noise_sweep(noise_levels: Sequence[float], n: int = 4000, seed: int = 0,
+                    threshold: float = 0.99) -> dict[str, Any]:
+    """Directions the SVD keeps of B (and of C) in :func:`abc_example` at each of ``noise_levels`` (B's noise
+    std), under both rules, with each rule's :func:`abc_noise_bound`. Returns ``{"noise_levels": [m],
+    "B": {rule: [m]}, "C": {rule: count}, "bound": {rule: sigma}, "shared": 50, "threshold"}``."""
+    levels = [float(v) for v in noise_levels]
+    if not levels or any(not v >= 0 for v in levels):
+        raise ValueError(f"noise_levels must be non-negative numbers, got {list(noise_levels)}")
+    kept_b: dict[str, list[int]] = {"singular_values": [], "variance": []}
+    for sigma in levels:
+        _, B, C = _abc_views(n, seed, sigma)
+        for rule, m in svd_kept_dimensions(B, threshold).items():
+            kept_b[rule].append(m)
+    return {"noise_levels": levels, "B": kept_b, "C": svd_kept_dimensions(C, threshold),
+            "bound": {rule: abc_noise_bound(threshold, rule) for rule in kept_b}, "shared": ABC_SHARED,
+            "threshold": float(threshold)}
+
+
+def _abc_views(n: int, seed: int, noise_std: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ``(n, 50)``, B ``(n, 200)``, C ``(n, 200)`` of :func:`abc_example` (the same draws for every noise std)."""
+    rng = np.random.default_rng(seed)
+
+    def mix(Z: np.ndarray) -> np.ndarray:
+        return Z @ np.linalg.qr(rng.standard_normal((Z.shape[1], Z.shape[1])))[0]
+
+    shared = rng.standard_normal((n, ABC_SHARED))
+    A = mix(shared)
+    B = mix(np.hstack([shared, noise_std * rng.standard_normal((n, ABC_EXTRA))]))
+    C = mix(np.hstack([shared, rng.standard_normal((n, ABC_EXTRA))]))
+    return A, B, C
+
+
 def _ranks(res: Any) -> tuple[int | None, int | None]:
     """Kept ranks of an SVCCA result (typed fields where the result has them, else its details)."""
     return tuple(  # type: ignore[return-value]
@@ -185,15 +241,7 @@ def abc_example(
         raise ValueError(f"n must be >= 400 (twice the 200 dimensions of B and C), got {n}")
     if not noise_std >= 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-    rng = np.random.default_rng(seed)
-
-    def mix(Z: np.ndarray) -> np.ndarray:
-        return Z @ np.linalg.qr(rng.standard_normal((Z.shape[1], Z.shape[1])))[0]
-
-    shared = rng.standard_normal((n, 50))
-    A = mix(shared)
-    B = mix(np.hstack([shared, noise_std * rng.standard_normal((n, 150))]))
-    C = mix(np.hstack([shared, rng.standard_normal((n, 150))]))
+    A, B, C = _abc_views(int(n), seed, float(noise_std))
     out: dict[str, Any] = {
         "n_samples": int(n),
         "noise_std": float(noise_std),

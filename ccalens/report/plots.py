@@ -463,26 +463,63 @@ def plot_invariance(inv: Mapping[str, Any], stem: str | Path) -> dict[str, Path]
         return save_figure(fig, stem)
 
 
-def plot_abc(abc: Mapping[str, Any], stem: str | Path) -> dict[str, Path]:
-    """Sorted canonical correlations of the pairs (A, B) and (A, C) under plain CCA and SVCCA."""
+def plot_abc(abc: Mapping[str, Any], stem: str | Path, sweep: Mapping[str, Any] | None = None) -> dict[str, Path]:
+    """The SVCCA appendix's A/B/C example as data: top, the sorted canonical correlations of (A, B) and (A, C)
+    under plain CCA and SVCCA (their means in the legends); bottom left, the directions the SVD keeps of A, B and C
+    under each rule at the example's noise; bottom right (with ``sweep``, :func:`~ccalens.experiments.sanity.
+    abc_noise_sweep`), B's kept directions against its noise std, C's as dashed lines and each rule's bound."""
+    rules = (("singular_values", "sum of singular values (appendix)", "#1f77b4"),
+             ("variance", "variance", "#ff7f0e"))
+    threshold = float(abc.get("threshold", 0.99))
     with plt.rc_context(_RC):
-        fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.0), sharey=True)
-        rule = "99% of the sum of singular values" if abc.get("keep", "singular_values") == "singular_values" else \
-            "99% of the variance"
-        for ax, kind, title in ((axes[0], "cca", "plain CCA"), (axes[1], "svcca", f"SVCCA ({rule})")):
-            for pair, colour in (("AB", "#1f77b4"), ("AC", "#d62728")):
+        fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.4))
+        for ax, kind, title in ((axes[0, 0], "cca", "plain CCA"),
+                                (axes[0, 1], "svcca", f"SVCCA ({threshold:.0%} of the sum of singular values)")):
+            for pair, colour, style in (("AB", "#1f77b4", "-"), ("AC", "#d62728", "--")):  # dashed: they overlap
                 rho = np.asarray(abc[pair][f"{kind}_correlations"])
-                ax.plot(np.arange(1, rho.size + 1), rho, color=colour, linewidth=1.5,
-                        label=f"{pair[0]} vs {pair[1]}: mean {abc[pair][kind]:.2f}")
+                ax.plot(np.arange(1, rho.size + 1), rho, color=colour, linewidth=1.5, linestyle=style,
+                        label=f"{pair[0]} vs {pair[1]}: mean {abc[pair][kind]:.3f}")
             ax.set_title(title)
             ax.set_xlabel("canonical direction")
+            ax.set_ylabel("canonical correlation")
+            ax.set_ylim(0, 1.05)
             ax.grid(alpha=0.25)
-            ax.legend(frameon=False, loc="upper right")
-        axes[0].set_ylabel("canonical correlation")
-        axes[0].set_ylim(0, 1.02)
-        kept = {k: (v or {}).get("singular_values") for k, v in abc.get("kept", {}).items()}
-        fig.suptitle("A: 50 dims; B: 50 dims aligned with A + 150 noise; C: the 50 aligned + 150 useful dims"
-                     + (f"  (the SVD keeps {kept.get('B')} of B, {kept.get('C')} of C)" if kept else ""), fontsize=9)
+            ax.legend(frameon=False, loc="lower left")
+        ax = axes[1, 0]
+        names = ["A", "B", "C"]
+        x = np.arange(len(names))
+        for k, (rule, label, colour) in enumerate(rules):
+            kept = [abc["kept"][nm][rule] for nm in names]
+            bars = ax.bar(x + (k - 0.5) * 0.38, kept, width=0.38, color=colour, label=f"{threshold:.0%} of {label}")
+            ax.bar_label(bars, fontsize=7)
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{nm} ({abc['dims'][nm]} dims)" for nm in names])
+        ax.set_ylim(0, max(abc["dims"].values()) * 1.15)
+        ax.set_ylabel("directions the SVD keeps")
+        ax.set_title(f"kept directions, B's noise std {abc['noise_std']:g}")
+        ax.legend(frameon=False, loc="upper left")
+        ax = axes[1, 1]
+        if sweep is not None:
+            levels = np.asarray(sweep["noise_levels"], dtype=float)
+            shown = levels > 0
+            for rule, label, colour in rules:
+                ax.plot(levels[shown], np.asarray(sweep["B"][rule])[shown], marker="o", markersize=3, color=colour,
+                        label=f"B, {label}")
+                ax.axhline(sweep["C"][rule], color=colour, linestyle="--", linewidth=0.9)
+                ax.axvline(sweep["bound"][rule], color=colour, linestyle=":", linewidth=0.9)
+            ax.axhline(sweep["shared"], color="0.3", linewidth=0.8)
+            ax.axvline(abc["noise_std"], color="0.3", linestyle="-.", linewidth=0.8, label="the example's noise")
+            ax.set_xscale("log")
+            ax.set_ylim(0, max(abc["dims"].values()) * 1.1)
+            ax.set_xlabel("B's noise std (150 directions)")
+            ax.set_ylabel("directions the SVD keeps of B")
+            ax.set_title("dashed: C; dotted: each rule's bound")
+            ax.grid(alpha=0.25)
+            ax.legend(frameon=False, loc="center left", fontsize=7)
+        else:
+            ax.axis("off")
+        fig.suptitle("A: 50 dims; B: the 50 dims aligned with A + 150 noise dims; C: the 50 aligned + 150 useful dims",
+                     fontsize=9)
         fig.tight_layout()
         return save_figure(fig, stem)
 
