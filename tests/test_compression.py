@@ -54,20 +54,20 @@ def test_rules_keep_different_ranks_and_labels_are_checked() -> None:
 def test_figures_draw_the_train_lines_and_the_recovered_signal(monkeypatch, tmp_path) -> None:
     """App.5's train and test lines and App.1's recovered signal are drawn, not only computed."""
     from ccalens.experiments.sanity import invariance_sanity
-    from ccalens.report import plots
+    from ccalens.report import svcca_plots
 
     drawn = []
-    monkeypatch.setattr(plots, "save_figure", lambda fig, stem: drawn.append(fig) or {})
+    monkeypatch.setattr(svcca_plots, "save_figure", lambda fig, stem: drawn.append(fig) or {})
     model, layer, X, y = _setup()
     acts = layer_activations(model, X, [layer, "logits"])
     comp = compression(model, layer, X[:200], X[200:], y[200:], acts["logits"][:200], y_train=y[:200],
                        repeats=2, k_values=[1, 4])
-    plots.plot_compression([comp], tmp_path / "c")
+    svcca_plots.plot_compression([comp], tmp_path / "c")
     labels = [line.get_label() for line in drawn[-1].axes[0].get_lines()]
     training = sum(lab.endswith("(training)") for lab in labels)
     assert training == sum(lab.endswith("(validation)") for lab in labels) - 1 == 3
     inv = invariance_sanity(n=300)
-    plots.plot_invariance(inv, tmp_path / "i")
+    svcca_plots.plot_invariance(inv, tmp_path / "i")
     fig = drawn[-1]
     assert len(fig.axes) == 2 + len(inv["transforms"])
     lines = fig.axes[2].get_lines()

@@ -7,18 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from ccalens.experiments.common import NetworkFeatures, RetrainConfig, pca_reduce, train_linear_layers
-from ccalens.experiments.fusion import FusionConfig, fusion_study, run_fusion
-from ccalens.experiments.projection import (
+from ccalens.experiments.bases import (
     METHODS,
-    ProjectionConfig,
     cca_bases,
     k_grid,
     method_directions,
     project,
     project_features,
-    run_projection,
 )
+from ccalens.experiments.common import NetworkFeatures, RetrainConfig, pca_reduce, train_linear_layers
+from ccalens.experiments.fusion import FusionConfig, fusion_study, run_fusion
+from ccalens.experiments.projection import ProjectionConfig, run_projection
 from ccalens.experiments.sanity import (
     abc_example,
     abc_noise_bound,

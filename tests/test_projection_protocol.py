@@ -8,11 +8,11 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
+from ccalens.experiments.bases import identity_basis
 from ccalens.experiments.common import NetworkFeatures, RetrainConfig, train_linear_layers
 from ccalens.experiments.projection import (
     ProjectionConfig,
     _nested_draws,
-    identity_basis,
     run_projection,
     run_projection_pairs,
 )

@@ -12,8 +12,9 @@ import pytest
 from ccalens.core.measures import svcca
 from ccalens.core.uncertainty import bootstrap
 from ccalens.errors import UserInputError
+from ccalens.experiments.bases import cca_basis
 from ccalens.experiments.config import parse_config
-from ccalens.experiments.projection import ProjectionConfig, cca_basis
+from ccalens.experiments.projection import ProjectionConfig
 from ccalens.experiments.stages.projection import pair_correlation_intervals
 from ccalens.experiments.stages.svcca import matching_layer_intervals
 from ccalens.experiments.two_initialisations import two_init_heatmap

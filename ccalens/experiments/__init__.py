@@ -1,8 +1,10 @@
 """Experiments of Moreau et al. (2021) and Raghu et al. (2017, SVCCA) on top of the CCA engine.
 
-* :mod:`~ccalens.experiments.projection`: projection of penultimate features on k directions (seven methods);
+* :mod:`~ccalens.experiments.projection`: projection of penultimate features on k directions (the seven methods'
+  bases in :mod:`~ccalens.experiments.bases`);
 * :mod:`~ccalens.experiments.cross_sensor`: the same on the grid of all sensor pairs;
 * :mod:`~ccalens.experiments.fusion`: CCA fusion vs logit averaging, principal angles;
+* :mod:`~ccalens.experiments.language_model`: a stacked LSTM language model's learning dynamics (SVCCA App. 6);
 * the SVCCA studies, one module each: :mod:`~ccalens.experiments.learning_dynamics`,
   :mod:`~ccalens.experiments.two_initialisations`, :mod:`~ccalens.experiments.compression`,
   :mod:`~ccalens.experiments.sanity` (layer activations shared in :mod:`~ccalens.experiments.activations`);
@@ -16,11 +18,12 @@ Importing this package needs numpy and scipy only; torch, matplotlib and scikit-
 functions that use them (``pip install ccalens[experiments]``).
 """
 
+from ccalens.experiments.bases import METHODS, k_grid, project
 from ccalens.experiments.common import NetworkFeatures, RetrainConfig, train_linear_layers
 from ccalens.experiments.config import ExperimentConfig, parse_config
 from ccalens.experiments.cross_sensor import run_sensor_grid
 from ccalens.experiments.fusion import FusionConfig, FusionResult, fusion_study, run_fusion
-from ccalens.experiments.projection import METHODS, ProjectionConfig, ProjectionResult, k_grid, project, run_projection
+from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection
 
 __all__ = [
     "METHODS",

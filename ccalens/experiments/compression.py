@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 
 from ccalens.experiments.activations import layer_activations
-from ccalens.experiments.common import scores
-from ccalens.experiments.projection import (
+from ccalens.experiments.bases import (
     cca_bases,
     k_grid,
     pca_basis,
     project_features,
     random_orthonormal_basis,
 )
+from ccalens.experiments.common import scores
 
 __all__ = ["compression"]
 

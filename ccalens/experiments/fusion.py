@@ -43,8 +43,8 @@ import numpy as np
 import scipy.linalg
 from tqdm.auto import tqdm
 
+from ccalens.experiments.bases import cca_bases
 from ccalens.experiments.common import NetworkFeatures, scores, softmax
-from ccalens.experiments.projection import cca_bases
 from ccalens.io import write_csv, write_json
 
 __all__ = ["FUSION_METHODS", "FusionConfig", "FusionResult", "cca_fusion_features", "fusion_study", "run_fusion"]

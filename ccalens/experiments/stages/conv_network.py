@@ -25,7 +25,7 @@ from ccalens.experiments.stages.svcca import (
 )
 from ccalens.experiments.two_initialisations import two_init_heatmap
 from ccalens.io import write_csv, write_json
-from ccalens.report import plots
+from ccalens.report import plots, svcca_plots
 from ccalens.report.html import format_number
 
 __all__ = ["conv_network_stage"]
@@ -99,7 +99,7 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
         ld = learning_dynamics(functools.partial(copy.deepcopy, reference), ckpts, probe, layers, keep=t.keep,
                                threshold=t.threshold, conv="maps", progress=ctx.progress, workers=ctx.workers)
         write_json(out_path(folder, "learning_dynamics.json"), ld)
-        fig = ctx.figure(plots.plot_learning_dynamics, ld, out_path(folder, "learning_dynamics"),
+        fig = ctx.figure(svcca_plots.plot_learning_dynamics, ld, out_path(folder, "learning_dynamics"),
                                            title=f"PixCNN learning dynamics (seed {t.seeds[0]}): SVCCA to final, "
                                                  "conv layers by DFT-CCA")
         sec.add_figure(fig, ctx.out, "Learning dynamics of the CNN's layers (conventions: "

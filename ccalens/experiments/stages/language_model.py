@@ -11,7 +11,7 @@ from ccalens.experiments.language_model import language_model_dynamics
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
-from ccalens.report import plots
+from ccalens.report import svcca_plots
 from ccalens.report.html import format_number
 
 __all__ = ["language_model_conclusion", "language_model_stage"]
@@ -80,7 +80,7 @@ def language_model_stage(ctx: RunContext) -> dict[str, Any]:
         "LSTM loss": res["held_out"]["loss"], "bigram loss (baseline)": res["held_out"]["bigram_loss"],
         "unigram loss (baseline)": res["held_out"]["unigram_loss"],
         "LSTM accuracy": res["held_out"]["accuracy"]}]))
-    fig = ctx.figure(plots.plot_learning_dynamics, ld, out_path(folder, "learning_dynamics"),
+    fig = ctx.figure(svcca_plots.plot_learning_dynamics, ld, out_path(folder, "learning_dynamics"),
                      title=f"Stacked LSTM ({model['layers']} layers) on the Python Language Reference: SVCCA of "
                            "each layer to its final hidden states")
     rule = f"{t.threshold:.0%} of the sum of " + ("singular values" if t.keep == "singular_values" else "variance")

@@ -41,7 +41,7 @@ def pair_correlation_intervals(
     each ``(label, X1_train: (n, p), X2_train: (n, q))`` network pair (``workers``: processes the pairs are spread
     over; None: this process).
 
-    The correlations are those of :func:`~ccalens.experiments.projection.cca_bases` (CCA after PCA of each side
+    The correlations are those of :func:`~ccalens.experiments.bases.cca_bases` (CCA after PCA of each side
     keeping ``pca_variance`` of its variance), i.e. SVCCA with ``keep="variance"``; the interval is
     :func:`ccalens.bootstrap`'s default (half-sampling) interval for the population value, from ``n_resamples``
     merges of block statistics. Rows:

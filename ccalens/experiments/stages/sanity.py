@@ -10,7 +10,7 @@ from ccalens.experiments.paths import out_path
 from ccalens.experiments.sanity import abc_example, abc_noise_sweep, invariance_sanity
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
-from ccalens.report import plots
+from ccalens.report import svcca_plots
 from ccalens.report.html import format_number, format_percent, words
 
 __all__ = ["sanity_conclusion", "sanity_stage"]
@@ -93,12 +93,12 @@ def sanity_stage(ctx: RunContext) -> dict[str, Any]:
          "kept_B_variance": sweep["B"]["variance"][i]} for i, sigma in enumerate(sweep["noise_levels"])])
     sec.conclusion = sanity_conclusion(inv, rows, abc, sweep)
     source = inv.get("source", "synthetic")
-    sec.add_figure(ctx.figure(plots.plot_invariance, inv, out_path(folder, "invariance")), out,
+    sec.add_figure(ctx.figure(svcca_plots.plot_invariance, inv, out_path(folder, "invariance")), out,
                    f"A neuron ({source}) mixed with other top neurons: CCA recovers it under permutation, rotation "
                    "and scaling; a neuron-by-neuron correlation is invariant to per-neuron scaling but not to "
                    "permutation or rotation; below, the appendix's recovered signal: the neuron and the direction "
                    "CCA finds in T(X) over the first 60 sample ids, for each transform")
-    sec.add_figure(ctx.figure(plots.plot_abc, abc, out_path(folder, "abc"), sweep), out,
+    sec.add_figure(ctx.figure(svcca_plots.plot_abc, abc, out_path(folder, "abc"), sweep), out,
                    f"A/B/C (SVCCA appendix B.0.1), {abc['n_samples']} samples, B's noise std {abc['noise_std']:g}: "
                    "CCA and SVCCA score both pairs alike (top); the directions the SVD keeps of A, B and C under "
                    "each rule (bottom left) and of B against its noise std, with each rule's bound (bottom right)")

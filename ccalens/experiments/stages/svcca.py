@@ -20,7 +20,7 @@ from ccalens.experiments.stages.context import RunContext
 from ccalens.experiments.stages.networks import Networks, stage_sensor
 from ccalens.experiments.two_initialisations import convention_caption, two_init_heatmap
 from ccalens.io import write_csv, write_json
-from ccalens.report import plots
+from ccalens.report import plots, svcca_plots
 from ccalens.report.html import Section, format_number, format_percent
 from ccalens.report.uncertainty_plots import format_interval, interval_note, plot_scores_with_null
 
@@ -138,7 +138,7 @@ def _learning_dynamics(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
     write_csv(out_path(folder, "learning_dynamics.csv"), [
         {"layer": layer, "step": step, "svcca_to_final": ld["similarity"][i, j]}
         for i, layer in enumerate(ld["layers"]) for j, step in enumerate(ld["steps"])])
-    fig = ctx.figure(plots.plot_learning_dynamics, ld, out_path(folder, "learning_dynamics"),
+    fig = ctx.figure(svcca_plots.plot_learning_dynamics, ld, out_path(folder, "learning_dynamics"),
                                        title=f"Learning dynamics ({sensor}, seed {s0}): SVCCA to final")
     sec.add_figure(fig, out, "Learning dynamics: SVCCA similarity of each layer to its final representation")
     sec.add_files([out_path(folder, "learning_dynamics.json"), out_path(folder, "learning_dynamics.csv")], out)
@@ -332,7 +332,7 @@ def _compression(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
              "macro_f1_mean": cols["macro_f1_mean"][i], "macro_f1_std": cols["macro_f1_std"][i],
              **{key: cols[key][i] for key in ("train_accuracy_mean", "train_accuracy_std") if key in cols}}
             for c in comps for m, cols in c["methods"].items() for i, k in enumerate(c["k"])])
-        fig = ctx.figure(plots.plot_compression, comps, out_path(folder, "compression"), metric=metric)
+        fig = ctx.figure(svcca_plots.plot_compression, comps, out_path(folder, "compression"), metric=metric)
         rule = "sum of the singular values" if t.keep == "singular_values" else "variance"
         sec.add_figure(fig, out, f"Compression of {sensor} layers on top-k SVCCA directions (SVCCA keeps "
                                  f"{format_percent(t.threshold, 0)} of the {rule} of each side first) vs PCA and "
