@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ccalens.core.comoments as comoments_module
 import ccalens.core.measures as measures_module
 import ccalens.core.measures.matrix as matrix_module
 import ccalens.core.measures.sides as sides_module
@@ -134,21 +135,21 @@ def test_run_tasks_order_errors_and_nesting():
 @pytest.fixture
 def force_parallel(monkeypatch):
     """Make the thread pool and tiling run even on small inputs, with 3 workers' worth of tiles."""
-    monkeypatch.setattr(stats_module, "_PARALLEL_MIN_FLOPS", 0)
-    monkeypatch.setattr(stats_module, "blas_threads", lambda: 3)
+    monkeypatch.setattr(comoments_module, "_PARALLEL_MIN_FLOPS", 0)
+    monkeypatch.setattr(comoments_module, "blas_threads", lambda: 3)
     monkeypatch.setattr(sides_module, "MIN_PARALLEL_WIDTH", 0)
     monkeypatch.setattr(matrix_module, "MIN_PARALLEL_WIDTH", 0)
 
 
 def test_column_tiles_cover_every_column_and_balance():
     for sizes, workers in [((512, 512), 2), ((1024, 512), 2), ((300, 40, 700), 3), ((64, 64), 8), ((5,), 4)]:
-        tiles = stats_module._column_tiles(sizes, workers)
+        tiles = comoments_module.column_tiles(sizes, workers)
         for b, d in enumerate(sizes):
             edges = sorted((lo, hi) for bb, lo, hi in tiles if bb == b)
             assert edges[0][0] == 0 and edges[-1][1] == d
             assert all(e1[1] == e2[0] for e1, e2 in itertools.pairwise(edges))
-    assert stats_module._column_tiles((512, 512), 2) == [(0, 0, 512), (1, 0, 512)]  # XY | XX + YY
-    assert len(stats_module._column_tiles((1024, 512), 2)) > 2
+    assert comoments_module.column_tiles((512, 512), 2) == [(0, 0, 512), (1, 0, 512)]  # XY | XX + YY
+    assert len(comoments_module.column_tiles((1024, 512), 2)) > 2
 
 
 def test_parallel_statistics_equal_the_definition(force_parallel):
@@ -170,8 +171,8 @@ def test_parallel_measures_equal_sequential(monkeypatch):
     names = ("cca", "svcca", "pwcca", "linear_cka")
     sequential = {m: similarity_matrix(reps, m).scores for m in names}  # small: no thread pool
     singles = {m: [[measures_module.MEASURES[m](a, b).score for b in reps] for a in reps] for m in names}
-    monkeypatch.setattr(stats_module, "_PARALLEL_MIN_FLOPS", 0)
-    monkeypatch.setattr(stats_module, "blas_threads", lambda: 3)
+    monkeypatch.setattr(comoments_module, "_PARALLEL_MIN_FLOPS", 0)
+    monkeypatch.setattr(comoments_module, "blas_threads", lambda: 3)
     monkeypatch.setattr(sides_module, "MIN_PARALLEL_WIDTH", 0)
     monkeypatch.setattr(matrix_module, "MIN_PARALLEL_WIDTH", 0)
     monkeypatch.setattr(matrix_module, "blas_threads", lambda: 2)
@@ -230,7 +231,7 @@ def test_centring_inside_the_tile_products_equals_the_definition(force_parallel,
     rng = np.random.default_rng(9)
     blocks = [rng.standard_normal((400, d)) * 3.0 + 1e3 for d in (300, 40, 260)]
     offset = np.concatenate([blk[:5].mean(axis=0) for blk in blocks])
-    comoment, sums = stats_module._shifted_comoment(blocks, offset, dtype=np.float64, chunk_rows=chunk_rows)
+    comoment, sums = comoments_module.shifted_comoment(blocks, offset, dtype=np.float64, chunk_rows=chunk_rows)
     Z = np.hstack(blocks)
     Zc = Z - Z.mean(axis=0)
     np.testing.assert_allclose(comoment, Zc.T @ Zc, rtol=1e-11, atol=1e-8)

@@ -103,7 +103,7 @@ def test_a_poor_provisional_offset_is_corrected(case, monkeypatch):
     X, Y = latent_pair(1200, 5, 4, seed=4, noise=1e-3)
     Z = np.hstack([X, Y])
     if case == "poor_first_offset":  # as if the leading rows were 1e6 standard deviations off
-        monkeypatch.setattr(stats_module, "_leading_mean", lambda blocks: Z.mean(axis=0) + 1e6 * Z.std(axis=0))
+        monkeypatch.setattr(stats_module, "leading_mean", lambda blocks: Z.mean(axis=0) + 1e6 * Z.std(axis=0))
     else:  # within one standard deviation of 0: raw products, no shift
         X += 0.5 * X.std(axis=0)
         Z = np.hstack([X, Y])
