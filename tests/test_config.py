@@ -50,7 +50,8 @@ _NETWORKS = '[data]\nviews = ["kar", "zer"]\n[training]\nseeds = [0, 1]\n'
     ("text", "message"),
     [
         ("[sanity]\nn_sampels = 300",
-         r"^\[sanity\] unknown key 'n_sampels'; expected one of \['abc_noise_levels', 'abc_noise_std', 'abc_samples', "),
+         r"^\[sanity\] unknown key 'n_sampels'; expected one of "
+         r"\['abc_noise_levels', 'abc_noise_std', 'abc_samples', "),
         (_NETWORKS + "[compression]\nrepeets = 2", r"^\[compression\] unknown key 'repeets'"),
         (_NETWORKS + "[learning_dynamics]\ncheckpoint_evry = 5", r"^\[learning_dynamics\] unknown key 'checkpoint_e"),
         (_NETWORKS + "[two_initialisations]\nprobe = 5", r"^\[two_initialisations\] unknown key 'probe'"),

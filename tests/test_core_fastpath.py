@@ -17,7 +17,6 @@ import ccalens.core.comoments as comoments_module
 import ccalens.core.measures as measures_module
 import ccalens.core.measures.matrix as matrix_module
 import ccalens.core.measures.sides as sides_module
-import ccalens.core.stats as stats_module
 from ccalens.core import CCA, SufficientStats
 from ccalens.core.cca import cca_qr
 from ccalens.core.linalg import canonical_correlations
