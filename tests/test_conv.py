@@ -205,16 +205,15 @@ def test_svcca_keeps_whole_eigenspaces_so_it_is_rotation_invariant_at_ties() -> 
     np.testing.assert_allclose(scores, scores[0], rtol=1e-9)
 
 
-def test_dft_svcca_rules_differ_and_variance_is_a_deprecated_alias() -> None:
+def test_dft_svcca_rules_differ() -> None:
     A, B = invariant_pair(3, 12, 3, 3, 4, 4)
     stats = DFTStats.from_arrays(A, B)
     by_sv = stats.result("svcca", threshold=0.9)
     by_var = stats.result("svcca", keep="variance", threshold=0.9)
     # the singular-value rule keeps more directions than the variance rule at the same threshold
     assert (by_sv.rank_a @ by_sv.multiplicity) > (by_var.rank_a @ by_var.multiplicity)
-    with pytest.warns(DeprecationWarning, match="variance= is deprecated"):
-        old = stats.result("svcca", variance=0.9)
-    np.testing.assert_array_equal(old.correlations, by_var.correlations)
+    with pytest.raises(TypeError, match="variance"):
+        stats.result("svcca", variance=0.9)  # the old alias is gone: keep= and threshold= only
 
 
 def test_pwcca_weights_and_score() -> None:
@@ -362,9 +361,6 @@ def test_measure_svcca_positions_and_pooled_keep_top_variance() -> None:
     assert sv.correlations is not None and full.correlations is not None
     assert sv.correlations.size < full.correlations.size
     assert (sv.details["keep"], sv.details["threshold"]) == ("variance", 0.6)
-    with pytest.warns(DeprecationWarning):
-        old = conv_similarity(a, b, convention="positions", measure="svcca", variance=0.6)
-    assert old.score == sv.score and old.rank_x == sv.rank_x
     dft_sv = conv_similarity(a, b, convention="dft", measure="svcca", keep="variance", threshold=0.6)
     assert (
         dft_sv.dft is not None and dft_sv.correlations.size < conv_similarity(a, b, convention="dft").correlations.size

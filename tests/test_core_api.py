@@ -234,31 +234,31 @@ def test_svcca_rule_counts_directions_below_the_cutoff():
     assert res.details["explained_x"] == pytest.approx(20 / (20 + 400 * 2e-6), rel=1e-6)
 
 
-def test_variance_option_is_a_deprecated_alias():
+def test_the_old_variance_spelling_is_gone_with_a_clear_error():
+    """0.x: SVCCA's rule is ``keep`` and ``threshold`` only (the ``variance=`` alias was removed)."""
     X, Y = related(7)
-    with pytest.warns(DeprecationWarning, match="variance= is deprecated"):
-        old = svcca(X, Y, variance=0.9)
-    new = svcca(X, Y, keep="variance", threshold=0.9)
-    assert old.score == new.score and old.details == new.details
-    with pytest.warns(DeprecationWarning):
-        assert compare(X, Y, ["svcca"], variance=0.9)["svcca"].score == new.score
-    with pytest.warns(DeprecationWarning):
-        assert similarity_matrix([X, Y], "svcca", variance=0.9).scores[0, 1] == pytest.approx(new.score, abs=1e-12)
+    with pytest.raises(TypeError, match="variance"):
+        svcca(X, Y, variance=0.9)
+    with pytest.raises(TypeError, match="option.s. variance are accepted by none"):
+        compare(X, Y, ["svcca"], variance=0.9)
+    with pytest.raises((TypeError, ValueError), match="variance"):
+        similarity_matrix([X, Y], "svcca", variance=0.9)
 
 
 def test_one_svcca_rule_for_the_core_the_conv_measures_and_the_experiments():
-    """The deprecated ``variance=`` spelling is translated by one function, wherever SVCCA's rule is taken."""
-    from ccalens.conv import dft, similarity
-    from ccalens.core.validation import svcca_rule
-    from ccalens.experiments import learning_dynamics, two_initialisations
+    """Every place that takes SVCCA's rule rejects a bad one with SvccaRule's own message."""
+    from ccalens.conv import DFTStats, conv_similarity
+    from ccalens.experiments.two_initialisations import two_init_heatmap
 
-    for module in (dft, similarity, learning_dynamics, two_initialisations):
-        assert module.svcca_rule is svcca_rule
-    assert svcca_rule("singular_values", 0.99, None) == ("singular_values", 0.99)
-    with pytest.warns(DeprecationWarning, match="variance= is deprecated"):
-        assert svcca_rule("singular_values", 0.99, 0.9) == ("variance", 0.9)
-    with pytest.raises(ValueError, match="not the deprecated variance"):
-        svcca(*related(7), variance=0.9, threshold=0.8)
+    A = np.random.default_rng(0).standard_normal((20, 3, 4, 4))
+    for call in (lambda: svcca(*related(7), threshold=1.5),
+                 lambda: DFTStats.from_arrays(A, A).result("svcca", threshold=1.5),
+                 lambda: conv_similarity(A, A, convention="dft", measure="svcca", threshold=1.5),
+                 lambda: two_init_heatmap({"l": A[:, 0, 0]}, {"l": A[:, 0, 0]}, threshold=1.5)):
+        with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\], got 1.5"):
+            call()
+    with pytest.raises(ValueError, match="keep must be 'singular_values' or 'variance'"):
+        conv_similarity(A, A, convention="dft", measure="svcca", keep="energy")
 
 
 # ------------------------------------------------------------------ item 7: PWCCA

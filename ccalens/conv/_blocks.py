@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 from ccalens.core.linalg import Whitening, cca_from_whitenings
+from ccalens.core.validation import SvccaRule
 
 __all__ = ["MEASURES", "BlockResult", "Measure", "block_measure", "check_measure"]
 
@@ -18,10 +19,7 @@ MEASURES: tuple[str, ...] = ("cca", "svcca", "pwcca")
 def check_measure(measure: object, threshold: float, keep: str = "singular_values") -> str:
     if not isinstance(measure, str) or measure not in MEASURES:
         raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
-    if not (isinstance(threshold, (int, float)) and 0.0 < threshold <= 1.0):
-        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
-    if keep not in ("singular_values", "variance"):
-        raise ValueError(f"keep must be 'singular_values' or 'variance', got {keep!r}")
+    SvccaRule(keep, threshold)  # the one validation of SVCCA's rule
     return measure
 
 

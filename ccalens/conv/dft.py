@@ -29,7 +29,7 @@ import numpy as np
 import scipy.fft
 
 from ccalens.core.linalg import DEFAULT_TOL, Whitening
-from ccalens.core.validation import SvccaRule, UnderdeterminedWarning, svcca_rule
+from ccalens.core.validation import SvccaRule, UnderdeterminedWarning
 
 from ._blocks import BlockResult, block_measure, check_measure
 from ._input import check_layout, check_map_pair, to_nchw
@@ -285,7 +285,6 @@ class DFTStats:
         threshold: float = 0.99,
         svcca_scope: Literal["global", "frequency"] = "global",
         tol: float = DEFAULT_TOL,
-        variance: float | None = None,
     ) -> DFTResult:
         """DFT-CCA from the accumulated statistics.
 
@@ -301,13 +300,12 @@ class DFTStats:
             frequencies together (mirrored frequencies twice), which for translation-invariant data is exactly
             SVCCA on the flattened maps (the DFT is unitary up to a scale, so the flattened maps' singular values
             are the union of the blocks'); ``'frequency'`` applies the rule to each frequency's own spectrum
-            (``Whitening.top``). ``variance=f`` is the deprecated spelling of ``keep='variance', threshold=f``.
+            (``Whitening.top``).
             ``'pwcca'``: CCA with Morcos et al.'s weights, the "neurons" of A being its channels' Fourier
             coefficients at each frequency; weights are normalised over all frequencies (with
             multiplicity; the ``n_zeros`` padding zeros carry no weight). PWCCA is not rotation invariant,
             so this differs from PWCCA on flattened pixels.
         """
-        keep, threshold = svcca_rule(keep, threshold, variance)
         measure = check_measure(measure, threshold, keep)
         if svcca_scope not in ("global", "frequency"):
             raise ValueError(f"svcca_scope must be 'global' or 'frequency', got {svcca_scope!r}")

@@ -27,7 +27,6 @@ from ccalens.core.measures import cca, pwcca, svcca
 from ccalens.core.null import null_mean_rho
 from ccalens.core.result import SimilarityResult
 from ccalens.core.stats import SufficientStats
-from ccalens.core.validation import svcca_rule
 from ccalens.core.whitening import DEFAULT_TOL
 
 from ._blocks import check_measure
@@ -142,13 +141,8 @@ class SpatialStats:
         threshold: float = 0.99,
         weights_from: Literal["x", "y", "smaller"] = "x",
         tol: float = DEFAULT_TOL,
-        variance: float | None = None,
     ) -> ConvSimilarityResult:
-        """CCA / SVCCA (``keep``, ``threshold`` as in :func:`ccalens.svcca`) / PWCCA from the statistics.
-
-        ``variance=f`` is the deprecated spelling of ``keep='variance', threshold=f``.
-        """
-        keep, threshold = svcca_rule(keep, threshold, variance)
+        """CCA / SVCCA (``keep``, ``threshold`` as in :func:`ccalens.svcca`) / PWCCA from the statistics."""
         measure = check_measure(measure, threshold, keep)
         st = self.stats
         if st.n_samples < 2:
@@ -229,7 +223,6 @@ def conv_similarity(
     tol: float = DEFAULT_TOL,
     svcca_scope: Literal["global", "frequency"] = "global",
     batch_size: int = 1024,
-    variance: float | None = None,
 ) -> ConvSimilarityResult:
     """Similarity of conv maps ``A`` and ``B`` of the same N images under an explicit ``convention``.
 
@@ -237,11 +230,10 @@ def conv_similarity(
     ``'NHWC'``); numpy arrays, memory maps or torch tensors. Images are processed ``batch_size`` at a time,
     so memory-mapped inputs are never loaded whole. ``measure``: ``'cca'``, ``'svcca'`` (truncation rule
     ``keep``/``threshold`` as in :func:`ccalens.svcca`; ``svcca_scope`` for DFT, see :meth:`DFTStats.result`) or
-    ``'pwcca'``. ``variance=f`` is the deprecated spelling of ``keep='variance', threshold=f``.
+    ``'pwcca'``.
     """
     layout = check_layout(layout)
     stats = conv_stats(convention, layout=layout)
-    keep, threshold = svcca_rule(keep, threshold, variance)
     check_measure(measure, threshold, keep)
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -264,11 +256,9 @@ def conv_similarity_from_batches(
     threshold: float = 0.99,
     tol: float = DEFAULT_TOL,
     svcca_scope: Literal["global", "frequency"] = "global",
-    variance: float | None = None,
 ) -> ConvSimilarityResult:
     """:func:`conv_similarity` over an iterator of ``(A_batch, B_batch)`` pairs (e.g. a data loader)."""
     stats = conv_stats(convention, layout=layout)
-    keep, threshold = svcca_rule(keep, threshold, variance)
     check_measure(measure, threshold, keep)
     seen = False
     for a, b in batches:

@@ -16,7 +16,6 @@ __all__ = [
     "check_features",
     "check_paired",
     "not_fitted_error",
-    "svcca_rule",
     "warn_if_underdetermined",
 ]
 
@@ -191,17 +190,3 @@ DEFAULT_SVCCA_RULE = SvccaRule()
 SVCCA_THRESHOLD = DEFAULT_SVCCA_RULE.threshold
 
 
-#: The deprecation message of SVCCA's old ``variance=`` option.
-VARIANCE_DEPRECATION = (
-    "variance= is deprecated: use threshold= with keep='variance' (the old rule), or keep='singular_values' "
-    "(the SVCCA appendix's rule, now the default)"
-)
-
-
-def svcca_rule(keep: str, threshold: float, variance: float | None, *, stacklevel: int = 3) -> tuple[str, float]:
-    """SVCCA's truncation rule ``(keep, threshold)``: ``variance=f`` is the deprecated spelling of
-    ``("variance", f)`` (a :class:`DeprecationWarning`); otherwise ``keep`` and ``threshold`` unchanged."""
-    if variance is None:
-        return keep, threshold
-    warnings.warn(VARIANCE_DEPRECATION, DeprecationWarning, stacklevel=stacklevel)
-    return "variance", float(variance)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ccalens.core.validation import svcca_rule
+from ccalens.core.validation import SvccaRule
 from ccalens.experiments.activations import layer_activations, pair_score
 from ccalens.experiments.parallel import Workers
 
@@ -25,7 +25,6 @@ def learning_dynamics(
     keep: str = "singular_values",
     threshold: float = 0.99,
     conv: str = "maps",
-    variance: float | None = None,
     progress: bool = False,
     workers: Workers | None = None,
     tokens: bool = False,
@@ -42,7 +41,7 @@ def learning_dynamics(
     ``{"steps": [T], "layers": [L], "similarity": (L, T), "mean_rho": (L, T), "null_mean_rho": (L, T),
     "conventions": {layer: "dense" | "dft"}, "keep", "threshold"}``.
     """
-    keep, threshold = svcca_rule(keep, threshold, variance)
+    SvccaRule(keep, threshold)  # validated once, before any checkpoint is read
     if len(checkpoints) < 2:
         raise ValueError(f"checkpoints must hold at least 2 checkpoints, got {len(checkpoints)}")
     T = len(checkpoints)

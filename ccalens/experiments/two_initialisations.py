@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ccalens.conv import dft_linear_cka
-from ccalens.core.validation import svcca_rule
+from ccalens.core.validation import SvccaRule
 from ccalens.experiments.activations import pair_score
 
 __all__ = ["TWO_INIT_MEASURES", "convention_caption", "two_init_heatmap"]
@@ -23,7 +23,6 @@ def two_init_heatmap(
     *,
     keep: str = "singular_values",
     threshold: float = 0.99,
-    variance: float | None = None,
 ) -> dict[str, Any]:
     """Layer x layer similarity between two trainings: ``similarity[i, j] = svcca(A layer i, B layer j)``, and the
     same with PWCCA and linear CKA (``measures[name]``).
@@ -39,7 +38,7 @@ def two_init_heatmap(
     """
     from ccalens.core.measures import REGISTRY, similarity_matrix
 
-    keep, threshold = svcca_rule(keep, threshold, variance)
+    SvccaRule(keep, threshold)  # validated once, before any checkpoint is read
     la, lb = list(acts_a), list(acts_b)
     dense = all(acts_a[a].ndim == 2 for a in la) and all(acts_b[b].ndim == 2 for b in lb)
     out: dict[str, np.ndarray] = {}

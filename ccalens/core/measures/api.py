@@ -16,7 +16,7 @@ import numpy as np
 from .. import plan as planner
 from ..result import SimilarityResult
 from ..stats import SufficientStats
-from ..validation import DEFAULT_SVCCA_RULE, SVCCA_THRESHOLD, SvccaRule, check_paired, svcca_rule
+from ..validation import SVCCA_THRESHOLD, check_paired
 from ..whitening import DEFAULT_TOL
 from .definitions import REGISTRY, STATS_MEASURES, Measure, check_measure, check_options
 from .sides import GramPair, statistics, statistics_pairs, unit_scale
@@ -51,24 +51,9 @@ def split_plan(opts: dict[str, Any]) -> tuple[str, int | None, dict[str, Any]]:
     return method, budget, rest
 
 
-def translate_variance(options: dict[str, Any]) -> dict[str, Any]:
-    """``variance=f`` (deprecated) means ``keep="variance", threshold=f`` (:func:`svcca_rule`)."""
-    variance = options.pop("variance", None)
-    if variance is not None and ("threshold" in options or "keep" in options):
-        raise ValueError("give threshold= (and keep=), not the deprecated variance= with them")
-    if variance is not None:
-        options["keep"], options["threshold"] = svcca_rule(DEFAULT_SVCCA_RULE.keep, SVCCA_THRESHOLD, variance,
-                                                                stacklevel=5)
-    return options
-
-
 def split_options(measures: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each measure's share of ``options``; an option no requested measure accepts is an error."""
     options = dict(options)
-    if any("principal" in REGISTRY[m].needs for m in measures):
-        options = translate_variance(options)
-    else:
-        options.pop("variance", None)  # SVCCA's (deprecated) option; nothing else takes it
     claimed: set[str] = set()
     out: dict[str, dict[str, Any]] = {}
     for m in measures:
@@ -144,7 +129,7 @@ def _measure(
     name: str, X: Any, Y: Any, stats: SufficientStats | None, i: int | None, j: int | None, options: dict[str, Any]
 ) -> SimilarityResult:
     spec = REGISTRY[name]
-    opts = check_options(spec, translate_variance(options) if "principal" in spec.needs else options)
+    opts = check_options(spec, options)
     stats, i, j, data = resolve_pair(X, Y, stats, i, j, name)
     if spec.finish is None:
         if data is None:
@@ -198,7 +183,6 @@ def svcca(
     keep: Keep = "singular_values",
     threshold: float = SVCCA_THRESHOLD,
     tol: float = DEFAULT_TOL,
-    variance: float | None = None,
     method: Method = "auto",
     memory_budget: int | None = None,
 ) -> SimilarityResult:
@@ -208,11 +192,9 @@ def svcca(
     ``threshold`` (0.99) of the sum of all singular values of the centred data; ``keep="variance"``: the fewest
     explaining ``threshold`` of the variance. The rule, threshold, kept ranks (``rank_x``, ``rank_y``) and the
     fractions reached (``details['explained_x']``, ``['explained_y']``) are recorded in the result.
-    ``variance=f`` is the deprecated spelling of ``keep="variance", threshold=f``.
     """
-    options: dict[str, Any] = {"tol": tol, "variance": variance, "method": method, "memory_budget": memory_budget}
-    if variance is None or SvccaRule(keep, threshold) != DEFAULT_SVCCA_RULE:
-        options.update(keep=keep, threshold=threshold)
+    options: dict[str, Any] = {"tol": tol, "keep": keep, "threshold": threshold, "method": method,
+                               "memory_budget": memory_budget}
     return _measure("svcca", X, Y, stats, i, j, options)
 
 
