@@ -79,13 +79,9 @@ def _write_output(path: str, payload: object) -> None:
 
 
 def _measure_options(args: argparse.Namespace) -> dict[str, object]:
-    """The measures' options from the command line (``--variance F`` is the old spelling of ``--keep variance
-    --threshold F``)."""
-    keep, threshold = args.keep, args.threshold
-    if args.variance is not None:
-        print("note: --variance is deprecated: use --keep variance --threshold F", file=sys.stderr)
-        keep, threshold = "variance", args.variance
-    options: dict[str, object] = {"tol": args.tol, "keep": keep, "threshold": threshold, "method": args.method}
+    """The measures' options from the command line."""
+    options: dict[str, object] = {"tol": args.tol, "keep": args.keep, "threshold": args.threshold,
+                                  "method": args.method}
     if args.memory_budget is not None:
         options["memory_budget"] = args.memory_budget
     return options
@@ -299,7 +295,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "the variance")
         p.add_argument("--threshold", type=float, default=SVCCA_THRESHOLD,
                        help=f"SVCCA: fraction kept under --keep ({SVCCA_THRESHOLD})")
-        p.add_argument("--variance", type=float, default=None, help=argparse.SUPPRESS)  # old spelling
         p.add_argument("--method", choices=("auto", "primal", "dual"), default="auto",
                        help="feature-space (primal) or sample-space (dual, Gram matrices) path; auto picks by cost")
         p.add_argument("--memory-budget", type=_memory_bytes, default=None,

@@ -345,3 +345,11 @@ def test_compare_models_command(tmp_path, capsys):
     assert main([*argv[:1], str(tmp_path / "bad.pt"), *argv[2:]]) == 2
     captured = capsys.readouterr()
     assert "PLANTED" not in captured.out and "bad.pt" in captured.err
+
+
+def test_the_old_variance_flag_is_an_unknown_argument(pair, capsys):
+    tmp, X, Y = pair
+    np.save(tmp / "a.npy", X)
+    np.save(tmp / "b.npy", Y)
+    assert main(["compare", str(tmp / "a.npy"), str(tmp / "b.npy"), "-m", "svcca", "--variance", "0.9"]) == 2
+    assert "--variance" in capsys.readouterr().err  # now: --keep variance --threshold F

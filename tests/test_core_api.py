@@ -239,7 +239,7 @@ def test_the_old_variance_spelling_is_gone_with_a_clear_error():
     X, Y = related(7)
     with pytest.raises(TypeError, match="variance"):
         svcca(X, Y, variance=0.9)
-    with pytest.raises(TypeError, match="option.s. variance are accepted by none"):
+    with pytest.raises(TypeError, match=r"option\(s\) variance are accepted by none"):
         compare(X, Y, ["svcca"], variance=0.9)
     with pytest.raises((TypeError, ValueError), match="variance"):
         similarity_matrix([X, Y], "svcca", variance=0.9)
