@@ -11,15 +11,8 @@ import torch
 
 from ccalens.data import VIEW_NAMES, load_multiple_features
 from ccalens.data.multiview import stratified_interleaved_split
-from ccalens.data.shl import (
-    RAW_CHANNELS,
-    SHLDataset,
-    compute_spectrograms,
-    log_frequency_axis,
-    spectrogram,
-    spectrogram_axes,
-    write_synthetic_shl,
-)
+from ccalens.data.shl import RAW_CHANNELS, SHLDataset, write_synthetic_shl
+from ccalens.data.spectrogram import compute_spectrograms, log_frequency_axis, spectrogram, spectrogram_axes
 
 DIMS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 

@@ -15,7 +15,8 @@ import scipy.signal
 from scipy.interpolate import RegularGridInterpolator
 
 from ccalens.data import shl
-from ccalens.data.shl import SHLDataset, spectrogram, spectrogram_axes
+from ccalens.data.shl import SHLDataset
+from ccalens.data.spectrogram import spectrogram, spectrogram_axes
 
 REFERENCE = Path(__file__).parent / "data" / "shl_reference"
 SIGNALS = ("Gyr_y", "Acc_norm", "Mag_norm")

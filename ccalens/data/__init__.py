@@ -4,7 +4,8 @@
 """
 
 from ccalens.data.multiview import VIEW_NAMES, MultiViewDataset, load_multiple_features
-from ccalens.data.shl import SHL_CLASSES, SHLDataset, spectrogram, write_synthetic_shl
+from ccalens.data.shl import SHL_CLASSES, SHLDataset, write_synthetic_shl
+from ccalens.data.spectrogram import spectrogram
 
 __all__ = [
     "SHL_CLASSES",
