@@ -44,7 +44,7 @@ __all__ = [
 #: Columns centred and multiplied at a time on the dual path: wide enough for GEMM efficiency, small enough to
 #: stay in cache budgets (``n x 512`` float64 is 20 MB at n = 5,000).
 DEFAULT_COLUMN_BLOCK = 512
-#: Rows (and columns) of the Gram tiles of :func:`ccalens.core.dual.linear_cka_tiled`: a float32 tile is 16 MB.
+#: Rows (and columns) of the Gram tiles of :func:`ccalens.core.gram_tiles.linear_cka_tiled`: a float32 tile is 16 MB.
 TILE_ROWS = 2048
 
 Method = Literal["auto", "primal", "dual"]
@@ -117,7 +117,7 @@ def _primal_cost(n: int, widths: tuple[int, ...], needs_basis: bool) -> tuple[fl
 
 def _dual_cost(n: int, widths: tuple[int, ...], needs_basis: bool, tiled: bool = False) -> tuple[float, int]:
     """(flops, bytes) of the sample-space path: one Gram per side, one eigendecomposition per side; or, for an
-    inner product of Grams (``tiled``), tiles of both Grams (:func:`ccalens.core.dual.linear_cka_tiled`)."""
+    inner product of Grams (``tiled``), tiles of both Grams (:func:`ccalens.core.gram_tiles.linear_cka_tiled`)."""
     L = len(widths)
     if tiled:
         tile = min(n, TILE_ROWS)

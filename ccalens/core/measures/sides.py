@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import dual
+from .. import dual, gram_tiles
 from ..linalg import canonical_correlations, principal_whitening
 from ..many import ReducedPairs, Reduction, reduce_representation
 from ..stats import SufficientStats, second_moment_statistics
@@ -264,11 +264,11 @@ class GramPair:
     @staticmethod
     def _tiled(X: np.ndarray, Y: np.ndarray) -> tuple[float, float, float]:
         try:
-            return dual.linear_cka_tiled_parts(X, Y)
+            return gram_tiles.linear_cka_tiled_parts(X, Y)
         except ValueError as err:  # products beyond the float range: once more on power-of-two rescaled data
             if "overflow" not in str(err) and "no variance" not in str(err):
                 raise
-            return dual.linear_cka_tiled_parts(unit_scale(X), unit_scale(Y))
+            return gram_tiles.linear_cka_tiled_parts(unit_scale(X), unit_scale(Y))
 
     def _gram(self, A: np.ndarray, label: str) -> tuple[dual.Gram, np.ndarray]:
         """The centred Gram of ``A``; of ``A`` rescaled by a power of two when its magnitude calls for it (checked
