@@ -17,8 +17,8 @@ import ccalens  # noqa: E402
 from ccalens.data.text import bigram_cross_entropy, load_python_reference, unigram_cross_entropy  # noqa: E402
 from ccalens.errors import UnknownKeyError, UserInputError  # noqa: E402
 from ccalens.experiments.config import parse_config  # noqa: E402
-from ccalens.experiments.language_model import LanguageModelConfig, convergence_steps, held_out_loss  # noqa: E402
-from ccalens.experiments.learning_dynamics import learning_dynamics  # noqa: E402
+from ccalens.experiments.language_model import LanguageModelConfig, held_out_loss  # noqa: E402
+from ccalens.experiments.learning_dynamics import convergence_steps, learning_dynamics  # noqa: E402
 from ccalens.experiments.parallel import Workers  # noqa: E402
 from ccalens.experiments.stages.language_model import language_model_conclusion  # noqa: E402
 from ccalens.models.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import functools
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from ccalens.core.validation import SVCCA_THRESHOLD, SvccaRule
 
-__all__ = ["CORPORA", "LanguageModelConfig", "convergence_steps", "held_out_loss", "language_model_dynamics"]
+__all__ = ["CORPORA", "LanguageModelConfig", "held_out_loss", "language_model_dynamics"]
 
 CORPORA = ("python_reference",)
 
@@ -83,21 +82,6 @@ def held_out_loss(model: Any, X: np.ndarray, y: np.ndarray) -> tuple[float, floa
     return float(-logp[np.arange(target.size), target].mean()), float(np.mean(z.argmax(axis=1) == target))
 
 
-def convergence_steps(ld: dict[str, Any], levels: Sequence[float]) -> list[dict[str, Any]]:
-    """Per layer (input to output): the first checkpoint step whose SVCCA to the final representation reaches each
-    of ``levels`` (the last checkpoint scores 1, so every layer reaches every level by then at the latest)."""
-    rows = []
-    for i, layer in enumerate(ld["layers"]):
-        sim = np.asarray(ld["similarity"][i], dtype=np.float64)
-        row: dict[str, Any] = {"layer": layer}
-        for level in levels:
-            hit = np.flatnonzero(sim >= level)
-            row[f"first step with SVCCA >= {level}"] = int(ld["steps"][hit[0]]) if hit.size else None
-        row["SVCCA at first checkpoint"] = float(sim[0])
-        rows.append(row)
-    return rows
-
-
 def _train(corpus: Any, cfg: LanguageModelConfig, checkpoint_dir: str | os.PathLike[str]) -> tuple[Any, Any]:
     from ccalens.models.loop import train_network
     from ccalens.models.nets import CharLSTM
@@ -120,16 +104,13 @@ def language_model_dynamics(cfg: LanguageModelConfig, checkpoint_dir: str | os.P
     bigram: its next-character frequencies given the current character), "dynamics":
     learning_dynamics' dict over the LSTM layers, "convergence": convergence_steps' rows, "levels"}``."""
     from ccalens.data.text import bigram_cross_entropy, load_python_reference, unigram_cross_entropy
-    from ccalens.experiments.learning_dynamics import learning_dynamics
+    from ccalens.experiments.learning_dynamics import convergence_steps, learning_dynamics, spread_checkpoints
     from ccalens.models.checkpoints import list_checkpoints
 
     corpus = load_python_reference(seq_len=cfg.seq_len, n_train=cfg.train_sequences, n_val=cfg.probe_sequences)
     model, history = _train(corpus, cfg, checkpoint_dir)
     loss, acc = held_out_loss(model, corpus.X_val, corpus.y_val)
-    ckpts = list_checkpoints(checkpoint_dir)
-    if len(ckpts) > cfg.max_checkpoints:
-        keep = np.unique(np.linspace(0, len(ckpts) - 1, cfg.max_checkpoints).astype(int))
-        ckpts = [ckpts[i] for i in keep]
+    ckpts = spread_checkpoints(list_checkpoints(checkpoint_dir), cfg.max_checkpoints)
     ld = learning_dynamics(functools.partial(copy.deepcopy, model), ckpts, corpus.X_val, model.feature_layer_names(),
                            keep=cfg.keep, threshold=cfg.threshold, progress=progress, tokens=True, workers=workers)
     return {"corpus": {**corpus.source, "vocab_size": corpus.vocab_size, "train_sequences": len(corpus.X_train),

@@ -14,7 +14,7 @@ from ccalens.core.validation import SvccaRule
 from ccalens.experiments.activations import layer_activations, pair_score
 from ccalens.experiments.parallel import Workers
 
-__all__ = ["learning_dynamics"]
+__all__ = ["convergence_steps", "learning_dynamics", "spread_checkpoints"]
 
 def learning_dynamics(
     model_factory: Callable[[], Any],
@@ -98,3 +98,26 @@ def _against_final(
         sim[li], rho[li] = matrix.scores[:, -1], matrix.mean_rho[:, -1]  # type: ignore[index]
         null[li] = matrix.null_mean_rho[:, -1]  # type: ignore[index]
     return sim, rho, null, conventions
+
+
+def spread_checkpoints(checkpoints: Sequence[tuple[int, Any]], most: int) -> list[tuple[int, Any]]:
+    """At most ``most`` of ``checkpoints`` (``(step, path)`` in step order), evenly spread, first and last kept."""
+    if len(checkpoints) <= most:
+        return list(checkpoints)
+    keep = np.unique(np.linspace(0, len(checkpoints) - 1, most).astype(int))
+    return [checkpoints[i] for i in keep]
+
+
+def convergence_steps(ld: dict[str, Any], levels: Sequence[float]) -> list[dict[str, Any]]:
+    """Per layer (input to output): the first checkpoint step whose SVCCA to the final representation reaches each
+    of ``levels`` (the last checkpoint scores 1, so every layer reaches every level by then at the latest)."""
+    rows = []
+    for i, layer in enumerate(ld["layers"]):
+        sim = np.asarray(ld["similarity"][i], dtype=np.float64)
+        row: dict[str, Any] = {"layer": layer}
+        for level in levels:
+            hit = np.flatnonzero(sim >= level)
+            row[f"first step with SVCCA >= {level}"] = int(ld["steps"][hit[0]]) if hit.size else None
+        row["SVCCA at first checkpoint"] = float(sim[0])
+        rows.append(row)
+    return rows

@@ -13,7 +13,7 @@ import numpy as np
 
 from ccalens.experiments.activations import LOGITS, layer_activations
 from ccalens.experiments.common import scores
-from ccalens.experiments.learning_dynamics import learning_dynamics
+from ccalens.experiments.learning_dynamics import convergence_steps, learning_dynamics, spread_checkpoints
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.experiments.stages.networks import stage_sensor
@@ -87,10 +87,8 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
     layers = [*models[t.seeds[0]].feature_layer_names(), LOGITS]
 
     # learning dynamics of the first seed: conv layers by DFT-CCA, dense ones by SVCCA
-    ckpts = list_checkpoints(out_path(folder, "checkpoints", f"seed{t.seeds[0]}"))
-    if len(ckpts) > t.max_checkpoints:
-        keep = np.unique(np.linspace(0, len(ckpts) - 1, t.max_checkpoints).astype(int))
-        ckpts = [ckpts[i] for i in keep]
+    ckpts = spread_checkpoints(list_checkpoints(out_path(folder, "checkpoints", f"seed{t.seeds[0]}")),
+                               t.max_checkpoints)
     results: dict[str, Any] = {"conv_network_training": rows}
     sentences = [f"The CNN reaches validation accuracy {format_number(rows[0]['val_accuracy'])} and "
                  f"{format_number(rows[1]['val_accuracy'])} with its two seeds."]
@@ -104,12 +102,8 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
                                                  "conv layers by DFT-CCA")
         sec.add_figure(fig, ctx.out, "Learning dynamics of the CNN's layers (conventions: "
                        + ", ".join(f"{k} {v}" for k, v in ld["conventions"].items()) + ")")
-        ld_rows = []
-        for i, layer in enumerate(ld["layers"]):
-            hit = np.flatnonzero(ld["similarity"][i] >= CONVERGED)
-            ld_rows.append({"layer": layer, "convention": ld["conventions"][layer],
-                            f"first step with SVCCA >= {CONVERGED}": int(ld["steps"][hit[0]]) if hit.size else None,
-                            "SVCCA at first checkpoint": float(ld["similarity"][i, 0])})
+        ld_rows = [{"layer": r["layer"], "convention": ld["conventions"][r["layer"]],
+                    **{k: v for k, v in r.items() if k != "layer"}} for r in convergence_steps(ld, (CONVERGED,))]
         sec.tables.append(("CNN learning dynamics: convergence per layer", ld_rows))
         results["conv_network_learning_dynamics"] = ld_rows
         sentences.append(learning_dynamics_conclusion(ld_rows))

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ccalens.experiments.activations import LOGITS, layer_activations
 from ccalens.experiments.compression import compression
-from ccalens.experiments.learning_dynamics import learning_dynamics
+from ccalens.experiments.learning_dynamics import convergence_steps, learning_dynamics, spread_checkpoints
 from ccalens.experiments.paths import out_path
 from ccalens.experiments.stages.context import RunContext
 from ccalens.experiments.stages.networks import Networks, stage_sensor
@@ -128,10 +128,7 @@ def _learning_dynamics(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
     sensor = stage_sensor("learning_dynamics", t.sensor, nets.sensors)
     model = nets.models[(sensor, s0)]
     X = _probe(nets, sensor, t.probe_samples)
-    ckpts = nets.checkpoints(sensor, s0)
-    if len(ckpts) > t.max_checkpoints:
-        keep = np.unique(np.linspace(0, len(ckpts) - 1, t.max_checkpoints).astype(int))
-        ckpts = [ckpts[i] for i in keep]
+    ckpts = spread_checkpoints(nets.checkpoints(sensor, s0), t.max_checkpoints)
     ld = learning_dynamics(functools.partial(copy.deepcopy, model), ckpts, X, _layers(model), keep=t.keep,
                            threshold=t.threshold, progress=ctx.progress, workers=ctx.workers)
     write_json(out_path(folder, "learning_dynamics.json"), {"sensor": sensor, **ld})
@@ -142,12 +139,7 @@ def _learning_dynamics(ctx: RunContext, sec: Section) -> list[dict[str, Any]]:
                                        title=f"Learning dynamics ({sensor}, seed {s0}): SVCCA to final")
     sec.add_figure(fig, out, "Learning dynamics: SVCCA similarity of each layer to its final representation")
     sec.add_files([out_path(folder, "learning_dynamics.json"), out_path(folder, "learning_dynamics.csv")], out)
-    rows = []
-    for i, layer in enumerate(ld["layers"]):
-        hit = np.flatnonzero(ld["similarity"][i] >= CONVERGED)
-        rows.append({"layer": layer,
-                     f"first step with SVCCA >= {CONVERGED}": int(ld["steps"][hit[0]]) if hit.size else None,
-                     "SVCCA at first checkpoint": float(ld["similarity"][i, 0])})
+    rows = convergence_steps(ld, (CONVERGED,))
     sec.tables.append(("Learning dynamics: convergence per layer", rows))
     return rows
 
