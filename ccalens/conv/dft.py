@@ -31,7 +31,7 @@ import scipy.fft
 from ccalens.core.linalg import DEFAULT_TOL, Whitening
 from ccalens.core.validation import SvccaRule, UnderdeterminedWarning
 
-from ._blocks import BlockResult, block_measure, check_measure
+from ._blocks import BlockResult, block_measure, check_measure, pwcca_block_weights
 from ._input import check_layout, check_map_pair, to_nchw
 from .frequencies import FrequencyPlan, frequency_plan
 
@@ -303,8 +303,11 @@ class DFTStats:
             (``Whitening.top``).
             ``'pwcca'``: CCA with Morcos et al.'s weights, the "neurons" of A being its channels' Fourier
             coefficients at each frequency; weights are normalised over all frequencies (with
-            multiplicity; the ``n_zeros`` padding zeros carry no weight). PWCCA is not rotation invariant,
-            so this differs from PWCCA on flattened pixels.
+            multiplicity; the ``n_zeros`` padding zeros carry no weight). Tied correlations (within
+            ``PWCCA_TIE``, in one frequency or across frequencies) share one weight, the expected Morcos weight
+            over a random unit variate of their complex span, as on the dense path
+            (:func:`~ccalens.conv._blocks.pwcca_block_weights`), so the score does not depend on round-off. PWCCA
+            is not rotation invariant, so this differs from PWCCA on flattened pixels.
         """
         measure = check_measure(measure, threshold, keep)
         if svcca_scope not in ("global", "frequency"):
@@ -339,7 +342,7 @@ class DFTStats:
         blocks: list[BlockResult] = []
         for f, (wa, wb) in enumerate(zip(wa_list, wb_list, strict=True)):
             if wa is None or wb is None:
-                blocks.append(BlockResult(np.zeros(0), np.zeros(0) if measure == "pwcca" else None))
+                blocks.append(BlockResult(np.zeros(0)))
                 continue
             blocks.append(block_measure(wa, wb, cov_aa[f], cov_ab[f], n_samples=n, pwcca=measure == "pwcca"))
 
@@ -351,9 +354,7 @@ class DFTStats:
         gathered = np.sort(np.concatenate([gathered, np.zeros(n_zeros)]))[::-1]
         pw: list[np.ndarray] | None = None
         if measure == "pwcca":
-            raw = [blk.pwcca_weights for blk in blocks]
-            total = sum(float(w.sum()) * m for w, m in zip(raw, mult, strict=True) if w is not None)
-            pw = [np.zeros(0) if w is None else w / total for w in raw]
+            pw = pwcca_block_weights(blocks, mult)
             score = float(sum(float(w @ c) * m for w, c, m in zip(pw, per_frequency, mult, strict=True)))
             per_score = np.array(
                 [float(w @ c / w.sum()) if c.size else np.nan for w, c in zip(pw, per_frequency, strict=True)]

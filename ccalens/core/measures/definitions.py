@@ -152,10 +152,26 @@ def _finish_svcca(pair: PreparedPair, *, keep: str, threshold: float, **options:
     return correlation_result("svcca", pair.correlations(rule), pair.n_samples, pair.ranks(rule), details=details)
 
 
-def mean_abs_coordinate(m: np.ndarray) -> np.ndarray:
-    """``E|u_1|`` for u uniform on the unit sphere of R^m, ``(groups,)``: Gamma(m/2) / (sqrt(pi) Gamma((m+1)/2))."""
+def mean_abs_coordinate(m: np.ndarray, field: str = "real") -> np.ndarray:
+    """``E|u_1|`` for u uniform on the unit sphere of R^m (``field="real"``): Gamma(m/2) / (sqrt(pi) Gamma((m+1)/2)),
+    or of C^m (``"complex"``, the sphere of R^2m with ``|u_1|`` the modulus): sqrt(pi)/2 Gamma(m) / Gamma(m+1/2);
+    ``(groups,)``. Both are 1 at m = 1."""
     m = np.asarray(m, dtype=np.float64)
+    if field == "complex":
+        return np.exp(special.gammaln(m) - special.gammaln(m + 0.5)) * (np.sqrt(np.pi) / 2)
+    if field != "real":
+        raise ValueError(f"field must be 'real' or 'complex', got {field!r}")
     return np.exp(special.gammaln(m / 2) - special.gammaln((m + 1) / 2)) / np.sqrt(np.pi)
+
+
+def tie_bounds(squared: np.ndarray) -> np.ndarray:
+    """Group boundaries ``(groups + 1,)`` of descending squared correlations ``(r,)``: a new group starts wherever
+    the next value lies more than :data:`PWCCA_TIE` below the previous one; group g is ``bounds[g]:bounds[g+1]``."""
+    squared = np.asarray(squared, dtype=np.float64)
+    if squared.size == 0:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], squared[:-1] - squared[1:] > PWCCA_TIE]))
+    return np.append(starts, squared.shape[0])
 
 
 def tied_weights(projections: np.ndarray, squared: np.ndarray, k: int) -> np.ndarray:
@@ -163,15 +179,14 @@ def tied_weights(projections: np.ndarray, squared: np.ndarray, k: int) -> np.nda
 
     ``projections: (d, r)``: covariances of the d neurons with the r unit-variance canonical variates of the side
     (every direction, descending); ``squared: (r,)`` their squared correlations. A group g of correlations equal
-    within :data:`PWCCA_TIE` weighs ``sum_j ||P_g x_j||`` (the norm of neuron j's covariances with the group's
-    variates, the same in any orthonormal basis of the group): each of its m correlations weighs
+    within :data:`PWCCA_TIE` (:func:`tie_bounds`) weighs ``sum_j ||P_g x_j||`` (the norm of neuron j's covariances
+    with the group's variates, the same in any orthonormal basis of the group): each of its m correlations weighs
     ``E|u_1| sum_j ||P_g x_j||``, the expectation of Morcos's weight ``sum_j |<h, x_j>|`` over a uniformly random
     unit h of the group's span (``E|u_1|`` for u uniform on the sphere of R^m; 1 for m = 1). So the weight is
     basis invariant and, as the expected weight of a near-tie's arbitrary basis, continuous across the tie boundary.
     """
     r = squared.shape[0]
-    # a new group starts wherever the next squared correlation lies more than PWCCA_TIE below the previous one
-    bounds = np.append(np.flatnonzero(np.concatenate([[True], squared[:-1] - squared[1:] > PWCCA_TIE])), r)
+    bounds = tie_bounds(squared) if r else np.zeros(1, dtype=np.int64)
     groups = int(np.count_nonzero(bounds[:-1] < k))  # the groups that begin among the first k count
     starts, stops = bounds[:groups], bounds[1 : groups + 1]
     if groups == 0:
