@@ -28,11 +28,13 @@ from typing import Any, Literal
 import numpy as np
 import scipy.fft
 
-from ccalens.core.linalg import DEFAULT_TOL, Whitening
+from ccalens.core.linalg import DEFAULT_TOL, Whitening, principal_block_whitenings
+from ccalens.core.stats import add_merge_correction
 from ccalens.core.validation import SvccaRule, UnderdeterminedWarning
 
 from ._blocks import BlockResult, block_measure, check_measure, pwcca_block_weights
 from ._input import check_layout, check_map_pair, to_nchw
+from .dft_result import DFTResult
 from .frequencies import FrequencyPlan, frequency_plan
 
 __all__ = ["DFTResult", "DFTStats"]
@@ -46,72 +48,6 @@ def _coefficients(chunk: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np
     spectrum = scipy.fft.rfft2(chunk.astype(np.float64, copy=False), axes=(-2, -1))  # (n, C, H, W//2+1)
     picked = spectrum[:, :, index[0], index[1]]  # (n, C, F)
     return np.ascontiguousarray(picked.transpose(2, 0, 1))
-
-
-def _outer(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Batched ``conj(u) v^T``: ``(F, p), (F, q) -> (F, p, q)``."""
-    return u.conj()[:, :, None] * v[:, None, :]
-
-
-@dataclass(frozen=True)
-class DFTResult:
-    """DFT-CCA of two conv maps: per-frequency canonical correlations and their aggregate.
-
-    Attributes:
-        measure: ``'cca'``, ``'svcca'`` or ``'pwcca'``.
-        score: aggregated similarity: the mean of ``correlations`` (CCA, SVCCA) or the PWCCA-weighted mean.
-        correlations: ``(K,)`` every canonical correlation over all frequencies of the kept grid, mirrored
-            frequencies counted twice, sorted descending, plus ``n_zeros`` zeros: when the total kept ranks
-            of A and B differ from frequency to frequency, CCA of the flattened maps has
-            ``min(sum rank_a, sum rank_b)`` correlations and the extra ones, pairing different
-            frequencies, are 0. For translation-invariant data and the full grid this is exactly the
-            multiset of canonical correlations of the flattened maps (CCA, and SVCCA with
-            ``svcca_scope='global'``).
-        per_frequency: ``F`` arrays ``(k_f,)`` of each kept frequency's correlations (descending;
-            ``k_f = 0`` where a map has no variance kept at that frequency).
-        per_frequency_score: ``(F,)`` mean correlation (PWCCA: weighted mean) per frequency, NaN where empty.
-        frequencies: ``(F, 2)`` signed frequencies ``(ku, kv)`` in cycles per image.
-        multiplicity: ``(F,)`` 2 for a mirror pair ``{f, -f}``, 1 for a real (self-mirrored) frequency.
-        grid: kept frequencies per axis; ``multiplicity.sum() == grid[0] * grid[1]``.
-        n_zeros: zeros appended to ``correlations`` (see above).
-        n_samples: number of images.
-        rank_a, rank_b: ``(F,)`` dimensions kept per frequency on each side.
-        pwcca_weights: for PWCCA, ``F`` arrays ``(k_f,)`` of normalised weights (summing to 1 over all
-            frequencies with multiplicity); None otherwise.
-        keep, threshold: SVCCA's truncation rule (see :meth:`DFTStats.result`); recorded for every measure.
-    """
-
-    measure: str
-    score: float
-    correlations: np.ndarray
-    per_frequency: list[np.ndarray]
-    per_frequency_score: np.ndarray
-    frequencies: np.ndarray
-    multiplicity: np.ndarray
-    grid: tuple[int, int]
-    n_zeros: int
-    n_samples: int
-    rank_a: np.ndarray
-    rank_b: np.ndarray
-    pwcca_weights: list[np.ndarray] | None = field(default=None, repr=False)
-    keep: str = "singular_values"
-    threshold: float = 0.99
-
-    @property
-    def mean_rho(self) -> float:
-        return float(np.mean(self.correlations)) if self.correlations.size else float("nan")
-
-    @property
-    def mean_rho2(self) -> float:
-        return float(np.mean(self.correlations**2)) if self.correlations.size else float("nan")
-
-    def correlation_matrix(self) -> np.ndarray:
-        """Per-frequency correlations padded with NaN: ``(F, max k_f)``."""
-        width = max((c.size for c in self.per_frequency), default=0)
-        out = np.full((len(self.per_frequency), width), np.nan)
-        for f, c in enumerate(self.per_frequency):
-            out[f, : c.size] = c
-        return out
 
 
 @dataclass
@@ -205,7 +141,8 @@ class DFTStats:
     def _merge_in(
         self, n_b: int, mean_a: np.ndarray, mean_b: np.ndarray, s_aa: np.ndarray, s_bb: np.ndarray, s_ab: np.ndarray
     ) -> None:
-        """Chan, Golub and LeVeque's pairwise merge, for every frequency at once (in place)."""
+        """Chan, Golub and LeVeque's pairwise merge, for every frequency at once (in place): the engine's one
+        correction term (:func:`ccalens.core.stats.add_merge_correction`), batched over frequencies."""
         if self.n_samples == 0:
             self.n_samples = n_b
             self.mean_a, self.mean_b = mean_a.copy(), mean_b.copy()
@@ -217,10 +154,10 @@ class DFTStats:
         n = n_a + n_b
         da = mean_a - self.mean_a
         db = mean_b - self.mean_b
-        scale = n_a * n_b / n
-        self.s_aa += s_aa + scale * _outer(da, da)
-        self.s_bb += s_bb + scale * _outer(db, db)
-        self.s_ab += s_ab + scale * _outer(da, db)
+        for target, block, left, right in ((self.s_aa, s_aa, da, None), (self.s_bb, s_bb, db, None),
+                                           (self.s_ab, s_ab, da, db)):
+            target += block
+            add_merge_correction(target, n_a, n_b, left, right)
         self.mean_a += da * (n_b / n)
         self.mean_b += db * (n_b / n)
         self.n_samples = n
@@ -324,7 +261,7 @@ class DFTStats:
         cov_ab = self.s_ab / (n - 1)
         whitenings = []
         for name, cov in (("A", cov_aa), ("B", cov_bb)):
-            whitenings.append(self._whitenings(cov, mult, name, measure, (keep, threshold), svcca_scope, tol))
+            whitenings.append(self._whitenings(cov, name, measure, (keep, threshold), svcca_scope, tol))
         wa_list, wb_list = whitenings
 
         rank_a = np.array([w.rank if w else 0 for w in wa_list], dtype=np.int64)
@@ -380,46 +317,45 @@ class DFTStats:
             threshold=threshold,
         )
 
-    @staticmethod
     def _whitenings(
-        cov: np.ndarray, mult: np.ndarray, name: str, measure: str, rule: tuple[str, float], scope: str, tol: float
+        self, cov: np.ndarray, name: str, measure: str, rule: tuple[str, float], scope: str, tol: float
     ) -> list[Whitening | None]:
-        """One :class:`Whitening` per frequency (None where nothing is kept), with a global relative cut-off."""
-        values, vectors = np.linalg.eigh(cov)  # (F, C) ascending, (F, C, C)
-        values, vectors = values[:, ::-1], vectors[:, :, ::-1]
-        largest = float(values.max())
-        if not largest > 0.0 or not np.isfinite(largest):
-            raise ValueError(
-                f"{name} has no variance: every channel is constant over the images, so no correlation with it "
-                "is defined"
-            )
-        traces = np.real(np.trace(cov, axis1=1, axis2=2))
-        keep = values > tol * largest
-        rule, threshold = rule
-        # singular values of the centred data ~ sqrt(eigenvalues), over every direction above the noise floor
-        deviations = np.sqrt(np.where(values > values.size * np.finfo(np.float64).eps * largest, values, 0.0))
+        """One :class:`Whitening` per frequency (None where nothing is kept): the engine's block whitenings, whose
+        cut-off is relative to the largest eigenvalue over all frequencies (the flattened covariance's)."""
+        assert self.plan is not None
+        mult = self.plan.multiplicity
+        names = [f"{name} at frequency {tuple(int(v) for v in fr)}" for fr in self.plan.frequencies]
+        try:
+            out = principal_block_whitenings(list(cov), tol=tol, names=names)
+        except ValueError as err:
+            if "no variance" in str(err):
+                raise ValueError(f"{name} has no variance: every channel is constant over the images, so no "
+                                 "correlation with it is defined") from None
+            raise
+        keep, threshold = rule
         if measure == "svcca" and scope == "global":
-            # eigenvalues of the flattened covariance: every block's, mirrored frequencies twice
-            # (each block's values repeated by its multiplicity, sorted), counted by the one SVCCA rule
-            parts = values if rule == "variance" else deviations
-            total = float(traces @ mult) if rule == "variance" else float(deviations.sum(axis=1) @ mult)
-            flat = np.sort(np.repeat(parts[keep], np.broadcast_to(mult[:, None], values.shape)[keep]))[::-1]
-            count = SvccaRule(rule, threshold).count(flat, total)
-            keep &= parts >= flat[count - 1]
-        out: list[Whitening | None] = []
-        for f in range(cov.shape[0]):
-            r = int(keep[f].sum())  # kept values are a prefix: eigenvalues are sorted descending
-            if r == 0:
-                out.append(None)
-                continue
-            w = Whitening(
-                eigenvalues=np.ascontiguousarray(values[f, :r]),
-                eigenvectors=np.ascontiguousarray(vectors[f, :, :r]),
-                n_features=cov.shape[1],
-                total_variance=max(float(traces[f]), float(values[f, :r].sum())),
-                total_deviation=float(deviations[f].sum()),
-            )
-            if measure == "svcca" and scope == "frequency":
-                w = w.top(threshold, rule)  # type: ignore[arg-type]
-            out.append(w)
+            # the flattened covariance's spectrum: every block's kept values, mirrored frequencies twice, counted by
+            # the one SVCCA rule; the cut keeps whole eigenspaces (a value and all its copies)
+            parts = [np.zeros(0) if w is None else (w.eigenvalues if keep == "variance" else np.sqrt(w.eigenvalues))
+                     for w in out]
+            totals = [0.0 if w is None else (w.total_variance if keep == "variance" else float(w.total_deviation or 0))
+                      for w in out]
+            flat = np.sort(np.repeat(np.concatenate(parts), np.repeat(mult, [p.size for p in parts])))[::-1]
+            count = SvccaRule(keep, threshold).count(flat, float(np.dot(totals, mult)))
+            cut = flat[count - 1]
+            out = [None if w is None or not parts[f][0] >= cut else _first(w, int(np.count_nonzero(parts[f] >= cut)))
+                   for f, w in enumerate(out)]
+        elif measure == "svcca":
+            out = [None if w is None else w.top(threshold, keep) for w in out]  # type: ignore[arg-type]
         return out
+
+
+def _first(w: Whitening, r: int) -> Whitening:
+    """``w`` with its first ``r`` directions."""
+    return Whitening(
+        eigenvalues=np.ascontiguousarray(w.eigenvalues[:r]),
+        eigenvectors=np.ascontiguousarray(w.eigenvectors[:, :r]),
+        n_features=w.n_features,
+        total_variance=w.total_variance,
+        total_deviation=w.total_deviation,
+    )

@@ -9,6 +9,8 @@ correlations of a pair of whitenings (:func:`canonical_correlations`). The measu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .cca import CCAResult, cca_from_covariances, cca_from_stats, cca_from_whitenings, cca_qr
@@ -24,6 +26,7 @@ __all__ = [
     "cca_from_stats",
     "cca_from_whitenings",
     "cca_qr",
+    "principal_block_whitenings",
     "principal_whitening",
     "whiten",
 ]
@@ -37,20 +40,53 @@ def principal_whitening(covariance: np.ndarray, *, tol: float = DEFAULT_TOL, nam
     above the float noise floor ``d * eps * largest`` (below it, eigenvalues are rounding noise of exact zeros),
     kept or not. SVCCA's singular-value rule (:meth:`Whitening.top`) needs that total.
     """
-    every = whiten(covariance, tol=0.0, name=name, method="eigh")
-    assert isinstance(every, Whitening)
-    values = every.eigenvalues
-    largest = float(values[0])
-    floor = values.shape[0] * np.finfo(np.float64).eps * largest
-    total_deviation = float(np.sqrt(values[values > floor]).sum())
-    keep = int(np.count_nonzero(values > tol * largest))
-    return Whitening(
-        eigenvalues=np.ascontiguousarray(values[:keep]),
-        eigenvectors=np.ascontiguousarray(every.eigenvectors[:, :keep]),
-        n_features=every.n_features,
-        total_variance=every.total_variance,
-        total_deviation=total_deviation,
-    )
+    out = principal_block_whitenings([covariance], tol=tol, names=[name])[0]
+    assert out is not None  # whiten raised if the covariance has no variance
+    return out
+
+
+def principal_block_whitenings(
+    blocks: Sequence[np.ndarray], *, tol: float = DEFAULT_TOL, names: Sequence[str]
+) -> list[Whitening | None]:
+    """:func:`principal_whitening` of each diagonal block ``(d_f, d_f)`` (real symmetric or complex Hermitian) of
+    one block-diagonal covariance (DFT-CCA's frequencies), with the whole covariance's cut-off: directions below
+    ``tol`` times the largest eigenvalue over ALL blocks are dropped, and the noise floor of ``total_deviation`` is
+    ``(sum d_f) * eps * that largest``. A block with nothing kept (or no variance) is None when there are several
+    blocks; ``whiten`` names the representation ``names[f]`` when it has no variance at all or holds NaN/Inf.
+    """
+    if len(blocks) != len(names):
+        raise ValueError(f"names has {len(names)} entries for {len(blocks)} blocks")
+    if not 0.0 <= tol < 1.0:
+        raise ValueError(f"tol must be in [0, 1), got {tol}")
+    every: list[Whitening | None] = []
+    for cov, name in zip(blocks, names, strict=True):
+        if len(blocks) > 1 and not np.real(np.diagonal(cov)).max(initial=0.0) > 0.0:
+            every.append(None)  # this block of a larger covariance has no variance
+            continue
+        w = whiten(cov, tol=0.0, name=name, method="eigh")
+        assert isinstance(w, Whitening)
+        every.append(w)
+    live = [w for w in every if w is not None]
+    if not live:
+        raise ValueError(f"{names[0]} has no variance: every feature is constant over the samples, so no correlation "
+                         "with it is defined")
+    largest = max(float(w.eigenvalues[0]) for w in live if w.eigenvalues.size)
+    floor = sum(int(np.shape(cov)[0]) for cov in blocks) * np.finfo(np.float64).eps * largest
+    out: list[Whitening | None] = []
+    for w in every:
+        keep = 0 if w is None else int(np.count_nonzero(w.eigenvalues > tol * largest))
+        if w is None or keep == 0:
+            out.append(None)
+            continue
+        values = w.eigenvalues
+        out.append(Whitening(
+            eigenvalues=np.ascontiguousarray(values[:keep]),
+            eigenvectors=np.ascontiguousarray(w.eigenvectors[:, :keep]),
+            n_features=w.n_features,
+            total_variance=w.total_variance,
+            total_deviation=float(np.sqrt(values[values > floor]).sum()),
+        ))
+    return out
 
 
 def canonical_correlations(

@@ -45,7 +45,22 @@ from .comoments import (
 )
 from .validation import check_paired, default_names
 
-__all__ = ["SufficientStats"]
+__all__ = ["SufficientStats", "add_merge_correction"]
+
+def add_merge_correction(
+    comoment: np.ndarray, n_a: int, n_b: int, delta: np.ndarray, delta_right: np.ndarray | None = None
+) -> None:
+    """Chan, Golub and LeVeque's rank-one term of merging two sample sets, added in place:
+    ``comoment += (n_a n_b / n) conj(delta) delta_right^T`` with ``delta`` the difference of the two sets' means
+    ``(..., p)`` (``delta_right (..., q)``: of the other representation, for a cross block; default ``delta``),
+    batched over leading axes (DFT-CCA's frequencies) and real or complex. Formed as ``conj(v) w^T`` with
+    ``v = sqrt(n_a n_b / n) delta``, so a diagonal block stays exactly Hermitian. ``comoment: (..., p, q)``."""
+    scale = np.sqrt(n_a * n_b / (n_a + n_b))
+    v = scale * delta
+    w = v if delta_right is None else scale * delta_right
+    left = np.conj(v) if np.iscomplexobj(v) else v
+    comoment += left[..., :, None] * w[..., None, :]
+
 
 @dataclass
 class SufficientStats:
@@ -214,10 +229,7 @@ class SufficientStats:
         n_a = self.n_samples
         n = n_a + n_b
         self.comoment += comoment_b
-        # rank-one correction (n_a n_b / n) delta delta', as v v' with v = sqrt(n_a n_b / n) delta so that it
-        # stays exactly symmetric
-        v = np.sqrt(n_a * n_b / n) * delta
-        self.comoment += np.multiply.outer(v, v)
+        add_merge_correction(self.comoment, n_a, n_b, delta)
         if self._mean_parts_valid():
             assert self._offset is not None and self._shifted_mean is not None
             self._shifted_mean = self._shifted_mean + delta * (n_b / n)
