@@ -29,6 +29,7 @@ import numpy as np
 import scipy.fft
 
 from ccalens.core.linalg import DEFAULT_TOL, Whitening, principal_block_whitenings
+from ccalens.core.measures import REGISTRY
 from ccalens.core.stats import add_merge_correction
 from ccalens.core.validation import SvccaRule, UnderdeterminedWarning
 
@@ -247,6 +248,9 @@ class DFTStats:
             is not rotation invariant, so this differs from PWCCA on flattened pixels.
         """
         measure = check_measure(measure, threshold, keep)
+        spec = REGISTRY[measure]
+        weighted = "loadings" in spec.needs  # PWCCA: weights from A's neurons
+        principal = spec.rule({"keep": keep, "threshold": threshold}) is not None  # SVCCA: top principal directions
         if svcca_scope not in ("global", "frequency"):
             raise ValueError(f"svcca_scope must be 'global' or 'frequency', got {svcca_scope!r}")
         if not 0.0 <= tol < 1.0:
@@ -261,7 +265,7 @@ class DFTStats:
         cov_ab = self.s_ab / (n - 1)
         whitenings = []
         for name, cov in (("A", cov_aa), ("B", cov_bb)):
-            whitenings.append(self._whitenings(cov, name, measure, (keep, threshold), svcca_scope, tol))
+            whitenings.append(self._whitenings(cov, name, (keep, threshold) if principal else None, svcca_scope, tol))
         wa_list, wb_list = whitenings
 
         rank_a = np.array([w.rank if w else 0 for w in wa_list], dtype=np.int64)
@@ -281,7 +285,7 @@ class DFTStats:
             if wa is None or wb is None:
                 blocks.append(BlockResult(np.zeros(0)))
                 continue
-            blocks.append(block_measure(wa, wb, cov_aa[f], cov_ab[f], n_samples=n, pwcca=measure == "pwcca"))
+            blocks.append(block_measure(wa, wb, cov_aa[f], cov_ab[f], n_samples=n, pwcca=weighted))
 
         per_frequency = [blk.correlations for blk in blocks]
         gathered = np.concatenate([np.repeat(c, m) for c, m in zip(per_frequency, mult, strict=True)])
@@ -290,7 +294,7 @@ class DFTStats:
         n_zeros = int(min(rank_a @ mult, rank_b @ mult)) - gathered.size
         gathered = np.sort(np.concatenate([gathered, np.zeros(n_zeros)]))[::-1]
         pw: list[np.ndarray] | None = None
-        if measure == "pwcca":
+        if weighted:
             pw = pwcca_block_weights(blocks, mult)
             score = float(sum(float(w @ c) * m for w, c, m in zip(pw, per_frequency, mult, strict=True)))
             per_score = np.array(
@@ -318,10 +322,11 @@ class DFTStats:
         )
 
     def _whitenings(
-        self, cov: np.ndarray, name: str, measure: str, rule: tuple[str, float], scope: str, tol: float
+        self, cov: np.ndarray, name: str, rule: tuple[str, float] | None, scope: str, tol: float
     ) -> list[Whitening | None]:
         """One :class:`Whitening` per frequency (None where nothing is kept): the engine's block whitenings, whose
-        cut-off is relative to the largest eigenvalue over all frequencies (the flattened covariance's)."""
+        cut-off is relative to the largest eigenvalue over all frequencies (the flattened covariance's); ``rule``:
+        SVCCA's ``(keep, threshold)``, applied to all frequencies together (``scope="global"``) or to each, or None."""
         assert self.plan is not None
         mult = self.plan.multiplicity
         names = [f"{name} at frequency {tuple(int(v) for v in fr)}" for fr in self.plan.frequencies]
@@ -332,8 +337,10 @@ class DFTStats:
                 raise ValueError(f"{name} has no variance: every channel is constant over the images, so no "
                                  "correlation with it is defined") from None
             raise
+        if rule is None:
+            return out
         keep, threshold = rule
-        if measure == "svcca" and scope == "global":
+        if scope == "global":
             # the flattened covariance's spectrum: every block's kept values, mirrored frequencies twice, counted by
             # the one SVCCA rule; the cut keeps whole eigenspaces (a value and all its copies)
             parts = [np.zeros(0) if w is None else (w.eigenvalues if keep == "variance" else np.sqrt(w.eigenvalues))
@@ -345,7 +352,7 @@ class DFTStats:
             cut = flat[count - 1]
             out = [None if w is None or not parts[f][0] >= cut else _first(w, int(np.count_nonzero(parts[f] >= cut)))
                    for f, w in enumerate(out)]
-        elif measure == "svcca":
+        else:
             out = [None if w is None else w.top(threshold, keep) for w in out]  # type: ignore[arg-type]
         return out
 

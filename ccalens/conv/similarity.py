@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ccalens.core.measures import cca, pwcca, svcca
+from ccalens.core.measures import MEASURES, REGISTRY
 from ccalens.core.null import null_mean_rho
 from ccalens.core.result import SimilarityResult
 from ccalens.core.stats import SufficientStats
@@ -148,12 +148,11 @@ class SpatialStats:
         if st.n_samples < 2:
             raise ValueError(f"need at least 2 samples, the statistics have {st.n_samples}")
         # the core measures, from the same statistics (one implementation of CCA / SVCCA / PWCCA)
-        if measure == "svcca":
-            res = svcca(stats=st, keep=keep, threshold=threshold, tol=tol)  # type: ignore[arg-type]
-        elif measure == "pwcca":
-            res = pwcca(stats=st, weights_from=weights_from, tol=tol)
-        else:
-            res = cca(stats=st, tol=tol)
+        spec = REGISTRY[measure]
+        options = {"tol": tol, **spec.rule_options(keep, threshold)}
+        if "weights_from" in spec.options:
+            options["weights_from"] = weights_from
+        res = MEASURES[measure](stats=st, **options)
         fields = {f: getattr(res, f) for f in SimilarityResult.__dataclass_fields__}
         fields["details"] = {**res.details, "n_images": self.n_images}
         return ConvSimilarityResult(**fields, convention=self.convention)
@@ -193,7 +192,7 @@ def _finish(
         measure, keep=keep, threshold=threshold, tol=tol, svcca_scope=svcca_scope  # type: ignore[arg-type]
     )
     details: dict[str, Any] = {"grid": res.grid, "n_frequencies": int(res.frequencies.shape[0])}
-    if measure == "svcca":
+    if REGISTRY[measure].rule({"keep": keep, "threshold": threshold}) is not None:
         details.update(keep=keep, threshold=threshold, svcca_scope=svcca_scope)
     return ConvSimilarityResult(
         convention="dft",
