@@ -20,7 +20,7 @@ from ccalens.core import SufficientStats
 from ccalens.core.measures import MEASURES, REGISTRY, STATS_MEASURES, similarity_matrix
 from ccalens.core.measures.api import split_plan
 from ccalens.core.measures.definitions import check_options
-from ccalens.core.measures.sides import PermutedPair
+from ccalens.core.measures.permuted import PermutedPair
 
 
 def _corpus() -> dict[str, tuple[np.ndarray, np.ndarray]]:

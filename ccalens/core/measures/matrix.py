@@ -17,16 +17,8 @@ from ..validation import check_paired
 from ..whitening import DEFAULT_TOL
 from .api import split_options, split_plan
 from .definitions import REGISTRY, STATS_MEASURES, check_measure
-from .sides import (
-    Prepared,
-    ReducedPair,
-    StatisticsPair,
-    check_comoment,
-    prepare_all,
-    reduce_all,
-    statistics,
-    unit_scale,
-)
+from .reduced import ReducedPair, reduce_all
+from .sides import Prepared, StatisticsPair, check_comoment, prepare_all, statistics, unit_scale
 
 
 def _one_warning_per_category(caught: Sequence[warnings.WarningMessage], pairs: int) -> None:

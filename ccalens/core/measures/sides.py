@@ -4,7 +4,8 @@
   whitenings computed once, :class:`Prepared`, and shared by every pair and measure that uses it);
 * :class:`GramPair`: sample space, from the centred Gram matrices of the data (:mod:`ccalens.core.dual`), for
   representations wider than the sample count or whose co-moments do not fit the memory budget;
-* :class:`ReducedPair`: representations reduced once each for a matrix of pairs (:mod:`ccalens.core.many`).
+* in their own modules: :class:`~.reduced.ReducedPair`, representations reduced once each for a matrix of pairs
+  (:mod:`ccalens.core.many`), and :class:`~.permuted.PermutedPair`, one pair under many permutations of Y's rows.
 
 None of them names a measure: each builds what the measure ``needs`` and answers the protocol's questions.
 """
@@ -20,7 +21,6 @@ import numpy as np
 
 from .. import dual, gram_tiles
 from ..linalg import canonical_correlations, principal_whitening
-from ..many import ReducedPairs, Reduction, reduce_representation
 from ..stats import SufficientStats, second_moment_statistics
 from ..threads import MIN_PARALLEL_WIDTH, run_tasks
 from ..whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
@@ -102,7 +102,7 @@ def frobenius(A: np.ndarray) -> float:
     return 0.0 if peak == 0.0 else peak * float(np.linalg.norm(A / peak))
 
 
-def _nuclear(A: np.ndarray) -> float:
+def nuclear(A: np.ndarray) -> float:
     return float(np.linalg.svd(A, compute_uv=False).sum())
 
 
@@ -216,7 +216,7 @@ class StatisticsPair:
         return float(np.trace(self.stats.block(i, i))), float(np.trace(self.stats.block(j, j)))
 
     def cross_nuclear(self) -> float:
-        return _nuclear(self.stats.block(self.px.index, self.py.index))
+        return nuclear(self.stats.block(self.px.index, self.py.index))
 
 
 def statistics_pairs(
@@ -333,141 +333,3 @@ class GramPair:
 
     def cross_nuclear(self) -> float:
         return dual.procrustes_nuclear(self.bx, self.by)
-
-
-# --------------------------------------------------------------------------------- reduced once, for a matrix
-def reduce_all(
-    measure: Measure, arrays: Sequence[np.ndarray], names: Sequence[str], options: dict[str, Any], method: str
-) -> list[Reduction]:
-    """Each representation prepared once for ``measure`` (feature space, or sample space where wider than the
-    sample count): whitened coordinates for the correlation measures, centred ones for the others."""
-    n = arrays[0].shape[0]
-    tol = options.get("tol", DEFAULT_TOL)
-    rule = measure.rule(options)
-    kind = "whitened" if measure.correlation_family else "centred"
-
-    def primal(cov: np.ndarray, name: str) -> Whitening:
-        if rule is not None:
-            return principal_whitening(cov, tol=tol, name=name).top(rule[1], rule[0])  # type: ignore[arg-type]
-        w = whiten(cov, tol=tol, name=name, method="eigh", standardize=True)
-        assert isinstance(w, Whitening)
-        return w
-
-    def sample(gram: dual.Gram, name: str) -> dual.SampleBasis:  # the Gram is not used after: destroyed
-        basis = dual.SampleBasis.from_gram(gram, tol=tol, name=name, overwrite=True)
-        return basis if rule is None else basis.top(rule[1], rule[0])
-
-    def reduce(index: int) -> Reduction:
-        X, name = arrays[index], names[index]
-        return reduce_representation(
-            X, kind, name=name, dual=method == "dual" or (method == "auto" and X.shape[1] > n),
-            primal_whitening=lambda cov: primal(cov, name), dual_basis=lambda g: sample(g, name),
-            standardize=STANDARDIZE_CCA_CUT and measure.standardize(), loadings="loadings" in measure.needs,
-        )
-
-    return [reduce(index) for index in range(len(arrays))]
-
-
-class ReducedPair:
-    """Reductions i and j of a :class:`ReducedPairs` store (the sides' rule is the one they were reduced with)."""
-
-    def __init__(self, store: ReducedPairs, arrays: Sequence[np.ndarray], i: int, j: int) -> None:
-        self.store, self.arrays, self.i, self.j = store, arrays, i, j
-        self.ri, self.rj = store.reductions[i], store.reductions[j]
-        self.n_samples = self.ri.n_samples
-        self.same = i == j
-
-    def ranks(self, rule: Rule) -> tuple[int, int]:
-        return self.ri.rank, self.rj.rank
-
-    def explained(self, rule: tuple[str, float]) -> tuple[float, float]:
-        sides = [r.whitening if r.whitening is not None else r.basis for r in (self.ri, self.rj)]
-        return sides[0].explained(rule[0]), sides[1].explained(rule[0])  # type: ignore[union-attr]
-
-    def _whitened_cross(self) -> np.ndarray:
-        return self.store.product(self.i, self.j) / (self.n_samples - 1.0)
-
-    def correlations(self, rule: Rule) -> np.ndarray:
-        if self.same:  # every canonical correlation of a subspace with itself is 1, by definition
-            return np.ones(self.ri.rank)
-        M = self._whitened_cross()
-        small = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
-        return np.sqrt(np.clip(np.linalg.eigvalsh(small)[::-1], 0.0, 1.0))
-
-    def variates(self, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        M = self._whitened_cross()
-        own, data, W = (self.ri, self.arrays[self.i], M) if side == "x" else (self.rj, self.arrays[self.j], M.T)
-        vals, vecs = np.linalg.eigh(W @ W.T)
-        squared = np.clip(vals[::-1], 0.0, 1.0)
-        U = vecs[:, ::-1]
-        if own.loadings_basis is not None:  # covariances of the neurons with the unit-variance variates
-            projections = own.loadings_basis @ U
-        else:
-            assert own.basis is not None and own.mean is not None
-            projections = dual.feature_loadings(data, own.mean, own.basis.left @ U) / math.sqrt(self.n_samples - 1.0)
-        return np.sqrt(squared[: min(W.shape)]), squared, projections
-
-    def self_norms(self) -> tuple[float, float]:
-        return self.ri.self_norm, self.rj.self_norm
-
-    def cross_norm(self) -> float:
-        return frobenius(self.store.product(self.i, self.j))
-
-    def traces(self) -> tuple[float, float]:
-        return self.ri.trace, self.rj.trace
-
-    def cross_nuclear(self) -> float:
-        return _nuclear(self.store.product(self.i, self.j))
-
-
-
-# --------------------------------------------------------------------------------- permuted pairings
-class PermutedPair:
-    """``(X, Y[perm])`` for any permutation of Y's rows: each side whitened once from the unpermuted statistics
-    (whose Sxx, Syy and means a permutation does not change), so a pairing costs ``Zx' Zy[perm]`` and one small
-    eigenproblem. For the measures that need only whitenings (the correlation measures); call :meth:`permute`
-    before finishing."""
-
-    same = False
-
-    def __init__(self, measure: Measure, stats: SufficientStats, Xc: np.ndarray, Yc: np.ndarray,
-                 options: dict[str, Any]) -> None:
-        if not measure.needs <= {"whitening", "principal", "loadings"}:
-            raise ValueError(f"{measure.name} is not a function of the whitened data alone")
-        self.n_samples = stats.n_samples
-        self.rule = measure.rule(options)
-        tol = options.get("tol", DEFAULT_TOL)
-        self.px, self.py = Prepared(stats, 0, tol), Prepared(stats, 1, tol)
-        scale = 1.0 / math.sqrt(self.n_samples - 1.0)
-        self.wx, self.wy = self.px.whitening(self.rule), self.py.whitening(self.rule)
-        self.Zx = Xc @ self.wx.whitener * scale
-        self.Zy = Yc @ self.wy.whitener * scale
-        self._full = (self.px.full, self.py.full) if "loadings" in measure.needs else None
-        self.M: np.ndarray | None = None
-
-    def permute(self, perm: np.ndarray) -> PermutedPair:
-        """This pair with Y's rows in the order ``perm``: the whitened cross-covariance ``(rank_x, rank_y)``."""
-        self.M = self.Zx.T @ self.Zy[perm]
-        return self
-
-    def ranks(self, rule: Rule) -> tuple[int, int]:
-        return self.wx.rank, self.wy.rank
-
-    def explained(self, rule: tuple[str, float]) -> tuple[float, float]:
-        return self.px.top(rule).explained(rule[0]), self.py.top(rule).explained(rule[0])  # type: ignore[arg-type]
-
-    def correlations(self, rule: Rule) -> np.ndarray:
-        assert self.M is not None
-        return np.clip(np.linalg.svd(self.M, compute_uv=False), 0.0, 1.0)
-
-    def variates(self, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        assert self.M is not None and self._full is not None
-        W, own = (self.M, self._full[0]) if side == "x" else (self.M.T, self._full[1])
-        vals, vecs = np.linalg.eigh(W @ W.T)
-        squared = np.clip(vals[::-1], 0.0, 1.0)
-        return np.sqrt(squared[: min(W.shape)]), squared, own.unwhiten(vecs[:, ::-1])
-
-    def self_norms(self) -> tuple[float, float]:
-        raise NotImplementedError("a permuted pair holds whitened data only")
-
-    cross_norm = traces = cross_nuclear = self_norms  # type: ignore[assignment]

@@ -31,7 +31,7 @@ def _whitened_null(
     or its options are not the plain ones (the caller then recomputes from the permuted cross block)."""
     from ..measures.api import split_plan
     from ..measures.definitions import REGISTRY, check_options
-    from ..measures.sides import PermutedPair
+    from ..measures.permuted import PermutedPair
 
     spec = REGISTRY[measure]
     if spec.finish is None or not spec.needs <= {"whitening", "principal", "loadings"} or "variance" in options:
