@@ -20,15 +20,24 @@ corpus and model: no trained networks needed), ``[sanity]``, ``[report]``; top-l
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccalens.core.validation import SVCCA_THRESHOLD, SvccaRule
+from ccalens.core.validation import SVCCA_THRESHOLD
 from ccalens.errors import UnknownKeyError, UserInputError
 from ccalens.experiments.common import RetrainConfig
+from ccalens.experiments.config_values import (
+    check_bootstrap,
+    check_one_of,
+    check_positive,
+    check_svcca_rule,
+    coerce,
+    describe,
+    read_table,
+    sub_table,
+    type_name,
+)
 from ccalens.experiments.fusion import FusionConfig
 from ccalens.experiments.language_model import LanguageModelConfig
 from ccalens.experiments.projection import ProjectionConfig
@@ -57,125 +66,6 @@ _MODEL_KEYS = {"multiple_features": {"hidden", "dropout"}, "shl2018": {"input_si
                "cifar10": {"depth", "n", "shortcut"}}
 
 
-# ------------------------------------------------------------------------------------------ value checking
-def _type_name(hint: Any) -> str:
-    """How an error message names the expected type of ``hint``."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        names = [_type_name(a) for a in args if a is not type(None)]
-        return " or ".join(names)
-    if origin is tuple:
-        return f"a list of {_PLURAL[args[0]]}" if args[0] in _PLURAL else "a list of pairs of strings"
-    if origin is dict:
-        return "a table of strings"
-    return {int: "a number (an integer)", float: "a number", bool: "a boolean", str: "a string"}[hint]
-
-
-_PLURAL = {int: "integers", float: "numbers", str: "strings"}
-
-
-def _got(value: Any) -> str:
-    """``"the number 5"``, ``"the string 'many'"``, ``"the list [0, 1.5]"``: what a TOML value was."""
-    if isinstance(value, bool):
-        kind = "boolean"
-    elif isinstance(value, int | float):
-        kind = "number"
-    elif isinstance(value, str):
-        kind = "string"
-    elif isinstance(value, Mapping):
-        kind = "table"
-    elif isinstance(value, list | tuple):
-        kind = "list"
-    else:
-        kind = "date/time"
-    text = repr(value)
-    return f"the {kind} {text if len(text) <= 60 else text[:57] + '...'}"
-
-
-def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
-    """``(True, value as hint)`` when ``value`` (from TOML) is of the type ``hint``, else ``(False, None)``."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return True, None
-        for arg in args:
-            if arg is type(None):
-                continue
-            ok, got = _coerce(arg, value)
-            if ok:
-                return True, got
-        return False, None
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            return False, None
-        inner = args[0]
-        items = []
-        for item in value:
-            ok, got = _coerce(inner, item)
-            if not ok:
-                return False, None
-            items.append(got)
-        return True, tuple(items)
-    if origin is dict:
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
-                                                     for k, v in value.items()):
-            return False, None
-        return True, dict(value)
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok, float(value) if ok else None
-    if hint is str:
-        return isinstance(value, str), value
-    raise TypeError(f"no TOML reading of the type {hint!r}")  # pragma: no cover - a programming error
-
-
-def _table(raw: Mapping[str, Any], name: str) -> dict[str, Any] | None:
-    """The table ``[name]`` of ``raw`` (None when absent), checked to be a table."""
-    if name not in raw:
-        return None
-    value = raw[name]
-    if not isinstance(value, Mapping):
-        raise UserInputError(f"{name} must be a table ([{name}]), got {_got(value)}")
-    return dict(value)
-
-
-def _read(cls: type, table: str, values: Mapping[str, Any], *, skip: tuple[str, ...] = (),
-          extra: Mapping[str, Any] | None = None) -> Any:
-    """``cls(**values, **extra)`` after rejecting keys that are not fields of ``cls`` (or are in ``skip``) and
-    values of the wrong type, each error naming ``[table]`` and the key; ``cls``'s own checks are prefixed with
-    ``[table]``."""
-    hints = typing.get_type_hints(cls)
-    allowed = sorted(f.name for f in dataclasses.fields(cls) if f.name not in skip)
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in allowed:
-            raise UnknownKeyError(f"[{table}] unknown key {key!r}; expected one of {allowed}")
-        ok, got = _coerce(hints[key], value)
-        if not ok:
-            raise UserInputError(f"[{table}] {key} must be {_type_name(hints[key])}, got {_got(value)}")
-        kwargs[key] = got
-    try:
-        return cls(**kwargs, **(extra or {}))
-    except (ValueError, TypeError) as e:
-        message = str(e)
-        raise UserInputError(message if message.startswith("[") else f"[{table}] {message}") from e
-
-
-def _one_of(table: str, key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UserInputError(f"[{table}] {key} must be one of {list(choices)}, got {value!r}")
-
-
-def _check_bootstrap(table: str, value: int) -> None:
-    """``bootstrap``: 0 (no interval) or a number of bootstrap replicates >= 2."""
-    if value < 0 or value == 1:
-        raise UserInputError(f"[{table}] bootstrap must be 0 (no interval) or a number of replicates >= 2, got {value}")
-
-
 # ------------------------------------------------------------------------------------------------- tables
 @dataclass(frozen=True)
 class DataConfig:
@@ -197,9 +87,9 @@ class DataConfig:
     normalization: str | None = None
 
     def __post_init__(self) -> None:
-        _one_of("data", "dataset", self.dataset, _DATASETS)
+        check_one_of("data", "dataset", self.dataset, _DATASETS)
         if self.normalization is not None:
-            _one_of("data", "normalization", self.normalization, ("cifar", "imagenet"))
+            check_one_of("data", "normalization", self.normalization, ("cifar", "imagenet"))
         for key in sorted(self._set_keys() - _DATA_KEYS[self.dataset]):
             raise UserInputError(f"[data] {key} does not apply to dataset {self.dataset!r} "
                              f"(it reads {sorted(_DATA_KEYS[self.dataset])})")
@@ -268,14 +158,14 @@ def _parse_training(table: dict[str, Any] | None) -> TrainingConfig:
     if not isinstance(preset, str) or preset not in TRAINING_PRESETS:
         raise UserInputError(f"[training] preset must be one of {list(TRAINING_PRESETS)}, got {preset!r}")
     raw_seeds = table.pop("seeds", [0, 1])
-    ok, seeds = _coerce(tuple[int, ...], raw_seeds)
+    ok, seeds = coerce(tuple[int, ...], raw_seeds)
     if not ok:
-        raise UserInputError(f"[training] seeds must be a list of integers, got {_got(raw_seeds)}")
+        raise UserInputError(f"[training] seeds must be a list of integers, got {describe(raw_seeds)}")
     tc_type = _train_config_type()
     base = getattr(tc_type, preset)().to_dict()
-    checked = _read(tc_type, "training", table, skip=_TRAINING_RUN_FIELDS)  # types and ranges of the overrides
+    checked = read_table(tc_type, "training", table, skip=_TRAINING_RUN_FIELDS)  # types and ranges of the overrides
     overrides = {k: getattr(checked, k) for k in table}
-    train = _read(tc_type, "training", {}, extra={**base, **overrides, "lr_milestones": tuple(
+    train = read_table(tc_type, "training", {}, extra={**base, **overrides, "lr_milestones": tuple(
         overrides.get("lr_milestones", base["lr_milestones"]))})
     return TrainingConfig(preset=preset, seeds=seeds, train=train)
 
@@ -285,14 +175,14 @@ def _parse_projection(name: str, table: dict[str, Any], training: TrainingConfig
     ``[name.retrain_hparams]`` on top."""
     hparams = table.pop("retrain_hparams", {})
     if not isinstance(hparams, Mapping):
-        raise UserInputError(f"[{name}.retrain_hparams] must be a table, got {_got(hparams)}")
-    checked = _read(RetrainConfig, f"{name}.retrain_hparams", hparams)  # types and ranges of the overrides
+        raise UserInputError(f"[{name}.retrain_hparams] must be a table, got {describe(hparams)}")
+    checked = read_table(RetrainConfig, f"{name}.retrain_hparams", hparams)  # types and ranges of the overrides
     overrides = {k: getattr(checked, k) for k in hparams}
     try:
         retrain = RetrainConfig.from_training(training.train.to_dict(), overrides)
     except ValueError as e:
         raise UserInputError(f"[{name}.retrain_hparams] {e}") from e
-    return _read(ProjectionConfig, name, table, skip=("retrain_config",), extra={"retrain_config": retrain})
+    return read_table(ProjectionConfig, name, table, skip=("retrain_config",), extra={"retrain_config": retrain})
 
 
 @dataclass(frozen=True)
@@ -308,10 +198,10 @@ def _parse_fusion(table: dict[str, Any]) -> FusionStageConfig:
     raw_pairs = table.pop("pairs", None)
     pairs = None
     if raw_pairs is not None:
-        ok, pairs = _coerce(tuple[tuple[str, ...], ...], raw_pairs)
+        ok, pairs = coerce(tuple[tuple[str, ...], ...], raw_pairs)
         if not ok or any(len(p) != 2 for p in pairs):
-            raise UserInputError(f"[fusion] pairs must be a list of pairs of sensor names, got {_got(raw_pairs)}")
-    return FusionStageConfig(settings=_read(FusionConfig, "fusion", table), pairs=pairs)
+            raise UserInputError(f"[fusion] pairs must be a list of pairs of sensor names, got {describe(raw_pairs)}")
+    return FusionStageConfig(settings=read_table(FusionConfig, "fusion", table), pairs=pairs)
 
 
 @dataclass(frozen=True)
@@ -328,9 +218,9 @@ class LearningDynamicsConfig:
     threshold: float = SVCCA_THRESHOLD
 
     def __post_init__(self) -> None:
-        _positive("learning_dynamics", checkpoint_every=self.checkpoint_every, max_checkpoints=self.max_checkpoints,
-                  probe_samples=self.probe_samples)
-        _svcca_rule("learning_dynamics", self.keep, self.threshold)
+        check_positive("learning_dynamics", checkpoint_every=self.checkpoint_every,
+                       max_checkpoints=self.max_checkpoints, probe_samples=self.probe_samples)
+        check_svcca_rule("learning_dynamics", self.keep, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -345,9 +235,9 @@ class TwoInitialisationsConfig:
     bootstrap: int = 200
 
     def __post_init__(self) -> None:
-        _positive("two_initialisations", probe_samples=self.probe_samples)
-        _svcca_rule("two_initialisations", self.keep, self.threshold)
-        _check_bootstrap("two_initialisations", self.bootstrap)
+        check_positive("two_initialisations", probe_samples=self.probe_samples)
+        check_svcca_rule("two_initialisations", self.keep, self.threshold)
+        check_bootstrap("two_initialisations", self.bootstrap)
 
 
 @dataclass(frozen=True)
@@ -368,11 +258,11 @@ class ConvNetworkConfig:
     threshold: float = SVCCA_THRESHOLD
 
     def __post_init__(self) -> None:
-        _positive("conv_network", epochs=self.epochs, width=self.width, checkpoint_every=self.checkpoint_every,
+        check_positive("conv_network", epochs=self.epochs, width=self.width, checkpoint_every=self.checkpoint_every,
                   max_checkpoints=self.max_checkpoints, probe_samples=self.probe_samples)
         if len(self.seeds) != 2 or len(set(self.seeds)) != 2:
             raise UserInputError(f"[conv_network] seeds must be two different seeds, got {list(self.seeds)}")
-        _svcca_rule("conv_network", self.keep, self.threshold)
+        check_svcca_rule("conv_network", self.keep, self.threshold)
 
 
 _COMPRESSION_REFERENCES = ("other_seed", "logits")
@@ -401,8 +291,8 @@ class CompressionConfig:
                              f"{list(_COMPRESSION_REFERENCES)}, got {list(self.references)}")
         if self.k_values is not None and (not self.k_values or min(self.k_values) < 1):
             raise UserInputError(f"[compression] k_values must be positive integers, got {list(self.k_values)}")
-        _positive("compression", probe_samples=self.probe_samples, repeats=self.repeats)
-        _svcca_rule("compression", self.keep, self.threshold)
+        check_positive("compression", probe_samples=self.probe_samples, repeats=self.repeats)
+        check_svcca_rule("compression", self.keep, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -417,7 +307,7 @@ class SanityConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _positive("sanity", n_samples=self.n_samples, abc_samples=self.abc_samples)
+        check_positive("sanity", n_samples=self.n_samples, abc_samples=self.abc_samples)
         if not self.abc_noise_std >= 0:
             raise UserInputError(f"[sanity] abc_noise_std must be >= 0, got {self.abc_noise_std}")
         if not self.abc_noise_levels or any(not v > 0 for v in self.abc_noise_levels):
@@ -432,20 +322,7 @@ class ReportConfig:
     metric: str = "accuracy"
 
     def __post_init__(self) -> None:
-        _one_of("report", "metric", self.metric, ("accuracy", "macro_f1"))
-
-
-def _positive(table: str, **values: int | None) -> None:
-    for key, value in values.items():
-        if value is not None and value < 1:
-            raise UserInputError(f"[{table}] {key} must be >= 1, got {value}")
-
-
-def _svcca_rule(table: str, keep: str, threshold: float) -> None:
-    try:
-        SvccaRule(keep, threshold)
-    except ValueError as err:
-        raise UserInputError(f"[{table}] {err}") from None
+        check_one_of("report", "metric", self.metric, ("accuracy", "macro_f1"))
 
 
 @dataclass(frozen=True)
@@ -501,16 +378,16 @@ def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
     top: dict[str, Any] = {}
     for key, kind in _TOP_LEVEL.items():
         if key in raw:
-            ok, top[key] = _coerce(kind, raw[key])
+            ok, top[key] = coerce(kind, raw[key])
             if not ok:
-                raise UserInputError(f"{key} must be {_type_name(kind)}, got {_got(raw[key])}")
+                raise UserInputError(f"{key} must be {type_name(kind)}, got {describe(raw[key])}")
     if top.get("threads", 1) < 0:
         raise UserInputError(f"threads must be >= 0 (0 = the libraries' defaults), got {top['threads']}")
     if top.get("workers", 0) < 0:
         raise UserInputError(f"workers must be >= 0 (0 = one process per core), got {top['workers']}")
-    tables = {name: _table(raw, name) for name in _TABLES}
-    data = _read(DataConfig, "data", tables["data"] or {})
-    model = _read(ModelConfig, "model", tables["model"] or {})
+    tables = {name: sub_table(raw, name) for name in _TABLES}
+    data = read_table(DataConfig, "data", tables["data"] or {})
+    model = read_table(ModelConfig, "model", tables["model"] or {})
     for key in sorted(set(model.to_kwargs()) - _MODEL_KEYS[data.dataset]):
         raise UserInputError(f"[model] {key} does not apply to dataset {data.dataset!r} "
                          f"(its network takes {sorted(_MODEL_KEYS[data.dataset])})")
@@ -529,6 +406,6 @@ def parse_config(raw: Mapping[str, Any]) -> ExperimentConfig:
                       ("compression", CompressionConfig), ("conv_network", ConvNetworkConfig),
                       ("language_model", LanguageModelConfig), ("sanity", SanityConfig)):
         if tables[name] is not None:
-            parsed[name] = _read(cls, name, tables[name])
-    report = _read(ReportConfig, "report", tables["report"] or {})
+            parsed[name] = read_table(cls, name, tables[name])
+    report = read_table(ReportConfig, "report", tables["report"] or {})
     return ExperimentConfig(**top, data=data, model=model, training=training, report=report, **parsed)
