@@ -346,11 +346,11 @@ def test_bootstrap_intervals_equal_bootstrap_matrix_of_the_batches(images):
 def test_bootstrap_keeps_at_most_128_blocks_of_consecutive_batches():
     from ccalens.core.stats import SufficientStats
     from ccalens.core.uncertainty.intervals import FEW_BLOCKS
-    from ccalens.extract.compare import MAX_BOOTSTRAP_BLOCKS, _StatsGroup
+    from ccalens.extract.sinks import MAX_BOOTSTRAP_BLOCKS, StatsGroup
 
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(278, 3)), rng.normal(size=(278, 2))
-    group = _StatsGroup([0, 1], [(0, 1)], ["a", "b"], keep_blocks=True)
+    group = StatsGroup([0, 1], [(0, 1)], ["a", "b"], keep_blocks=True)
     for start in range(0, 258, 2):  # the 129th batch: the 128 blocks merge in pairs, then 64 + 1 blocks
         group.update([X[start : start + 2], Y[start : start + 2]])
     assert MAX_BOOTSTRAP_BLOCKS == 128 and [s.n_samples for s in group.blocks] == [4] * 64 + [2]
