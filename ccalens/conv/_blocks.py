@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-from ccalens.core.linalg import Whitening, cca_from_whitenings
+from ccalens.core.linalg import Whitening, canonical_correlations, cca_from_whitenings
 from ccalens.core.measures.definitions import mean_abs_coordinate, tie_bounds
 from ccalens.core.validation import SvccaRule
 
@@ -41,14 +41,13 @@ def block_measure(
     wx: Whitening, wy: Whitening, cov_xx: np.ndarray, cov_xy: np.ndarray, *, n_samples: int, pwcca: bool
 ) -> BlockResult:
     """CCA of the kept subspaces of ``wx`` and ``wy`` given ``cov_xy: (p, q)``; for PWCCA also X's variates (every
-    kept direction: ``eigh`` of ``M M^H`` with ``M = Wx^H cov_xy Wy``, as the dense path's prepared sides do)."""
+    kept direction, from :func:`ccalens.core.linalg.canonical_correlations` as on the dense path's prepared sides)."""
     res = cca_from_whitenings(wx, wy, cov_xy, n_samples=n_samples)
     if not pwcca:
         return BlockResult(res.correlations)
-    M = wx.whiten_rows(wy.whiten_columns(cov_xy))  # (r_x, r_y)
-    values, vectors = np.linalg.eigh(M @ M.conj().T)
-    squared = np.clip(values[::-1], 0.0, 1.0)
-    return BlockResult(res.correlations, squared, wx.unwhiten(vectors[:, ::-1]))
+    _, U, squared = canonical_correlations(wx, wy, cov_xy, vectors=True)  # the dense sides' variates
+    assert U is not None
+    return BlockResult(res.correlations, squared, wx.unwhiten(U))
 
 
 def pwcca_block_weights(blocks: Sequence[BlockResult], multiplicity: np.ndarray) -> list[np.ndarray]:

@@ -185,8 +185,7 @@ def tied_weights(projections: np.ndarray, squared: np.ndarray, k: int) -> np.nda
     unit h of the group's span (``E|u_1|`` for u uniform on the sphere of R^m; 1 for m = 1). So the weight is
     basis invariant and, as the expected weight of a near-tie's arbitrary basis, continuous across the tie boundary.
     """
-    r = squared.shape[0]
-    bounds = tie_bounds(squared) if r else np.zeros(1, dtype=np.int64)
+    bounds = tie_bounds(squared)
     groups = int(np.count_nonzero(bounds[:-1] < k))  # the groups that begin among the first k count
     starts, stops = bounds[:groups], bounds[1 : groups + 1]
     if groups == 0:
