@@ -53,3 +53,18 @@ def test_merge_correction_is_the_comoment_of_the_union() -> None:
     Z = rng.standard_normal((40, 4)) * 3 + 5
     parts = SufficientStats.from_arrays(Z[:15]).merge(SufficientStats.from_arrays(Z[15:]))
     np.testing.assert_allclose(parts.covariance(0), np.cov(Z.T), atol=1e-12 * 40 * 25)
+
+
+def test_no_variance_names_what_the_caller_compares() -> None:
+    """The caller's wording when no block has variance (DFT-CCA: channels over images), the engine's otherwise;
+    NaN in a block is still named by the whitening, not dropped as a block without variance."""
+    zero = [np.zeros((2, 2)), np.zeros((3, 3))]
+    with pytest.raises(ValueError, match=r"^X has no variance: every feature is constant over the samples"):
+        principal_block_whitenings(zero, names=["X", "X"])
+    with pytest.raises(ValueError, match=r"^A has no variance: every channel is constant over the images"):
+        principal_block_whitenings(zero, names=["A f0", "A f1"], no_variance="A has no variance: every channel is "
+                                   "constant over the images")
+    bad = np.eye(2)
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="A f1 contains NaN"):
+        principal_block_whitenings([np.eye(2), bad], names=["A f0", "A f1"])

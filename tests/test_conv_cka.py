@@ -107,3 +107,20 @@ def test_dft_cells_carry_their_null_mean_rho() -> None:
     one = conv_similarity(x, y, convention="dft", measure="cca")
     assert one.null_mean_rho == pytest.approx(null_mean_rho(200, 3, 2), rel=1e-12)
     assert dft_null_mean_rho(one.dft) == one.null_mean_rho  # type: ignore[arg-type]
+
+
+def test_conv_similarity_takes_linear_cka_under_the_fourier_convention() -> None:
+    """Linear CKA has a DFT form (the registry's Parseval measures): conv_similarity(convention='dft') gives it for
+    two maps and for a map against a vector (a 1 x 1 map), with the result of dft_linear_cka."""
+    from ccalens.conv import PARSEVAL_MEASURES
+
+    assert PARSEVAL_MEASURES == ("linear_cka",)
+    a, b = layer_pair(np.random.default_rng(3), 150, 3, 2, 4, 4)
+    res = conv_similarity(a, b, convention="dft", measure="linear_cka")
+    assert res.convention == "dft" and res.measure == "linear_cka"
+    assert res.score == pytest.approx(dft_linear_cka(a, b).score, rel=1e-12)
+    v = b.mean(axis=(2, 3))
+    assert conv_similarity(a, v, convention="dft", measure="linear_cka").score == pytest.approx(
+        dft_linear_cka(a, v).score, rel=1e-12)
+    with pytest.raises(ValueError, match="measure must be one of"):
+        conv_similarity(a, b, convention="pooled", measure="linear_cka")

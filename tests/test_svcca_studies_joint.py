@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import ccalens
+from ccalens.conv import dft_linear_cka
 from ccalens.experiments.activations import layer_activations
 from ccalens.experiments.two_initialisations import two_init_heatmap
 
@@ -48,3 +49,20 @@ def test_conv_layers_go_through_dft_cca() -> None:
     assert out["conventions"]["relu3|logits"] == "dense"
     i, j = out["layers_a"].index("relu1"), out["layers_b"].index("relu2")
     assert out["similarity"][i, j] == pytest.approx(direct.score, abs=1e-12)
+
+
+def test_conv_linear_cka_cells_are_the_fourier_form() -> None:
+    """Linear CKA of a map against a map or a vector is the Parseval form (dft_linear_cka); vectors against vectors
+    stay dense. The cells equal direct calls, so asking the registry (not the measure's name) changed no number."""
+    a, b = _acts(0, "maps"), _acts(1, "maps")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = two_init_heatmap(a, b)
+        grid = out["measures"]["linear_cka"]
+        for i, x in enumerate(out["layers_a"]):
+            for j, y in enumerate(out["layers_b"]):
+                if a[x].ndim == 4 or b[y].ndim == 4:
+                    expected = dft_linear_cka(a[x], b[y]).score
+                else:
+                    expected = ccalens.linear_cka(a[x], b[y]).score
+                assert grid[i, j] == pytest.approx(expected, rel=1e-10, abs=1e-12), (x, y)

@@ -6,8 +6,9 @@ frequency blocks, by Parseval), and the streaming statistics :class:`DFTStats` /
 (``update``, ``merge``, ``result``).
 """
 
+from ._blocks import BLOCK_MEASURES
 from ._input import LAYOUTS
-from .cka import dft_linear_cka
+from .cka import PARSEVAL_MEASURES, dft_linear_cka
 from .dft import DFTResult, DFTStats
 from .frequencies import FrequencyPlan, frequency_plan
 from .similarity import (
@@ -21,8 +22,10 @@ from .similarity import (
 )
 
 __all__ = [
+    "BLOCK_MEASURES",
     "CONVENTIONS",
     "LAYOUTS",
+    "PARSEVAL_MEASURES",
     "ConvSimilarityResult",
     "DFTResult",
     "DFTStats",

@@ -10,18 +10,19 @@ from typing import Literal
 import numpy as np
 
 from ccalens.core.linalg import Whitening, canonical_correlations, cca_from_whitenings
-from ccalens.core.measures.definitions import mean_abs_coordinate, tie_bounds
+from ccalens.core.measures.definitions import REGISTRY, mean_abs_coordinate, tie_bounds
 from ccalens.core.validation import SvccaRule
 
-__all__ = ["MEASURES", "BlockResult", "Measure", "block_measure", "check_measure", "pwcca_block_weights"]
+__all__ = ["BLOCK_MEASURES", "BlockResult", "Measure", "block_measure", "check_measure", "pwcca_block_weights"]
 
 Measure = Literal["cca", "svcca", "pwcca"]
-MEASURES: tuple[str, ...] = ("cca", "svcca", "pwcca")
+#: The measures finished per pair of covariance blocks: the registry's means of canonical correlations.
+BLOCK_MEASURES: tuple[str, ...] = tuple(name for name, m in REGISTRY.items() if m.correlation_family)
 
 
 def check_measure(measure: object, threshold: float, keep: str = "singular_values") -> str:
-    if not isinstance(measure, str) or measure not in MEASURES:
-        raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
+    if not isinstance(measure, str) or measure not in BLOCK_MEASURES:
+        raise ValueError(f"measure must be one of {BLOCK_MEASURES}, got {measure!r}")
     SvccaRule(keep, threshold)  # the one validation of SVCCA's rule
     return measure
 

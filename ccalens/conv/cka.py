@@ -21,15 +21,42 @@ equals flattened-map linear CKA when the map is translation invariant.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
+from ccalens.core.measures import REGISTRY
 from ccalens.core.result import SimilarityResult
 
 from .dft import DEFAULT_CHUNK_BYTES, DFTStats
 
-__all__ = ["dft_linear_cka", "frobenius_terms"]
+__all__ = ["PARSEVAL_MEASURES", "dft_linear_cka", "frobenius_terms"]
+
+#: The measures finished from the Frobenius norms of the co-moments alone (the registry's ``needs == {"gram"}``):
+#: by Parseval, sums over the frequency blocks of DFT-CCA's statistics.
+PARSEVAL_MEASURES: tuple[str, ...] = tuple(
+    name for name, m in REGISTRY.items() if m.finish is not None and m.needs == frozenset({"gram"})
+)
+
+
+@dataclass(frozen=True)
+class _FrequencyNorms:
+    """The prepared pair of a Parseval measure: the norms summed over frequency blocks (squared, as
+    :func:`frobenius_terms` returns them)."""
+
+    n_samples: int
+    cross: float
+    self_a: float
+    self_b: float
+    same: bool = False
+
+    def self_norms(self) -> tuple[float, float]:
+        return math.sqrt(self.self_a), math.sqrt(self.self_b)
+
+    def cross_norm(self) -> float:
+        return math.sqrt(self.cross)
 
 
 def frobenius_terms(stats: DFTStats) -> tuple[float, float, float]:
@@ -88,11 +115,9 @@ def dft_linear_cka(
     if not (self_a > 0 and self_b > 0):
         name = "A" if not self_a > 0 else "B"
         raise ValueError(f"{name} has no variance: every channel is constant over the images, so CKA is undefined")
-    score = float(np.clip(cross / np.sqrt(self_a * self_b), 0.0, 1.0))
-    return SimilarityResult(
-        measure="linear_cka",
-        score=score,
-        n_samples=stats.n_samples,
-        distance=float(np.arccos(score)),
-        details={"convention": "dft", "grid": stats.plan.grid, "n_frequencies": stats.plan.n_frequencies},
-    )
+    finish = REGISTRY["linear_cka"].finish  # the one definition, from the frequency blocks' norms
+    assert finish is not None
+    res = finish(_FrequencyNorms(stats.n_samples, cross, self_a, self_b))
+    score = min(max(res.score, 0.0), 1.0)  # rounding only: Cauchy-Schwarz bounds the exact value
+    return replace(res, score=score, distance=float(np.arccos(score)),
+                   details={"convention": "dft", "grid": stats.plan.grid, "n_frequencies": stats.plan.n_frequencies})

@@ -330,13 +330,11 @@ class DFTStats:
         assert self.plan is not None
         mult = self.plan.multiplicity
         names = [f"{name} at frequency {tuple(int(v) for v in fr)}" for fr in self.plan.frequencies]
-        try:
-            out = principal_block_whitenings(list(cov), tol=tol, names=names)
-        except ValueError as err:
-            if "no variance" in str(err):
-                raise ValueError(f"{name} has no variance: every channel is constant over the images, so no "
-                                 "correlation with it is defined") from None
-            raise
+        out = principal_block_whitenings(
+            list(cov), tol=tol, names=names,
+            no_variance=f"{name} has no variance: every channel is constant over the images, so no correlation with "
+                        "it is defined",
+        )
         if rule is None:
             return out
         keep, threshold = rule

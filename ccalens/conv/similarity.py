@@ -31,6 +31,7 @@ from ccalens.core.whitening import DEFAULT_TOL
 
 from ._blocks import check_measure
 from ._input import check_layout, check_map_pair, to_nchw
+from .cka import PARSEVAL_MEASURES, dft_linear_cka
 from .dft import DEFAULT_CHUNK_BYTES, DFTResult, DFTStats
 
 __all__ = [
@@ -216,7 +217,7 @@ def conv_similarity(
     *,
     convention: Convention,
     layout: Literal["NCHW", "NHWC"] = "NCHW",
-    measure: Literal["cca", "svcca", "pwcca"] = "cca",
+    measure: Literal["cca", "svcca", "pwcca", "linear_cka"] = "cca",
     keep: Literal["singular_values", "variance"] = "singular_values",
     threshold: float = 0.99,
     tol: float = DEFAULT_TOL,
@@ -229,13 +230,18 @@ def conv_similarity(
     ``'NHWC'``); numpy arrays, memory maps or torch tensors. Images are processed ``batch_size`` at a time,
     so memory-mapped inputs are never loaded whole. ``measure``: ``'cca'``, ``'svcca'`` (truncation rule
     ``keep``/``threshold`` as in :func:`ccalens.svcca`; ``svcca_scope`` for DFT, see :meth:`DFTStats.result`) or
-    ``'pwcca'``.
+    ``'pwcca'``; under ``convention='dft'`` also ``'linear_cka'``, summed over the frequency blocks (Parseval, see
+    :func:`ccalens.conv.dft_linear_cka`; a ``(N, d)`` vector is then a ``1 x 1`` map).
     """
     layout = check_layout(layout)
     stats = conv_stats(convention, layout=layout)
-    check_measure(measure, threshold, keep)
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if isinstance(stats, DFTStats) and measure in PARSEVAL_MEASURES:
+        res = dft_linear_cka(A, B, layout=layout, batch_size=batch_size)
+        return ConvSimilarityResult(**{f: getattr(res, f) for f in SimilarityResult.__dataclass_fields__},
+                                    convention="dft")
+    check_measure(measure, threshold, keep)
     A = A if hasattr(A, "shape") else np.asarray(A)
     B = B if hasattr(B, "shape") else np.asarray(B)
     if len(A.shape) != 4 or len(B.shape) != 4 or A.shape[0] != B.shape[0] or A.shape[0] < 1:

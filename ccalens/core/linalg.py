@@ -41,35 +41,38 @@ def principal_whitening(covariance: np.ndarray, *, tol: float = DEFAULT_TOL, nam
     kept or not. SVCCA's singular-value rule (:meth:`Whitening.top`) needs that total.
     """
     out = principal_block_whitenings([covariance], tol=tol, names=[name])[0]
-    assert out is not None  # whiten raised if the covariance has no variance
+    assert out is not None  # no variance raised above
     return out
 
 
 def principal_block_whitenings(
-    blocks: Sequence[np.ndarray], *, tol: float = DEFAULT_TOL, names: Sequence[str]
+    blocks: Sequence[np.ndarray], *, tol: float = DEFAULT_TOL, names: Sequence[str], no_variance: str | None = None
 ) -> list[Whitening | None]:
     """:func:`principal_whitening` of each diagonal block ``(d_f, d_f)`` (real symmetric or complex Hermitian) of
     one block-diagonal covariance (DFT-CCA's frequencies), with the whole covariance's cut-off: directions below
     ``tol`` times the largest eigenvalue over ALL blocks are dropped, and the noise floor of ``total_deviation`` is
     ``(sum d_f) * eps * that largest``. A block with nothing kept (or no variance) is None when there are several
-    blocks; ``whiten`` names the representation ``names[f]`` when it has no variance at all or holds NaN/Inf.
+    blocks; ``whiten`` names the representation ``names[f]`` when a block holds NaN/Inf. ``no_variance``: the
+    error's message when no block has any variance (default: the engine's, naming ``names[0]``).
     """
     if len(blocks) != len(names):
         raise ValueError(f"names has {len(names)} entries for {len(blocks)} blocks")
     if not 0.0 <= tol < 1.0:
         raise ValueError(f"tol must be in [0, 1), got {tol}")
+    message = no_variance or (f"{names[0]} has no variance: every feature is constant over the samples, so no "
+                              "correlation with it is defined")
     every: list[Whitening | None] = []
     for cov, name in zip(blocks, names, strict=True):
-        if len(blocks) > 1 and not np.real(np.diagonal(cov)).max(initial=0.0) > 0.0:
-            every.append(None)  # this block of a larger covariance has no variance
+        variances = np.real(np.diagonal(cov))
+        if np.isfinite(variances).all() and not variances.max(initial=0.0) > 0.0:
+            every.append(None)  # a block without variance (NaN/Inf go on to whiten, which names them)
             continue
         w = whiten(cov, tol=0.0, name=name, method="eigh")
         assert isinstance(w, Whitening)
         every.append(w)
     live = [w for w in every if w is not None]
     if not live:
-        raise ValueError(f"{names[0]} has no variance: every feature is constant over the samples, so no correlation "
-                         "with it is defined")
+        raise ValueError(message)
     largest = max(float(w.eigenvalues[0]) for w in live if w.eigenvalues.size)
     floor = sum(int(np.shape(cov)[0]) for cov in blocks) * np.finfo(np.float64).eps * largest
     out: list[Whitening | None] = []

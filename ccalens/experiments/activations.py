@@ -38,13 +38,16 @@ def layer_activations(
 
 
 def pair_score(A: np.ndarray, B: np.ndarray, measure: str, keep: str, threshold: float) -> tuple[Any, str]:
-    """``measure`` of two activations and the convention used: DFT-CCA (SVCCA appendix C) when both are conv maps,
-    else dense CCA (a map against a vector: the map pooled over positions, its zero frequency)."""
-    from ccalens.conv import conv_similarity
+    """``measure`` of two activations and the convention used: the Fourier one (DFT-CCA, SVCCA appendix C) when
+    both are conv maps, else dense (a map against a vector: the map pooled over positions, its zero frequency). A
+    measure with a Parseval form (:data:`ccalens.conv.PARSEVAL_MEASURES`: linear CKA) stays in the Fourier
+    convention whenever one side is a map: the vector is a ``1 x 1`` map, the map's norm keeps all its frequencies."""
+    from ccalens.conv import PARSEVAL_MEASURES, conv_similarity
     from ccalens.core import measures
 
     options: dict[str, Any] = measures.REGISTRY[measure].rule_options(keep, threshold)
-    if A.ndim == 4 and B.ndim == 4:
+    one_map = A.ndim == 4 or B.ndim == 4
+    if (A.ndim == 4 and B.ndim == 4) or (one_map and measure in PARSEVAL_MEASURES):
         return conv_similarity(A, B, convention="dft", measure=measure, **options), "dft"
     pooled = [Z.mean(axis=(2, 3)) if Z.ndim == 4 else Z for Z in (A, B)]
     convention = "pooled" if A.ndim == 4 or B.ndim == 4 else "dense"

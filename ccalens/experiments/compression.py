@@ -93,14 +93,13 @@ def compression(
         baseline["train"] = scores(y_train, predict_logits(model, np.asarray(X_train)).argmax(axis=1), n_classes)
     metrics = [prefix + m for prefix, _, _ in splits for m in ("accuracy", "macro_f1")]
     methods: dict[str, dict[str, list[float]]] = {}
-    for name in ("svcca", "pca", "random_projection"):
+    fixed = {"svcca": svcca_b, "pca": pca_b}  # one basis each; random_projection draws `repeats` per k
+    for name in (*fixed, "random_projection"):
         cols: dict[str, list[float]] = {f"{m}_{s}": [] for m in metrics for s in ("mean", "std")}
         for k in ks:
             runs = []
-            if name == "svcca":
-                runs.append(evaluate(svcca_b, np.arange(min(k, svcca_b.rank))))
-            elif name == "pca":
-                runs.append(evaluate(pca_b, np.arange(min(k, pca_b.rank))))
+            if name in fixed:
+                runs.append(evaluate(fixed[name], np.arange(min(k, fixed[name].rank))))
             else:
                 for rep in range(repeats):
                     rng = np.random.default_rng([seed, k, rep])

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from ccalens.conv import dft_linear_cka
 from ccalens.core.validation import SvccaRule
 from ccalens.experiments.activations import pair_score
 
@@ -42,37 +41,30 @@ def two_init_heatmap(
     la, lb = list(acts_a), list(acts_b)
     dense = all(acts_a[a].ndim == 2 for a in la) and all(acts_b[b].ndim == 2 for b in lb)
     out: dict[str, np.ndarray] = {}
-    null = np.full((len(la), len(lb)), np.nan)
-    ranks_a = np.zeros(len(la), dtype=np.int64)
-    ranks_b = np.zeros(len(lb), dtype=np.int64)
-    conventions: dict[str, str] = {}
-    for measure in TWO_INIT_MEASURES:
-        options: dict[str, Any] = REGISTRY[measure].rule_options(keep, threshold)
-        if dense:  # every representation prepared once, the cross pairs only
-            reps = [acts_a[a] for a in la] + [acts_b[b] for b in lb]
-            cross = [(i, len(la) + j) for i in range(len(la)) for j in range(len(lb))]
-            m = similarity_matrix(reps, measure, pairs=cross, **options)
-            out[measure] = m.scores[: len(la), len(la) :].copy()
-            if measure == "svcca":
-                null = m.null_mean_rho[: len(la), len(la) :].copy()  # type: ignore[index]
-                ranks_a, ranks_b = m.rank[: len(la)].copy(), m.rank[len(la) :].copy()  # type: ignore[index]
-            conventions = {f"{a}|{b}": "dense" for a in la for b in lb}
-            continue
-        grid = np.zeros((len(la), len(lb)))
-        for i, a in enumerate(la):
-            for j, b in enumerate(lb):
-                if measure == "linear_cka" and (acts_a[a].ndim == 4 or acts_b[b].ndim == 4):
-                    # linear CKA summed over frequency blocks (Parseval): the Fourier convention of DFT-CCA
-                    res, conv = dft_linear_cka(acts_a[a], acts_b[b]), "dft"
-                else:
-                    res, conv = pair_score(acts_a[a], acts_b[b], measure, keep, threshold)
-                grid[i, j] = res.score
-                conventions[f"{a}|{b}"] = conv if measure == "svcca" else conventions.get(f"{a}|{b}", conv)
-                if measure == "svcca":
-                    ranks_a[i], ranks_b[j] = res.rank_x or 0, res.rank_y or 0
-                    null[i, j] = np.nan if res.null_mean_rho is None else res.null_mean_rho
-        out[measure] = grid
-    return {"layers_a": la, "layers_b": lb, "similarity": out["svcca"], "measures": out, "null_mean_rho": null,
+    headline = TWO_INIT_MEASURES[0]  # the paper's measure: its nulls, kept ranks and conventions are reported
+    if dense:  # every representation prepared once, the cross pairs only
+        reps = [acts_a[a] for a in la] + [acts_b[b] for b in lb]
+        cross = [(i, len(la) + j) for i in range(len(la)) for j in range(len(lb))]
+        matrices = {measure: similarity_matrix(reps, measure, pairs=cross, **REGISTRY[measure].rule_options(
+            keep, threshold)) for measure in TWO_INIT_MEASURES}
+        out = {measure: m.scores[: len(la), len(la) :].copy() for measure, m in matrices.items()}
+        m = matrices[headline]
+        null = m.null_mean_rho[: len(la), len(la) :].copy()  # type: ignore[index]
+        ranks_a, ranks_b = m.rank[: len(la)].copy(), m.rank[len(la) :].copy()  # type: ignore[index]
+        conventions = {f"{a}|{b}": "dense" for a in la for b in lb}
+    else:
+        cells = {measure: [[pair_score(acts_a[a], acts_b[b], measure, keep, threshold) for b in lb] for a in la]
+                 for measure in TWO_INIT_MEASURES}
+        out = {measure: np.array([[res.score for res, _ in row] for row in grid]).reshape(len(la), len(lb))
+               for measure, grid in cells.items()}
+        first = cells[headline]
+        null = np.array([[np.nan if res.null_mean_rho is None else res.null_mean_rho for res, _ in row]
+                         for row in first]).reshape(len(la), len(lb))
+        # DFT ranks depend on the partner's grid: a layer's ranks are those against the other side's last layer
+        ranks_a = np.array([first[i][-1][0].rank_x or 0 for i in range(len(la))], dtype=np.int64)
+        ranks_b = np.array([first[-1][j][0].rank_y or 0 for j in range(len(lb))], dtype=np.int64)
+        conventions = {f"{a}|{b}": first[i][j][1] for i, a in enumerate(la) for j, b in enumerate(lb)}
+    return {"layers_a": la, "layers_b": lb, "similarity": out[headline], "measures": out, "null_mean_rho": null,
             "ranks_a": ranks_a.tolist(), "ranks_b": ranks_b.tolist(), "conventions": conventions, "keep": keep,
             "threshold": threshold}
 

@@ -92,6 +92,9 @@ class Measure:
     symmetric: bool = True
     any_options: bool = False
     correlation_family: bool = False  # a mean of canonical correlations: ranks, mean rho and its null
+    #: Its finite-sample bias is of order sqrt(rank / n) where population canonical correlations are 0 (the coverage
+    #: study, validation/results/coverage.md): a resampling interval cannot estimate that bias, and says so.
+    biased_at_zero_correlation: bool = False
 
     def rule(self, options: Mapping[str, Any]) -> tuple[str, float] | None:
         """SVCCA's ``(keep, threshold)`` when the measure keeps principal directions, else None."""
@@ -310,18 +313,19 @@ PLAN_DEFAULTS: dict[str, Any] = {"method": "auto", "memory_budget": None}
 
 REGISTRY: dict[str, Measure] = {
     "cca": Measure("cca", {"tol": DEFAULT_TOL, **PLAN_DEFAULTS}, frozenset({"whitening"}), _finish_cca,
-                   correlation_family=True),
+                   correlation_family=True, biased_at_zero_correlation=True),
     "svcca": Measure(
         "svcca", {"tol": DEFAULT_TOL, "keep": DEFAULT_SVCCA_RULE.keep, "threshold": DEFAULT_SVCCA_RULE.threshold,
                   **PLAN_DEFAULTS},
-        frozenset({"principal"}), _finish_svcca, correlation_family=True,
+        frozenset({"principal"}), _finish_svcca, correlation_family=True, biased_at_zero_correlation=True,
     ),
     "pwcca": Measure(
         "pwcca", {"tol": DEFAULT_TOL, "weights_from": "x", **PLAN_DEFAULTS}, frozenset({"whitening", "loadings"}),
-        _finish_pwcca, symmetric=False, correlation_family=True,
+        _finish_pwcca, symmetric=False, correlation_family=True, biased_at_zero_correlation=True,
     ),
     "linear_cka": Measure("linear_cka", dict(PLAN_DEFAULTS), frozenset({"gram"}), _finish_linear_cka),
-    "procrustes": Measure("procrustes", dict(PLAN_DEFAULTS), frozenset({"spectrum"}), _finish_procrustes),
+    "procrustes": Measure("procrustes", dict(PLAN_DEFAULTS), frozenset({"spectrum"}), _finish_procrustes,
+                          biased_at_zero_correlation=True),
     "debiased_linear_cka": Measure("debiased_linear_cka", {}, data=_debiased_data),
     "rbf_cka": Measure("rbf_cka", {}, data=_rbf_data, any_options=True),
 }

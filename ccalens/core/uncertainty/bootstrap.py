@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..measures.definitions import REGISTRY
 from ..stats import SufficientStats
 from ..validation import check_paired
 from .blocks import Blocks, Partition, _blocks_from_arrays, _blocks_from_stats, _fits_packed, _partition
@@ -48,10 +49,10 @@ __all__ = ["bootstrap", "bootstrap_matrix"]
 
 #: Measures whose scores can be negative (the others lie in [0, 1]).
 _SIGNED = {"debiased_linear_cka"}
-#: Measures whose intervals the coverage study found to undercover where some population canonical
-#: correlations are 0 (validation/coverage_study.py): there the upward bias is of order sqrt(rank / n), not
-#: 1 / n, and no resampling interval here estimates it (validation/results/coverage.md).
-UNDERCOVERED = {"cca", "svcca", "pwcca", "procrustes"}
+#: The note of a measure whose intervals the coverage study found to undercover where some population canonical
+#: correlations are 0 (``Measure.biased_at_zero_correlation``; validation/coverage_study.py): there the upward bias
+#: is of order sqrt(rank / n), not 1 / n, and no resampling interval here estimates it
+#: (validation/results/coverage.md).
 UNDERCOVER_NOTE = (
     "the interval for the population value assumes no population canonical correlation is near 0: where some "
     "are, this measure's finite-sample bias is of order sqrt(rank / n), larger than any resampling estimate of "
@@ -144,7 +145,7 @@ def bootstrap_engine(
 def _result(measure: str, est: Any, reps: np.ndarray, iv: IntervalEstimate, level: float, method: str,
             n_blocks: int, block_size: int | None, path: str) -> BootstrapResult:
     bias = float(iv.bias)
-    notes = (*iv.notes, UNDERCOVER_NOTE) if measure in UNDERCOVERED else iv.notes
+    notes = (*iv.notes, UNDERCOVER_NOTE) if REGISTRY[measure].biased_at_zero_correlation else iv.notes
     exact = block_size == 1 and method != "half_sampling"
     return BootstrapResult(measure, float(est), iv.interval, reps, float(iv.standard_error), level, method,
                            n_blocks, block_size, exact, path, "population", bias, float(est) - bias, iv.method_used,
@@ -298,7 +299,7 @@ def bootstrap_matrix(
         bounds=measure_bounds(measure), block_size=block_size_out,
     )
     path = "block statistics" if blk.packed is not None else "weighted data"
-    notes = (*iv.notes, UNDERCOVER_NOTE) if measure in UNDERCOVERED else iv.notes
+    notes = (*iv.notes, UNDERCOVER_NOTE) if REGISTRY[measure].biased_at_zero_correlation else iv.notes
     exact = block_size_out == 1 and method != "half_sampling"
     return BootstrapMatrixResult(
         measure, names, est, iv.interval, reps, iv.standard_error, confidence_level, method, blk.n_blocks,
