@@ -2,35 +2,26 @@
 
 A user error (a bad file, argument or config value, a missing optional dependency) ends with one line on stderr,
 ``ccalens COMMAND: error: <what was wrong, naming the file/key/argument>``, and exit status 2; ``--debug`` (anywhere
-before ``--``, or ``CCALENS_DEBUG=1``) shows the traceback instead.
+before ``--``, or ``CCALENS_DEBUG=1``) shows the traceback instead (that policy: :mod:`ccalens.cli_errors`).
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import json
-import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 
+from .cli_errors import EXIT_USER_ERROR, UsageError, _one_line, _run_guarded, _split_debug
 from .core.measures import MEASURES, STATS_MEASURES, compare, similarity_matrix
 from .core.validation import DEFAULT_SVCCA_RULE, SVCCA_KEEP_RULES, SVCCA_THRESHOLD
-from .errors import install_hint
 from .io import INDEX_COLUMN_CHOICES, FeatureFileNotice, load_features, write_json
-
-EXIT_USER_ERROR = 2
-EXIT_FAILURE = 1
-EXIT_INTERRUPTED = 130
-# OSErrors about a path the user gave or must fix (exit 2); other OSErrors (disk full, I/O error) exit 1
-_USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS,
-                errno.ENAMETOOLONG}
 
 MATRIX_MEASURES = STATS_MEASURES
 
@@ -103,7 +94,7 @@ def _memory_bytes(text: str) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    measures = args.measure or ["cca", "svcca", "pwcca", "linear_cka", "procrustes"]
+    measures = args.measure or list(STATS_MEASURES)
     X = _load(args.a, args.key, args.index_column)
     Y = _load(args.b, args.key_b or args.key, args.index_column)
     options = _measure_options(args)
@@ -170,7 +161,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     options = {k: v for k, v in _measure_options(args).items() if k in _accepted(args.measure)}
     M = similarity_matrix(reps, args.measure, names=names, progress=not args.json, **options)
     if args.plot:
-        from .report.plots import plot_heatmap
+        from .report.heatmaps import plot_heatmap
 
         files = plot_heatmap(M.scores, names, names, args.plot, title=f"{args.measure} similarity",
                              colorbar_label=args.measure, vmin=min(0.0, float(M.scores.min())), vmax=1.0)
@@ -211,7 +202,7 @@ def _cmd_compare_models(args: argparse.Namespace) -> int:
         model_names=(Path(args.model_a).stem, Path(args.model_b).stem), progress=not args.json, **options,
     )
     if args.plot:
-        from ccalens.report.plots import plot_similarity_matrix
+        from ccalens.report.heatmaps import plot_similarity_matrix
 
         files = plot_similarity_matrix(result, args.plot)
         print(f"heatmap: {', '.join(str(f) for f in files.values())}", file=sys.stderr)
@@ -253,15 +244,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_config(args.config, out, progress=not args.no_progress)
     print(f"report: {Path(out) / 'report.html'}")
     return 0
-
-
-class UsageError(Exception):
-    """A wrong command line (argparse's errors, and the commands' own argument checks); ``prog``: the command
-    whose usage it is (``"ccalens compare"``), if known."""
-
-    def __init__(self, message: str, prog: str | None = None) -> None:
-        super().__init__(message)
-        self.prog = prog
 
 
 class _Parser(argparse.ArgumentParser):
@@ -360,68 +342,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
     return parser
-
-
-def _one_line(text: str) -> str:
-    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
-
-
-def _describe(exc: BaseException) -> tuple[str, int] | None:
-    """``(one-line message, exit status)`` for an error the user must fix, None for anything else (a bug)."""
-    if isinstance(exc, UsageError):
-        return _one_line(str(exc)), EXIT_USER_ERROR
-    if isinstance(exc, ModuleNotFoundError) and exc.name and install_hint(exc.name):
-        return f"this needs {exc.name.partition('.')[0]}, which is not installed: {install_hint(exc.name)}", \
-            EXIT_USER_ERROR
-    if isinstance(exc, ImportError):
-        # MissingDependencyError and the like already say what to install; other ImportErrors are bugs
-        return (_one_line(str(exc)), EXIT_USER_ERROR) if "pip install" in str(exc) else None
-    if isinstance(exc, OSError):
-        status = EXIT_USER_ERROR if exc.errno in _USER_ERRNOS or exc.errno is None else EXIT_FAILURE
-        if not (exc.strerror and exc.filename is not None):
-            return _one_line(str(exc)) or type(exc).__name__, status  # ccalens' own FileNotFoundError("no such...")
-        where = os.fspath(exc.filename)
-        message = f"{exc.strerror}: {where}"
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and ".ccalens_cache" in Path(where).parts:
-            message += (" (the SHL data folder is read-only: set [data] cache_dir in the config to a writable "
-                        "folder for the spectrogram caches)")
-        return message, status
-    if type(exc) is KeyError:  # a bare KeyError: its str() is the quoted key only
-        return f"missing key {exc.args[0]!r}" if exc.args else "missing key", EXIT_USER_ERROR
-    if isinstance(exc, KeyError | ValueError | TypeError):
-        # ccalens raises these for bad input with a message naming the file, key or argument
-        return _one_line(str(exc)) or type(exc).__name__, EXIT_USER_ERROR
-    return None
-
-
-def _run_guarded(command: str, debug: bool, call: Callable[[], int]) -> int:
-    prefix = f"ccalens {command}".rstrip()
-    try:
-        return int(call() or 0)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print(f"{prefix}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        if debug:
-            raise
-        described = _describe(exc)
-        if described is None:
-            print(f"{prefix}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
-                  "(run again with --debug for the traceback, and please report it)", file=sys.stderr)
-            return EXIT_FAILURE
-        message, status = described
-        print(f"{prefix}: error: {message}", file=sys.stderr)
-        return status
-
-
-def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
-    """Remove ``--debug`` from anywhere before a ``--``; also on with the environment variable CCALENS_DEBUG."""
-    end = argv.index("--") if "--" in argv else len(argv)
-    debug = "--debug" in argv[:end]
-    args = [a for a in argv[:end] if a != "--debug"] + argv[end:]
-    return args, debug or os.environ.get("CCALENS_DEBUG", "") not in ("", "0")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

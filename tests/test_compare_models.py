@@ -16,7 +16,7 @@ from torch import nn  # noqa: E402
 from ccalens.conv import DFTStats  # noqa: E402
 from ccalens.core.measures import MEASURES  # noqa: E402
 from ccalens.extract.compare import CrossSimilarity, compare_models  # noqa: E402
-from ccalens.report.plots import plot_similarity_matrix  # noqa: E402
+from ccalens.report.heatmaps import plot_similarity_matrix  # noqa: E402
 from tests.numerics import assert_close_computed_two_ways  # noqa: E402
 
 

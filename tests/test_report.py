@@ -13,7 +13,7 @@ import pytest
 
 from ccalens.experiments.runner import builtin_config, list_builtin_configs, load_config, run_config
 from ccalens.io import write_csv, write_json
-from ccalens.report import plots
+from ccalens.report import heatmaps, plots
 from ccalens.report.html import Report, count, format_number, format_percent, words
 
 TINY = textwrap.dedent(
@@ -251,11 +251,11 @@ def test_io_writers_are_strict(tmp_path):
 
 
 def test_heatmap_and_report_without_browser(tmp_path):
-    figs = plots.plot_heatmap(np.eye(3), ["a", "b", "c"], ["x", "y", "z"], tmp_path / "fig" / "h", title="t")
+    figs = heatmaps.plot_heatmap(np.eye(3), ["a", "b", "c"], ["x", "y", "z"], tmp_path / "fig" / "h", title="t")
     assert figs["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in figs["svg"].read_bytes()[:500]
     with pytest.raises(ValueError, match="labels"):
-        plots.plot_heatmap(np.eye(3), ["a"], ["x"], tmp_path / "bad")
+        heatmaps.plot_heatmap(np.eye(3), ["a"], ["x"], tmp_path / "bad")
     rep = Report(title="T <&>")
     sec = rep.section("S")
     sec.add_figure(figs, tmp_path, "cap")
@@ -287,7 +287,7 @@ def test_report_images_load_in_chromium(tiny_run, tmp_path):
 
 
 def test_chromium_check_detects_a_broken_image(tmp_path):
-    figs = plots.plot_heatmap(np.eye(2), ["a", "b"], ["x", "y"], tmp_path / "ok")
+    figs = heatmaps.plot_heatmap(np.eye(2), ["a", "b"], ["x", "y"], tmp_path / "ok")
     rep = Report(title="broken")
     sec = rep.section("S")
     sec.add_figure(figs, tmp_path, "fine")

@@ -9,7 +9,8 @@ low-level building blocks (whitenings, ``cca_from_*``, ``cca_qr``) live in :mod:
 from __future__ import annotations
 
 from . import linalg
-from .cca import CCA, CCAResult
+from .cca import CCAResult
+from .cca_estimator import CCA
 from .measures import (
     MEASURES,
     STATS_MEASURES,

@@ -48,51 +48,11 @@ from typing import Any, Literal
 import numpy as np
 
 from .bandwidth import check_median_rule, median_squared, squared_distances
+from .minibatch_hsic import MIN_BATCH, linear_gram, power_of_two_scale, rbf_gram, unbiased_hsic_matrix
 from .result import SimilarityMatrix, SimilarityResult
 from .validation import check_paired
 
 __all__ = ["MinibatchCKA", "minibatch_cka"]
-
-_MIN_BATCH = 4  # HSIC_1 divides by m (m - 3)
-
-
-def _power_of_two_scale(block: np.ndarray) -> float:
-    peak = float(np.max(np.abs(block))) if block.size else 0.0
-    # peak / scale in [1, 2); 2^(e - 1) stays finite for the largest float64
-    return float(np.ldexp(1.0, int(np.frexp(peak)[1]) - 1)) if peak > 0.0 else 1.0
-
-
-def _linear_gram(block: np.ndarray, out: np.ndarray) -> None:
-    centred = block - block.mean(axis=0)  # HSIC_1 is unchanged; the Gram loses no digits to offsets
-    np.dot(centred, centred.T, out=out)
-
-
-def _rbf_gram(block: np.ndarray, sigma: float, out: np.ndarray) -> None:
-    """``K - 1`` of the Gaussian kernel, times ``max(1, 2 sigma^2)`` (a constant per representation).
-
-    HSIC_1 ignores the constant; the factor keeps full precision for bandwidths far wider than the data
-    (``expm1(-t) / t -> -1``) and cancels in CKA because every minibatch uses the same one.
-    """
-    D = squared_distances(block - block.mean(axis=0), out=out)
-    rate = 0.5 / sigma / sigma
-    D *= -rate
-    np.expm1(D, out=D)
-    if rate < 1.0:
-        D /= rate
-
-
-def _unbiased_hsic_matrix(grams: np.ndarray) -> np.ndarray:
-    """``(L, L)`` HSIC_1 of the Grams ``grams: (L, m, m)`` (m >= 4; their diagonals are overwritten with 0)."""
-    L, m, _ = grams.shape
-    for gram in grams:
-        np.fill_diagonal(gram, 0.0)
-    flat = grams.reshape(L, m * m)
-    traces = flat @ flat.T  # tr(K_i K_j) for symmetric Grams
-    row_sums = grams.sum(axis=2)  # K_i 1
-    totals = row_sums.sum(axis=1)  # 1' K_i 1
-    return (
-        traces + np.outer(totals, totals) / ((m - 1) * (m - 2)) - (2.0 / (m - 2)) * (row_sums @ row_sums.T)
-    ) / (m * (m - 3))
 
 
 class MinibatchCKA:
@@ -135,8 +95,8 @@ class MinibatchCKA:
                 raise ValueError(f"representations must be distinct names, got {list(representations)}")
         else:
             raise TypeError(f"representations must be a count or a sequence of names, got {representations!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < _MIN_BATCH:
-            raise ValueError(f"batch_size must be an integer of at least {_MIN_BATCH}, got {batch_size!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < MIN_BATCH:
+            raise ValueError(f"batch_size must be an integer of at least {MIN_BATCH}, got {batch_size!r}")
         if kernel not in ("linear", "rbf"):
             raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
         check_median_rule(median)
@@ -199,11 +159,11 @@ class MinibatchCKA:
         grams = np.empty((len(batch), m, m))
         for i, block in enumerate(batch):
             if self.kernel == "linear":
-                _linear_gram(block, grams[i])
+                linear_gram(block, grams[i])
             else:
                 assert sigmas is not None and self._scales is not None
-                _rbf_gram(block, float(sigmas[i] / self._scales[i]), grams[i])
-        return _unbiased_hsic_matrix(grams)
+                rbf_gram(block, float(sigmas[i] / self._scales[i]), grams[i])
+        return unbiased_hsic_matrix(grams)
 
     @property
     def n_samples(self) -> int:
@@ -239,7 +199,7 @@ class MinibatchCKA:
         elif widths != self._widths:
             raise ValueError(f"batch feature counts {widths} differ from the earlier batches' {self._widths}")
         if self._scales is None:
-            self._scales = np.array([_power_of_two_scale(np.asarray(b, dtype=np.float64)) for b in checked])
+            self._scales = np.array([power_of_two_scale(np.asarray(b, dtype=np.float64)) for b in checked])
         scaled = [np.asarray(b, dtype=np.float64) / s for b, s in zip(checked, self._scales, strict=True)]
         self._n_samples += scaled[0].shape[0]
         self._append(scaled)
@@ -331,10 +291,10 @@ class MinibatchCKA:
                 rng = np.random.default_rng(self.seed)
                 idx = np.sort(rng.choice(self.batch_size, filled, replace=False))
                 batch = [np.concatenate([p, f[idx]]) for p, f in zip(self._pending, self._last_full, strict=True)]
-            elif r >= _MIN_BATCH:
+            elif r >= MIN_BATCH:
                 batch = self._pending  # the whole stream is one (smaller) minibatch
             else:
-                raise ValueError(f"minibatch CKA needs at least {_MIN_BATCH} samples, got {r}")
+                raise ValueError(f"minibatch CKA needs at least {MIN_BATCH} samples, got {r}")
             sigmas = self._sigmas
             if self.kernel == "rbf" and sigmas is None:
                 sigmas = self._estimated_sigmas(batch)
@@ -404,7 +364,7 @@ def minibatch_cka(
     metric = MinibatchCKA(
         len(representations) if names is None else names, batch_size=batch_size, seed=seed, **kernel_options
     )
-    checked = check_paired(*representations, names=metric.names, min_samples=_MIN_BATCH)
+    checked = check_paired(*representations, names=metric.names, min_samples=MIN_BATCH)
     n = checked[0].shape[0]
     order = np.random.default_rng(seed).permutation(n) if shuffle else None
     step = metric.batch_size * max(1, 4096 // metric.batch_size)  # a few minibatches per update: bounded copies

@@ -23,7 +23,8 @@ from ccalens.experiments.common import NetworkFeatures, RetrainConfig, train_lin
 from ccalens.experiments.config import ExperimentConfig, parse_config
 from ccalens.experiments.cross_sensor import run_sensor_grid
 from ccalens.experiments.fusion import FusionConfig, FusionResult, fusion_study, run_fusion
-from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection
+from ccalens.experiments.projection import ProjectionConfig, run_projection
+from ccalens.experiments.projection_result import ProjectionResult
 
 __all__ = [
     "METHODS",

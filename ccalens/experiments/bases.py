@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ccalens.core.cca import CCA
+from ccalens.core.cca_estimator import CCA
 from ccalens.experiments.common import pca_reduce
 
 __all__ = [

@@ -14,7 +14,8 @@ import numpy as np
 
 from ccalens.experiments.common import NetworkFeatures
 from ccalens.experiments.parallel import Workers
-from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection_views
+from ccalens.experiments.projection import ProjectionConfig, run_projection_views
+from ccalens.experiments.projection_result import ProjectionResult
 
 __all__ = ["run_sensor_grid"]
 

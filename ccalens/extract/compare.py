@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ccalens.core.measures import REGISTRY
+from ccalens.core.measures import REGISTRY, STATS_MEASURES
 from ccalens.core.result import SimilarityMatrix, _nan_to_none
 from ccalens.core.uncertainty.intervals import DEFAULT_METHOD
 from ccalens.core.validation import SVCCA_THRESHOLD
@@ -65,17 +65,13 @@ __all__ = ["CONV_MODES", "MAX_BOOTSTRAP_BLOCKS", "CrossSimilarity", "compare_mod
 
 #: how conv maps ``(batch, C, H, W)`` are compared
 CONV_MODES = ("pooled", "flatten", "dft")
-#: measures computed from the joint statistics (``conv="pooled"`` / ``"flatten"``)
-STATS_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
-#: measures with a DFT form (``conv="dft"``)
-DFT_MEASURES = ("cca", "svcca", "pwcca")
 
 
 @dataclass(frozen=True)
 class CrossSimilarity(SimilarityMatrix):
     """A :class:`~ccalens.core.result.SimilarityMatrix` of every layer of model A (rows, ``names``) against every
     layer of model B (columns, ``col_names``), with how it was computed (heat map:
-    ``ccalens.report.plots.plot_similarity_matrix``).
+    ``ccalens.report.heatmaps.plot_similarity_matrix``).
 
     Attributes (beyond SimilarityMatrix's ``measure``, ``scores: (L_a, L_b)``, ``mean_rho``):
         conv: how conv maps were compared (``"pooled"``, ``"flatten"``, ``"dft"``).
@@ -284,12 +280,14 @@ def compare_models(
     Returns:
         :class:`CrossSimilarity` with ``scores: (len(layers_a), len(layers_b))`` (and ``low``, ``high`` of the same
         shape with ``bootstrap``), ``.to_frame()``, ``.to_dict()``; draw it with
-        :func:`ccalens.report.plots.plot_similarity_matrix`.
+        :func:`ccalens.report.heatmaps.plot_similarity_matrix`.
     """
     names_a, names_b = layer_names(layers_a, "layers_a"), layer_names(layers_b, "layers_b")
     if conv not in CONV_MODES:
         raise ValueError(f"conv must be one of {', '.join(map(repr, CONV_MODES))}, got {conv!r}")
-    allowed = DFT_MEASURES if conv == "dft" else STATS_MEASURES
+    from ccalens.conv import BLOCK_MEASURES  # the measures DFT-CCA finishes per frequency block
+
+    allowed = BLOCK_MEASURES if conv == "dft" else STATS_MEASURES  # the registry's, under each convention
     if measure not in allowed:
         raise ValueError(f"measure must be one of {', '.join(map(repr, allowed))} with conv={conv!r}, got {measure!r}")
     if not (isinstance(model_names, tuple) and len(model_names) == 2 and all(isinstance(n, str) for n in model_names)):

@@ -33,7 +33,7 @@ class RunContext:
     _figures: list[tuple[Future[Any], dict[str, Path]]] = field(default_factory=list, repr=False)
 
     def figure(self, plot: Callable[..., dict[str, Path]], *args: Any, **kwargs: Any) -> dict[str, Path]:
-        """Draw ``plot(*args, **kwargs)`` (a :mod:`ccalens.report.plots` function with a ``stem`` argument) on one
+        """Draw ``plot(*args, **kwargs)`` (a :mod:`ccalens.report` plotting function with a ``stem`` argument) on one
         of the run's workers while the run goes on; returns the paths it writes (``stem.png``, ``stem.svg``) at
         once. :meth:`wait_for_figures` waits for them (before the report is written) and raises a figure's error."""
         stem = Path(inspect.signature(plot).bind(*args, **kwargs).arguments["stem"])

@@ -25,7 +25,7 @@ from ccalens.experiments.stages.svcca import (
 )
 from ccalens.experiments.two_initialisations import two_init_heatmap
 from ccalens.io import write_csv, write_json
-from ccalens.report import plots, svcca_plots
+from ccalens.report import heatmaps, svcca_plots
 from ccalens.report.html import format_number
 
 __all__ = ["conv_network_stage"]
@@ -122,7 +122,7 @@ def conv_network_stage(ctx: RunContext) -> dict[str, Any]:
                          conv="dft", keep=t.keep, threshold=t.threshold,
                          model_names=(f"seed {t.seeds[0]}", f"seed {t.seeds[1]}"))
     write_json(out_path(folder, "compare_models.json"), sim.to_dict())
-    fig = ctx.figure(plots.plot_similarity_matrix, sim, out_path(folder, "compare_models"))
+    fig = ctx.figure(heatmaps.plot_similarity_matrix, sim, out_path(folder, "compare_models"))
     sec.add_figure(fig, ctx.out, "ccalens.compare_models of the two seeds (SVCCA, conv maps by DFT-CCA)")
     write_csv(out_path(folder, "compare_models.csv"), [
         {"layer_a": a, "layer_b": b, "svcca": float(sim.scores[i, j])}

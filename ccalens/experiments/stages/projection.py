@@ -13,10 +13,11 @@ import numpy as np
 from ccalens.experiments.cross_sensor import run_sensor_grid
 from ccalens.experiments.parallel import Workers
 from ccalens.experiments.paths import out_path
-from ccalens.experiments.projection import ProjectionConfig, ProjectionResult, run_projection_views
+from ccalens.experiments.projection import ProjectionConfig, run_projection_views
+from ccalens.experiments.projection_result import ProjectionResult
 from ccalens.experiments.stages.context import RunContext
 from ccalens.io import write_csv, write_json
-from ccalens.report import plots
+from ccalens.report import heatmaps, plots
 from ccalens.report.html import Section, count, format_percent, words
 from ccalens.report.uncertainty_plots import format_interval, interval_note
 
@@ -288,7 +289,8 @@ def cross_sensor_stage(ctx: RunContext) -> dict[str, Any]:
             M[i, j] = res.score_at("cca_highest", nc, clfs[0], metric)
             rel[i, j] = M[i, j] / max(res.baseline[clfs[0]][metric], 1e-12)
     if np.isfinite(M).any():
-        fig = ctx.figure(plots.plot_heatmap, rel, sensors, sensors, out_path(out, "cross_sensor", "cca_highest_at_nc"),
+        fig = ctx.figure(heatmaps.plot_heatmap, rel, sensors, sensors,
+                                 out_path(out, "cross_sensor", "cca_highest_at_nc"),
                                  title=f"CCA_highest at k = {nc}, relative to no projection ({clfs[0]} layer)",
                                  colorbar_label=f"{metric} / unprojected {metric}", xlabel="directions from",
                                  ylabel="projected network", vmin=0, vmax=max(1.0, float(np.nanmax(rel))))

@@ -20,7 +20,7 @@ from ccalens.experiments.stages.context import RunContext
 from ccalens.experiments.stages.networks import Networks, stage_sensor
 from ccalens.experiments.two_initialisations import convention_caption, two_init_heatmap
 from ccalens.io import write_csv, write_json
-from ccalens.report import plots, svcca_plots
+from ccalens.report import heatmaps, svcca_plots
 from ccalens.report.html import Section, format_number, format_percent
 from ccalens.report.uncertainty_plots import format_interval, interval_note, plot_scores_with_null
 
@@ -227,7 +227,7 @@ def _write_two_initialisations(
          "null_mean_rho": ti["null_mean_rho"][i, j], "convention": ti["conventions"].get(f"{a}|{b}", "")}
         for i, a in enumerate(ti["layers_a"]) for j, b in enumerate(ti["layers_b"])])
     fig = ctx.figure(
-        plots.plot_measure_heatmaps,
+        heatmaps.plot_measure_heatmaps,
         ti["measures"], ti["layers_a"], ti["layers_b"], out_path(folder, stem),
         title=f"Two initialisations ({label}): seed {seeds[0]} (rows) against seed {seeds[1]} (columns)",
         xlabel=f"layer, seed {seeds[1]}", ylabel=f"layer, seed {seeds[0]}")
