@@ -70,6 +70,12 @@ class ConvSimilarityResult(SimilarityResult):
     convention: str
     dft: DFTResult | None = field(default=None, repr=False)
 
+    @classmethod
+    def of(cls, res: SimilarityResult, convention: str, **changes: Any) -> ConvSimilarityResult:
+        """The core result ``res`` under ``convention``, with ``changes`` to its fields (e.g. ``details``)."""
+        fields = {f: getattr(res, f) for f in SimilarityResult.__dataclass_fields__}
+        return cls(**{**fields, **changes}, convention=convention)
+
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["convention"] = self.convention
@@ -154,9 +160,7 @@ class SpatialStats:
         if "weights_from" in spec.options:
             options["weights_from"] = weights_from
         res = MEASURES[measure](stats=st, **options)
-        fields = {f: getattr(res, f) for f in SimilarityResult.__dataclass_fields__}
-        fields["details"] = {**res.details, "n_images": self.n_images}
-        return ConvSimilarityResult(**fields, convention=self.convention)
+        return ConvSimilarityResult.of(res, self.convention, details={**res.details, "n_images": self.n_images})
 
 
 def conv_stats(
@@ -239,8 +243,7 @@ def conv_similarity(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if isinstance(stats, DFTStats) and measure in PARSEVAL_MEASURES:
         res = dft_linear_cka(A, B, layout=layout, batch_size=batch_size)
-        return ConvSimilarityResult(**{f: getattr(res, f) for f in SimilarityResult.__dataclass_fields__},
-                                    convention="dft")
+        return ConvSimilarityResult.of(res, "dft")
     check_measure(measure, threshold, keep)
     A = A if hasattr(A, "shape") else np.asarray(A)
     B = B if hasattr(B, "shape") else np.asarray(B)

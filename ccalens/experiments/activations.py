@@ -50,5 +50,5 @@ def pair_score(A: np.ndarray, B: np.ndarray, measure: str, keep: str, threshold:
     if (A.ndim == 4 and B.ndim == 4) or (one_map and measure in PARSEVAL_MEASURES):
         return conv_similarity(A, B, convention="dft", measure=measure, **options), "dft"
     pooled = [Z.mean(axis=(2, 3)) if Z.ndim == 4 else Z for Z in (A, B)]
-    convention = "pooled" if A.ndim == 4 or B.ndim == 4 else "dense"
+    convention = "pooled" if one_map else "dense"
     return measures.MEASURES[measure](*pooled, **options), convention

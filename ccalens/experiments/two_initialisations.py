@@ -40,7 +40,6 @@ def two_init_heatmap(
     SvccaRule(keep, threshold)  # validated once, before any checkpoint is read
     la, lb = list(acts_a), list(acts_b)
     dense = all(acts_a[a].ndim == 2 for a in la) and all(acts_b[b].ndim == 2 for b in lb)
-    out: dict[str, np.ndarray] = {}
     headline = TWO_INIT_MEASURES[0]  # the paper's measure: its nulls, kept ranks and conventions are reported
     if dense:  # every representation prepared once, the cross pairs only
         reps = [acts_a[a] for a in la] + [acts_b[b] for b in lb]
