@@ -3,8 +3,8 @@
 ``import ccalens`` gives the measures (``cca``, ``svcca``, ``pwcca``, ``linear_cka``, ``debiased_linear_cka``,
 ``rbf_cka``, ``procrustes``), ``compare``, ``similarity_matrix``, the main types (``CCA``, ``SufficientStats``,
 ``SimilarityResult``, ``SimilarityMatrix``), uncertainty (``bootstrap``, ``bootstrap_difference``, ``bootstrap_matrix``,
-``permutation_test``, ``cca_test``, ``null_mean_rho``) and minibatch CKA (``MinibatchCKA``, ``minibatch_cka``);
-numpy and scipy only. The conv names (``conv_similarity``, ``DFTStats``,
+``permutation_test``, ``cca_test``, ``null_mean_rho``, ``edge_corrected_correlations``) and minibatch CKA
+(``MinibatchCKA``, ``minibatch_cka``); numpy and scipy only. The conv names (``conv_similarity``, ``DFTStats``,
 ...) and the extraction names (``extract``, ``ActivationStore``, ...) load on first use, so torch is never
 imported by ``import ccalens``.
 """
@@ -30,6 +30,7 @@ from .core import (
     cca_test,
     compare,
     debiased_linear_cka,
+    edge_corrected_correlations,
     linear_cka,
     minibatch_cka,
     null_mean_rho,
@@ -87,6 +88,7 @@ __all__ = [
     "debiased_linear_cka",
     "linear_cka",
     "minibatch_cka",
+    "edge_corrected_correlations",
     "null_mean_rho",
     "permutation_test",
     "procrustes",

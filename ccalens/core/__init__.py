@@ -25,6 +25,7 @@ from .measures import (
     svcca,
 )
 from .minibatch import MinibatchCKA, minibatch_cka
+from .noise_edge import edge_corrected_correlations
 from .null import SmallSampleWarning, null_mean_rho
 from .result import SimilarityMatrix, SimilarityResult
 from .stats import SufficientStats
@@ -73,6 +74,7 @@ __all__ = [
     "check_paired",
     "compare",
     "debiased_linear_cka",
+    "edge_corrected_correlations",
     "linalg",
     "linear_cka",
     "minibatch_cka",

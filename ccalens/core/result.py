@@ -114,7 +114,9 @@ class SimilarityMatrix:
 
     ``mean_rho`` (CCA family) and ``null_mean_rho`` (the mean rho of unrelated data of the same n and kept ranks,
     CCA family) have the shape of ``scores``; ``rank: (L,)`` dimensions kept per representation (CCA family, square
-    matrices); ``details`` the measure's options and the plan taken. Cells not computed are NaN.
+    matrices); ``details`` the measure's options and the plan taken. Cells not computed are NaN. ``edge_corrected``
+    and ``at_edge`` (CCA family): each cell's score over its noise-edge corrected correlations and how many of
+    its correlations lie at the noise edge (NaN where no noise model applies; :mod:`ccalens.core.noise_edge`).
     """
 
     measure: str
@@ -125,6 +127,8 @@ class SimilarityMatrix:
     details: dict[str, Any] = field(default_factory=dict)
     null_mean_rho: np.ndarray | None = None
     col_names: tuple[str, ...] | None = None
+    edge_corrected: np.ndarray | None = field(default=None, repr=False)
+    at_edge: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def row_names(self) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import plan as planner
 from ..many import ReducedPairs
+from ..noise_edge import edge_corrected_score
 from ..result import SimilarityMatrix, SimilarityResult
 from ..stats import SufficientStats
 from ..threads import MIN_PARALLEL_WIDTH, blas_threads, run_tasks
@@ -108,6 +109,7 @@ def similarity_matrix(
     scores = np.full((L, L), np.nan)
     mean_rho = np.full((L, L), np.nan) if correlation else None
     null = np.full((L, L), np.nan) if correlation else None
+    edge = np.full((2, L, L), np.nan) if correlation else None  # corrected score, correlations at the noise edge
     ranks = np.zeros(L, dtype=np.int64) if correlation else None
     if pairs is None:
         pairs = [(i, j) for i in range(L) for j in range(L) if not spec.symmetric or j >= i]
@@ -138,6 +140,9 @@ def similarity_matrix(
                     if mean_rho is not None and null is not None:
                         mean_rho[a, b] = res.mean_rho
                         null[a, b] = np.nan if res.null_mean_rho is None else res.null_mean_rho
+                    if edge is not None:
+                        fix = edge_corrected_score(res)
+                        edge[:, a, b] = fix.score, np.nan if fix.detected is None else fix.total - fix.detected
                 if ranks is not None:
                     assert res.rank_x is not None and res.rank_y is not None
                     ranks[i], ranks[j] = res.rank_x, res.rank_y
@@ -151,5 +156,5 @@ def similarity_matrix(
         details["plan"] = plan.to_dict()
     return SimilarityMatrix(
         measure=measure, scores=scores, names=tuple(names), mean_rho=mean_rho, rank=ranks, details=details,
-        null_mean_rho=null,
+        null_mean_rho=null, edge_corrected=None if edge is None else edge[0], at_edge=None if edge is None else edge[1],
     )

@@ -8,7 +8,9 @@ standard error as ``sd(replicates) sqrt(m / (n - m))`` (``Var(t_m - t_n) = s^2 (
 is ``t - bias +- t_{B-1}(1 - a/2) se`` (Student's t on B - 1 degrees of freedom, so few blocks widen it).
 ``validation/coverage_study.py`` shows it covers the population value at its nominal rate for linear and
 debiased CKA everywhere and for the CCA family and Procrustes where no population canonical correlation is
-near 0; where some are 0 the bias is of order 1/sqrt(n) and no resampling interval here covers.
+near 0. Where some are 0 the bias is of order 1/sqrt(n), which no resampling estimate captures: for the CCA
+family the bootstrap then centres the interval on the noise-edge corrected score (:mod:`.edge`); Procrustes
+keeps a note that its interval lies above the population value there.
 
 *Basic.* The similarity measures are biased upward at finite n, and a replicate (rows drawn with
 replacement, so duplicated) is biased upward again: the replicates sit above the estimate as the estimate sits
