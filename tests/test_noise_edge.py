@@ -89,3 +89,28 @@ def test_interval_says_when_it_used_the_noise_edge():
         warnings.simplefilter("ignore", SmallSampleWarning)
         res = bootstrap(X, Y, "cca", n_resamples=100, seed=1)
     assert res.method_used == "half_sampling" and res.notes == ()
+
+
+@pytest.mark.parametrize("measure", ["cca", "pwcca"])
+def test_matrix_cells_take_the_same_edge_interval_as_the_pair(measure):
+    from ccalens.core.measures import MEASURES, similarity_matrix
+    from ccalens.core.noise_edge import edge_corrected_score
+    from ccalens.core.uncertainty import bootstrap_matrix
+
+    rng = np.random.default_rng(0)
+    pop = population(10, 10, rng, "half-null")
+    X, Y = pop.sample(400, rng)
+    Z = X @ rng.standard_normal((10, 8)) + rng.standard_normal((400, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        whole = bootstrap_matrix([X, Y, Z], measure, n_resamples=60, seed=3)
+        pair = bootstrap(X, Y, measure, n_resamples=60, seed=3)
+        mat = similarity_matrix([X, Y, Z], measure)
+        direct = edge_corrected_score(MEASURES[measure](X, Y))
+    assert pair.method_used == EDGE_METHOD and EDGE_METHOD in whole.method_used
+    tol = 1e-10  # the same merges and eigenproblems, summed in another order
+    assert whole.confidence_interval.low[0, 1] == pytest.approx(pair.confidence_interval.low, abs=tol)
+    assert whole.confidence_interval.high[0, 1] == pytest.approx(pair.confidence_interval.high, abs=tol)
+    assert whole.bias_corrected[0, 1] == pytest.approx(pair.bias_corrected, abs=tol)
+    assert mat.edge_corrected[0, 1] == pytest.approx(direct.score, abs=tol)
+    assert mat.at_edge[0, 1] == direct.total - direct.detected
