@@ -17,7 +17,7 @@ The interval is for the population value (``estimand="population"``); the defaul
 and Student's t; see :mod:`ccalens.core.uncertainty.intervals` and ``validation/coverage_study.py`` for why).
 For the CCA family, when some sample canonical correlations lie at the edge of the noise, :func:`bootstrap`
 centres it on the noise-edge corrected score instead (:mod:`ccalens.core.uncertainty.edge`,
-``method_used="half_sampling+noise_edge"``); :func:`bootstrap_matrix` does not yet, and its notes say so.
+``method_used="half_sampling+noise_edge"``), and so does :func:`bootstrap_matrix`, cell by cell.
 Measures without a statistics path (``debiased_linear_cka``, ``rbf_cka``) are bootstrapped by resampling the rows
 of the drawn blocks and recomputing (one pass per replicate)."""
 
@@ -33,7 +33,7 @@ from ..measures.definitions import REGISTRY
 from ..stats import SufficientStats
 from ..validation import check_paired
 from .blocks import Blocks, Partition, _blocks_from_arrays, _blocks_from_stats, _fits_packed, _partition
-from .edge import EDGE_METHOD, edge_bounds, edge_note, edge_values
+from .edge import edge_cells_note, edge_interval, edge_note, edge_values, uses_edge
 from .intervals import (
     DEFAULT_METHOD,
     FEW_BLOCKS,
@@ -47,7 +47,7 @@ from .intervals import (
     widening,
 )
 from .replicates import draw_weights, gathered_warnings, replicate_error, run_weighted
-from .results import BootstrapMatrixResult, BootstrapResult, ConfidenceInterval
+from .results import BootstrapMatrixResult, BootstrapResult
 
 __all__ = ["bootstrap", "bootstrap_matrix"]
 
@@ -146,19 +146,12 @@ def bootstrap_engine(
     return estimate, replicates, interval
 
 
-def _column(iv: IntervalEstimate, k: int) -> IntervalEstimate:
-    """Entry ``k`` of an interval computed over a vector of values."""
-    low, high = np.asarray(iv.interval.low), np.asarray(iv.interval.high)
-    return iv._replace(interval=ConfidenceInterval(float(low[k]), float(high[k])), bias=np.asarray(iv.bias)[k],
-                       standard_error=np.asarray(iv.standard_error)[k])
-
-
 def _result(measure: str, est: Any, reps: np.ndarray, iv: IntervalEstimate, level: float, method: str,
-            n_blocks: int, block_size: int | None, path: str, *, edge_handled: bool = False) -> BootstrapResult:
-    """``edge_handled``: the noise edge was checked (a corrected interval where it showed, none needed elsewhere),
+            n_blocks: int, block_size: int | None, path: str, *, edge_checked: bool = False) -> BootstrapResult:
+    """``edge_checked``: the noise edge was checked (a corrected interval where it showed, none needed elsewhere),
     so the undercoverage note does not apply."""
     bias = float(iv.bias)
-    undercovers = REGISTRY[measure].biased_at_zero_correlation and not edge_handled
+    undercovers = REGISTRY[measure].biased_at_zero_correlation and not edge_checked
     notes = (*iv.notes, UNDERCOVER_NOTE) if undercovers else iv.notes
     exact = block_size == 1 and method != "half_sampling"
     return BootstrapResult(measure, float(est), iv.interval, reps, float(iv.standard_error), level, method,
@@ -199,7 +192,7 @@ def bootstrap(
     options = dict(measure_options)
     bounds = measure_bounds(measure)
 
-    edge = REGISTRY[measure].correlation_family and method == "half_sampling"
+    edge = uses_edge(REGISTRY[measure].correlation_family, method)
 
     def evaluate(stats: SufficientStats) -> Any:
         res = fn(stats=stats, **options)
@@ -212,21 +205,13 @@ def bootstrap(
             blk, evaluate, n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng,
             bounds=bounds, block_size=block_size_used, stacklevel=6,
         )
-        handled = False
-        if edge:
-            score, corrected, at_edge, total, threshold = (float(v) for v in est)
-            handled = not np.isnan(at_edge)
-            iv = _column(iv, 0)
-            if handled and at_edge > 0:
-                assert iv.fraction is not None
-                low, high, se = edge_bounds(np.asarray(corrected), reps[:, 1], fraction=iv.fraction,
-                                            n_blocks=used_blocks, level=confidence_level)
-                iv = iv._replace(interval=ConfidenceInterval(float(low), float(high)),
-                                 bias=np.asarray(score - corrected), standard_error=np.asarray(se),
-                                 method_used=EDGE_METHOD, notes=(edge_note(int(at_edge), int(total), threshold),))
-            est, reps = est[0], reps[:, 0]
+        checked = False
+        if edge:  # rows: score, corrected score, correlations at the edge, correlations, threshold
+            note = lambda cells, e=est: edge_note(int(e[2]), int(e[3]), float(e[4]))  # noqa: E731
+            est, reps, iv, checked = edge_interval(est, reps, iv, n_blocks=used_blocks, level=confidence_level,
+                                                   note=note)
         return _result(measure, est, reps, iv, confidence_level, method, blk.n_blocks, block_size_used, path,
-                       edge_handled=handled)
+                       edge_checked=checked)
 
     if blocks is not None:
         if X is not None or Y is not None:
@@ -325,7 +310,7 @@ def bootstrap_matrix(
     names = tuple(names) if names is not None else tuple(f"R{k}" for k in range(L))
     warn_few_blocks(effective_blocks(blk.n_blocks, block_size_out), confidence_level, method)
 
-    edge = REGISTRY[measure].correlation_family and method == "half_sampling"
+    edge = uses_edge(REGISTRY[measure].correlation_family, method)
 
     def evaluate(stats: SufficientStats) -> np.ndarray:
         res = similarity_matrix(stats, measure, names=names, **measure_options)
@@ -336,10 +321,11 @@ def bootstrap_matrix(
         bounds=measure_bounds(measure), block_size=block_size_out,
     )
     path = "block statistics" if blk.packed is not None else "weighted data"
-    undercovers = REGISTRY[measure].biased_at_zero_correlation
-    if edge:
-        est, reps, iv = _edge_cells(est, reps, iv, effective_blocks(blk.n_blocks, block_size_out), confidence_level)
-        undercovers = False
+    checked = False
+    if edge:  # rows: scores, corrected scores, correlations at the edge
+        est, reps, iv, checked = edge_interval(est, reps, iv, n_blocks=effective_blocks(blk.n_blocks, block_size_out),
+                                               level=confidence_level, note=edge_cells_note)
+    undercovers = REGISTRY[measure].biased_at_zero_correlation and not checked
     notes = (*iv.notes, UNDERCOVER_NOTE) if undercovers else iv.notes
     exact = block_size_out == 1 and method != "half_sampling"
     return BootstrapMatrixResult(
@@ -347,25 +333,3 @@ def bootstrap_matrix(
         block_size_out, exact, path, "population", iv.bias, est - iv.bias, iv.method_used, notes,
     )
 
-
-def _edge_cells(est: np.ndarray, reps: np.ndarray, iv: IntervalEstimate, n_blocks: int,
-                level: float) -> tuple[np.ndarray, np.ndarray, IntervalEstimate]:
-    """The matrix's scores, replicates and intervals from the stacked ``(3, L, L)`` evaluation (scores, corrected
-    scores, correlations at the noise edge): cells with correlations at the edge take the corrected interval."""
-    low, high = (np.array(np.asarray(v)[0], dtype=np.float64) for v in (iv.interval.low, iv.interval.high))
-    bias, se = np.array(np.asarray(iv.bias)[0]), np.array(np.asarray(iv.standard_error)[0])
-    at_edge = est[2]
-    cells = np.nan_to_num(at_edge, nan=0.0) > 0
-    used, notes = iv.method_used, iv.notes
-    if cells.any():
-        assert iv.fraction is not None
-        e_low, e_high, e_se = edge_bounds(est[1], reps[:, 1], fraction=iv.fraction, n_blocks=n_blocks, level=level)
-        low[cells], high[cells], se[cells] = e_low[cells], e_high[cells], e_se[cells]
-        bias[cells] = (est[0] - est[1])[cells]
-        used = EDGE_METHOD if cells.all() else f"{EDGE_METHOD} in {int(cells.sum())} of {cells.size} cells"
-        notes = (*notes, f"{int(cells.sum())} of {cells.size} cells have canonical correlations at the noise edge: "
-                 "they are counted as 0 there (a correlation below the edge cannot be told from 0 at this sample "
-                 "size) and those cells' intervals are centred on the score of the edge-corrected correlations")
-    interval = ConfidenceInterval(low, high)
-    return est[0], reps[:, 0], iv._replace(interval=interval, bias=bias, standard_error=se, method_used=used,
-                                           notes=notes)
