@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .device import column_ranges, is_tensor, leading_moments
 from .threads import blas_threads, run_tasks
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "check_underflow",
     "column_tiles",
     "leading_mean",
+    "offset_from_moments",
     "provisional_offset",
     "shifted_comoment",
 ]
@@ -91,10 +93,10 @@ def check_underflow(blocks: Sequence[np.ndarray], comoment: np.ndarray, names: S
         start += width
         if zero.size == 0 or block.shape[0] < 2:
             continue
-        columns = np.asarray(block[:, zero], dtype=np.float64)
-        varying = np.ptp(columns, axis=0) > 0
+        ranges, magnitudes = column_ranges(block, zero)
+        varying = ranges > 0
         if varying.any():
-            largest = float(np.abs(columns[:, varying]).max())
+            largest = float(magnitudes[varying].max())
             raise ValueError(
                 f"{name}: {int(varying.sum())} feature(s) vary but their variance underflows to 0 in float64 "
                 f"(values of at most {largest:.3g}: their squares fall below {np.finfo(np.float64).tiny:.3g}); "
@@ -153,10 +155,19 @@ def leading_mean(blocks: Sequence[np.ndarray]) -> np.ndarray:
     """A first offset from the first :data:`_OFFSET_ROWS` rows of the stacked blocks: their mean, or 0 for a feature
     whose mean there lies within one standard deviation of 0 (raw products lose at most a bit: no shift needed).
     """
+    if is_tensor(blocks[0]):  # moments on the tensors' device
+        return offset_from_moments(*leading_moments(blocks, _OFFSET_ROWS))
     with np.errstate(all="ignore"):  # NaN/Inf are reported from the products, by name
         lead = [blk[:_OFFSET_ROWS] for blk in blocks]  # views: the moments are taken in float64 without a copy
         mean = np.concatenate([x.mean(axis=0, dtype=np.float64) for x in lead])
         var = np.concatenate([x.var(axis=0, dtype=np.float64) for x in lead])
+    return offset_from_moments(mean, var)
+
+
+def offset_from_moments(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """The first offset from the leading rows' means and variances ``(d,)``: the mean, or 0 where it lies within one
+    standard deviation of 0."""
+    with np.errstate(all="ignore"):
         return np.where((mean * mean <= var) & np.isfinite(var), 0.0, mean)
 
 

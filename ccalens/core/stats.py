@@ -43,6 +43,8 @@ from .comoments import (
     provisional_offset,
     shifted_comoment,
 )
+from .device import check_tensors, device_comoment, is_tensor
+from .device import first_row as device_first_row
 from .validation import check_paired, default_names
 
 __all__ = ["SufficientStats", "add_merge_correction"]
@@ -115,7 +117,11 @@ class SufficientStats:
         if not blocks:
             raise ValueError("update needs at least one array")
         # NaN/Inf show in the products (see _batch_comoment); a full scan runs only to name the culprit
-        checked = check_paired(*blocks, names=names, min_samples=1, check_finite=False)
+        on_device = all(is_tensor(b) for b in blocks)  # torch tensors stay on their device (ccalens.core.device)
+        if on_device:
+            checked = check_tensors(blocks, names or self.names or default_names(len(blocks)))
+        else:
+            checked = check_paired(*blocks, names=names, min_samples=1, check_finite=False)
         sizes = tuple(int(b.shape[1]) for b in checked)
         if self.sizes is None:
             self.sizes = sizes
@@ -124,8 +130,12 @@ class SufficientStats:
             raise ValueError(f"batch feature counts {sizes} differ from the earlier batches' {self.sizes}")
         n_b = checked[0].shape[0]
         names = names or self.names or default_names(len(checked))
-        first_row = np.concatenate([blk[0].astype(np.float64) for blk in checked])
-        float32 = self._float32_products and all(blk.dtype == np.float32 for blk in checked)
+        if on_device:
+            first_row = device_first_row(checked)
+            float32 = self._float32_products and all(str(blk.dtype) == "torch.float32" for blk in checked)
+        else:
+            first_row = np.concatenate([blk[0].astype(np.float64) for blk in checked])
+            float32 = self._float32_products and all(blk.dtype == np.float32 for blk in checked)
         if self.n_samples == 0:  # the provisional offset: the mean of this first batch's leading rows
             offset = provisional_offset(first_row, leading_mean(checked))
         else:  # later batches keep it, so that the means are compared without rounding (see _current_offset)
@@ -168,7 +178,8 @@ class SufficientStats:
         dtype = np.float32 if float32 else np.float64
         # about the batch mean (raw products minus n d d', d = mean - offset); non-finite values are reported just
         # below, by name
-        comoment, sums = shifted_comoment(blocks, offset, dtype=dtype, chunk_rows=chunk_rows)
+        products = device_comoment if is_tensor(blocks[0]) else shifted_comoment
+        comoment, sums = products(blocks, offset, dtype=dtype, chunk_rows=chunk_rows)
         shifted_mean = sums / n_b
         bad = ~np.isfinite(np.diag(comoment)) | ~np.isfinite(shifted_mean)
         if bad.any():

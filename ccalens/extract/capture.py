@@ -51,15 +51,17 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 class _Capture:
-    """Forward hooks on named modules; each output (transformed on its device first) is copied to the CPU (a
-    copy: in-place ops after the module cannot change it)."""
+    """Forward hooks on named modules; each output (transformed on its device first) is copied to the CPU, or with
+    ``on_device`` cloned where it is (a copy either way: in-place ops after the module cannot change it)."""
 
     def __init__(
-        self, modules: dict[str, torch.nn.Module], transforms: dict[str, Any], strict_calls: bool = True
+        self, modules: dict[str, torch.nn.Module], transforms: dict[str, Any], strict_calls: bool = True,
+        on_device: bool = False,
     ) -> None:
         self.modules = modules
         self.transforms = transforms
         self.strict_calls = strict_calls
+        self.on_device = on_device
         self.outputs: dict[str, list[Any]] = {name: [] for name in modules}
         self.handles: list[Any] = []
 
@@ -93,10 +95,10 @@ class _Capture:
         return hook
 
     def add(self, name: str, out: Any) -> None:
-        """Keep one output of layer ``name`` (transformed, detached, on the CPU)."""
+        """Keep one output of layer ``name`` (transformed, detached, on the CPU or on its device)."""
         out = apply_transform(name, out.detach(), self.transforms.get(name))
         if hasattr(out, "detach"):
-            out = out.detach().to("cpu", copy=True)
+            out = out.detach().clone() if self.on_device else out.detach().to("cpu", copy=True)
         self.outputs.setdefault(name, []).append(out)
 
     def clear(self) -> None:
@@ -118,7 +120,10 @@ class _Capture:
                     "its activations are ambiguous: hook a module that runs once"
                 )
             last = outs[-1]
-            arr = _to_numpy(last) if hasattr(last, "detach") else np.asarray(last)
+            if hasattr(last, "detach"):
+                arr = last if self.on_device else _to_numpy(last)
+            else:
+                arr = np.asarray(last)
             if (arr.ndim == 0 or arr.shape[0] != n) and self.strict_calls:
                 raise RuntimeError(
                     f"layer {name!r} output has shape {tuple(arr.shape)}, whose first axis is not the batch "
@@ -152,6 +157,8 @@ class LayerCapture:
     ``device`` and goes to eval mode and the hooks are registered; :meth:`run` runs one batch under
     ``no_grad`` and returns ``{layer: (rows, ...)}`` in ``layers`` order (tokens as samples with ``tokens=True``);
     on exit the hooks are removed and every submodule's train/eval flag and the model's device are restored.
+    ``on_device``: the outputs stay torch tensors on the model's device (for statistics computed there,
+    :mod:`ccalens.core.device`) instead of NumPy copies on the host.
     """
 
     def __init__(
@@ -165,10 +172,12 @@ class LayerCapture:
         tokens: bool = False,
         forward: Any = None,
         strict_calls: bool = True,
+        on_device: bool = False,
     ) -> None:
         import torch
 
         require_module(model)
+        self.on_device = on_device
         resolved = resolve_layers(model, layers)
         self.model = model
         self.names = list(resolved)
@@ -195,7 +204,8 @@ class LayerCapture:
             if self._move:
                 self.model.to(self.device)
             self.model.eval()
-            self._capture = _Capture(self._modules, self._transforms, strict_calls=self._strict).__enter__()
+            self._capture = _Capture(self._modules, self._transforms, strict_calls=self._strict,
+                                     on_device=self.on_device).__enter__()
         except BaseException:
             self.__exit__()
             raise

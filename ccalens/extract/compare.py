@@ -138,6 +138,13 @@ _DEVICE_TRANSFORMS: dict[str, Callable[[Any], Any] | None] = {
 }
 
 
+def streams_on_device(device: Any) -> bool:
+    """Whether activations on ``device`` stay there and feed statistics computed on it (:mod:`ccalens.core.device`:
+    the co-moment products on the device, only ``(d, d)`` results copied back): on any accelerator. On the CPU the
+    activations become NumPy arrays, the reference path."""
+    return getattr(device, "type", "cpu") != "cpu"
+
+
 class _TwoModels:
     """Both models prepared (one :class:`LayerCapture` when they are the same object); :meth:`blocks` runs one batch
     and returns A's layers then B's, each as rows (tokens as samples, conv maps as ``conv`` says)."""
@@ -163,6 +170,8 @@ class _TwoModels:
             LayerCapture(models[k], names, device=device, transform=_DEVICE_TRANSFORMS[conv], forward=forwards[k])
             for k, names in enumerate(per_capture)
         ]
+        for capture in self.captures:  # DFT-CCA's statistics are NumPy's: its maps come to the host
+            capture.on_device = conv != "dft" and streams_on_device(capture.device)
 
     def __enter__(self) -> _TwoModels:
         entered: list[LayerCapture] = []

@@ -117,4 +117,9 @@ def token_rows(name: str, arr: np.ndarray, mask: np.ndarray | None) -> tuple[np.
                 f"attention_mask has shape {keep.shape} but layer {name!r} gives {tokens} tokens for {batch} "
                 f"samples (shape {arr.shape})"
             )
-    return arr[keep], np.nonzero(keep)[0]
+    rows = np.nonzero(keep)[0]
+    if hasattr(arr, "detach"):  # a tensor on its device: the mask goes there (it is small)
+        import torch
+
+        return arr[torch.as_tensor(keep, device=arr.device)], rows
+    return arr[keep], rows

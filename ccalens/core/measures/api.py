@@ -19,7 +19,7 @@ from ..stats import SufficientStats
 from ..validation import SVCCA_THRESHOLD, check_paired
 from ..whitening import DEFAULT_TOL
 from .definitions import REGISTRY, STATS_MEASURES, Measure, check_measure, check_options
-from .sides import GramPair, statistics, statistics_pairs, unit_scale
+from .sides import GramPair, checked_data, host_data, statistics, statistics_pairs, unit_scale
 
 Keep = Literal["singular_values", "variance"]
 Method = Literal["auto", "primal", "dual"]
@@ -105,9 +105,10 @@ def resolve_pair(
     if X is None or Y is None:
         raise ValueError(f"{measure} needs X and Y (or stats=)")
     # statistics paths find NaN/Inf from their column sums (then name the culprit); data-only measures scan here
-    X, Y = check_paired(X, Y, check_finite=measure not in STATS_MEASURES)
     if measure in STATS_MEASURES:  # scaled lazily, only when the statistics show it is needed (sides.statistics)
+        X, Y = checked_data((X, Y))  # torch tensors stay on their device
         return None, 0, 1, (X, Y)
+    X, Y = check_paired(X, Y)
     return None, 0, 1, (unit_scale(X), unit_scale(Y))
 
 
@@ -145,7 +146,7 @@ def _measure(
         assert data is not None
         plan = _plan([spec], data, method, budget)
         if plan.method == "dual":
-            return with_plan(spec.finish(GramPair(spec, *data, opts), **opts), plan)
+            return with_plan(spec.finish(GramPair(spec, *host_data(data), opts), **opts), plan)
         stats, _ = statistics(data, second_moments_only=_second_moments_only([spec]))
     elif method == "dual":
         raise ValueError("method='dual' needs the data X and Y (statistics hold the feature-space co-moments only)")
@@ -325,6 +326,7 @@ def compare(
         method, budget = plans[stats_measures[0]][:2]
         plan = _plan(specs, data, method, budget)
         if plan.method == "dual":
+            data = tuple(host_data(data))
             for m, spec in zip(stats_measures, specs, strict=True):
                 assert spec.finish is not None
                 out[m] = with_plan(spec.finish(GramPair(spec, *data, per_measure[m]), **per_measure[m]), plan)

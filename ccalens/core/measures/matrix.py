@@ -14,12 +14,20 @@ from ..noise_edge import edge_corrected_score
 from ..result import SimilarityMatrix, SimilarityResult
 from ..stats import SufficientStats
 from ..threads import MIN_PARALLEL_WIDTH, blas_threads, run_tasks
-from ..validation import check_paired
 from ..whitening import DEFAULT_TOL
 from .api import split_options, split_plan
 from .definitions import REGISTRY, STATS_MEASURES, check_measure
 from .reduced import ReducedPair, reduce_all
-from .sides import Prepared, StatisticsPair, check_comoment, prepare_all, statistics, unit_scale
+from .sides import (
+    Prepared,
+    StatisticsPair,
+    check_comoment,
+    checked_data,
+    host_data,
+    prepare_all,
+    statistics,
+    unit_scale,
+)
 
 
 def _one_warning_per_category(caught: Sequence[warnings.WarningMessage], pairs: int) -> None:
@@ -73,7 +81,7 @@ def similarity_matrix(
     else:
         if len(representations) < 1:
             raise ValueError("representations is empty")
-        arrays = check_paired(*representations, check_finite=False)
+        arrays = checked_data(representations)  # torch tensors stay on their device for the statistics path
         L, n = len(arrays), arrays[0].shape[0]
         widths = [a.shape[1] for a in arrays]
         plan = planner.plan_matrix(n, widths, n_pairs=None if pairs is None else len(pairs), method=method,
@@ -81,6 +89,7 @@ def similarity_matrix(
         budget = plan.memory_budget
         if plan.method == "prepared":
             stats = None
+            arrays = host_data(arrays)
         else:
             stats, arrays = statistics(arrays, second_moments_only=spec.needs == {"gram"})
     if names is None:

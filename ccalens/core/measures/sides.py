@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from .. import dual, gram_tiles
+from ..device import check_tensors, is_tensor
 from ..linalg import canonical_correlations, principal_whitening
 from ..stats import SufficientStats, second_moment_statistics
 from ..threads import MIN_PARALLEL_WIDTH, run_tasks
+from ..validation import check_paired, default_names
 from ..whitening import DEFAULT_TOL, CholeskyWhitening, Whitening, whiten
 from .definitions import Measure
 
@@ -37,14 +39,46 @@ Rule = tuple[str, float] | None
 
 
 # --------------------------------------------------------------------------------- scale
-def unit_scale(A: np.ndarray) -> np.ndarray:
-    """``A`` itself, or ``A * 2^-e`` (float64, exact) when its largest magnitude is outside ``2^±SCALE_EXPONENT``."""
-    if A.dtype.kind != "f" or A.size == 0:
+def unit_scale(A: Any) -> Any:
+    """``A`` itself, or ``A * 2^-e`` (float64, exact) when its largest magnitude is outside ``2^±SCALE_EXPONENT``
+    (a torch tensor is scaled on its device)."""
+    if is_tensor(A):
+        if not A.is_floating_point() or A.numel() == 0:
+            return A
+        peak = float(A.abs().max())
+    else:
+        if A.dtype.kind != "f" or A.size == 0:
+            return A
+        peak = float(max(A.max(), -A.min()))
+    if peak == 0.0 or not math.isfinite(peak) or 2.0**-SCALE_EXPONENT <= peak <= 2.0**SCALE_EXPONENT:
         return A
-    peak = float(max(A.max(), -A.min()))
-    if peak == 0.0 or 2.0**-SCALE_EXPONENT <= peak <= 2.0**SCALE_EXPONENT:
-        return A
-    return np.ldexp(A.astype(np.float64), -math.frexp(peak)[1])
+    exponent = -math.frexp(peak)[1]
+    if is_tensor(A):
+        return A.double() * 2.0**exponent  # a power of two in float64's normal range: exact, like ldexp
+    return np.ldexp(A.astype(np.float64), exponent)
+
+
+def checked_data(arrays: Sequence[Any], *, check_finite: bool = False) -> list[Any]:
+    """The data of a statistics measure, validated: torch tensors stay on their device (their co-moments are
+    multiplied there, :mod:`ccalens.core.device`; NaN/Inf are found from the products), anything else becomes
+    NumPy arrays (:func:`~ccalens.core.validation.check_paired`)."""
+    if all(is_tensor(a) for a in arrays):  # tensors mixed with arrays all go to the host
+        return check_tensors(arrays, default_names(len(arrays)), min_samples=2)
+    return check_paired(*arrays, check_finite=check_finite)
+
+
+def host_data(arrays: Sequence[Any]) -> list[np.ndarray]:
+    """``arrays`` as NumPy arrays on the host: the paths with no device form (the sample-space Grams, the reduced
+    representations of a matrix) copy torch tensors here."""
+    if any(is_tensor(a) for a in arrays):
+        return check_paired(*arrays, check_finite=False)
+    return list(arrays)
+
+
+def _varies(A: Any) -> bool:
+    """Whether ``A`` holds two different values (an array's or a tensor's)."""
+    size = A.numel() if is_tensor(A) else A.size
+    return bool(size) and bool(A.max() != A.min())
 
 
 def _in_range(value: float) -> bool:
@@ -66,7 +100,7 @@ def statistics(
         largest = [float(np.max(np.diagonal(stats.block(k, k)))) for k in range(len(arrays))]
         # out of range, or zero although the values differ (squares that underflowed): rescale those
         bad = [k for k, v in enumerate(largest)
-               if not _in_range(v) or (v == 0.0 and arrays[k].size and arrays[k].max() != arrays[k].min())]
+               if not _in_range(v) or (v == 0.0 and _varies(arrays[k]))]
     except ValueError:  # sums that overflow float64, or NaN/Inf (the retry names them)
         bad = list(range(len(arrays)))
     if not bad:
