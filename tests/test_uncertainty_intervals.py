@@ -15,7 +15,7 @@ import ccalens
 from ccalens.core.null import SmallSampleWarning
 from ccalens.core.uncertainty import FEW_BLOCKS, FewBlocksWarning, bootstrap, bootstrap_difference
 from ccalens.core.uncertainty.intervals import widening
-from validation.coverage_study import coverage_cell, null_study, population
+from validation.coverage_study import Population, coverage_cell, null_study, population
 
 
 def reproducer() -> tuple[np.ndarray, np.ndarray, float]:
@@ -168,6 +168,25 @@ def test_population_values_match_a_large_sample() -> None:
         big = ccalens.MEASURES[measure](X, Y).score
         # the bias of these scores at this n is of order rank / n (and sqrt(rank / n) for zero directions)
         assert big == pytest.approx(pop.value(measure), abs=0.01)
+
+
+def test_population_svcca_is_cca_between_the_kept_principal_subspaces() -> None:
+    """A population whose third canonical pair lives on a direction of X with a tiny variance: SVCCA's rule (99%
+    of the sum of singular values) drops it, so the population SVCCA is the mean of the other canonical
+    correlations, not CCA's mean over all three; a large sample's SVCCA converges to it."""
+    rng = np.random.default_rng(5)
+    rotation = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    pop = Population(np.array([0.9, 0.6, 0.8]), np.diag([1.0, 1.0, 1e-3]) @ rotation, np.eye(3))
+    assert pop.value("cca") == pytest.approx(np.mean([0.9, 0.6, 0.8]), rel=1e-12)
+    assert pop.value("svcca") == pytest.approx(np.mean([0.9, 0.6]), rel=1e-12)
+    X, Y = pop.sample(200_000, np.random.default_rng(6))
+    sample = ccalens.svcca(X, Y)
+    assert (sample.rank_x, sample.rank_y) == (2, 3)
+    # the estimate's bias at this n is of order rank / n
+    assert sample.score == pytest.approx(pop.value("svcca"), abs=0.005)
+    # with every direction kept (a well-conditioned population) SVCCA's value is CCA's
+    even = population(6, 5, np.random.default_rng(2))
+    assert even.value("svcca") == pytest.approx(even.value("cca"), rel=1e-12)
 
 
 def binomial_tolerance(rate: float, reps: int) -> float:

@@ -9,7 +9,10 @@ to them; CKA and Procrustes are not, so their population values come from the co
 
 * CCA: ``mean(rho)`` over ``min(p, q)`` (zeros included);
 * linear CKA: ``||Sxy||_F^2 / (||Sxx||_F ||Syy||_F)`` (debiased linear CKA estimates the same value);
-* Procrustes: ``||Sxy||_* / sqrt(tr Sxx tr Syy)``.
+* Procrustes: ``||Sxy||_* / sqrt(tr Sxx tr Syy)``;
+* SVCCA: the mean canonical correlation between the population principal subspaces that SVCCA's default rule
+  keeps (the fewest top eigenvectors of ``Sxx``, resp. ``Syy``, whose singular values ``sqrt(eigenvalue)`` reach
+  99% of their sum), over the smaller kept count: the value the sample SVCCA converges to.
 
 For every cell (n, p, q), measure and interval method: the estimate's bias, the coverage of the nominal 95%
 interval and its mean width, for the default ``half_sampling`` and for ``basic``, ``percentile`` and ``bca`` (the
@@ -40,7 +43,7 @@ import scipy.stats
 import ccalens
 from ccalens.core.uncertainty.intervals import basic_bounds, percentile_bounds
 
-MEASURES = ("cca", "linear_cka", "debiased_linear_cka", "procrustes")
+MEASURES = ("cca", "svcca", "linear_cka", "debiased_linear_cka", "procrustes")
 METHODS = ("half_sampling", "basic", "percentile", "bca")
 KINDS = ("regular", "half-null")
 FULL_N = (200, 1000, 5000)
@@ -77,6 +80,10 @@ class Population:
             return float(np.sum(Sxy**2) / (np.linalg.norm(Sxx) * np.linalg.norm(Syy)))
         if measure == "procrustes":
             return float(np.linalg.svd(Sxy, compute_uv=False).sum() / np.sqrt(np.trace(Sxx) * np.trace(Syy)))
+        if measure == "svcca":
+            (Ux, lx), (Uy, ly) = _kept_principal(Sxx), _kept_principal(Syy)
+            between = (Ux.T @ Sxy @ Uy) / np.sqrt(np.outer(lx, ly))  # the kept coordinates, each of unit variance
+            return float(np.linalg.svd(between, compute_uv=False).mean())
         raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +93,19 @@ class Population:
         Zy = rng.standard_normal((n, self.q))
         Zy[:, :s] = Zx[:, :s] * self.rho + Zy[:, :s] * np.sqrt(1.0 - self.rho**2)
         return Zx @ self.Ax, Zy @ self.Ay
+
+
+def _kept_principal(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The principal directions ``U: (d, k)`` of a covariance ``S: (d, d)`` that SVCCA's default rule keeps, with
+    their variances ``(k,)``: the rule applied to ``sqrt(eigenvalue)``, which the centred data's singular values
+    estimate up to the common factor ``sqrt(n - 1)``."""
+    from ccalens.core.validation import DEFAULT_SVCCA_RULE
+
+    eigenvalues, U = np.linalg.eigh(S)
+    eigenvalues, U = eigenvalues[::-1], U[:, ::-1]
+    weights = DEFAULT_SVCCA_RULE.weights(np.sqrt(np.clip(eigenvalues, 0.0, None)))
+    k = DEFAULT_SVCCA_RULE.count(weights, float(weights.sum()))
+    return U[:, :k], eigenvalues[:k]
 
 
 def population(p: int, q: int, rng: np.random.Generator, kind: str = "half-null") -> Population:
