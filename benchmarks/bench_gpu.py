@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench_core import interleaved
 from ccalens.io import write_json
 
 PAIR_MEASURES = ("cca", "svcca", "pwcca", "linear_cka", "procrustes")
@@ -48,20 +49,18 @@ def _sync(device: Any) -> None:
 
 def interleaved_on(device: Any, fn: Callable[[], object], reference: Callable[[], object],
                    repeats: int) -> tuple[float, float]:
-    """Best times of ``fn`` and of ``reference``, run alternately ``repeats`` times each, synchronised."""
-    best_fn, best_ref = float("inf"), float("inf")
-    for _ in range(repeats):
-        for which in (reference, fn):
+    """:func:`benchmarks.bench_core.interleaved` of ``fn`` and ``reference``, each call ending with the device
+    synchronised (so a timing includes the queued device work, and the next call starts on an idle device)."""
+
+    def synced(call: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            call()
             _sync(device)
-            start = time.perf_counter()
-            which()
-            _sync(device)
-            elapsed = time.perf_counter() - start
-            if which is fn:
-                best_fn = min(best_fn, elapsed)
-            else:
-                best_ref = min(best_ref, elapsed)
-    return best_fn, best_ref
+
+        return run
+
+    _sync(device)
+    return interleaved(synced(fn), synced(reference), repeats)
 
 
 def peak_memory(device: Any, fn: Callable[[], object]) -> int | None:

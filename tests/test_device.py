@@ -157,8 +157,10 @@ def test_bad_tensors_are_named() -> None:
     # a tensor beside an array: both on the host, the same statistics
     mixed = SufficientStats.from_arrays(X, Y.numpy())
     np.testing.assert_allclose(mixed.comoment, SufficientStats.from_arrays(X, Y).comoment, rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match="sample counts differ: X: 10, Y: 9"):
+    with pytest.raises(ValueError, match="sample counts differ: X has 10, Y has 9"):
         MEASURES["cca"](X, Y[:9])
+    with pytest.raises(ValueError, match="must be on one device"):
+        SufficientStats.from_arrays(X, Y.to("meta"))
     with pytest.raises(ValueError, match="Y must be 2-D"):
         MEASURES["cca"](X, Y[:, 0])
     with pytest.raises(TypeError, match="X must be real-valued"):

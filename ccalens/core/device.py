@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .validation import check_sample_counts, check_shape
+
 __all__ = ["check_tensors", "column_ranges", "device_comoment", "first_row", "is_tensor", "leading_moments", "to_host"]
 
 #: dtypes a device batch may have (bool and integers are widened like NumPy's; complex is refused).
@@ -41,37 +43,21 @@ def to_host(tensor: Any) -> np.ndarray:
 
 
 def check_tensors(blocks: Sequence[Any], names: Sequence[str], *, min_samples: int = 1) -> list[Any]:
-    """Validate one batch of tensors of the same samples (2-D, real, on one device, equal sample counts, at least
-    one feature and ``min_samples`` rows), as :func:`~ccalens.core.validation.check_paired` does for arrays.
-    Non-finite values are found later, from the products' diagonal."""
-    if not all(is_tensor(b) for b in blocks):
-        kinds = ", ".join(f"{nm}: {type(b).__name__}" for b, nm in zip(blocks, names, strict=True))
-        raise TypeError(f"a batch must be all torch tensors or all arrays, got {kinds}")
+    """Validate one batch of tensors of the same samples (real, on one device; the shapes and sample counts by
+    :func:`~ccalens.core.validation.check_shape` and :func:`~ccalens.core.validation.check_sample_counts`, as
+    for arrays). Non-finite values are found later, from the products' diagonal."""
     devices = {str(b.device) for b in blocks}
     if len(devices) > 1:
         raise ValueError(f"the tensors of a batch must be on one device, got {sorted(devices)}")
-    out = []
     for b, nm in zip(blocks, names, strict=True):
         dtype = str(b.dtype)
         if dtype.startswith("torch.complex"):
             raise TypeError(f"{nm} must be real-valued, got dtype {dtype} (complex)")
         if not dtype.startswith(_REAL_PREFIXES):
             raise TypeError(f"{nm} must be a numeric tensor, got dtype {dtype}")
-        if b.ndim != 2:
-            hint = " (use ccalens.conv for conv maps, or reshape to (n_samples, n_features))" if b.ndim > 2 else ""
-            raise ValueError(f"{nm} must be 2-D (n_samples, n_features), got shape {tuple(b.shape)}{hint}")
-        if b.shape[1] == 0:
-            raise ValueError(f"{nm} has no features (shape {tuple(b.shape)})")
-        if b.shape[0] < min_samples:
-            raise ValueError(f"{nm} needs at least {min_samples} samples, got {b.shape[0]}")
-        out.append(b.detach())
-    counts = {nm: int(b.shape[0]) for b, nm in zip(out, names, strict=True)}
-    if len(set(counts.values())) > 1:
-        desc = ", ".join(f"{nm}: {c}" for nm, c in counts.items())
-        raise ValueError(
-            f"all representations must hold the same samples in the same order, but the sample counts differ: {desc}"
-        )
-    return out
+        check_shape(tuple(b.shape), nm, min_samples)
+    check_sample_counts({nm: int(b.shape[0]) for b, nm in zip(blocks, names, strict=True)})
+    return [b.detach() for b in blocks]
 
 
 def first_row(blocks: Sequence[Any]) -> np.ndarray:

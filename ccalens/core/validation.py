@@ -73,14 +73,7 @@ def check_features(
         raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype} (complex)")
     if arr.dtype.kind not in _FLOAT_KINDS:
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        hint = " (use ccalens.conv for conv maps, or reshape to (n_samples, n_features))" if arr.ndim > 2 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
-    n, d = arr.shape
-    if d == 0:
-        raise ValueError(f"{name} has no features (shape {arr.shape})")
-    if n < min_samples:
-        raise ValueError(f"{name} needs at least {min_samples} samples, got {n}")
+    check_shape(arr.shape, name, min_samples)
     if check_finite and arr.dtype.kind == "f":
         finite = np.isfinite(arr)
         if not finite.all():
@@ -115,13 +108,32 @@ def check_paired(
         for a, nm in zip(arrays, names, strict=True)
     ]
     counts = {nm: a.shape[0] for a, nm in zip(checked, names, strict=True)}
+    check_sample_counts(counts)
+    return checked
+
+
+def check_shape(shape: tuple[int, ...], name: str, min_samples: int) -> None:
+    """``shape`` is that of a feature matrix ``(n_samples, n_features)`` with a feature and ``min_samples`` rows
+    (an array's or a tensor's); else ``ValueError`` naming ``name``."""
+    shape = tuple(int(v) for v in shape)
+    if len(shape) != 2:
+        hint = " (use ccalens.conv for conv maps, or reshape to (n_samples, n_features))" if len(shape) > 2 else ""
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {shape}{hint}")
+    n, d = shape
+    if d == 0:
+        raise ValueError(f"{name} has no features (shape {shape})")
+    if n < min_samples:
+        raise ValueError(f"{name} needs at least {min_samples} samples, got {n}")
+
+
+def check_sample_counts(counts: dict[str, int]) -> None:
+    """The representations named in ``counts`` (name -> samples) hold the same number of samples."""
     if len(set(counts.values())) > 1:
         desc = ", ".join(f"{nm} has {c}" for nm, c in counts.items())
         raise ValueError(
             f"all representations must hold the same samples in the same order, but the sample counts "
             f"differ: {desc}"
         )
-    return checked
 
 
 def default_names(count: int) -> tuple[str, ...]:

@@ -58,13 +58,13 @@ def unit_scale(A: Any) -> Any:
     return np.ldexp(A.astype(np.float64), exponent)
 
 
-def checked_data(arrays: Sequence[Any], *, check_finite: bool = False) -> list[Any]:
+def checked_data(arrays: Sequence[Any]) -> list[Any]:
     """The data of a statistics measure, validated: torch tensors stay on their device (their co-moments are
     multiplied there, :mod:`ccalens.core.device`; NaN/Inf are found from the products), anything else becomes
     NumPy arrays (:func:`~ccalens.core.validation.check_paired`)."""
     if all(is_tensor(a) for a in arrays):  # tensors mixed with arrays all go to the host
         return check_tensors(arrays, default_names(len(arrays)), min_samples=2)
-    return check_paired(*arrays, check_finite=check_finite)
+    return check_paired(*arrays, check_finite=False)
 
 
 def host_data(arrays: Sequence[Any]) -> list[np.ndarray]:
