@@ -36,14 +36,15 @@ def _tolerance(measure: str, X: np.ndarray, Y: np.ndarray) -> float:
 
 
 @contextlib.contextmanager
-def no_host_copy_of(*n_rows: int):
+def no_host_copy_of(*n_rows: int, allow: tuple[tuple[int, int], ...] = ()):
     """Fail if a 2-D tensor with one of ``n_rows`` rows (the activations) reaches NumPy: ``.numpy()`` and
-    ``__array__`` raise for it (the (d, d) products and (d,) sums still may)."""
+    ``__array__`` raise for it (the (d, d) products and (d,) sums still may, and the shapes in ``allow``, e.g. an
+    (n, n) Gram)."""
     numpy_method, array_method = torch.Tensor.numpy, torch.Tensor.__array__
 
     def guarded(method):
         def call(self, *args, **kwargs):
-            if self.ndim == 2 and self.shape[0] in n_rows:
+            if self.ndim == 2 and self.shape[0] in n_rows and tuple(self.shape) not in allow:
                 raise AssertionError(f"activations of shape {tuple(self.shape)} copied to the host")
             return method(self, *args, **kwargs)
 
@@ -72,11 +73,47 @@ def test_tensor_input_equals_numpy_input_on_the_degenerate_corpus(measure: str, 
     assert got.details.get("plan", {}).get("method", "primal") == "primal"
 
 
-def test_wide_tensors_take_the_sample_space_path_on_the_host() -> None:
+@pytest.mark.parametrize("case", list(CORPUS))
+@pytest.mark.parametrize("measure", STATS_MEASURES)
+def test_sample_space_path_multiplies_the_grams_on_the_device(measure: str, case: str) -> None:
+    """The Gram (dual) path of tensors: Grams and PWCCA's loadings multiplied on the device, only the (n, n) Grams
+    and small results on the host; the NumPy Gram path's score, ranks and plan."""
+    X, Y = CORPUS[case]
+    n = X.shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = MEASURES[measure](X, Y, method="dual")
+        with no_host_copy_of(n, allow=((n, n),)):
+            got = MEASURES[measure](torch.from_numpy(X), torch.from_numpy(Y), method="dual")
+    assert got.details["plan"]["method"] == "dual"
+    assert abs(got.score - expected.score) <= _tolerance(measure, X, Y), (got.score, expected.score)
+    assert (got.rank_x, got.rank_y) == (expected.rank_x, expected.rank_y)
+
+
+@pytest.mark.parametrize("case", list(CORPUS))
+@pytest.mark.parametrize("measure", STATS_MEASURES)
+def test_prepared_matrix_reduces_each_tensor_on_its_device(measure: str, case: str) -> None:
+    """similarity_matrix with each representation prepared once (the many-layers path, forced by a tiny budget):
+    coordinates formed and kept on the device, each pair one product there; the NumPy matrix within tolerance."""
+    X, Y = CORPUS[case]
+    n = X.shape[0]
+    reps = [X, Y, X[:, :3] + Y[:, :3]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = similarity_matrix(reps, measure, memory_budget=1)
+        with no_host_copy_of(n, allow=((n, n),)):
+            got = similarity_matrix([torch.from_numpy(r) for r in reps], measure, memory_budget=1)
+    assert got.details["plan"]["method"] == expected.details["plan"]["method"] == "prepared"
+    tolerance = max(_tolerance(measure, a, b) for a in reps for b in reps)
+    np.testing.assert_allclose(got.scores, expected.scores, rtol=0, atol=tolerance)
+
+
+def test_wide_tensors_take_the_sample_space_path() -> None:
     X, Y = CORPUS["n <= d"]
     for measure in ("cca", "linear_cka"):
         expected = MEASURES[measure](X, Y).score
-        got = MEASURES[measure](torch.from_numpy(X), torch.from_numpy(Y))
+        with no_host_copy_of(X.shape[0], allow=((X.shape[0], X.shape[0]),)):
+            got = MEASURES[measure](torch.from_numpy(X), torch.from_numpy(Y))
         assert got.details["plan"]["method"] == "dual"
         assert got.score == pytest.approx(expected, abs=_tolerance(measure, X, Y))
 
@@ -152,8 +189,8 @@ def test_bad_tensors_are_named() -> None:
     Y = torch.randn((10, 2), dtype=torch.float64)
     bad = X.clone()
     bad[4, 1] = float("nan")
-    with pytest.raises(ValueError, match="X contains 1 NaN/Inf"):
-        MEASURES["cca"](bad, Y)
+    with pytest.raises(ValueError, match=r"X contains 1 NaN/Inf value.* sample 4, feature 1"), no_host_copy_of(10):
+        MEASURES["cca"](bad, Y)  # found and named by a reduction on the device
     # a tensor beside an array: both on the host, the same statistics
     mixed = SufficientStats.from_arrays(X, Y.numpy())
     np.testing.assert_allclose(mixed.comoment, SufficientStats.from_arrays(X, Y).comoment, rtol=1e-12, atol=1e-12)

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .dual import Gram, SampleBasis, centred_gram, centred_rows, small_offsets
+from . import device
+from .dual import Gram, SampleBasis, centred_gram, centred_rows, gram_block_columns, small_offsets
 from .plan import check_memory_budget, plan_stream_groups
 from .stats import SufficientStats
 from .whitening import Whitening
@@ -74,7 +75,7 @@ class Reduction:
 
     @property
     def nbytes(self) -> int:
-        return 0 if self._coords is None else int(self._coords.nbytes)
+        return 0 if self._coords is None else device.nbytes(self._coords)
 
     def coords(self) -> np.ndarray:
         """``R: (n, r)``: kept if :meth:`keep` was called, else computed now (and not kept)."""
@@ -150,6 +151,9 @@ def reduce_representation(
     nothing is copied when the offsets are small (each pair is then ``X_i' X_j - n m_i m_j'``, one GEMM on the data
     as they are), else the centred data; on the sample-space path ``U diag(s)`` from the Gram.
     """
+    if device.is_tensor(X):
+        return _reduce_tensor(X, kind, name=name, dual=dual, primal_whitening=primal_whitening,
+                              dual_basis=dual_basis, standardize=standardize, loadings=loadings)
     n, d = X.shape
     if dual:
         gram = centred_gram(X, name=name, standardize=standardize and kind == "whitened")
@@ -186,6 +190,52 @@ def reduce_representation(
                      self_norm=float(np.linalg.norm(co)), trace=float(np.trace(co)))
 
 
+def _reduce_tensor(
+    X: Any,
+    kind: str,
+    *,
+    name: str,
+    dual: bool,
+    primal_whitening: Callable[[np.ndarray], Whitening] | None,
+    dual_basis: Callable[[Gram], SampleBasis] | None,
+    standardize: bool,
+    loadings: bool,
+) -> Reduction:
+    """:func:`reduce_representation` of a torch tensor: its Gram or co-moment and its coordinates are multiplied on
+    its device and the coordinates stay there (each pair is then one product on the device); the small
+    eigendecompositions run on the host."""
+    n, d = (int(v) for v in X.shape)
+    device.check_finite_tensors([X], (name,))
+    if dual:
+        standardized = standardize and kind == "whitened"
+        K, mean, scale = device.device_gram(X, standardize=standardized, columns=gram_block_columns(n))
+        if not np.isfinite(K).all():
+            raise ValueError(f"{name} has values whose products overflow float64; rescale it")
+        gram = Gram(matrix=K, mean=mean, scale=scale, n_features=d, standardized=standardized)
+        if kind == "whitened":
+            assert dual_basis is not None
+            basis = dual_basis(gram)
+            left = device.from_host(basis.left * np.sqrt(n - 1.0), X)
+            return Reduction(name, kind, basis.rank, d, n, "dual", make=lambda: left, basis=basis, mean=mean)
+        self_norm, trace = float(np.linalg.norm(K)), float(np.trace(K))
+        plain = SampleBasis.from_gram(gram, tol=0.0, name=name, overwrite=True)
+        coords = device.from_host(plain.left * plain.singular_values, X)
+        return Reduction(name, kind, plain.rank, d, n, "dual", make=lambda: coords, self_norm=self_norm, trace=trace)
+    stats = SufficientStats.from_arrays(X, names=(name,))  # the co-moment multiplied on the device
+    mean = stats.means(0).copy()
+    if kind == "whitened":
+        assert primal_whitening is not None
+        w = primal_whitening(stats.covariance(0))
+        W = np.ascontiguousarray(w.whitener)
+        spectrum = replace(w, eigenvectors=np.zeros((0, w.rank)))
+        return Reduction(name, kind, w.rank, d, n, "primal", make=lambda: device.project_centred(X, mean, W),
+                         loadings_basis=np.ascontiguousarray(w.dewhitener) if loadings else None, whitening=spectrum,
+                         mean=mean)
+    coords = device.project_centred(X, mean, None)
+    self_norm, trace = device.gram_norms(coords)
+    return Reduction(name, kind, d, d, n, "primal", make=lambda: coords, self_norm=self_norm, trace=trace)
+
+
 class ReducedPairs:
     """Pairs of prepared representations: keeps reductions while they fit ``memory_budget`` bytes."""
 
@@ -209,6 +259,8 @@ class ReducedPairs:
         b = a if i == j else rj.coords()
         if ri.raw != rj.raw:  # one side centred: centre the other (a copy for this pair only)
             a, b = (ri.centred() if ri.raw else a), (rj.centred() if rj.raw else b)
+        if device.is_tensor(a):  # coordinates on a device: the product there, (r_i, r_j) to the host
+            return device.matmul_to_host(a.T, b)
         out = (a.T @ b).astype(np.float64, copy=False)
         if ri.raw and rj.raw:
             assert ri.mean is not None and rj.mean is not None

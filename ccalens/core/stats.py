@@ -43,7 +43,7 @@ from .comoments import (
     provisional_offset,
     shifted_comoment,
 )
-from .device import check_tensors, device_comoment, is_tensor
+from .device import check_finite_tensors, check_tensors, device_comoment, is_tensor
 from .device import first_row as device_first_row
 from .validation import check_paired, default_names
 
@@ -183,7 +183,10 @@ class SufficientStats:
         shifted_mean = sums / n_b
         bad = ~np.isfinite(np.diag(comoment)) | ~np.isfinite(shifted_mean)
         if bad.any():
-            check_paired(*blocks, names=tuple(names), min_samples=1)
+            if is_tensor(blocks[0]):  # reduced on the device: only the first bad entry is read
+                check_finite_tensors(blocks, tuple(names))
+            else:
+                check_paired(*blocks, names=tuple(names), min_samples=1)
             raise ValueError(
                 f"{self._culprit(bad, names)} has values too large: their squares overflow float64 (rescale the "
                 "features)"

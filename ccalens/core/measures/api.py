@@ -19,7 +19,7 @@ from ..stats import SufficientStats
 from ..validation import SVCCA_THRESHOLD, check_paired
 from ..whitening import DEFAULT_TOL
 from .definitions import REGISTRY, STATS_MEASURES, Measure, check_measure, check_options
-from .sides import GramPair, checked_data, host_data, statistics, statistics_pairs, unit_scale
+from .sides import GramPair, checked_data, statistics, statistics_pairs, unit_scale
 
 Keep = Literal["singular_values", "variance"]
 Method = Literal["auto", "primal", "dual"]
@@ -146,7 +146,7 @@ def _measure(
         assert data is not None
         plan = _plan([spec], data, method, budget)
         if plan.method == "dual":
-            return with_plan(spec.finish(GramPair(spec, *host_data(data), opts), **opts), plan)
+            return with_plan(spec.finish(GramPair(spec, *data, opts), **opts), plan)  # tensors: Grams on device
         stats, _ = statistics(data, second_moments_only=_second_moments_only([spec]))
     elif method == "dual":
         raise ValueError("method='dual' needs the data X and Y (statistics hold the feature-space co-moments only)")
@@ -326,7 +326,6 @@ def compare(
         method, budget = plans[stats_measures[0]][:2]
         plan = _plan(specs, data, method, budget)
         if plan.method == "dual":
-            data = tuple(host_data(data))
             for m, spec in zip(stats_measures, specs, strict=True):
                 assert spec.finish is not None
                 out[m] = with_plan(spec.finish(GramPair(spec, *data, per_measure[m]), **per_measure[m]), plan)

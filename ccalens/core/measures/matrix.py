@@ -23,7 +23,6 @@ from .sides import (
     StatisticsPair,
     check_comoment,
     checked_data,
-    host_data,
     prepare_all,
     statistics,
     unit_scale,
@@ -87,9 +86,8 @@ def similarity_matrix(
         plan = planner.plan_matrix(n, widths, n_pairs=None if pairs is None else len(pairs), method=method,
                                    memory_budget=budget_option)
         budget = plan.memory_budget
-        if plan.method == "prepared":
+        if plan.method == "prepared":  # tensors: reduced on their device, each pair one product there
             stats = None
-            arrays = host_data(arrays)
         else:
             stats, arrays = statistics(arrays, second_moments_only=spec.needs == {"gram"})
     if names is None:

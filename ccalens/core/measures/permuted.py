@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..device import cross_product, right_multiply
 from ..stats import SufficientStats
 from ..whitening import DEFAULT_TOL
 from .definitions import Measure
@@ -20,11 +21,12 @@ class PermutedPair:
     """``(X, Y[perm])`` for any permutation of Y's rows: each side whitened once from the unpermuted statistics
     (whose Sxx, Syy and means a permutation does not change), so a pairing costs ``Zx' Zy[perm]`` and one small
     eigenproblem. For the measures that need only whitenings (the correlation measures); call :meth:`permute`
-    before finishing."""
+    before finishing. ``Xc: (n, p)``, ``Yc: (n, q)``: the centred data, float64 arrays or tensors on one device
+    (the whitened data and each pairing's product then stay there)."""
 
     same = False
 
-    def __init__(self, measure: Measure, stats: SufficientStats, Xc: np.ndarray, Yc: np.ndarray,
+    def __init__(self, measure: Measure, stats: SufficientStats, Xc: Any, Yc: Any,
                  options: dict[str, Any]) -> None:
         if not measure.needs <= {"whitening", "principal", "loadings"}:
             raise ValueError(f"{measure.name} is not a function of the whitened data alone")
@@ -34,14 +36,14 @@ class PermutedPair:
         self.px, self.py = Prepared(stats, 0, tol), Prepared(stats, 1, tol)
         scale = 1.0 / math.sqrt(self.n_samples - 1.0)
         self.wx, self.wy = self.px.whitening(self.rule), self.py.whitening(self.rule)
-        self.Zx = Xc @ self.wx.whitener * scale
-        self.Zy = Yc @ self.wy.whitener * scale
+        self.Zx = right_multiply(Xc, self.wx.whitener * scale)  # on the device of torch data
+        self.Zy = right_multiply(Yc, self.wy.whitener * scale)
         self._full = (self.px.full, self.py.full) if "loadings" in measure.needs else None
         self.M: np.ndarray | None = None
 
     def permute(self, perm: np.ndarray) -> PermutedPair:
         """This pair with Y's rows in the order ``perm``: the whitened cross-covariance ``(rank_x, rank_y)``."""
-        self.M = self.Zx.T @ self.Zy[perm]
+        self.M = cross_product(self.Zx, self.Zy, perm)
         return self
 
     def ranks(self, rule: Rule) -> tuple[int, int]:

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import dual
+from .. import device, dual
+from ..device import is_tensor
 from ..linalg import principal_whitening
 from ..many import ReducedPairs, Reduction, reduce_representation
 from ..whitening import DEFAULT_TOL, Whitening, whiten
@@ -88,7 +89,12 @@ class ReducedPair:
             projections = own.loadings_basis @ U
         else:
             assert own.basis is not None and own.mean is not None
-            projections = dual.feature_loadings(data, own.mean, own.basis.left @ U) / math.sqrt(self.n_samples - 1.0)
+            H = own.basis.left @ U
+            if is_tensor(data):
+                products = device.feature_products(data, own.mean, H, columns=dual.gram_block_columns(self.n_samples))
+            else:
+                products = dual.feature_loadings(data, own.mean, H)
+            projections = products / math.sqrt(self.n_samples - 1.0)
         return np.sqrt(squared[: min(W.shape)]), squared, projections
 
     def self_norms(self) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import dual, gram_tiles
+from .. import device, dual, gram_tiles
 from ..device import check_tensors, is_tensor
 from ..linalg import canonical_correlations, principal_whitening
 from ..stats import SufficientStats, second_moment_statistics
@@ -65,14 +65,6 @@ def checked_data(arrays: Sequence[Any]) -> list[Any]:
     if all(is_tensor(a) for a in arrays):  # tensors mixed with arrays all go to the host
         return check_tensors(arrays, default_names(len(arrays)), min_samples=2)
     return check_paired(*arrays, check_finite=False)
-
-
-def host_data(arrays: Sequence[Any]) -> list[np.ndarray]:
-    """``arrays`` as NumPy arrays on the host: the paths with no device form (the sample-space Grams, the reduced
-    representations of a matrix) copy torch tensors here."""
-    if any(is_tensor(a) for a in arrays):
-        return check_paired(*arrays, check_finite=False)
-    return list(arrays)
 
 
 def _varies(A: Any) -> bool:
@@ -280,8 +272,14 @@ class GramPair:
 
     same = False
 
-    def __init__(self, measure: Measure, X: np.ndarray, Y: np.ndarray, options: dict[str, Any]) -> None:
-        self.n_samples = X.shape[0]
+    def __init__(self, measure: Measure, X: Any, Y: Any, options: dict[str, Any]) -> None:
+        """``X: (n, p)``, ``Y: (n, q)``: NumPy arrays, or torch tensors validated by :func:`checked_data`, whose
+        Grams (and PWCCA's loadings) are then multiplied on their device, only ``(n, n)`` Grams and ``(d, k)``
+        loadings coming to the host."""
+        self.on_device = is_tensor(X)
+        if self.on_device:
+            device.check_finite_tensors([X, Y], ("X", "Y"))
+        self.n_samples = int(X.shape[0])
         self.rule = measure.rule(options)
         self._parts: tuple[float, float, float] | None = None
         if "gram" in measure.needs:  # tiles of both Grams, never a whole one
@@ -290,32 +288,45 @@ class GramPair:
         self.standardize = STANDARDIZE_CCA_CUT and measure.standardize()
         # float32 input: float32 bases for the correlations (PWCCA's tie groups need float64 ones)
         loadings = "loadings" in measure.needs
-        self.storage = np.float32 if X.dtype == Y.dtype == np.float32 and not loadings else np.float64
+        float32 = str(X.dtype) == str(Y.dtype) in ("float32", "torch.float32")
+        self.storage = np.float32 if float32 and not loadings else np.float64
         cut = options.get("tol", DEFAULT_TOL) if measure.needs & {"whitening", "principal"} else 0.0
         self.bx, self.trace_x, self.mean_x, self.X = self._basis(X, "X", cut)
         self.by, self.trace_y, self.mean_y, self.Y = self._basis(Y, "Y", cut)
 
-    @staticmethod
-    def _tiled(X: np.ndarray, Y: np.ndarray) -> tuple[float, float, float]:
+    def _tiled(self, X: Any, Y: Any) -> tuple[float, float, float]:
+        parts = gram_tiles.linear_cka_tiled_parts
+        if self.on_device:
+            columns = dual.gram_block_columns(self.n_samples)
+            parts = lambda X, Y: device.device_gram_parts(X, Y, columns=columns)  # noqa: E731
         try:
-            return gram_tiles.linear_cka_tiled_parts(X, Y)
+            return parts(X, Y)
         except ValueError as err:  # products beyond the float range: once more on power-of-two rescaled data
             if "overflow" not in str(err) and "no variance" not in str(err):
                 raise
-            return gram_tiles.linear_cka_tiled_parts(unit_scale(X), unit_scale(Y))
+            return parts(unit_scale(X), unit_scale(Y))
 
     def _gram(self, A: np.ndarray, label: str) -> tuple[dual.Gram, np.ndarray]:
         """The centred Gram of ``A``; of ``A`` rescaled by a power of two when its magnitude calls for it (checked
         on the Gram's trace, so no extra pass over the data in the common case)."""
         try:
-            g = dual.centred_gram(A, name=label, standardize=self.standardize)
+            g = self._centred_gram(A, label)
             trace = g.trace
-            if _in_range(trace) and (trace > 0.0 or A.max() == A.min()):
+            if _in_range(trace) and (trace > 0.0 or not _varies(A)):
                 return g, A
         except ValueError:  # products that overflow float64 (or NaN/Inf: the retry names them)
             pass
         A = unit_scale(A)
-        return dual.centred_gram(A, name=label, standardize=self.standardize), A
+        return self._centred_gram(A, label), A
+
+    def _centred_gram(self, A: Any, label: str) -> dual.Gram:
+        if not self.on_device:
+            return dual.centred_gram(A, name=label, standardize=self.standardize)
+        K, mean, scale = device.device_gram(A, standardize=self.standardize,
+                                            columns=dual.gram_block_columns(self.n_samples))
+        if not (np.isfinite(mean).all() and np.isfinite(K).all()):
+            raise ValueError(f"{label} has values whose products overflow float64; rescale it")
+        return dual.Gram(matrix=K, mean=mean, scale=scale, n_features=int(A.shape[1]), standardized=self.standardize)
 
     def _basis(self, A: np.ndarray, label: str, cut: float) -> tuple[dual.SampleBasis, float, np.ndarray, np.ndarray]:
         """One side at a time, its Gram destroyed by the eigensolver: ``(basis, trace, mean, data used)``."""
@@ -351,7 +362,11 @@ class GramPair:
         squared = np.clip(vals[::-1], 0.0, 1.0)
         rho = np.sqrt(squared[: min(M.shape)])
         variates = own.left @ vecs[:, ::-1]  # unit-norm; unit variance after * sqrt(n - 1)
-        return rho, squared, dual.feature_loadings(data, mean, variates) / math.sqrt(self.n_samples - 1.0)
+        if self.on_device:
+            loadings = device.feature_products(data, mean, variates, columns=dual.gram_block_columns(self.n_samples))
+        else:
+            loadings = dual.feature_loadings(data, mean, variates)
+        return rho, squared, loadings / math.sqrt(self.n_samples - 1.0)
 
     def self_norms(self) -> tuple[float, float]:
         assert self._parts is not None

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg
 
+from .. import device
 from ..stats import SufficientStats
+from ..validation import check_paired, default_names
 
 #: Default number of blocks: enough for the block bootstrap to be close to the i.i.d. one.
 DEFAULT_BLOCKS = 256
@@ -42,7 +44,8 @@ class Blocks:
 
     ``counts: (B,)`` samples per block; ``center: (D,)`` global mean g; ``offsets: (B, D)`` m_b - g;
     ``packed: (B, T)`` lower triangles of R_b (row by row) (T = D (D + 1) / 2), or None when ``data`` is used instead:
-    ``data: (n, D)`` float64 data minus g with ``row_block: (n,)`` the block of each row.
+    ``data: (n, D)`` float64 data minus g (a NumPy array, or a torch tensor on its device) with ``row_block: (n,)``
+    the block of each row.
     """
 
     sizes: tuple[int, ...]
@@ -50,7 +53,7 @@ class Blocks:
     center: np.ndarray
     offsets: np.ndarray
     packed: np.ndarray | None = None
-    data: np.ndarray | None = None
+    data: Any = None
     row_block: np.ndarray | None = None
 
     @property
@@ -82,6 +85,9 @@ class Blocks:
                 flat = S.reshape(-1)
                 flat[lower] = merged[k]
                 flat[mirror] = merged[k]
+            elif device.is_tensor(self.data):  # torch data: the product on its device, (D, D) to the host
+                assert self.row_block is not None
+                S = device.weighted_products(self.data, weights[k][self.row_block])
             else:
                 assert self.data is not None and self.row_block is not None
                 S = (self.data.T * weights[k][self.row_block]) @ self.data
@@ -132,10 +138,45 @@ def _pack_products(rows: np.ndarray, out: np.ndarray) -> None:
     _pack_lower(product.T, out)
 
 
+def checked_arrays(arrays: Sequence[Any]) -> list[Any]:
+    """The data of a resampling method, validated: torch tensors (all of them) stay on their device, checked there
+    (shapes, sample counts, NaN/Inf: :mod:`ccalens.core.device`); anything else becomes NumPy arrays
+    (:func:`~ccalens.core.validation.check_paired`)."""
+    if arrays and all(device.is_tensor(a) for a in arrays):
+        names = default_names(len(arrays))
+        tensors = device.check_tensors(arrays, names, min_samples=2)
+        device.check_finite_tensors(tensors, names)
+        return tensors
+    return check_paired(*arrays)
+
+
+def _blocks_from_tensors(tensors: Sequence[Any], order: np.ndarray, bounds: np.ndarray, *, packed: bool) -> Blocks:
+    """:func:`_blocks_from_arrays` of torch tensors: the rows' products on their device, only ``(D, D)`` block
+    products (or, unpacked, nothing until a replicate's weighted product) come to the host."""
+    sizes = tuple(int(t.shape[1]) for t in tensors)
+    center = device.column_means(tensors)
+    B, D = bounds.shape[0] - 1, sum(sizes)
+    counts = np.diff(bounds).astype(np.float64)
+    offsets = np.empty((B, D))
+    if not packed:
+        data = device.centred_rows(tensors, order, center)
+        for b in range(B):
+            offsets[b] = device.to_host(data[bounds[b] : bounds[b + 1]].mean(dim=0))
+        return Blocks(sizes, counts, center, offsets, data=data, row_block=np.repeat(np.arange(B), np.diff(bounds)))
+    R = np.empty((B, D * (D + 1) // 2))
+    for b in range(B):
+        offsets[b], product = device.block_products(tensors, order[bounds[b] : bounds[b + 1]], center)
+        _pack_lower(product, R[b])  # about g: C_b + n_b (m_b - g)(m_b - g)'
+    return Blocks(sizes, counts, center, offsets, packed=R)
+
+
 def _blocks_from_arrays(
-    arrays: Sequence[np.ndarray], order: np.ndarray, bounds: np.ndarray, *, packed: bool
+    arrays: Sequence[Any], order: np.ndarray, bounds: np.ndarray, *, packed: bool
 ) -> Blocks:
-    """Block statistics of ``arrays`` (same rows), blocks ``order[bounds[b]:bounds[b + 1]]``."""
+    """Block statistics of ``arrays`` (same rows; NumPy arrays, or torch tensors from :func:`checked_arrays`),
+    blocks ``order[bounds[b]:bounds[b + 1]]``."""
+    if device.is_tensor(arrays[0]):
+        return _blocks_from_tensors(arrays, order, bounds, packed=packed)
     sizes = tuple(int(a.shape[1]) for a in arrays)
     n = arrays[0].shape[0]
     center = np.concatenate([a.mean(axis=0, dtype=np.float64) for a in arrays])

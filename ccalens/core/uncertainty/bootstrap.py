@@ -32,7 +32,15 @@ import numpy as np
 from ..measures.definitions import REGISTRY
 from ..stats import SufficientStats
 from ..validation import check_paired
-from .blocks import Blocks, Partition, _blocks_from_arrays, _blocks_from_stats, _fits_packed, _partition
+from .blocks import (
+    Blocks,
+    Partition,
+    _blocks_from_arrays,
+    _blocks_from_stats,
+    _fits_packed,
+    _partition,
+    checked_arrays,
+)
 from .edge import edge_cells_note, edge_interval, edge_note, edge_values, uses_edge
 from .intervals import (
     DEFAULT_METHOD,
@@ -223,7 +231,8 @@ def bootstrap(
         return from_blocks(_blocks_from_stats(blocks, [i, j]), None, "block statistics")
     if X is None or Y is None:
         raise ValueError("X and Y are required when blocks is not given")
-    X, Y = check_paired(X, Y)
+    # measures without a statistics path recompute from the rows, on the host; the others keep tensors on their device
+    X, Y = checked_arrays([X, Y]) if has_stats else check_paired(X, Y)
     n = X.shape[0]
     order, bnds = _partition(n, block_size, partition, rng, X.shape[1] + Y.shape[1])
     largest = int(np.diff(bnds).max())
@@ -301,7 +310,7 @@ def bootstrap_matrix(
     else:
         if representations is None or len(representations) < 2:
             raise ValueError("representations must hold at least 2 arrays of the same samples")
-        arrays = check_paired(*representations)
+        arrays = checked_arrays(representations)
         width = sum(a.shape[1] for a in arrays)
         order, bnds = _partition(arrays[0].shape[0], block_size, partition, rng, width)
         blk = _blocks_from_arrays(arrays, order, bnds, packed=_fits_packed(bnds.shape[0] - 1, width))

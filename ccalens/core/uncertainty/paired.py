@@ -16,8 +16,7 @@ import numpy as np
 import scipy.stats
 
 from ..stats import SufficientStats
-from ..validation import check_paired
-from .blocks import Partition, _blocks_from_arrays, _fits_packed, _partition
+from .blocks import Partition, _blocks_from_arrays, _fits_packed, _partition, checked_arrays
 from .bootstrap import bootstrap_engine, effective_blocks, measure_function, validate_common, warn_few_blocks
 from .intervals import DEFAULT_METHOD
 from .results import DifferenceResult
@@ -80,7 +79,7 @@ def bootstrap_difference(
             arrays.append(a)
             found = len(arrays) - 1
         index.append(found)
-    checked = check_paired(*arrays)
+    checked = checked_arrays(arrays)
     rng = np.random.default_rng(seed)
     width = sum(a.shape[1] for a in checked)
     order, bnds = _partition(checked[0].shape[0], block_size, partition, rng, width)

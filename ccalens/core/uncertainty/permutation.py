@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..device import centred_rows, cross_product, is_tensor
 from ..stats import SufficientStats
 from ..validation import check_paired
+from .blocks import checked_arrays
 from .bootstrap import measure_function
 from .replicates import gathered_warnings
 from .results import PermutationTestResult
@@ -24,7 +26,7 @@ from .results import PermutationTestResult
 __all__ = ["permutation_test"]
 
 def _whitened_null(
-    measure: str, stats: SufficientStats, Xc: np.ndarray, Yc: np.ndarray, options: dict[str, Any]
+    measure: str, stats: SufficientStats, Xc: Any, Yc: Any, options: dict[str, Any]
 ) -> Callable[[np.ndarray], tuple[float, float]] | None:
     """``perm -> (score, mean rho)`` of the measure on the pairing ``(X, Y[perm])``, each side whitened once
     (:class:`~ccalens.core.measures.sides.PermutedPair`), or None where the measure needs more than whitened data
@@ -47,6 +49,11 @@ def _whitened_null(
         return float(res.score), float(res.mean_rho)
 
     return null
+
+
+def _centred(A: Any, mean: np.ndarray) -> Any:
+    """``A - mean`` in float64, where ``A`` lives."""
+    return centred_rows([A], None, mean) if is_tensor(A) else np.asarray(A, dtype=np.float64) - mean
 
 
 def _pvalue(null: np.ndarray, observed: float, alternative: str) -> float:
@@ -82,7 +89,9 @@ def permutation_test(
     if alternative not in ("greater", "less", "two-sided"):
         raise ValueError(f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}")
     fn, has_stats = measure_function(measure)
-    X, Y = check_paired(X, Y)
+    # measures without a statistics path recompute from permuted rows, on the host; the others keep tensors on
+    # their device: each permutation is then one product there and a small result on the host
+    X, Y = checked_arrays([X, Y]) if has_stats else check_paired(X, Y)
     rng = np.random.default_rng(seed)
     n = X.shape[0]
     options = dict(measure_options)
@@ -101,8 +110,7 @@ def permutation_test(
         else:
             stats = SufficientStats.from_arrays(X, Y)
             observed = fn(stats=stats, **options)
-            Xc = np.asarray(X, dtype=np.float64) - stats.means(0)
-            Yc = np.asarray(Y, dtype=np.float64) - stats.means(1)
+            Xc, Yc = _centred(X, stats.means(0)), _centred(Y, stats.means(1))
             fast = _whitened_null(measure, stats, Xc, Yc, options)
             if fast is not None and not np.isclose(fast(np.arange(n))[0], observed.score, rtol=1e-8, atol=1e-10):
                 fast = None  # the measure computes something the fast path does not reproduce: use the general path
@@ -115,7 +123,7 @@ def permutation_test(
                 p = X.shape[1]
                 assert stats.comoment is not None
                 for k in range(n_permutations):
-                    cross = Xc.T @ Yc[rng.permutation(n)]
+                    cross = cross_product(Xc, Yc, rng.permutation(n))
                     comoment = stats.comoment.copy()
                     comoment[:p, p:] = cross
                     comoment[p:, :p] = cross.T
